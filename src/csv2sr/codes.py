@@ -1,0 +1,131 @@
+"""Every coded concept csv2sr writes or recognises: the one table.
+
+Codes are taken from pydicom's generated tables (``pydicom.sr.codedict.codes``,
+PS3.16 Annex D and the CID tables) and never retyped; the only literals are the few
+concepts pydicom's tables lack, each typed once here.  SNOMED-RT (``SRT``) equivalents
+come from pydicom's SNOMED mapping table (``pydicom.sr._snomed_dict``, PS3.16 Annex O).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from pydicom.sr import _snomed_dict
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+__all__ = [
+    "ANATOMY_CODES",
+    "CODE_TABLE",
+    "CodeMode",
+    "Codes",
+    "code_key",
+    "from_srt",
+    "to_srt",
+]
+
+
+class CodeMode(str, enum.Enum):
+    """Which SNOMED flavour to write: SNOMED CT (default) or the deprecated SNOMED-RT."""
+
+    SCT = "sct"
+    SRT = "srt"
+
+
+_SCT_TO_SRT: dict[str, str] = dict(_snomed_dict.mapping["SCT"])
+_SRT_TO_SCT: dict[str, str] = dict(_snomed_dict.mapping["SRT"])
+
+
+def to_srt(code: Code) -> Code:
+    """Return the 2018 SNOMED-RT equivalent of a SNOMED CT code, or the code unchanged.
+
+    Codes of other schemes, and SNOMED CT codes that SNOMED-RT never had (e.g.
+    Radiologist 66862007), are returned as they are.
+    """
+    if code.scheme_designator != "SCT" or code.value not in _SCT_TO_SRT:
+        return code
+    return Code(_SCT_TO_SRT[code.value], "SRT", code.meaning)
+
+
+def from_srt(code: Code) -> Code:
+    """Return the SNOMED CT equivalent of a SNOMED-RT code (PS3.16 Annex O), or the code."""
+    if code.scheme_designator != "SRT" or code.value not in _SRT_TO_SCT:
+        return code
+    return Code(_SRT_TO_SCT[code.value], "SCT", code.meaning)
+
+
+def code_key(code: Code) -> tuple[str, str]:
+    """(value, scheme) with SNOMED-RT mapped to SNOMED CT: the identity used to compare codes."""
+    sct = from_srt(code)
+    return (sct.value, sct.scheme_designator)
+
+
+class Codes:
+    """The concepts of the SR csv2sr writes (PS3.16 TID 1500, 1501, 300, 1204, 1600)."""
+
+    # TID 1500 row 1: document title from CID 7021
+    TITLE = codes.DCM.ImagingMeasurementReport
+    # TID 1500 row 2 > TID 1204: language of content
+    LANGUAGE = codes.DCM.LanguageOfContentItemAndDescendants
+    # RFC 5646 tag; pydicom has no RFC5646 table, so it is typed once, here.
+    ENGLISH_US = Code("en-US", "RFC5646", "English (United States)")
+    # TID 1500 row 3 > TID 1001 > TID 1002: observer context
+    OBSERVER_TYPE = codes.DCM.ObserverType
+    PERSON = codes.DCM.Person
+    PERSON_OBSERVER_NAME = codes.DCM.PersonObserverName
+    PERSON_OBSERVER_LOGIN_NAME = codes.DCM.PersonObserverLoginName
+    PERSON_OBSERVER_ROLE = codes.DCM.PersonObserverRoleInTheOrganization
+    # CID 7452 is baseline; SNOMED CT "Radiologist" is absent from pydicom's CID table.
+    RADIOLOGIST = Code("66862007", "SCT", "Radiologist")
+    # TID 1500 row 4: procedure reported, from CID 100
+    PROCEDURE_REPORTED = codes.DCM.ProcedureReported
+    CT_UNSPECIFIED = codes.LN.CTUnspecifiedBodyRegion
+    # TID 1500 row 5 > TID 1600: image library
+    IMAGE_LIBRARY = codes.DCM.ImageLibrary
+    IMAGE_LIBRARY_GROUP = codes.DCM.ImageLibraryGroup
+    MODALITY = codes.DCM.Modality
+    CT = codes.DCM.ComputedTomography
+    STUDY_DATE = codes.DCM.StudyDate
+    STUDY_TIME = codes.DCM.StudyTime
+    # TID 1500 row 6 > TID 1501: measurement group
+    IMAGING_MEASUREMENTS = codes.DCM.ImagingMeasurements
+    MEASUREMENT_GROUP = codes.DCM.MeasurementGroup
+    TRACKING_IDENTIFIER = codes.DCM.TrackingIdentifier
+    TRACKING_UID = codes.DCM.TrackingUniqueIdentifier
+    FINDING = codes.DCM.Finding
+    NEOPLASM = codes.SCT.Neoplasm
+    FINDING_SITE = codes.SCT.FindingSite
+    # TID 300: the measurement
+    LENGTH = codes.SCT.Length
+    MILLIMETER = codes.UCUM.Millimeter
+    # highdicom's name for the image library entry
+    SOURCE = codes.SCT.Source
+    # organs of the CCC2017 collections (Finding Site values)
+    KIDNEY = codes.SCT.Kidney
+    OVARY = codes.SCT.Ovary
+    LUNG = codes.SCT.Lung
+    LIVER = codes.SCT.Liver
+
+
+ANATOMY_CODES: dict[str, Code] = {
+    "Kidney": Codes.KIDNEY,
+    "Ovary": Codes.OVARY,
+    "Lung": Codes.LUNG,
+    "Liver": Codes.LIVER,
+}
+
+
+def _all_codes() -> Iterable[Code]:
+    for name, value in vars(Codes).items():
+        if not name.startswith("_") and isinstance(value, Code):
+            yield value
+            srt = to_srt(value)
+            if srt is not value:
+                yield srt
+
+
+CODE_TABLE: dict[tuple[str, str], str] = {
+    (c.value, c.scheme_designator): c.meaning for c in _all_codes()
+}
+"""(value, scheme) -> meaning for every code csv2sr emits, in both code modes."""

@@ -1,0 +1,348 @@
+"""One checked row -> one Enhanced SR dataset (PS3.3 A.35.2) holding a TID 1500 report.
+
+This is the reference builder: the content tree is made by highdicom's TID 1500 classes,
+then the few values highdicom cannot express are set on the dataset (verbatim ``length``,
+reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.fastpath` must produce exactly the
+same datasets; a test proves it on every row of the real CSV.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.sr.coding import Code
+from pydicom.uid import ExplicitVRLittleEndian
+
+from csv2sr import __version__
+from csv2sr.codes import CodeMode, Codes, to_srt
+from csv2sr.profiles import Profile
+from csv2sr.rows import Annotation
+from csv2sr.uids import derive_uid
+
+__all__ = [
+    "RowUIDs",
+    "encode",
+    "row_uids",
+    "source_header",
+]
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATION_VERSION_NAME = f"CSV2SR_{__version__}"[:16]
+
+
+@dataclass(frozen=True)
+class RowUIDs:
+    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.uids`)."""
+
+    series: str
+    sop_instance: str
+    tracking: str
+
+
+def row_uids(row: Annotation, profile: Profile, mode: CodeMode) -> RowUIDs:
+    """Deterministic UIDs: one SR series per study, an instance per row and code mode.
+
+    The tracking UID names the finding (the line), so it does not depend on the code mode.
+    """
+    identity = (row.annotation_id, row.instance_uid, *(repr(p) for p in row.points))
+    return RowUIDs(
+        series=derive_uid("series", profile.name, mode.value, row.study_uid),
+        sop_instance=derive_uid("sop", profile.name, mode.value, *identity),
+        tracking=derive_uid("tracking", profile.name, *identity),
+    )
+
+
+def source_header(row: Annotation) -> Dataset:
+    """What is known of the annotated image without its file: the row's own columns.
+
+    Patient's Name is the Patient ID, as in TCIA's images (PS3.3 C.7.1.1); the other
+    Type 2 patient and study attributes are empty (PS3.3 C.7.2.1).
+    """
+    ds = Dataset()
+    ds.PatientID = row.patient_id
+    ds.PatientName = row.patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.StudyInstanceUID = row.study_uid
+    ds.StudyDate = row.study_date
+    ds.StudyTime = row.study_time
+    ds.StudyID = ""
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.SeriesInstanceUID = row.series_uid
+    ds.SOPClassUID = row.sop_class_uid
+    ds.SOPInstanceUID = row.instance_uid
+    ds.Modality = "CT"
+    return ds
+
+
+def _observer_context(row: Annotation) -> hd.sr.ObservationContext:
+    """PS3.16 TID 1500 row 3 > TID 1001 > TID 1002 rows 1-4 (person observer)."""
+    person = hd.sr.PersonObserverIdentifyingAttributes(
+        name=f"{row.annotator}^",
+        login_name=row.annotator,
+        role_in_organization=Codes.RADIOLOGIST if row.radiologist else None,
+    )
+    return hd.sr.ObservationContext(
+        observer_person_context=hd.sr.ObserverContext(
+            observer_type=Codes.PERSON,
+            observer_identifying_attributes=person,
+        )
+    )
+
+
+def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentItem:
+    """PS3.16 TID 1600 rows 1-2 > TID 1601 row 1 > TID 1602 (what the row knows).
+
+    The IMAGE entry's concept name is removed by :func:`finish` (TID 1601 row 1 has none).
+    """
+    descriptors: list[hd.sr.ContentItem] = [
+        hd.sr.CodeContentItem(
+            name=Codes.MODALITY,
+            value=Codes.CT,
+            relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
+        )
+    ]
+    if header.get("StudyDate"):
+        descriptors.append(
+            hd.sr.DateContentItem(
+                name=Codes.STUDY_DATE,
+                value=hd.sr.value_types.DA(header.StudyDate),
+                relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
+            )
+        )
+    if header.get("StudyTime"):
+        descriptors.append(
+            hd.sr.TimeContentItem(
+                name=Codes.STUDY_TIME,
+                value=hd.sr.value_types.TM(header.StudyTime),
+                relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
+            )
+        )
+    image = hd.sr.ImageContentItem(
+        name=Codes.SOURCE,
+        referenced_sop_class_uid=row.sop_class_uid,
+        referenced_sop_instance_uid=row.instance_uid,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    image.ContentSequence = hd.sr.ContentSequence(descriptors)
+    group = hd.sr.ContainerContentItem(
+        name=Codes.IMAGE_LIBRARY_GROUP,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    group.ContentSequence = hd.sr.ContentSequence([image])
+    library = hd.sr.ContainerContentItem(
+        name=Codes.IMAGE_LIBRARY,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    library.ContentSequence = hd.sr.ContentSequence([group])
+    return library
+
+
+def _measurement_group(
+    row: Annotation, profile: Profile, uids: RowUIDs
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8),
+    and one TID 300 Length (row 9) INFERRED FROM its SCOORD POLYLINE (TID 300 row 12)."""
+    x0, y0, x1, y1 = row.points
+    line = hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=np.array([[x0, y0], [x1, y1]], dtype=np.float64),
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=row.sop_class_uid,
+            referenced_sop_instance_uid=row.instance_uid,
+        ),
+    )
+    length = hd.sr.Measurement(
+        name=Codes.LENGTH,
+        value=float(row.length),
+        unit=Codes.MILLIMETER,
+        referenced_coordinates=[line],
+    )
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=uids.tracking, identifier=row.annotation_id
+        ),
+        finding_type=Codes.NEOPLASM,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=profile.organ(row.anatomy))],
+        measurements=[length],
+    )
+
+
+def build_content(
+    row: Annotation, profile: Profile, uids: RowUIDs, header: Dataset,
+    image_library: hd.sr.ContainerContentItem | None = None,
+) -> hd.sr.MeasurementReport:
+    """PS3.16 TID 1500 rows 1-6 for one row."""
+    report = hd.sr.MeasurementReport(
+        observation_context=_observer_context(row),
+        procedure_reported=Codes.CT_UNSPECIFIED,
+        imaging_measurements=[_measurement_group(row, profile, uids)],
+        title=Codes.TITLE,
+        language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
+            language=hd.sr.CodedConcept.from_code(Codes.ENGLISH_US)
+        ),
+    )
+    library = image_library if image_library is not None else _image_library(row, header)
+    root = report[0]
+    # TID 1500 row 5 (Image Library) stands before row 6 (Imaging Measurements).
+    items = list(root.ContentSequence)
+    position = next(
+        i for i, item in enumerate(items)
+        if item.ConceptNameCodeSequence[0].CodeValue == Codes.IMAGING_MEASUREMENTS.value
+    )
+    items.insert(position, library)
+    root.ContentSequence = hd.sr.ContentSequence(items, is_root=False, is_sr=True)
+    return report
+
+
+def _walk(ds: Dataset) -> Iterator[Dataset]:
+    yield ds
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _walk(item)
+
+
+def _verbatim_length(ds: Dataset, length: str) -> None:
+    """TID 300 row 1: the NUM carries ``length`` exactly as the CSV wrote it (a valid DS)."""
+    for item in _walk(ds):
+        if item.get("ValueType") == "NUM" and "MeasuredValueSequence" in item:
+            value = item.MeasuredValueSequence[0]
+            value.NumericValue = length
+            if "FloatingPointValue" in value:
+                del value.FloatingPointValue
+
+
+def _to_srt(ds: Dataset) -> None:
+    """Replace every SNOMED CT code that has a 2018 SNOMED-RT equivalent (``--codes srt``)."""
+    for item in _walk(ds):
+        if item.get("CodingSchemeDesignator") == "SCT":
+            srt = to_srt(Code(item.CodeValue, "SCT", item.CodeMeaning))
+            item.CodeValue = srt.value
+            item.CodingSchemeDesignator = srt.scheme_designator
+
+
+def _unnamed_references(ds: Dataset) -> None:
+    """Drop highdicom's (260753009, SCT, "Source") concept name from IMAGE and SCOORD items.
+
+    PS3.16 TID 1601 row 1 (Image Library entry) and TID 320 rows 1-2 (the SCOORD a
+    measurement is INFERRED FROM, and the IMAGE it is SELECTED FROM) give these items no
+    concept name; the reference SR has none (PS3.3 C.17.3: optional for these value types).
+    """
+    for item in _walk(ds):
+        if item.get("ValueType") in {"IMAGE", "SCOORD"} and "ConceptNameCodeSequence" in item:
+            name = item.ConceptNameCodeSequence[0]
+            if name.CodeValue == Codes.SOURCE.value:
+                del item.ConceptNameCodeSequence
+
+
+def _author_observer(row: Annotation) -> Dataset:
+    """PS3.3 C.17.2.1 Author Observer Sequence item for a person (Observer Type PSN)."""
+    item = Dataset()
+    item.ObserverType = "PSN"
+    item.PersonName = f"{row.annotator}^"
+    item.PersonIdentificationCodeSequence = Sequence()
+    item.InstitutionName = ""
+    item.InstitutionCodeSequence = Sequence()
+    return item
+
+
+def _needs_unicode(ds: Dataset) -> bool:
+    for item in _walk(ds):
+        for element in item:
+            value = element.value
+            if element.VR in {"PN", "LO", "SH", "UT", "ST", "LT"} and value:
+                if not str(value).isascii():
+                    return True
+    return False
+
+
+def finish(
+    sr: Dataset, row: Annotation, profile: Profile, mode: CodeMode
+) -> Dataset:
+    """Make the dataset reproducible and complete the header (PS3.3 C.12.1, C.17.2)."""
+    when: dt.datetime = row.content_datetime
+    sr.ContentDate = when.strftime("%Y%m%d")
+    sr.ContentTime = when.strftime("%H%M%S")
+    sr.InstanceCreationDate = sr.ContentDate
+    sr.InstanceCreationTime = sr.ContentTime
+    sr.TimezoneOffsetFromUTC = "+0000"
+    for equipment in sr.get("ContributingEquipmentSequence", []):
+        equipment.ContributionDateTime = sr.ContentDate + sr.ContentTime
+    sr.Manufacturer = profile.manufacturer
+    sr.ManufacturerModelName = "csv2sr"
+    sr.SoftwareVersions = __version__
+    sr.SeriesDescription = profile.series_description
+    sr.AuthorObserverSequence = Sequence([_author_observer(row)])
+    _verbatim_length(sr, row.length)
+    _unnamed_references(sr)
+    if mode is CodeMode.SRT:
+        _to_srt(sr)
+    if "SpecificCharacterSet" in sr:
+        del sr.SpecificCharacterSet
+    if _needs_unicode(sr):
+        sr.SpecificCharacterSet = "ISO_IR 192"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sr.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = sr.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = derive_uid("implementation", "csv2sr", __version__)
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    sr.file_meta = meta
+    sr.preamble = b"\x00" * 128
+    return sr
+
+
+def encode(
+    row: Annotation,
+    profile: Profile,
+    mode: CodeMode = CodeMode.SCT,
+    header: Dataset | None = None,
+    image_library: hd.sr.ContainerContentItem | None = None,
+) -> Dataset:
+    """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
+
+    ``header`` is the annotated image's header when the source images are known
+    (:mod:`csv2sr.images`); otherwise :func:`source_header` stands in for it.
+    """
+    uids = row_uids(row, profile, mode)
+    evidence = header if header is not None else source_header(row)
+    content = build_content(row, profile, uids, evidence, image_library)
+    with warnings.catch_warnings():
+        # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")
+        sr = _enhanced_sr(row, profile, uids, evidence, content[0])
+    dataset = Dataset()
+    dataset.update(sr)
+    return finish(dataset, row, profile, mode)
+
+
+def _enhanced_sr(
+    row: Annotation, profile: Profile, uids: RowUIDs, evidence: Dataset, content: Dataset
+) -> hd.sr.EnhancedSR:
+    """PS3.3 A.35.2 Enhanced SR IOD, via highdicom (evidence walk included)."""
+    return hd.sr.EnhancedSR(
+        evidence=[evidence],
+        content=content,
+        series_instance_uid=uids.series,
+        series_number=profile.series_number,
+        sop_instance_uid=uids.sop_instance,
+        instance_number=row.order,
+        manufacturer=profile.manufacturer,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        content_date=row.content_datetime.date(),
+        content_time=row.content_datetime.time().replace(tzinfo=None),
+    )
