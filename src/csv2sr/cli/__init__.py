@@ -1,0 +1,16 @@
+"""Command line: ``csv2sr convert|validate|export``. The only package that prints.
+
+Exit status: 0 success, 1 when data were rejected or validation failed, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+from csv2sr.cli import convert as _convert  # noqa: F401  (registers the command)
+from csv2sr.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

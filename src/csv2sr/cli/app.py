@@ -1,0 +1,16 @@
+"""The typer application object that every command module registers on."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="csv2sr",
+    help=(
+        "Turn tables of image annotations into DICOM TID 1500 Measurement Reports, "
+        "validate SR files, and read them back into tables."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

