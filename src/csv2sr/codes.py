@@ -106,6 +106,9 @@ class Codes:
     OVARY = codes.SCT.Ovary
     LUNG = codes.SCT.Lung
     LIVER = codes.SCT.Liver
+    # TID 1410 row 7: the group-level region a planar ROI measurement group is made on
+    # (recognised by csv2sr.export; csv2sr writes TID 1501 groups)
+    IMAGE_REGION = codes.DCM.ImageRegion
 
 
 ANATOMY_CODES: dict[str, Code] = {
