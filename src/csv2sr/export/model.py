@@ -1,0 +1,102 @@
+"""The records export passes around: one measurement read from an SR, and one problem.
+
+Both are small, immutable and picklable, so that worker processes can send them back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["CodedValue", "Measurement", "Problem", "ProblemKind"]
+
+
+class CodedValue(NamedTuple):
+    """A code as written in the file (PS3.3 Table 8.8-1: value, scheme, meaning)."""
+
+    value: str
+    scheme: str
+    meaning: str
+
+    def label(self) -> str:
+        """``SCHEME:value``: the column text for a code (the meaning has its own column)."""
+        return f"{self.scheme}:{self.value}"
+
+
+class ProblemKind(str, enum.Enum):
+    """How bad a problem is.
+
+    ``unreadable`` and ``unrecognised`` mean a file or a measurement could not be exported
+    (the command exits 1); ``not_exported`` names content that export understood but does
+    not turn into rows (qualitative evaluations, segmentation-based regions): it is
+    reported, and does not change the exit status.
+    """
+
+    UNREADABLE = "unreadable"
+    UNRECOGNISED = "unrecognised"
+    NOT_EXPORTED = "not_exported"
+
+    @property
+    def is_error(self) -> bool:
+        return self is not ProblemKind.NOT_EXPORTED
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What could not be read: the file, the content item (``1.5.1.4`` as dcsrdump
+    numbers them, or empty for the whole file) and why."""
+
+    path: str
+    item: str
+    message: str
+    kind: ProblemKind = ProblemKind.UNRECOGNISED
+
+    def __str__(self) -> str:
+        where = f"{self.path}: item {self.item}" if self.item else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One NUM measurement of a TID 1500 report with everything around it.
+
+    Document-level values come from the SR header (PS3.3 C.7, C.17.2); observer,
+    procedure, tracking, finding and finding site from the content tree (PS3.16 TID 1500,
+    1501, 1410); geometry from the SCOORD the NUM is INFERRED FROM (TID 300 row 12,
+    TID 320) or, for TID 1410, the group's Image Region (TID 1410 row 7).
+    """
+
+    file: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    instance_number: str
+    study_date: str
+    study_time: str
+    content_date: str
+    content_time: str
+    timezone_offset: str
+    observer_name: str
+    observer_login_name: str
+    observer_role: CodedValue | None
+    procedure_reported: CodedValue | None
+    template: str
+    group_item: str
+    item: str
+    tracking_identifier: str
+    tracking_uid: str
+    finding: CodedValue | None
+    finding_site: CodedValue | None
+    measurement: CodedValue
+    value: str
+    unit: CodedValue | None
+    coordinate_type: str
+    graphic_type: str
+    points: tuple[float, ...]
+    referenced_sop_class_uid: str
+    referenced_sop_instance_uid: str
+    referenced_series_instance_uid: str
+    referenced_frame_numbers: str
+    frame_of_reference_uid: str
