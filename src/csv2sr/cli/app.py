@@ -14,3 +14,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Turn tables of image annotations into DICOM TID 1500 Measurement Reports, validate
+    SR files, and read them back into tables."""
