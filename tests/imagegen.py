@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless
 
@@ -261,9 +261,7 @@ def write_many(folder: Path, count: int, *, per_series: int = 100) -> list[Path]
 
 def write_duplicate(source: Path, folder: Path, *, patient_name: str = "Other^Name") -> Path:
     """Copy an image under another name with the same SOP Instance UID, one name changed."""
-    import pydicom
-
-    ds = pydicom.dcmread(source)
+    ds = dcmread(source)
     ds.PatientName = patient_name
     target = folder / "duplicates" / f"copy-of-{source.name}"
     target.parent.mkdir(parents=True, exist_ok=True)

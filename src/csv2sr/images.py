@@ -1,0 +1,594 @@
+"""The source images of an annotation table: an index of their headers, and the row checks.
+
+A row carries only UIDs.  When the curator has the annotated CT series (a folder tree of
+DICOM files, or a DICOMweb server), :class:`ImageIndex` reads the *headers* of every
+instance once (never pixel data: ``stop_before_pixels`` and ``specific_tags``), keyed by
+SOP Instance UID (PS3.3 C.12.1.1.1).  :func:`check_row_against_image` then checks each row
+against the image it names, and :func:`enriched_header` gives the encoder the evidence
+dataset it copies the patient and study attributes from (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2)
+and highdicom's ``ImageLibrary`` describes the image with (PS3.16 TID 1600, 1601, 1602,
+1604).
+
+Checks (each a :class:`csv2sr.rows.RowProblem` naming the column, as for any bad input):
+
+========================  =================  ==============================================
+check                     column             rule
+========================  =================  ==============================================
+instance found            instanceUID        the SOP Instance UID is in the index
+same series               seriesUID          Series Instance UID of the image (C.7.3.1)
+same study                StudyInstanceUID   Study Instance UID of the image (C.7.2.1)
+same patient              patientID          Patient ID of the image (C.7.1.1)
+same SOP class            SOPClassUID        only when the cell is not empty
+inside the image          start_x ... end_y  0 <= x <= Columns, 0 <= y <= Rows (C.18.6.1.1)
+length matches spacing    length             within :data:`LENGTH_RELATIVE_TOLERANCE` or
+                                             :data:`LENGTH_ABSOLUTE_TOLERANCE_MM`
+========================  =================  ==============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+from pydicom import Dataset, dcmread
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag, Tag
+
+from csv2sr.rows import Annotation, RowProblem
+
+__all__ = [
+    "HEADER_KEYWORDS",
+    "LENGTH_ABSOLUTE_TOLERANCE_MM",
+    "LENGTH_RELATIVE_TOLERANCE",
+    "DuplicateInstance",
+    "ImageIndex",
+    "ImageIndexError",
+    "SkippedFile",
+    "check_row_against_image",
+    "enriched_header",
+    "header_values",
+    "library_ready",
+    "line_length_mm",
+]
+
+log = logging.getLogger(__name__)
+
+LENGTH_RELATIVE_TOLERANCE = 0.002
+"""A row's ``length`` may differ from the line's length in mm by 0.2 % ...
+
+In the published CCC2017 table ``length`` equals the pixel distance times the image's
+Pixel Spacing to 2e-8 (both are written with ten significant digits), while the spacings
+of different CT images differ by 0.25 % or more (multiples of 1/512 mm): 0.2 % accepts any
+rounding of the written value and still catches the spacing of another image."""
+
+LENGTH_ABSOLUTE_TOLERANCE_MM = 0.05
+"""... or by 0.05 mm, whichever is larger (short lines written with two decimals)."""
+
+PARALLEL_THRESHOLD = 512
+"""Folders with fewer files are read in this process (workers cost more than they save)."""
+
+_CHUNK = 256
+
+PATIENT_STUDY_KEYWORDS: tuple[str, ...] = (
+    # PS3.3 C.7.1.1 Patient Module
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "PatientIdentityRemoved", "DeidentificationMethod",
+    # PS3.3 C.7.2.2 Patient Study Module
+    "PatientAge",
+    # PS3.3 C.7.2.1 General Study Module
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
+    "AccessionNumber", "StudyDescription",
+)
+"""What the SR copies from its image so that both agree (issue 6)."""
+
+_TYPE2_KEYWORDS: tuple[str, ...] = (
+    "PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)
+"""Type 2 attributes highdicom reads from the evidence: present, maybe empty."""
+
+GEOMETRY_KEYWORDS: tuple[str, ...] = (
+    # PS3.3 C.7.6.3 Image Pixel, C.7.6.2 Image Plane, C.7.4.1 Frame of Reference
+    "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+    "SliceThickness", "FrameOfReferenceUID",
+    # PS3.3 C.8.11.? projection images (TID 1603)
+    "PatientOrientation", "ImagerPixelSpacing",
+)
+
+HEADER_KEYWORDS: tuple[str, ...] = (
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID",
+    "Modality", "SeriesNumber", "InstanceNumber", "NumberOfFrames",
+    *PATIENT_STUDY_KEYWORDS,
+    *GEOMETRY_KEYWORDS,
+)
+"""Every attribute the index keeps of an image header (nothing else is read)."""
+
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # pragma: no cover - the keywords above are all in the dictionary
+        raise KeyError(keyword)
+    return Tag(tag)
+
+
+_TAGS: list[BaseTag] = [_tag(k) for k in HEADER_KEYWORDS]
+_TAG_KEYS: frozenset[str] = frozenset(f"{int(t):08X}" for t in _TAGS)
+
+
+class ImageIndexError(Exception):
+    """The image source as a whole cannot be used (no such folder, server unreachable)."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file (or DICOMweb resource) of the image source that gave no usable header."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DuplicateInstance:
+    """Two files holding the same SOP Instance UID (PS3.3 C.12.1.1.1 requires uniqueness)."""
+
+    sop_instance_uid: str
+    kept: str
+    other: str
+    same_header: bool
+    """True when both headers agree on every indexed attribute (a plain copy)."""
+
+
+def slim_header(ds: Dataset) -> Dataset:
+    """A new dataset holding only :data:`HEADER_KEYWORDS` of ``ds`` (small, picklable)."""
+    out = Dataset()
+    for tag in _TAGS:
+        if tag in ds:
+            out[tag] = ds[tag]
+    return out
+
+
+def header_values(ds: Dataset) -> dict[str, Any]:
+    """Indexed attributes as plain Python values, for comparing headers of any origin.
+
+    Numbers (DS, IS, US) become floats, multi-values tuples, names and texts strings,
+    so a header read from a file equals the same header received as DICOM JSON.
+    """
+    values: dict[str, Any] = {}
+    for keyword in HEADER_KEYWORDS:
+        if keyword == "SpecificCharacterSet" or keyword not in ds:
+            continue
+        element = ds[keyword]
+        values[keyword] = _plain(element.value, element.VR)
+    return values
+
+
+def _plain(value: Any, vr: str) -> Any:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return tuple(_plain(v, vr) for v in value)
+    if vr in {"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD"}:
+        return float(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def _read_one(path: str) -> tuple[str, Dataset | None, str]:
+    """(path, slim header or None, reason when None): never raises for one bad file."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+        header = slim_header(ds)
+    except Exception as exc:  # one unreadable file must not stop the others
+        return path, None, f"not readable as DICOM ({type(exc).__name__}: {exc})"
+    if not header.get("SOPInstanceUID"):
+        return path, None, "no SOP Instance UID (not an image instance)"
+    return path, header, ""
+
+
+def _read_chunk(paths: list[str]) -> list[tuple[str, Dataset | None, str]]:
+    return [_read_one(p) for p in paths]
+
+
+def _walk_files(root: Path) -> list[str]:
+    """Every regular file under ``root``, sorted (so duplicates resolve the same way)."""
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        found.extend(os.path.join(folder, name) for name in sorted(files))
+    return found
+
+
+def _default_jobs(count: int) -> int:
+    if count < PARALLEL_THRESHOLD:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _read_all(paths: list[str], jobs: int) -> Iterator[tuple[str, Dataset | None, str]]:
+    if jobs <= 1 or len(paths) < 2 * _CHUNK:
+        yield from (_read_one(p) for p in paths)
+        return
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for result in pool.map(_read_chunk, chunks):
+            yield from result
+
+
+# --------------------------------------------------------------------------- the index
+
+
+class ImageIndex:
+    """Headers of source images keyed by SOP Instance UID (PS3.3 C.12.1.1.1).
+
+    Holds small datasets only (:data:`HEADER_KEYWORDS`), so it pickles cheaply to worker
+    processes.  Build it with :meth:`from_folder` or :meth:`from_dicomweb`.
+    """
+
+    def __init__(
+        self,
+        headers: Mapping[str, Dataset],
+        *,
+        sources: Mapping[str, str] | None = None,
+        origin: str = "",
+        skipped: Sequence[SkippedFile] = (),
+        duplicates: Sequence[DuplicateInstance] = (),
+        from_files: bool = False,
+    ) -> None:
+        self._headers = dict(headers)
+        self._sources = dict(sources or {})
+        self.origin = origin
+        """The folder or URL the headers came from (for messages)."""
+        self.skipped = tuple(skipped)
+        self.duplicates = tuple(duplicates)
+        self.from_files = from_files
+        """True when every source is a local file path (``dcentvfy`` can read them)."""
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_datasets(
+        cls, datasets: Iterable[tuple[str, Dataset]], *, origin: str = "", from_files: bool = False
+    ) -> ImageIndex:
+        """Index ``(source, dataset)`` pairs; the first of two equal UIDs is kept."""
+        headers: dict[str, Dataset] = {}
+        sources: dict[str, str] = {}
+        duplicates: list[DuplicateInstance] = []
+        for source, ds in datasets:
+            header = slim_header(ds)
+            uid = str(header.get("SOPInstanceUID", ""))
+            if uid in headers:
+                same = header_values(headers[uid]) == header_values(header)
+                duplicates.append(DuplicateInstance(uid, sources[uid], source, same))
+                log.warning(
+                    "%s: SOP Instance UID %s already in %s%s", source, uid, sources[uid],
+                    "" if same else " (with different attributes)",
+                )
+                continue
+            headers[uid] = header
+            sources[uid] = source
+        return cls(
+            headers, sources=sources, origin=origin, duplicates=duplicates,
+            from_files=from_files,
+        )
+
+    @classmethod
+    def from_folder(cls, path: Path, *, jobs: int | None = None) -> ImageIndex:
+        """Read the header of every DICOM file under ``path`` (recursively), once.
+
+        Files that are not DICOM, or have no SOP Instance UID (a DICOMDIR), are skipped
+        and listed in :attr:`skipped`.  ``jobs`` worker processes read the files (default:
+        up to 4 when there are at least :data:`PARALLEL_THRESHOLD` files, else 1).
+        """
+        root = Path(path)
+        if not root.is_dir():
+            raise ImageIndexError(str(root), "no such folder")
+        paths = _walk_files(root)
+        workers = _default_jobs(len(paths)) if jobs is None else max(1, jobs)
+        log.info("%s: reading the headers of %d files (%d jobs)", root, len(paths), workers)
+        skipped: list[SkippedFile] = []
+        good: list[tuple[str, Dataset]] = []
+        for file, header, reason in _read_all(paths, workers):
+            if header is None:
+                log.debug("%s: skipped: %s", file, reason)
+                skipped.append(SkippedFile(file, reason))
+            else:
+                good.append((file, header))
+        index = cls.from_datasets(good, origin=str(root), from_files=True)
+        index.skipped = tuple(skipped)
+        log.info(
+            "%s: %d instances indexed, %d files skipped, %d duplicate UIDs",
+            root, len(index), len(skipped), len(index.duplicates),
+        )
+        return index
+
+    @classmethod
+    def from_dicomweb(cls, url: str, *, study_uids: Iterable[str] | None = None) -> ImageIndex:
+        """Fetch instance metadata (PS3.18 10.4 WADO-RS "metadata") study by study.
+
+        Without ``study_uids`` every study the server lists (QIDO-RS, PS3.18 10.6) is read;
+        give the studies of the table to read only those.  A study the server does not
+        have is listed in :attr:`skipped`; an unreachable server raises
+        :class:`ImageIndexError`.
+        """
+        try:  # optional dependency (extra "dicomweb"); requests comes with it
+            import requests  # noqa: PLC0415
+            from dicomweb_client.api import DICOMwebClient  # noqa: PLC0415
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImageIndexError(
+                url, "pip install dicomweb-client to read from DICOMweb"
+            ) from None
+
+        base = url.rstrip("/")
+        client = DICOMwebClient(url=base)
+        try:
+            studies = sorted(set(study_uids)) if study_uids is not None else _all_studies(client)
+        except requests.RequestException as exc:
+            raise ImageIndexError(base, f"cannot list the studies ({exc})") from None
+        skipped: list[SkippedFile] = []
+        good: list[tuple[str, Dataset]] = []
+        for study in studies:
+            try:
+                items = client.retrieve_study_metadata(study)
+            except requests.HTTPError as exc:
+                log.warning("%s: study %s: %s", base, study, exc)
+                skipped.append(SkippedFile(f"{base}/studies/{study}", f"not retrieved ({exc})"))
+                continue
+            except requests.RequestException as exc:
+                raise ImageIndexError(base, f"study {study}: {exc}") from None
+            for item in items:
+                ds = Dataset.from_json({k: v for k, v in item.items() if k in _TAG_KEYS})
+                if not ds.get("SOPInstanceUID"):
+                    continue
+                where = (
+                    f"{base}/studies/{study}/series/{ds.get('SeriesInstanceUID', '')}"
+                    f"/instances/{ds.SOPInstanceUID}"
+                )
+                good.append((where, ds))
+        index = cls.from_datasets(good, origin=base)
+        index.skipped = tuple(skipped)
+        log.info("%s: %d instances indexed from %d studies", base, len(index), len(studies))
+        return index
+
+    # -- access ---------------------------------------------------------------------------
+
+    def get(self, sop_instance_uid: str) -> Dataset | None:
+        """The header of the instance, or None."""
+        return self._headers.get(sop_instance_uid)
+
+    def source(self, sop_instance_uid: str) -> str | None:
+        """The file path (or WADO-RS URL) the header came from."""
+        return self._sources.get(sop_instance_uid)
+
+    def files(self, sop_instance_uids: Iterable[str] | None = None) -> list[Path]:
+        """Local files of the given instances (all when None); empty for DICOMweb."""
+        if not self.from_files:
+            return []
+        uids = self._headers.keys() if sop_instance_uids is None else sop_instance_uids
+        return [Path(self._sources[u]) for u in uids if u in self._sources]
+
+    def subset(self, sop_instance_uids: Iterable[str]) -> ImageIndex:
+        """The same index restricted to the given instances (to ship less to workers)."""
+        keep = {u for u in sop_instance_uids if u in self._headers}
+        return ImageIndex(
+            {u: self._headers[u] for u in keep},
+            sources={u: self._sources[u] for u in keep if u in self._sources},
+            origin=self.origin, skipped=self.skipped, duplicates=self.duplicates,
+            from_files=self.from_files,
+        )
+
+    def uids(self) -> list[str]:
+        """Every indexed SOP Instance UID, sorted."""
+        return sorted(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def __contains__(self, sop_instance_uid: object) -> bool:
+        return sop_instance_uid in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.uids())
+
+    def __repr__(self) -> str:
+        return f"ImageIndex({self.origin!r}, {len(self)} instances)"
+
+
+def _all_studies(client: Any) -> list[str]:
+    found = client.search_for_studies(fields=["StudyInstanceUID"], get_remaining=True)
+    uids = []
+    for item in found:
+        value = item.get("0020000D", {}).get("Value", [])
+        if value:
+            uids.append(str(value[0]))
+    return sorted(set(uids))
+
+
+# --------------------------------------------------------------------------- row checks
+
+
+def line_length_mm(
+    points: tuple[float, float, float, float], pixel_spacing: Sequence[float]
+) -> float:
+    """Length in mm of the line (x = column, y = row) on an image with ``pixel_spacing``.
+
+    Pixel Spacing is (row spacing, column spacing): the distance between the centres of
+    adjacent rows, then of adjacent columns (PS3.3 C.7.6.2.1.1), so a step in x is a
+    column step and is scaled by the second value.
+    """
+    row_spacing, column_spacing = float(pixel_spacing[0]), float(pixel_spacing[1])
+    x0, y0, x1, y1 = points
+    return math.hypot((x1 - x0) * column_spacing, (y1 - y0) * row_spacing)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value)
+
+
+def _identity_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
+    problems = []
+    pairs = (
+        ("seriesUID", "SeriesInstanceUID", row.series_uid, "series"),
+        ("StudyInstanceUID", "StudyInstanceUID", row.study_uid, "study"),
+        ("patientID", "PatientID", row.patient_id, "patient"),
+    )
+    for column, keyword, value, what in pairs:
+        actual = _text(header, keyword)
+        if actual != value:
+            problems.append(
+                RowProblem(column, f"the image {where} is in {what} {actual!r}", value)
+            )
+    written = row.cells.get("SOPClassUID", "").strip()
+    actual_class = _text(header, "SOPClassUID")
+    if written and written != actual_class:
+        problems.append(
+            RowProblem("SOPClassUID", f"the image {where} is of SOP class {actual_class}", written)
+        )
+    return problems
+
+
+def _geometry_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
+    rows, columns = header.get("Rows"), header.get("Columns")
+    if not rows or not columns:
+        log.debug("%s: no Rows/Columns: coordinates not checked", where)
+        return []
+    problems = []
+    limits = (("start_x", columns, "columns"), ("start_y", rows, "rows"),
+              ("end_x", columns, "columns"), ("end_y", rows, "rows"))
+    for (column, limit, what), value in zip(limits, row.points, strict=True):
+        if not 0 <= value <= int(limit):
+            problems.append(RowProblem(
+                column,
+                f"outside the image {where}: its {what} run from 0 to {int(limit)} "
+                "(PS3.3 C.18.6.1.1)",
+                row.cells.get(column, repr(value)),
+            ))
+    return problems
+
+
+def length_problem(
+    row: Annotation, header: Dataset, where: str = "the image"
+) -> RowProblem | None:
+    """The ``length`` check alone: None when it matches Pixel Spacing or cannot be checked."""
+    spacing = header.get("PixelSpacing")
+    if not spacing or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
+        log.debug("%s: no usable Pixel Spacing: length not checked", where)
+        return None
+    measured = line_length_mm(row.points, spacing)
+    written = float(row.length)
+    tolerance = max(LENGTH_RELATIVE_TOLERANCE * measured, LENGTH_ABSOLUTE_TOLERANCE_MM)
+    if abs(written - measured) <= tolerance:
+        return None
+    ratio = written / measured if measured > 0 else math.inf
+    spacing_text = "\\".join(f"{float(v):g}" for v in spacing)
+    return RowProblem(
+        "length",
+        f"{ratio:.4f} times the {measured:.4f} mm the line measures with Pixel Spacing "
+        f"{spacing_text} (row\\column, mm) of the image {where} "
+        f"(tolerance {LENGTH_RELATIVE_TOLERANCE:.1%} or {LENGTH_ABSOLUTE_TOLERANCE_MM} mm)",
+        row.length,
+    )
+
+
+def check_row_against_image(
+    row: Annotation, index: ImageIndex, *, path: Path
+) -> tuple[Dataset | None, list[RowProblem]]:
+    """Find the row's image in ``index`` and check the row against its header.
+
+    Returns the header (None when the instance is not indexed) and every problem found;
+    ``path`` is the CSV file (named in log messages).  Messages name the image's file or
+    URL.  A row with problems is to be rejected like any other bad row.
+    """
+    header = index.get(row.instance_uid)
+    if header is None:
+        origin = index.origin or "the image index"
+        return None, [RowProblem(
+            "instanceUID",
+            f"no source image with this SOP Instance UID in {origin} "
+            f"({len(index)} instances indexed)",
+            row.instance_uid,
+        )]
+    where = index.source(row.instance_uid) or row.instance_uid
+    problems = _identity_problems(row, header, where)
+    problems.extend(_geometry_problems(row, header, where))
+    length = length_problem(row, header, where)
+    if length is not None:
+        problems.append(length)
+    for keyword, value in (("StudyDate", row.study_date), ("StudyTime", row.study_time)):
+        actual = _text(header, keyword)
+        if value and actual and not _same_time_or_date(actual, value):
+            log.warning(
+                "%s:%d: %s %r differs from the image's %r (%s); the image's value is used",
+                path, row.line, keyword, value, actual, where,
+            )
+    return header, problems
+
+
+def _same_time_or_date(a: str, b: str) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-6
+    except ValueError:
+        return a == b
+
+
+# --------------------------------------------------------------------------- enrichment
+
+
+def library_ready(header: Dataset) -> bool:
+    """True when highdicom can describe the image in TID 1602/1603/1604 from ``header``."""
+    if not header.get("Rows") or not header.get("Columns") or not header.get("SOPClassUID"):
+        return False
+    try:
+        hd.sr.ImageLibraryEntryDescriptors(header)
+    except Exception as exc:  # highdicom raises several types for missing values
+        log.debug("%s: no Image Library descriptors (%s)", header.get("SOPInstanceUID"), exc)
+        return False
+    return True
+
+
+def enriched_header(header: Dataset, row: Annotation) -> Dataset:
+    """The evidence dataset for the row's SR, built from its image's header.
+
+    Patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) are the image's, so
+    that the SR agrees with its images; the Type 2 ones that the image lacks are present
+    and empty (the row's Study Date/Time stand in when the image has no such element).
+    SOP Class, Series and Modality are the image's.  Rows, Columns and the geometry of
+    TID 1602/1604 (Pixel Spacing, Image Orientation/Position (Patient), Slice Thickness,
+    Frame of Reference UID) are copied *only* when :func:`library_ready` holds, so the
+    encoder can rely on "has Rows" to call ``hd.sr.ImageLibrary([header])``.
+    """
+    out = Dataset()
+    for keyword in ("SpecificCharacterSet", *PATIENT_STUDY_KEYWORDS,
+                    "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "Modality"):
+        if keyword in header:
+            out[keyword] = header[keyword]
+    fallback = {"StudyDate": row.study_date, "StudyTime": row.study_time,
+                "PatientID": row.patient_id, "StudyInstanceUID": row.study_uid,
+                "SeriesInstanceUID": row.series_uid, "SOPInstanceUID": row.instance_uid,
+                "SOPClassUID": row.sop_class_uid}
+    for keyword, value in fallback.items():
+        if keyword not in out:
+            setattr(out, keyword, value)
+    for keyword in _TYPE2_KEYWORDS:
+        if keyword not in out:
+            setattr(out, keyword, "")
+    if "Modality" not in out:
+        out.Modality = "CT"
+    if library_ready(header):
+        for keyword in GEOMETRY_KEYWORDS:
+            if keyword in header:
+                out[keyword] = header[keyword]
+    return out

