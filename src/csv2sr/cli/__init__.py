@@ -6,6 +6,7 @@ Exit status: 0 success, 1 when data were rejected or validation failed, 2 for us
 from __future__ import annotations
 
 from csv2sr.cli import convert as _convert  # noqa: F401  (registers the command)
+from csv2sr.cli import export as _export  # noqa: F401  (registers the command)
 from csv2sr.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,147 @@
+"""``csv2sr export``: TID 1500 SR files back to a table (CSV, Parquet or JSON lines)."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from csv2sr.cli.app import app
+from csv2sr.cli.common import (
+    EXIT_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    out,
+    progress_bar,
+    setup_logging,
+)
+from csv2sr.export import (
+    PROFILE_NAMES,
+    ExportFormatError,
+    ExportInputError,
+    ExportResult,
+    Problem,
+    find_dicom_files,
+    format_for,
+    write_table,
+)
+
+TableProfileName = Enum(  # type: ignore[misc]
+    "TableProfileName", {name: name for name in PROFILE_NAMES}, type=str
+)
+
+
+class TableFormat(str, Enum):
+    """Output formats of ``csv2sr export``."""
+
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+def _print_problem(problem: Problem) -> None:
+    label = "[red]error[/red]" if problem.kind.is_error else "[yellow]note[/yellow]"
+    err.print(f"{label}: {escape(str(problem))}", highlight=False, soft_wrap=True)
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]usage error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.command("export")
+def export_command(  # noqa: PLR0917  (typer maps parameters to options)
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH...",
+            help="SR files, or folders searched recursively (*.dcm and any DICOM file).",
+            exists=True,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="TABLE",
+            help="The table to write (written atomically; its folder is created).",
+            dir_okay=False,
+        ),
+    ],
+    table_format: Annotated[
+        TableFormat | None,
+        typer.Option(
+            "--format", "-f",
+            help="csv, parquet or jsonl (default: from TABLE's suffix, else csv).",
+        ),
+    ] = None,
+    profile: Annotated[
+        TableProfileName,
+        typer.Option(
+            "--profile",
+            help="generic: one row per NUM with all its context; ccc2017: exactly the "
+                 "columns of the Crowds Cure Cancer 2017 CSV.",
+        ),
+    ] = "generic",  # type: ignore[assignment]
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the CPU count)."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+    ] = 0,
+) -> None:
+    """Read TID 1500 Measurement Reports and write one table row per NUM measurement.
+
+    Reads csv2sr's SRs and the other encodings of measured lines: TID 1501 NUM
+    INFERRED FROM a SCOORD (the 2018 TCIA reference, OHIF/dcmjs), TID 1410 groups
+    with an Image Region (highdicom, Imaging Data Commons), SNOMED CT or SNOMED-RT codes.
+
+    Every file or content item that cannot be read is reported on stderr as
+    FILE: item N.N.N: why; content understood but not exported (qualitative
+    evaluations) is reported as a note.
+
+    Exit status: 0 every file understood; 1 a file or a measurement could not be
+    read; 2 usage error.
+    """
+    setup_logging(verbose)
+    try:
+        kind = format_for(output, table_format.value if table_format else None)
+        files = list(find_dicom_files(paths))
+    except (ExportFormatError, ExportInputError) as exc:
+        raise _usage(str(exc)) from None
+    if not files:
+        raise _usage("no DICOM files in " + ", ".join(os.fspath(p) for p in paths))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
+            result = write_table(
+                files, output, format=kind, profile=str(profile.value), jobs=jobs,
+                progress=lambda done, _total: advance(done), on_problem=_print_problem,
+            )
+    except ExportFormatError as exc:
+        raise _usage(str(exc)) from None
+    if not quiet:
+        _summary(result)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _summary(result: ExportResult) -> None:
+    errors = result.errors
+    notes = len(result.problems) - len(errors)
+    colour = "green" if result.ok else "yellow"
+    rate = result.files / result.seconds if result.seconds > 0 else 0.0
+    out.print(
+        f"[{colour}]{result.rows} rows from {result.files} files[/{colour}], "
+        f"{len(errors)} errors in {result.files_with_errors} files, {notes} notes, "
+        f"in {result.seconds:.1f} s ({rate:.0f} files/s) -> "
+        f"{escape(os.fspath(result.output or ''))} ({result.format}, {result.profile})",
+        highlight=False,
+    )

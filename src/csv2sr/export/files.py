@@ -1,0 +1,70 @@
+"""Find the SR files to export: files as given, folders walked recursively.
+
+In a folder, a file is taken when its name ends in ``.dcm`` (any case) or when it is a
+DICOM file by content (``DICM`` after the 128-byte preamble, PS3.10 7.1); other files
+(manifests, READMEs) are passed over and counted in the log.  A file named explicitly is
+always read, so that a non-DICOM file given by name is reported, never skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["ExportInputError", "find_dicom_files", "is_dicom_file"]
+
+log = logging.getLogger(__name__)
+
+_PREFIX = b"DICM"
+
+
+class ExportInputError(Exception):
+    """A path given to export does not exist (a usage error, not a data problem)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def is_dicom_file(path: Path) -> bool:
+    """PS3.10 7.1: a 128-byte preamble followed by ``DICM``."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == _PREFIX
+    except OSError:
+        return False
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    skipped = 0
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root, name)
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue  # a writer's temporary file (atomic writes), not a result
+            if name.lower().endswith(".dcm") or is_dicom_file(path):
+                yield path
+            else:
+                skipped += 1
+    if skipped:
+        log.info("%s: %d non-DICOM file(s) passed over", folder, skipped)
+
+
+def find_dicom_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Yield every file to read, in a stable order (each folder sorted by name).
+
+    Raises :class:`ExportInputError` for a path that does not exist.
+    """
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            yield from _walk(path)
+        elif path.exists():
+            yield path
+        else:
+            raise ExportInputError(path, "no such file or folder")
