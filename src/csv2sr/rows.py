@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,9 +335,10 @@ def read_rows(path: Path, profile: Profile) -> Iterator[Annotation | RowError]:
         on_bad_lines=_keep_bad_line(width),
         engine="python",
         skipinitialspace=False,
+        index_col=False,
     )
     with reader:
-        for chunk in reader:
+        for chunk in _quiet_chunks(reader):
             chunk.columns = header
             for record in chunk.itertuples(index=False, name=None):
                 line, count = next(lines)
@@ -354,6 +356,17 @@ def read_rows(path: Path, profile: Profile) -> Iterator[Annotation | RowError]:
                 yield result
     if rows == 0:
         raise InputFileError(path, "header only: no data rows")
+
+
+def _quiet_chunks(reader: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """pandas warns about ragged rows; they are reported as row errors instead."""
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            chunk = next(reader, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _keep_bad_line(width: int):  # type: ignore[no-untyped-def]
