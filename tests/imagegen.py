@@ -373,3 +373,32 @@ def copy_tree(source: Path, target: Path) -> Path:
     """Copy a generated image folder (tests that alter images work on a copy)."""
     shutil.copytree(source, target)
     return target
+
+
+@dataclass(frozen=True)
+class SyntheticFixture:
+    """Images and CSVs written to one folder by :func:`write_fixture`."""
+
+    collection: SyntheticCollection
+    image_dir: Path
+    image_files: tuple[Path, ...]
+    good_csv: Path
+    broken_csv: Path
+    all_csv: Path
+
+
+def write_fixture(folder: Path) -> SyntheticFixture:
+    """Write the collection's images to ``folder/images`` and three CSVs next to them."""
+    collection = make_collection()
+    image_dir = folder / "images"
+    files = collection.write(image_dir)
+    good = good_rows(collection)
+    broken = list(broken_rows(collection).values())
+    return SyntheticFixture(
+        collection=collection,
+        image_dir=image_dir,
+        image_files=tuple(files),
+        good_csv=write_csv(folder / "good.csv", good),
+        broken_csv=write_csv(folder / "broken.csv", broken),
+        all_csv=write_csv(folder / "all.csv", good + broken),
+    )

