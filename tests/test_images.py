@@ -14,17 +14,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import dicom3tools_binary
-from imagegen import (
-    SyntheticFixture,
-    broken_rows,
-    line_length_mm,
-    make_collection,
-    write_duplicate,
-    write_fixture,
-    write_junk,
-)
 
+from conftest import dicom3tools_binary
 from csv2sr import images
 from csv2sr.codes import CodeMode
 from csv2sr.encode import encode
@@ -40,6 +31,15 @@ from csv2sr.images import (
 )
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows
+from imagegen import (
+    SyntheticFixture,
+    broken_rows,
+    line_length_mm,
+    make_collection,
+    write_duplicate,
+    write_fixture,
+    write_junk,
+)
 
 PROFILE = get_profile("ccc2017")
 
