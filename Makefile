@@ -1,0 +1,129 @@
+# csv2sr release pipeline: one annotation CSV -> SRs -> validation -> dumps -> round-trip
+# table -> HTML report -> a reproducible zip.  See docs/release.md.
+#
+#   make                      set up .venv if needed, then release the bundled fixture
+#   make release CSV=path/to/CrowdsCureCancer2017Annotations.csv [OUT=...] [JOBS=4]
+#   make convert|validate|dumps|export|report|zip   one stage (and what it needs)
+#   make test | bench | lint | clean
+#
+# Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
+# (the CSV, by time or by content, and the code of that stage) are newer.  Exit status 1 of
+# convert (rows rejected) and validate (errors found) is recorded in
+# OUT/stages/<stage>.status with the stage's wall time, so that the report still shows
+# why; `check` then fails the build before anything is packaged.
+
+CSV      = fixtures/ccc2017-sample.csv
+NAME     = $(basename $(notdir $(CSV)))
+OUT      = build/$(NAME)
+DIST     = dist
+JOBS     =
+PROFILE  = ccc2017
+VENV     = .venv
+PYTHON   = $(VENV)/bin/python
+VERSION  = $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml)
+
+CSV2SR   = $(PYTHON) -m csv2sr
+STAGES   = $(OUT)/stages
+ZIP      = $(DIST)/$(NAME)-$(VERSION).zip
+JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
+PKG      = src/csv2sr
+
+# The code each stage runs (a change rebuilds that stage and what follows it).
+CONVERT_SRC  = $(filter-out $(PKG)/release.py $(PKG)/report_xml.py,$(wildcard $(PKG)/*.py)) \
+               $(wildcard $(PKG)/cli/convert.py)
+VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py)
+EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py)
+DUMPS_SRC    = $(PKG)/release.py
+REPORT_SRC   = $(wildcard $(PKG)/release.py $(PKG)/report_xml.py $(PKG)/cli/release.py xslt/*.xsl)
+
+# A changed CSV rebuilds even when its time did not move (cp -p, touch -d): its SHA-256
+# names a stamp file, which does not exist yet for new content.
+CSV_SHA   := $(firstword $(shell sha256sum '$(CSV)' 2>/dev/null))
+CSV_STAMP  = $(STAGES)/csv-$(CSV_SHA).sha256
+
+# The virtual environment is made only when PYTHON is its interpreter.
+ifeq ($(PYTHON),$(VENV)/bin/python)
+SETUP = $(VENV)/.installed
+endif
+
+# $(call stage,NAME,COMMAND): run COMMAND, record "<exit status> <milliseconds>" in
+# $(STAGES)/NAME.status; status 1 is kept for `check`, anything above stops the build.
+stage = t0=$$(date +%s%N); $(2); rc=$$?; \
+	echo "$$rc $$(( ($$(date +%s%N) - t0) / 1000000 ))" > $(STAGES)/$(1).status; \
+	if [ $$rc -eq 1 ]; then echo "$(1): exit status 1, recorded for the report (the release will fail)"; fi; \
+	[ $$rc -le 1 ]
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.PHONY: all release convert validate dumps export report check zip test bench lint clean
+
+all: release
+
+release: $(ZIP)
+
+convert: $(STAGES)/convert.done
+validate: $(STAGES)/validate.done
+dumps: $(STAGES)/dumps.done
+export: $(STAGES)/export.done
+report: $(STAGES)/report.done
+check: $(STAGES)/check.done
+zip: $(ZIP)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+$(CSV_STAMP):
+	mkdir -p $(STAGES)
+	rm -f $(STAGES)/csv-*.sha256
+	echo '$(CSV_SHA)  $(CSV)' > $@
+
+$(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(CONVERT_SRC) | $(SETUP)
+	rm -f $(OUT)/manifest.csv $(OUT)/rejected.csv
+	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE) $(JOBS_OPT) --quiet)
+	test -f $(OUT)/manifest.csv
+	mkdir -p $(OUT)/sr
+	touch $@
+
+$(STAGES)/validate.done: $(STAGES)/convert.done $(VALIDATE_SRC)
+	rm -rf $(OUT)/reports $(OUT)/validation.json $(OUT)/validation.junit.xml
+	$(call stage,validate,$(CSV2SR) validate $(OUT)/sr --report-dir $(OUT)/reports --json $(OUT)/validation.json --junit $(OUT)/validation.junit.xml --quiet)
+	touch $@
+
+$(STAGES)/dumps.done: $(STAGES)/convert.done $(DUMPS_SRC)
+	rm -rf $(OUT)/dumps
+	$(call stage,dumps,$(CSV2SR) dumps $(OUT)/sr -o $(OUT)/dumps $(JOBS_OPT) --quiet)
+	touch $@
+
+$(STAGES)/export.done: $(STAGES)/convert.done $(EXPORT_SRC)
+	rm -f $(OUT)/export.csv
+	$(call stage,export,$(CSV2SR) export $(OUT)/sr -o $(OUT)/export.csv --profile $(PROFILE) --quiet)
+	touch $@
+
+$(STAGES)/report.done: $(STAGES)/convert.done $(STAGES)/validate.done $(STAGES)/dumps.done \
+                       $(STAGES)/export.done $(REPORT_SRC)
+	$(CSV2SR) report $(OUT) --csv '$(CSV)' -o $(OUT)/report --name $(NAME) --version $(VERSION) --profile $(PROFILE) $(JOBS_OPT) --quiet
+	touch $@
+
+$(STAGES)/check.done: $(STAGES)/report.done
+	$(CSV2SR) check-release $(OUT) --quiet
+	touch $@
+
+$(ZIP): $(STAGES)/check.done
+	$(CSV2SR) package $(OUT) -o $@ --root $(NAME)-$(VERSION)
+
+test: | $(SETUP)
+	$(PYTHON) -m pytest
+
+bench: | $(SETUP)
+	for script in benchmarks/bench_*.py; do $(PYTHON) "$$script" || exit 1; done
+
+lint: | $(SETUP)
+	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m mypy src
+
+clean:
+	test -n '$(OUT)' && test '$(OUT)' != /
+	rm -rf -- '$(OUT)' '$(ZIP)'

