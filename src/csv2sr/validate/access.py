@@ -1,0 +1,121 @@
+"""Read values without letting pydicom convert them (so a broken value cannot raise).
+
+pydicom reads lazily and converts a value on first access, warning or raising when it is
+invalid.  The validator looks at the bytes instead: :func:`text` returns an element's value
+as text (PS3.5 6.2 padding removed) and :func:`walk` visits every element of every nested
+item with its attribute path, which also proves that the file is readable to its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag, Tag
+
+__all__ = ["Element", "component", "sequence", "tag_of", "text", "walk"]
+
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "FL", "FD", "SL",
+                         "SS", "SV", "UL", "US", "UV", "AT"})
+
+
+@dataclass(frozen=True)
+class Element:
+    """One element met by :func:`walk`."""
+
+    path: str
+    """``/ContentSequence(0040,a730)[5]/NumericValue(0040,a30a)`` (dciodvfy's form)."""
+    tag: BaseTag
+    vr: str
+    value: str | None
+    """Text for string VRs (None for binary VRs and sequences)."""
+    empty: bool
+
+
+def tag_of(keyword: str) -> BaseTag:
+    return Tag(keyword)
+
+
+def component(tag: BaseTag, index: int | None = None) -> str:
+    """One path component: ``Keyword(gggg,eeee)`` plus ``[n]`` (1-based) for an item."""
+    name = keyword_for_tag(tag) or "Unknown"
+    text_ = f"{name}({tag.group:04x},{tag.element:04x})"
+    return text_ if index is None else f"{text_}[{index}]"
+
+
+def _vr_of(tag: BaseTag, element: DataElement | RawDataElement) -> str:
+    vr = element.VR
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag)).split(" or ")[0]
+    except KeyError:
+        return "UN"
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("latin-1").rstrip(" \x00")
+
+
+def _as_text(element: DataElement | RawDataElement, vr: str) -> str | None:
+    if vr in _BINARY_VRS:
+        return None
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return _decode(value)
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(_one(v) for v in value)
+    return _one(value)
+
+
+def _one(value: object) -> str:
+    original = getattr(value, "original_string", None)
+    return str(original) if isinstance(original, str) else str(value)
+
+
+def text(ds: Dataset, keyword: str) -> str | None:
+    """The value of ``keyword`` in ``ds`` as text, ``""`` when empty, None when absent."""
+    tag = Tag(keyword)
+    if tag not in ds:
+        return None
+    element = ds.get_item(tag)
+    if element is None:
+        return None
+    return _as_text(element, _vr_of(tag, element)) or ""
+
+
+def sequence(ds: Dataset, keyword: str) -> list[Dataset] | None:
+    """The items of sequence ``keyword`` (None when the attribute is absent)."""
+    tag = Tag(keyword)
+    if tag not in ds:
+        return None
+    value = ds[tag].value
+    return list(value) if value is not None else []
+
+
+def walk(ds: Dataset, prefix: str = "") -> Iterator[Element]:
+    """Every element of ``ds`` and of every nested item, depth first, in tag order.
+
+    Walking the whole tree makes pydicom parse every sequence: a file that pydicom cannot
+    read to its end raises here (the caller turns that into a finding).
+    """
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if raw is None:
+            continue
+        vr = _vr_of(tag, raw)
+        if vr == "SQ" or (isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF):
+            items = ds[tag].value or []
+            yield Element(prefix + "/" + component(tag), tag, "SQ", None, len(items) == 0)
+            for index, item in enumerate(items, start=1):
+                yield from walk(item, prefix + "/" + component(tag, index))
+            continue
+        value = _as_text(raw, vr)
+        empty = (raw.value is None or raw.value in (b"", "")) if value is None else value == ""
+        yield Element(prefix + "/" + component(tag), tag, vr, value, empty)

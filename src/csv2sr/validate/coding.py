@@ -1,0 +1,157 @@
+"""Coded entries: complete triplets, known schemes, check digits, meanings.
+
+PS3.3 8.8 (Code Sequence Macro: value, scheme designator and a non-empty meaning),
+PS3.16 Table 8-1 (coding scheme designators; ``SRT`` retired in favour of ``SCT``), the
+SNOMED CT identifier's Verhoeff check digit (SNOMED CT Technical Implementation Guide
+6.7) and the LOINC mod 10 check digit (LOINC Users' Guide, Appendix C).  Codes that csv2sr
+itself emits must carry the meanings of :data:`csv2sr.codes.CODE_TABLE`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pydicom import Dataset
+from pydicom.sr import _concepts_dict
+
+from csv2sr.codes import CODE_TABLE
+from csv2sr.validate.access import sequence, text
+from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+
+__all__ = ["KNOWN_SCHEMES", "check_codes", "loinc_valid", "verhoeff_valid"]
+
+KNOWN_SCHEMES: frozenset[str] = frozenset(_concepts_dict.concepts) | {
+    "DCM", "SCT", "SRT", "LN", "UCUM", "RFC5646", "ISO3166_1", "ISO639_1", "ISO639_2",
+    "ISO639_3", "FMA", "RADLEX", "NCIt", "UMLS", "I10", "I9C", "ICD10", "ACR", "BI", "MDC",
+    "NDC", "RXNORM", "MSH", "UBERON", "NEU", "DCMUID", "HPC", "NCDR", "ITIS_TSN",
+    "PUBCHEM_CID", "IBSI", "BARI", "C4", "C5", "CD2", "ISO_OID", "NYUMCCG", "POS", "RFC3066",
+}
+"""Coding Scheme Designators of PS3.16 Table 8-1 (and those pydicom has tables for)."""
+
+_CODE_SEQUENCE = re.compile(r"CodeSequence\(|CodeSequence$")
+
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6), (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4), (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2), (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+
+
+def verhoeff_valid(number: str) -> bool:
+    """True when the last digit of ``number`` is its Verhoeff check digit."""
+    if not number.isdigit():
+        return False
+    check = 0
+    for position, digit in enumerate(reversed(number)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[position % 8][int(digit)]]
+    return check == 0
+
+
+def loinc_check_digit(digits: str) -> int:
+    """LOINC mod 10 check digit of the part before the hyphen (LOINC Users' Guide)."""
+    reversed_digits = digits[::-1]
+    odd = reversed_digits[0::2]  # positions 1, 3, 5 ... from the right
+    even = reversed_digits[1::2]
+    total = sum(int(d) for d in even + str(int(odd) * 2 if odd else 0))
+    return (10 - total % 10) % 10
+
+
+def loinc_valid(code: str) -> bool:
+    """``NNNNN-C`` (optionally ``LA``/``LP``/``LG``/``LL`` prefixed) with a valid check digit."""
+    match = re.fullmatch(r"(?:L[APGL])?([0-9]{1,7})-([0-9])", code)
+    return match is not None and loinc_check_digit(match.group(1)) == int(match.group(2))
+
+
+def _code_items(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
+    """(path, item) of every item of every ``...CodeSequence`` in ``ds``, recursively."""
+    for element in ds:
+        if element.VR != "SQ":
+            continue
+        name = f"{element.keyword or 'Unknown'}({element.tag.group:04x},{element.tag.element:04x})"
+        is_code = element.keyword.endswith("CodeSequence")
+        for index, item in enumerate(element.value or [], start=1):
+            path = f"{prefix}/{name}[{index}]"
+            if is_code:
+                yield path, item
+            yield from _code_items(item, path)
+
+
+def check_codes(ds: Dataset, private_schemes: frozenset[str] = frozenset()) -> list[Finding]:
+    """Every coded entry of the file (header and content tree)."""
+    schemes = KNOWN_SCHEMES | private_schemes | _declared_schemes(ds)
+    findings: list[Finding] = []
+    for path, item in _code_items(ds):
+        findings.extend(_check_code(path, item, schemes))
+    return findings
+
+
+def _declared_schemes(ds: Dataset) -> frozenset[str]:
+    """Schemes named in the Coding Scheme Identification Sequence (PS3.3 C.12.1.1.4)."""
+    return frozenset(
+        text(item, "CodingSchemeDesignator") or ""
+        for item in sequence(ds, "CodingSchemeIdentificationSequence") or []
+    )
+
+
+def _finding(severity: Severity, path: str, message: str) -> Finding:
+    return Finding(severity, Source.CSV2SR, item_id_from_path(path), path, message)
+
+
+def _check_code(path: str, item: Dataset, schemes: frozenset[str]) -> list[Finding]:
+    value = text(item, "CodeValue") or text(item, "LongCodeValue") or text(item, "URNCodeValue")
+    scheme = text(item, "CodingSchemeDesignator")
+    meaning = text(item, "CodeMeaning")
+    findings: list[Finding] = []
+    if not value:
+        findings.append(_finding(Severity.ERROR, path + "/CodeValue(0008,0100)",
+                                 "code without Code Value (PS3.3 8.8, Type 1C)"))
+    if not scheme and "URNCodeValue" not in item:
+        findings.append(_finding(Severity.ERROR, path + "/CodingSchemeDesignator(0008,0102)",
+                                 "code without Coding Scheme Designator (PS3.3 8.8, Type 1C)"))
+    if not meaning:
+        findings.append(_finding(
+            Severity.ERROR, path + "/CodeMeaning(0008,0104)",
+            f"code ({value or ''},{scheme or ''}) has an empty Code Meaning (PS3.3 8.8, Type 1)"))
+    if value and scheme:
+        findings.extend(_check_scheme(path, value, scheme, schemes))
+        if meaning:
+            findings.extend(_check_meaning(path, value, scheme, meaning))
+    return findings
+
+
+def _check_scheme(path: str, value: str, scheme: str, schemes: frozenset[str]) -> list[Finding]:
+    at = path + "/CodingSchemeDesignator(0008,0102)"
+    if scheme == "SRT":
+        return [_finding(Severity.WARNING, at,
+                         f"code ({value},SRT): the SNOMED-RT designator SRT is deprecated; "
+                         "use SCT (PS3.16 Table 8-1)")]
+    if scheme == "SCT" and not (6 <= len(value) <= 18 and verhoeff_valid(value)):
+        return [_finding(Severity.ERROR, path + "/CodeValue(0008,0100)",
+                         f"SNOMED CT code {value} is not a valid SCTID: wrong Verhoeff check "
+                         "digit or format (SNOMED CT TIG 6.7)")]
+    if scheme == "LN" and not loinc_valid(value):
+        return [_finding(Severity.ERROR, path + "/CodeValue(0008,0100)",
+                         f"LOINC code {value} has a wrong mod 10 check digit or format "
+                         "(LOINC Users' Guide, Appendix C)")]
+    if scheme not in schemes and not scheme.startswith("99"):
+        return [_finding(Severity.WARNING, at,
+                         f"unknown Coding Scheme Designator {scheme} (PS3.16 Table 8-1)")]
+    return []
+
+
+def _check_meaning(path: str, value: str, scheme: str, meaning: str) -> list[Finding]:
+    expected = CODE_TABLE.get((value, scheme))
+    if expected is None or expected == meaning:
+        return []
+    return [_finding(Severity.WARNING, path + "/CodeMeaning(0008,0104)",
+                     f"code ({value},{scheme}) has meaning <{meaning}>; csv2sr's code table "
+                     f"(csv2sr.codes.CODE_TABLE) says <{expected}>")]

@@ -1,0 +1,309 @@
+"""The content tree: items, their value types and the relationship constraints.
+
+PS3.3 C.17.3 (SR Document Content Module: relationship and value type of every item, the
+concept name), C.18 (the attributes each value type needs; C.18.6 SCOORD) and the
+relationship content constraints of the IOD: Table A.35.2-2 (Enhanced SR) and
+Table A.35.3-2 (Comprehensive SR; Comprehensive 3D SR, A.35.13, adds SCOORD3D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydicom import Dataset
+
+from csv2sr.validate.access import sequence, text
+from csv2sr.validate.findings import Finding, Severity, Source
+
+__all__ = ["Node", "build_tree", "check_content", "iter_nodes"]
+
+ENHANCED = "1.2.840.10008.5.1.4.1.1.88.22"
+COMPREHENSIVE = "1.2.840.10008.5.1.4.1.1.88.33"
+COMPREHENSIVE_3D = "1.2.840.10008.5.1.4.1.1.88.34"
+
+_NAMED = frozenset({"TEXT", "NUM", "CODE", "DATETIME", "DATE", "TIME", "UIDREF", "PNAME",
+                    "CONTAINER"})
+"""Value types whose Concept Name Code Sequence is required (PS3.3 C.17.3, Type 1C)."""
+
+_LEAF = frozenset({"TEXT", "CODE", "NUM", "DATETIME", "DATE", "TIME", "UIDREF", "PNAME"})
+_REFS = frozenset({"COMPOSITE", "IMAGE", "WAVEFORM"})
+
+# PS3.3 Table A.35.2-2 (Enhanced SR): (source value types, relationship) -> targets.
+_ENHANCED_RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
+    (frozenset({"CONTAINER"}), "CONTAINS",
+     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
+    (frozenset({"CONTAINER"}), "HAS OBS CONTEXT", _LEAF | {"COMPOSITE"}),
+    (frozenset({"CONTAINER", "IMAGE", "WAVEFORM", "COMPOSITE"}), "HAS ACQ CONTEXT", _LEAF),
+    (_LEAF | _REFS | {"CONTAINER", "SCOORD", "TCOORD"}, "HAS CONCEPT MOD",
+     frozenset({"TEXT", "CODE"})),
+    (frozenset({"TEXT", "CODE", "NUM"}), "HAS PROPERTIES",
+     _LEAF | _REFS | {"SCOORD", "TCOORD"}),
+    (frozenset({"TEXT", "CODE", "NUM"}), "INFERRED FROM",
+     _LEAF | _REFS | {"SCOORD", "TCOORD"}),
+    (frozenset({"SCOORD"}), "SELECTED FROM", frozenset({"IMAGE"})),
+    (frozenset({"TCOORD"}), "SELECTED FROM", frozenset({"SCOORD", "IMAGE", "WAVEFORM"})),
+)
+
+# PS3.3 Table A.35.3-2 (Comprehensive SR): Enhanced plus context and containers below
+# TEXT/CODE/NUM.
+_COMPREHENSIVE_RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
+    (frozenset({"CONTAINER"}), "CONTAINS",
+     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
+    (frozenset({"CONTAINER", "TEXT", "CODE", "NUM"}), "HAS OBS CONTEXT",
+     _LEAF | {"COMPOSITE"}),
+    (frozenset({"CONTAINER", "IMAGE", "WAVEFORM", "COMPOSITE"}), "HAS ACQ CONTEXT",
+     _LEAF | {"CONTAINER"}),
+    (_LEAF | _REFS | {"CONTAINER", "SCOORD", "TCOORD"}, "HAS CONCEPT MOD",
+     frozenset({"TEXT", "CODE"})),
+    (frozenset({"TEXT", "CODE", "NUM"}), "HAS PROPERTIES",
+     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
+    (frozenset({"TEXT", "CODE", "NUM"}), "INFERRED FROM",
+     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
+    (frozenset({"SCOORD"}), "SELECTED FROM", frozenset({"IMAGE"})),
+    (frozenset({"TCOORD"}), "SELECTED FROM", frozenset({"SCOORD", "IMAGE", "WAVEFORM"})),
+)
+
+_TABLES = {
+    ENHANCED: ("Enhanced SR", "PS3.3 Table A.35.2-2", _ENHANCED_RULES),
+    COMPREHENSIVE: ("Comprehensive SR", "PS3.3 Table A.35.3-2", _COMPREHENSIVE_RULES),
+}
+
+_POINTS = {"POINT": (1, 1), "MULTIPOINT": (1, None), "POLYLINE": (2, None), "CIRCLE": (2, 2),
+           "ELLIPSE": (4, 4), "POLYGON": (3, None)}
+"""Graphic type -> (minimum, maximum) number of points (PS3.3 C.18.6.1.2)."""
+
+
+@dataclass
+class Node:
+    """One content item with its id (PS3.3 C.17.3: root is 1, children 1.1, 1.2, ...)."""
+
+    id: str
+    path: str
+    ds: Dataset
+    parent: Node | None
+    relationship: str | None
+    value_type: str | None
+    concept: tuple[str, str, str] | None
+    children: list[Node] = field(default_factory=list)
+
+    def named(self, value: str, scheme: str = "DCM") -> bool:
+        return self.concept is not None and self.concept[:2] == (value, scheme)
+
+
+def _code_of(ds: Dataset, keyword: str) -> tuple[str, str, str] | None:
+    items = sequence(ds, keyword)
+    if not items:
+        return None
+    item = items[0]
+    value = text(item, "CodeValue") or text(item, "LongCodeValue") or text(item, "URNCodeValue")
+    return (value or "", text(item, "CodingSchemeDesignator") or "",
+            text(item, "CodeMeaning") or "")
+
+
+def build_tree(ds: Dataset) -> Node:
+    """The content tree rooted at the data set (PS3.3 C.17.3)."""
+    root = Node("1", "", ds, None, None, text(ds, "ValueType"),
+                _code_of(ds, "ConceptNameCodeSequence"))
+    _add_children(root)
+    return root
+
+
+def _add_children(node: Node) -> None:
+    for index, item in enumerate(sequence(node.ds, "ContentSequence") or [], start=1):
+        child = Node(
+            f"{node.id}.{index}", f"{node.path}/ContentSequence(0040,a730)[{index}]", item,
+            node, text(item, "RelationshipType"), text(item, "ValueType"),
+            _code_of(item, "ConceptNameCodeSequence"),
+        )
+        node.children.append(child)
+        _add_children(child)
+
+
+def iter_nodes(root: Node) -> list[Node]:
+    """Every node, depth first in document order."""
+    out = [root]
+    for child in root.children:
+        out.extend(iter_nodes(child))
+    return out
+
+
+def _error(node: Node, attribute: str, message: str) -> Finding:
+    return Finding(Severity.ERROR, Source.CSV2SR, node.id, node.path + attribute, message)
+
+
+def check_content(root: Node, sop_class: str) -> list[Finding]:
+    """Per-item checks (C.17.3, C.18) and the IOD's relationship constraints."""
+    findings: list[Finding] = []
+    if root.value_type != "CONTAINER":
+        findings.append(_error(root, "/ValueType(0040,a040)",
+                               "the root content item must be a CONTAINER (PS3.3 C.17.3)"))
+    table = _TABLES.get(COMPREHENSIVE if sop_class == COMPREHENSIVE_3D else sop_class)
+    for node in iter_nodes(root):
+        findings.extend(_check_item(node))
+        if node.parent is not None and table is not None:
+            findings.extend(_check_relationship(node, sop_class, table))
+        if node.value_type == "SCOORD":
+            findings.extend(_check_scoord_source(node))
+    return findings
+
+
+def _check_item(node: Node) -> list[Finding]:
+    findings: list[Finding] = []
+    if node.parent is not None and not node.relationship:
+        findings.append(_error(node, "/RelationshipType(0040,a010)",
+                               "content item without Relationship Type (0040,A010) "
+                               "(PS3.3 C.17.3, Type 1)"))
+    if "ReferencedContentItemIdentifier" in node.ds and not node.value_type:
+        return findings
+    if not node.value_type:
+        findings.append(_error(node, "/ValueType(0040,a040)",
+                               "content item without Value Type (0040,A040) "
+                               "(PS3.3 C.17.3, Type 1)"))
+        return findings
+    if node.value_type in _NAMED and node.concept is None:
+        findings.append(_error(node, "/ConceptNameCodeSequence(0040,a043)",
+                               f"{node.value_type} content item without Concept Name Code "
+                               "Sequence (PS3.3 C.17.3, Type 1C)"))
+    findings.extend(_check_value(node))
+    return findings
+
+
+_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "TEXT": (("TextValue", "(0040,a160)"),),
+    "CODE": (("ConceptCodeSequence", "(0040,a168)"),),
+    "NUM": (("MeasuredValueSequence", "(0040,a300)"),),
+    "DATETIME": (("DateTime", "(0040,a120)"),),
+    "DATE": (("Date", "(0040,a121)"),),
+    "TIME": (("Time", "(0040,a122)"),),
+    "UIDREF": (("UID", "(0040,a124)"),),
+    "PNAME": (("PersonName", "(0040,a123)"),),
+    "CONTAINER": (("ContinuityOfContent", "(0040,a050)"),),
+    "SCOORD": (("GraphicType", "(0070,0023)"), ("GraphicData", "(0070,0022)")),
+    "SCOORD3D": (("GraphicType", "(0070,0023)"), ("GraphicData", "(0070,0022)"),
+                 ("ReferencedFrameOfReferenceUID", "(3006,0024)")),
+    "IMAGE": (("ReferencedSOPSequence", "(0008,1199)"),),
+    "COMPOSITE": (("ReferencedSOPSequence", "(0008,1199)"),),
+    "WAVEFORM": (("ReferencedSOPSequence", "(0008,1199)"),),
+}
+"""Value type -> attributes its item must carry (PS3.3 C.18.1 - C.18.9)."""
+
+
+def _check_value(node: Node) -> list[Finding]:
+    vt = node.value_type or ""
+    findings = [
+        _error(node, f"/{keyword}{tag}",
+               f"{vt} content item without {keyword} {tag} (PS3.3 C.18)")
+        for keyword, tag in _REQUIRED.get(vt, ())
+        if keyword not in node.ds
+    ]
+    if findings:
+        return findings
+    if vt == "NUM":
+        findings.extend(_check_num(node))
+    elif vt in _REFS:
+        findings.extend(_check_reference(node))
+    elif vt in ("SCOORD", "SCOORD3D"):
+        findings.extend(_check_points(node, 3 if vt == "SCOORD3D" else 2))
+    elif vt == "CODE" and not sequence(node.ds, "ConceptCodeSequence"):
+        findings.append(_error(node, "/ConceptCodeSequence(0040,a168)",
+                               "CODE content item with an empty Concept Code Sequence "
+                               "(PS3.3 C.18.2)"))
+    return findings
+
+
+def _check_num(node: Node) -> list[Finding]:
+    """PS3.3 C.18.1: a NUM holds one measured value with its units (or a qualifier)."""
+    values = sequence(node.ds, "MeasuredValueSequence") or []
+    path = "/MeasuredValueSequence(0040,a300)[1]"
+    if not values:
+        if "NumericValueQualifierCodeSequence" in node.ds:
+            return []
+        return [_error(node, path, "NUM without a measured value or a Numeric Value "
+                                   "Qualifier (PS3.3 C.18.1)")]
+    value = values[0]
+    findings = []
+    if not text(value, "NumericValue"):
+        findings.append(_error(node, path + "/NumericValue(0040,a30a)",
+                               "NUM without Numeric Value (0040,A30A) (PS3.3 C.18.1)"))
+    if not sequence(value, "MeasurementUnitsCodeSequence"):
+        findings.append(_error(node, path + "/MeasurementUnitsCodeSequence(0040,08ea)",
+                               "NUM without Measurement Units Code Sequence (0040,08EA) "
+                               "(PS3.3 C.18.1)"))
+    return findings
+
+
+def _check_reference(node: Node) -> list[Finding]:
+    """PS3.3 C.18.3/C.18.4: one referenced SOP with class and instance UIDs."""
+    refs = sequence(node.ds, "ReferencedSOPSequence") or []
+    path = "/ReferencedSOPSequence(0008,1199)"
+    if len(refs) != 1:
+        return [_error(node, path, f"{node.value_type} must reference exactly one SOP "
+                                   f"instance, found {len(refs)} (PS3.3 C.18.3)")]
+    return [
+        _error(node, f"{path}[1]/{keyword}{tag}",
+               f"{node.value_type} reference without {keyword} {tag} (PS3.3 C.18.3)")
+        for keyword, tag in (("ReferencedSOPClassUID", "(0008,1150)"),
+                             ("ReferencedSOPInstanceUID", "(0008,1155)"))
+        if not text(refs[0], keyword)
+    ]
+
+
+def _check_points(node: Node, dims: int) -> list[Finding]:
+    """PS3.3 C.18.6.1.2 / C.18.9.1.2: the point count fits the graphic type."""
+    graphic_type = text(node.ds, "GraphicType") or ""
+    raw = node.ds.get_item(0x00700022)
+    if raw is not None and isinstance(raw.value, bytes):
+        count = len(raw.value) // (4 if dims == 2 else 8)
+    else:
+        data = node.ds.GraphicData
+        count = len(data) if isinstance(data, list | tuple) or hasattr(data, "__len__") else 1
+    limits = _POINTS.get(graphic_type)
+    if limits is None:
+        return []
+    if count % dims:
+        return [_error(node, "/GraphicData(0070,0022)",
+                       f"{count} values do not make whole {dims}-D points (PS3.3 C.18.6)")]
+    points, (low, high) = count // dims, limits
+    if points < low or (high is not None and points > high):
+        wanted = str(low) if high == low else f"at least {low}"
+        return [_error(node, "/GraphicData(0070,0022)",
+                       f"{graphic_type} with {points} points; it needs {wanted} "
+                       "(PS3.3 C.18.6.1.2)")]
+    return []
+
+
+def _check_relationship(
+    node: Node, sop_class: str,
+    table: tuple[str, str, tuple[tuple[frozenset[str], str, frozenset[str]], ...]],
+) -> list[Finding]:
+    parent = node.parent
+    if parent is None or not node.relationship or not parent.value_type:
+        return []
+    name, where, rules = table
+    target = node.value_type
+    if target is None:
+        if "ReferencedContentItemIdentifier" in node.ds and sop_class == ENHANCED:
+            return [_error(node, "/ReferencedContentItemIdentifier(0040,db73)",
+                           f"by-reference relationships are not allowed in {name} ({where})")]
+        return []
+    if sop_class == COMPREHENSIVE_3D and target == "SCOORD3D":
+        target = "SCOORD"
+    source = "SCOORD" if parent.value_type == "SCOORD3D" else parent.value_type
+    for sources, relationship, targets in rules:
+        if source in sources and node.relationship == relationship and target in targets:
+            return []
+    return [_error(node, "/RelationshipType(0040,a010)",
+                   f"{parent.value_type} {node.relationship} {node.value_type} is not allowed "
+                   f"in {name} ({where})")]
+
+
+def _check_scoord_source(node: Node) -> list[Finding]:
+    """PS3.3 C.18.6.1.1: a SCOORD is the source of exactly one SELECTED FROM an IMAGE."""
+    selected = [
+        c for c in node.children
+        if c.relationship == "SELECTED FROM" and c.value_type == "IMAGE"
+    ]
+    if len(selected) == 1:
+        return []
+    return [_error(node, "", f"SCOORD with {len(selected)} SELECTED FROM IMAGE children; "
+                             "it needs exactly one (PS3.3 C.18.6.1.1)")]

