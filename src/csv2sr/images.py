@@ -315,13 +315,21 @@ class ImageIndex:
         return index
 
     @classmethod
-    def from_dicomweb(cls, url: str, *, study_uids: Iterable[str] | None = None) -> ImageIndex:
+    def from_dicomweb(
+        cls,
+        url: str,
+        *,
+        study_uids: Iterable[str] | None = None,
+        attempts: int = 3,
+        timeout: float = 30.0,
+    ) -> ImageIndex:
         """Fetch instance metadata (PS3.18 10.4 WADO-RS "metadata") study by study.
 
         Without ``study_uids`` every study the server lists (QIDO-RS, PS3.18 10.6) is read;
         give the studies of the table to read only those.  A study the server does not
         have is listed in :attr:`skipped`; an unreachable server raises
-        :class:`ImageIndexError`.
+        :class:`ImageIndexError` after ``attempts`` tries (0.5 s, then 1 s, ... apart);
+        ``timeout`` is per request, in seconds.
         """
         try:  # optional dependency (extra "dicomweb"); requests comes with it
             import requests  # noqa: PLC0415
@@ -332,7 +340,10 @@ class ImageIndex:
             ) from None
 
         base = url.rstrip("/")
-        client = DICOMwebClient(url=base)
+        client = DICOMwebClient(url=base, timeout=timeout)
+        client.set_http_retry_params(
+            retry=attempts > 1, max_attempts=max(1, attempts), wait_exponential_multiplier=250
+        )
         try:
             studies = sorted(set(study_uids)) if study_uids is not None else _all_studies(client)
         except requests.RequestException as exc:

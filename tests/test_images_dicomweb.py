@@ -1,0 +1,176 @@
+"""ImageIndex.from_dicomweb against a real Orthanc with its DICOMweb plugin, on loopback.
+
+The test starts its own Orthanc (Debian packages ``orthanc`` and ``orthanc-dicomweb``) on a
+free port of 127.0.0.1 with storage in tmp_path, no DICOM port and no authentication,
+uploads the synthetic series through the REST API (``POST /instances``) and checks that
+the index read over DICOMweb equals the one read from the folder.  Skipped, with the
+reason, when the binary or the plugin is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from csv2sr.images import ImageIndex, ImageIndexError, check_row_against_image, header_values
+from csv2sr.profiles import get_profile
+from csv2sr.rows import Annotation, read_rows
+from imagegen import SyntheticFixture, synthetic_uid, write_fixture
+
+pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
+
+PLUGIN_PATHS = (
+    Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
+    Path("/usr/lib/orthanc/libOrthancDicomWeb.so"),
+)
+STARTUP_S = 60
+
+
+def _orthanc_binary() -> str | None:
+    return shutil.which("Orthanc") or (
+        "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").is_file() else None
+    )
+
+
+def _plugin() -> Path | None:
+    return next((p for p in PLUGIN_PATHS if p.is_file()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return bytes(response.read())
+
+
+def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"Orthanc exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            _get(f"{base}/system")
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    pytest.fail(f"Orthanc did not answer within {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticFixture:
+    return write_fixture(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a private Orthanc; stopped when the module's tests are done."""
+    binary, plugin = _orthanc_binary(), _plugin()
+    if binary is None:
+        pytest.skip("Orthanc is not installed (apt-get install orthanc)")
+    if plugin is None:
+        pytest.skip(
+            "the Orthanc DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)"
+        )
+    home = tmp_path_factory.mktemp("orthanc")
+    port = _free_port()
+    config = {
+        "Name": "csv2sr-tests",
+        "StorageDirectory": str(home / "storage"),
+        "IndexDirectory": str(home / "storage"),
+        "HttpPort": port,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpThreadsCount": 4,
+        "ConcurrentJobs": 1,
+        "Plugins": [str(plugin)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "StudiesMetadata": "Full"},
+    }
+    (home / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
+    log = home / "orthanc.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [binary, str(home / "orthanc.json")], stdout=sink, stderr=subprocess.STDOUT,
+            cwd=home,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process, log)
+        if b"dicom-web" not in _get(f"{base}/plugins/dicom-web"):
+            pytest.fail("the DICOMweb plugin did not load")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def loaded(orthanc: str, synthetic: SyntheticFixture) -> str:
+    """The DICOMweb root of the Orthanc, loaded with the synthetic series."""
+    for path in synthetic.image_files:
+        request = urllib.request.Request(
+            f"{orthanc}/instances", data=path.read_bytes(), method="POST",
+            headers={"Content-Type": "application/dicom"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert answer["Status"] == "Success", answer
+    return f"{orthanc}/dicom-web"
+
+
+def test_dicomweb_index_equals_the_folder_index(loaded: str, synthetic: SyntheticFixture) -> None:
+    remote = ImageIndex.from_dicomweb(loaded)
+    local = ImageIndex.from_folder(synthetic.image_dir)
+    assert len(remote) == len(local) == 7
+    assert remote.uids() == local.uids()
+    for uid in local.uids():
+        assert header_values(remote.get(uid)) == header_values(local.get(uid))  # type: ignore[arg-type]
+        assert (remote.source(uid) or "").endswith(f"/instances/{uid}")
+    assert remote.files() == [] and remote.skipped == ()
+
+
+def test_dicomweb_index_of_chosen_studies(loaded: str, synthetic: SyntheticFixture) -> None:
+    beta = synthetic.collection.series[1]
+    absent = synthetic_uid("no such study")
+    remote = ImageIndex.from_dicomweb(loaded, study_uids=[beta.study_uid, absent])
+    assert remote.uids() == sorted(beta.instance_uids)
+    assert [s.source.rsplit("/", 1)[-1] for s in remote.skipped] == [absent]
+    assert "404" in remote.skipped[0].reason
+
+
+def test_rows_check_the_same_against_dicomweb(loaded: str, synthetic: SyntheticFixture) -> None:
+    remote = ImageIndex.from_dicomweb(loaded)
+    profile = get_profile("ccc2017")
+    rows = [r for r in read_rows(synthetic.all_csv, profile) if isinstance(r, Annotation)]
+    columns = {}
+    for row in rows:
+        _, problems = check_row_against_image(row, remote, path=synthetic.all_csv)
+        columns[row.order] = [p.column for p in problems]
+    assert columns == {
+        1: [], 2: [], 3: [], 4: [],
+        11: ["seriesUID"], 12: ["StudyInstanceUID"], 13: ["patientID"],
+        14: ["instanceUID"], 15: ["end_x"], 16: ["length"], 17: ["length"],
+    }
+
+
+def test_unreachable_server_is_a_typed_error() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/dicom-web"
+    with pytest.raises(ImageIndexError, match="cannot list the studies"):
+        ImageIndex.from_dicomweb(url, attempts=2)
