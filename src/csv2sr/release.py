@@ -162,13 +162,13 @@ class DumpResult:
 
 def _dump_one(binary: Path, source: Path, target: Path) -> str | None:
     """``dcsrdump -identifier`` of one file into ``target``; an error message or None."""
+    # dcsrdump writes the tree on stderr (as the reference dump was made); keep both
+    # streams, in the order the program wrote them.
     done = subprocess.run(
-        [str(binary), "-identifier", str(source)], capture_output=True, check=False
+        [str(binary), "-identifier", str(source)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
     )
-    text = done.stdout
-    if done.stderr:
-        text += b"\n-- dcsrdump messages --\n" + done.stderr
-    write_text_atomic(target, text)
+    write_text_atomic(target, done.stdout)
     if done.returncode != 0:
         return f"{source}: dcsrdump exit status {done.returncode}"
     return None
