@@ -58,19 +58,14 @@ class ExportValueError(ValueError):
 
 
 def float32_text(value: float) -> str:
-    """The shortest decimal that reads back as the same float32 (SCOORD Graphic Data is FL,
-    PS3.3 C.18.6.1.2): ``172.8353591`` stored as float32 prints ``172.83536``."""
+    """The shortest decimal that reads back as the same float32.  SCOORD and SCOORD3D
+    Graphic Data (0070,0022) are FL (PS3.3 C.18.6.1.2, C.18.9.1.2): ``172.8353591`` stored
+    as float32 prints ``172.83536``."""
     return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
 
-def float64_text(value: float) -> str:
-    """The shortest decimal that reads back as the same float64 (SCOORD3D Graphic Data, FD)."""
-    return np.format_float_positional(np.float64(value), unique=True, trim="-")
-
-
 def _points(m: Measurement) -> str:
-    text = float64_text if m.coordinate_type == "SCOORD3D" else float32_text
-    return " ".join(text(v) for v in m.points)
+    return " ".join(float32_text(v) for v in m.points)
 
 
 def _label(code: CodedValue | None) -> str:
