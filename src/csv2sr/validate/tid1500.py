@@ -24,8 +24,9 @@ def _cid(number: int) -> frozenset[tuple[str, str]]:
     table: dict[str, list[str]] = _cid_dict.cid_concepts.get(number, {})
     for scheme, keywords in table.items():
         for keyword in keywords:
-            entry: dict[str, object] = _concepts_dict.concepts.get(scheme, {}).get(keyword, {})
-            out.update((value, scheme) for value in entry)
+            entry = _concepts_dict.concepts.get(scheme, {}).get(keyword, {})
+            if isinstance(entry, dict):
+                out.update((str(value), scheme) for value in entry)
     return frozenset(out)
 
 

@@ -1,0 +1,173 @@
+"""``csv2sr validate PATH...``: own checks, dciodvfy and (opt-in) pixelmed on SR files.
+
+Exit status: 0 when no finding reaches ``--fail-on`` (default error), 1 otherwise, 2 for
+usage errors.  ``--format`` chooses stdout; ``--json``/``--junit``/``--report-dir`` write
+files atomically.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from csv2sr.cli.app import app
+from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, progress_bar
+from csv2sr.validate import ValidationError, validate_files
+from csv2sr.validate.findings import Severity, Source, ValidationReport
+from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+
+
+_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+
+
+@app.command("validate")
+def validate_command(  # noqa: PLR0917  (typer maps parameters to options)
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+                                                help="SR files or folders (recursive).")],
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1,
+                                             help="Parallel workers (default: CPUs).")] = None,
+    output_format: Annotated[OutputFormat, typer.Option(
+        "--format", help="What goes to stdout.")] = OutputFormat.text,
+    json_file: Annotated[Path | None, typer.Option(
+        "--json", metavar="FILE", dir_okay=False, help="Also write the JSON report.")] = None,
+    junit_file: Annotated[Path | None, typer.Option(
+        "--junit", metavar="FILE", dir_okay=False, help="Also write JUnit XML.")] = None,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--report-dir", metavar="DIR", file_okay=False,
+        help="One text report per input file.")] = None,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="Lowest severity that fails the run.")] = FailOn.error,
+    no_dciodvfy: Annotated[bool, typer.Option(
+        "--no-dciodvfy", help="Skip dciodvfy.")] = False,
+    pixelmed: Annotated[bool, typer.Option(
+        "--pixelmed", help="Also run pixelmed's DicomSRValidator (java + jar).")] = False,
+    pixelmed_jar: Annotated[Path | None, typer.Option(
+        "--pixelmed-jar", metavar="JAR", dir_okay=False,
+        help="The pixelmed jar (default: $PIXELMED_JAR, then /usr/share/java).")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bar and no text output.")] = False,
+) -> None:
+    """Validate DICOM SR files: csv2sr's own checks, dciodvfy, optionally pixelmed."""
+    threshold = Severity(fail_on.value)
+    try:
+        with progress_bar("validating", None, enabled=not quiet) as advance:
+            report = validate_files(
+                paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
+                progress=lambda done, _total: advance(done), pixelmed_jar=pixelmed_jar,
+            )
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from None
+    for note in report.notes:
+        err.print(f"[yellow]note:[/yellow] {escape(note)}")
+    if json_file is not None:
+        write_atomic(json_file, to_json(report, threshold))
+    if junit_file is not None:
+        write_atomic(junit_file, to_junit(report, threshold))
+    if report_dir is not None:
+        write_report_dir(report, report_dir)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(to_json(report, threshold))
+    elif output_format is OutputFormat.junit:
+        sys.stdout.write(to_junit(report, threshold).decode("utf-8"))
+    elif not quiet:
+        _print_text(report, threshold)
+    raise typer.Exit(EXIT_OK if report.ok(threshold) else EXIT_DATA)
+
+
+MAX_ROWS = 200
+"""Detailed rows printed at most (the JSON and the per-file reports hold everything)."""
+
+_VALUE = re.compile(r"<[^>]*>")
+
+
+def _print_text(report: ValidationReport, threshold: Severity) -> None:
+    _print_details(report, threshold)
+    _print_kinds(report)
+    _print_summary(report, threshold)
+
+
+def _print_details(report: ValidationReport, threshold: Severity) -> None:
+    """Findings that fail the run, file by file (at most MAX_ROWS rows)."""
+    rows = [
+        (file.relative, finding)
+        for file in report.files for finding in file.sorted_findings()
+        if finding.severity.rank <= threshold.rank
+    ]
+    if not rows:
+        return
+    table = Table(title=f"Findings at or above {threshold.value}")
+    for column in ("file", "severity", "source", "item / attribute", "message"):
+        table.add_column(column, overflow="fold")
+    for relative, finding in rows[:MAX_ROWS]:
+        style = _STYLE[finding.severity]
+        table.add_row(escape(relative), f"[{style}]{finding.severity.value}[/]",
+                      finding.source.value, escape(finding.item or finding.attribute),
+                      escape(finding.message))
+    out.print(table)
+    if len(rows) > MAX_ROWS:
+        out.print(f"... and {len(rows) - MAX_ROWS} more (see --json or --report-dir)")
+
+
+def _print_kinds(report: ValidationReport) -> None:
+    """Errors and warnings grouped by kind (values in <...> removed), with counts."""
+    kinds: dict[tuple[int, str, str], tuple[int, set[str]]] = {}
+    for file in report.files:
+        for finding in file.findings:
+            if finding.severity is Severity.INFO:
+                continue
+            key = (finding.severity.rank, finding.source.value,
+                   _VALUE.sub("<...>", finding.message))
+            count, files = kinds.get(key, (0, set()))
+            files.add(file.path)
+            kinds[key] = (count + 1, files)
+    if not kinds:
+        return
+    table = Table(title="Errors and warnings by kind")
+    for column in ("severity", "source", "message", "count", "files"):
+        table.add_column(column, overflow="fold",
+                         justify="right" if column in ("count", "files") else "left")
+    for (rank, source, message), (count, files) in sorted(kinds.items()):
+        severity = list(Severity)[rank]
+        table.add_row(f"[{_STYLE[severity]}]{severity.value}[/]", source, escape(message),
+                      str(count), str(len(files)))
+    out.print(table)
+
+
+def _print_summary(report: ValidationReport, threshold: Severity) -> None:
+    summary = report.summary(threshold)
+    table = Table(title="Summary")
+    table.add_column("source")
+    for severity in Severity:
+        table.add_column(severity.value, justify="right")
+    by_source = summary["by_source"]
+    if not isinstance(by_source, dict):
+        raise TypeError("summary['by_source'] must be a dict")
+    for source in Source:
+        version = report.tools.get(source.value)
+        label = f"{source.value} {version}" if version else f"{source.value} (not run)"
+        counts = by_source[source.value]
+        table.add_row(label, *(str(counts[s.value]) for s in Severity))
+    out.print(table)
+    failed = summary["failed"]
+    verdict = "[green]OK[/green]" if not failed else f"[red]{failed} file(s) failed[/red]"
+    out.print(f"files: {summary['files']}  passed: {summary['passed']}  "
+              f"fail on: {threshold.value}  {verdict}")
