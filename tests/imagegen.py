@@ -402,3 +402,43 @@ def write_fixture(folder: Path) -> SyntheticFixture:
         broken_csv=write_csv(folder / "broken.csv", broken),
         all_csv=write_csv(folder / "all.csv", good + broken),
     )
+
+
+def write_images_like(csv_path: Path, folder: Path) -> dict[str, Path]:
+    """One synthetic CT image per annotated instance of a CCC2017 table (its real UIDs).
+
+    Patient, study, series, Study Date/Time (leading zeros restored) and Instance Number
+    (``sliceIndex`` + 1) come from the rows; the isotropic Pixel Spacing is ``length``
+    over the pixel distance of the instance's first row, rounded to 1/1024 mm as scanner
+    spacings are (field of view in mm over 512).  Returns instance UID -> file.
+    """
+    from csv2sr.rows import repair_study_time  # noqa: PLC0415
+
+    firsts: dict[str, dict[str, str]] = {}
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            firsts.setdefault(row["instanceUID"], row)
+    written: dict[str, Path] = {}
+    for uid, row in firsts.items():
+        points = tuple(float(row[c]) for c in ("start_x", "start_y", "end_x", "end_y"))
+        distance = math.hypot(points[2] - points[0], points[3] - points[1])
+        spacing = round(float(row["length"]) / distance * 1024) / 1024
+        series = SyntheticSeries(
+            seed=uid, patient_id=row["patientID"], patient_name=row["patientID"],
+            study_uid=row["StudyInstanceUID"], series_uid=row["seriesUID"],
+            frame_of_reference_uid=synthetic_uid(row["seriesUID"], "for"),
+            instance_uids=(uid,), pixel_spacing=(spacing, spacing), slice_thickness=2.5,
+            study_date=row["StudyDate"], study_time=repair_study_time(row["StudyTime"]),
+            study_id="1", accession_number="", series_number=1, anatomy=row["anatomy"],
+        )
+        ds = image_dataset(series, 0)
+        slice_index = int(row["sliceIndex"] or 0)
+        ds.InstanceNumber = slice_index + 1
+        z = -slice_index * series.slice_thickness
+        ds.ImagePositionPatient = [*ds.ImagePositionPatient[:2], f"{z:g}"]
+        ds.SliceLocation = f"{z:g}"
+        target = folder / row["patientID"] / row["seriesUID"][-12:] / f"{uid[-16:]}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target, enforce_file_format=True)
+        written[uid] = target
+    return written

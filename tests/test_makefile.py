@@ -1,0 +1,358 @@
+"""The Makefile, run for real: GNU make on a copy of the tree in tmp, with the installed
+interpreter (``PYTHON=``) and the copy's sources (``PYTHONPATH``), so that nothing is
+written to the source tree or ../shared.  The HTML report is checked in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lxml import html
+
+from conftest import REAL_CSV, ROOT
+
+MAKE = shutil.which("make")
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = "fixtures/ccc2017-sample.csv"
+VERSION = "0.1.0"
+COPIED = ("Makefile", "pyproject.toml", "src", "xslt", "fixtures")
+STAGE_COMMANDS = (
+    "-m csv2sr convert", "-m csv2sr validate", "-m csv2sr dumps", "-m csv2sr export",
+    "-m csv2sr report", "-m csv2sr check-release", "-m csv2sr package",
+)
+
+pytestmark = pytest.mark.skipif(MAKE is None, reason="GNU make is not installed")
+
+
+def _tree(dest: Path) -> Path:
+    """What ``make release`` needs of the project, copied (no caches, no build output)."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def _make(tree: Path, *args: str, python: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SOURCE_DATE_EPOCH")}
+    env["PYTHONPATH"] = str(tree / "src")
+    command = [str(MAKE), "-C", str(tree)]
+    if python:
+        command.append(f"PYTHON={sys.executable}")
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+
+
+def _mtimes(*folders: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for f in folders for p in f.rglob("*")}
+
+
+def _out(tree: Path, name: str = "ccc2017-sample") -> Path:
+    return tree / "build" / name
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled fixture released with the default variables (JOBS=2)."""
+    tree = _tree(tmp_path_factory.mktemp("make") / "a")
+    done = _make(tree, "release", "JOBS=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tree
+
+
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """A CSV released once clean, then given a bad row with its old mtime kept."""
+    tree = _tree(tmp_path_factory.mktemp("make") / "c")
+    data = tree / "data.csv"
+    shutil.copy2(tree / SAMPLE, data)
+    first = _make(tree, "release", "CSV=data.csv", "JOBS=2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tree / "dist" / f"data-{VERSION}.zip").is_file()
+    stat = data.stat()
+    bad = next(line for line in (tree / "fixtures/ccc2017-bad.csv").read_text().splitlines()
+               if ",abc," in line)
+    data.write_text(data.read_text().rstrip("\r\n") + "\n" + bad + "\n")
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # content changes, time does not
+    question = _make(tree, "-q", "release", "CSV=data.csv")
+    assert question.returncode == 1, "make -q must see the changed content"
+    yield tree, data
+
+
+# ------------------------------------------------------------------ the fixture release
+
+
+def test_release_writes_every_stage(released: Path) -> None:
+    out = _out(released)
+    rows = _rows(released / SAMPLE)
+    srs = sorted((out / "sr").rglob("*.dcm"))
+    assert len(srs) == len(rows) == len(_rows(out / "manifest.csv"))
+    assert _rows(out / "rejected.csv") == []
+    for sr in srs:
+        rel = sr.relative_to(out / "sr")
+        assert (out / "reports" / rel.with_suffix(".txt")).is_file()
+        assert (out / "report" / "sr" / rel.with_suffix(".html")).is_file()
+        dump = out / "dumps" / rel.with_suffix(".txt")
+        assert dump.read_text().startswith('1: : CONTAINER: (126000,DCM,"Imaging Measurement')
+    assert (out / "validation.json").is_file() and (out / "validation.junit.xml").is_file()
+    assert len(_rows(out / "export.csv")) == len(rows)
+    for stage in ("convert", "validate", "dumps", "export"):
+        status, millis = (out / "stages" / f"{stage}.status").read_text().split()
+        assert status == "0" and int(millis) >= 0
+    with zipfile.ZipFile(released / "dist" / f"ccc2017-sample-{VERSION}.zip") as zf:
+        names = set(zf.namelist())
+    root = f"ccc2017-sample-{VERSION}"
+    assert {f"{root}/manifest.csv", f"{root}/SHA256SUMS", f"{root}/report/index.html",
+            f"{root}/validation.json"} <= names
+    assert sum(n.endswith(".dcm") for n in names) == len(rows)
+    assert sum(n.startswith(f"{root}/reports/") for n in names) == len(rows)
+    assert not any("summary.xml" in n or "/stages/" in n for n in names)
+
+
+def test_second_release_does_no_work(released: Path) -> None:
+    before = _mtimes(released / "build", released / "dist")
+    assert _make(released, "-q", "release").returncode == 0
+    again = _make(released, "release")
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to be done for 'release'" in again.stdout
+    assert _mtimes(released / "build", released / "dist") == before
+
+
+def test_touched_csv_rebuilds_and_dry_run_tells_it(released: Path, tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "t")
+    shutil.copytree(released / "build", tree / "build")
+    shutil.copytree(released / "dist", tree / "dist")
+    assert _make(tree, "-q", "release").returncode == 0  # the copy is up to date
+    csv_file = tree / SAMPLE
+    future = csv_file.stat().st_mtime_ns + 10**10
+    os.utime(csv_file, ns=(future, future))
+    before = _mtimes(tree / "build", tree / "dist")
+    dry = _make(tree, "-n", "release")
+    assert dry.returncode == 0, dry.stderr
+    for command in STAGE_COMMANDS:
+        assert command in dry.stdout, command
+    assert _mtimes(tree / "build", tree / "dist") == before  # -n did nothing
+    assert _make(tree, "-q", "release").returncode == 1
+
+
+def test_dry_run_from_clean_lists_every_stage_and_writes_nothing(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "n")
+    dry = _make(tree, "-n", "release", "JOBS=3")
+    assert dry.returncode == 0, dry.stderr
+    positions = [dry.stdout.index(c) for c in STAGE_COMMANDS]
+    assert positions[0] < min(positions[1:4]) and max(positions[1:4]) < positions[4]
+    assert positions[4] < positions[5] < positions[6]
+    assert f"convert '{SAMPLE}' -o build/ccc2017-sample --profile ccc2017 --jobs 3" in dry.stdout
+    assert f"-o dist/ccc2017-sample-{VERSION}.zip" in dry.stdout
+    assert not (tree / "build").exists() and not (tree / "dist").exists()
+
+
+def test_default_target_makes_the_venv_then_releases_the_fixture(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "v")
+    dry = _make(tree, "-n", python=False)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    venv = lines.index("test -x .venv/bin/python || python3 -m venv .venv")
+    pip = lines.index(".venv/bin/pip install -e '.[test]'")
+    convert = next(i for i, line in enumerate(lines)
+                   if f".venv/bin/python -m csv2sr convert '{SAMPLE}'" in line)
+    assert venv < pip < convert
+    assert not (tree / ".venv").exists()
+
+
+def test_zip_is_byte_identical_across_clean_releases(released: Path, tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "b")  # another folder, from clean
+    done = _make(tree, "release")
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = f"dist/ccc2017-sample-{VERSION}.zip"
+    assert (tree / name).read_bytes() == (released / name).read_bytes()
+    cleaned = _make(tree, "clean")
+    assert cleaned.returncode == 0
+    assert not (tree / name).exists() and not _out(tree).exists()
+
+
+def test_stage_targets_run_alone(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "s")
+    assert _make(tree, "convert").returncode == 0
+    out = _out(tree)
+    assert (out / "manifest.csv").is_file() and not (out / "reports").exists()
+    done = _make(tree, "export")
+    assert done.returncode == 0, done.stderr
+    assert (out / "export.csv").is_file()
+    assert not (out / "reports").exists() and not (out / "dumps").exists()
+    assert "-m csv2sr convert" not in done.stdout  # convert was up to date
+    assert not (tree / "dist").exists()
+
+
+def test_tool_targets_run_the_documented_commands(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "tools")
+    for target, expected in (
+        ("test", f"{sys.executable} -m pytest"),
+        ("lint", f"{sys.executable} -m ruff check src tests benchmarks"),
+        ("bench", "for script in benchmarks/bench_*.py"),
+        ("clean", "rm -rf -- 'build/ccc2017-sample'"),
+    ):
+        dry = _make(tree, "-n", target)
+        assert dry.returncode == 0 and expected in dry.stdout, (target, dry.stdout)
+    assert f"{sys.executable} -m mypy src" in _make(tree, "-n", "lint").stdout
+
+
+# ------------------------------------------------------------------ failing builds
+
+
+def test_changed_content_rebuilds_and_a_bad_row_fails_the_build(
+    failed: tuple[Path, Path],
+) -> None:
+    tree, data = failed
+    done = _make(tree, "release", "CSV=data.csv", "JOBS=2")
+    assert done.returncode != 0
+    assert "rows rejected" in done.stderr
+    assert not (tree / "dist" / f"data-{VERSION}.zip").exists()
+    out = _out(tree, "data")
+    assert len(_rows(out / "manifest.csv")) == len(_rows(data))
+    rejected = _rows(out / "rejected.csv")
+    assert len(rejected) == 1 and "length" in rejected[0]["reason"]
+    page = html.fromstring((out / "report" / "index.html").read_bytes())
+    assert page.xpath("//tr[@class='rejected-row']/td[6]")[0].text_content().startswith("length")
+    again = _make(tree, "release", "CSV=data.csv")
+    assert again.returncode != 0  # still failing, and nothing but the check is redone
+    assert "-m csv2sr convert" not in again.stdout
+
+
+def test_all_rows_bad_fails_the_build(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "bad")
+    done = _make(tree, "release", "CSV=fixtures/ccc2017-bad.csv")
+    assert done.returncode != 0
+    assert not (tree / "dist").exists() or not any((tree / "dist").iterdir())
+    rejected = _rows(_out(tree, "ccc2017-bad") / "rejected.csv")
+    assert len(rejected) == len(_rows(tree / "fixtures/ccc2017-bad.csv"))
+
+
+# ------------------------------------------------------------------ in a browser
+
+
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", *args],
+        capture_output=True, timeout=180, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Path:
+    if not CHROMIUM.is_file():
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+def _dom(index: Path, profile: Path) -> html.HtmlElement:
+    done = _chromium(profile, "--dump-dom", index.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    return html.fromstring(done.stdout)
+
+
+def test_browser_shows_counts_histograms_and_tools(
+    released: Path, browser: Path, tmp_path: Path
+) -> None:
+    index = _out(released) / "report" / "index.html"
+    page = _dom(index, tmp_path / "profile")
+    rows = _rows(released / SAMPLE)
+    assert page.get_element_by_id("count-rows").text_content() == str(len(rows))
+    assert page.get_element_by_id("count-rejected").text_content() == "0"
+    assert "Ready to publish" in page.get_element_by_id("verdict").text_content()
+    shown = {tr.get("data-anatomy"): tr for tr in page.xpath("//tr[@class='collection']")}
+    for anatomy, collection in (("Renal", "TCGA-KIRC"), ("Ovarian", "TCGA-OV"),
+                                ("Lung", "TCGA-LUAD"), ("Liver", "TCGA-LIHC")):
+        cells = [td.text_content() for td in shown[anatomy].xpath("td")]
+        assert cells[1] == collection
+        assert cells[3] == str(sum(r["anatomy"] == anatomy for r in rows))
+        bars = shown[anatomy].xpath(".//svg//*[local-name()='rect' and @class='bar']")
+        assert bars, f"no histogram bars for {anatomy}"
+        assert all(float(b.get("height")) > 0 for b in bars)
+    tools = {tr.xpath("td")[0].text_content(): tr.xpath("td")[1].text_content()
+             for tr in page.xpath("//tr[@class='tool']")}
+    assert tools["csv2sr"] == VERSION
+    for tool in ("pydicom", "highdicom", "lxml", "libxslt", "dicom3tools dcsrdump"):
+        assert tools.get(tool), tool
+    statuses = [td.text_content() for td in page.xpath("//tr[@class='status']/td[1]")]
+    assert statuses == sorted({r["radiologist_status"] for r in rows})
+
+
+def test_browser_links_resolve_to_files(released: Path, browser: Path, tmp_path: Path) -> None:
+    report = _out(released) / "report"
+    page = _dom(report / "index.html", tmp_path / "profile")
+    links = page.xpath("//a/@href")
+    assert len(page.xpath("//a[@class='sr-link']")) == len(_rows(released / SAMPLE))
+    assert page.xpath("//a[@class='report-link']") and page.xpath("//a[@class='dump-link']")
+    for link in links:
+        assert "://" not in link, f"{link}: the report must not need the network"
+        assert (report / link).resolve().is_file(), link
+    sr_page = _dom(report / page.xpath("//a[@class='sr-link']/@href")[0], tmp_path / "p2")
+    text = sr_page.text_content()
+    assert "Imaging Measurement Report" in text and "Length" in text
+    assert len(sr_page.xpath("//li[@class='item']")) >= 15
+    assert not page.xpath("//script") and not sr_page.xpath("//script")
+
+
+def test_browser_shows_the_rejected_row(failed: tuple[Path, Path], browser: Path,
+                                        tmp_path: Path) -> None:
+    tree, _ = failed
+    index = _out(tree, "data") / "report" / "index.html"
+    if not index.is_file() or "rejected-row" not in index.read_text():
+        done = _make(tree, "release", "CSV=data.csv", "JOBS=2")
+        assert done.returncode != 0
+    page = _dom(index, tmp_path / "profile")
+    assert page.get_element_by_id("count-rejected").text_content() == "1"
+    assert "Not ready to publish" in page.get_element_by_id("verdict").text_content()
+    row = page.xpath("//tr[@class='rejected-row']")[0]
+    assert "not a number" in row.text_content()
+
+
+def test_screenshot_renders(released: Path, browser: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    done = _chromium(tmp_path / "profile", "--window-size=1280,2400",
+                     f"--screenshot={shot}", (_out(released) / "report/index.html").as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a blank page is a few kB
+
+
+# ------------------------------------------------------------------ the real CSV
+
+
+@pytest.mark.slow
+def test_real_csv_release_has_no_validation_error(tmp_path: Path) -> None:
+    if not REAL_CSV.is_file():
+        pytest.skip(f"the real CSV is not at {REAL_CSV}")
+    tree = _tree(tmp_path / "real")
+    done = _make(tree, "release", f"CSV={REAL_CSV}", f"OUT={tmp_path / 'out'}",
+                 f"DIST={tmp_path / 'dist'}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = _rows(tmp_path / "out" / "manifest.csv")
+    assert len(manifest) == 2345 and {m["status"] for m in manifest} == {"converted"}
+    zipped = tmp_path / "dist" / f"CrowdsCureCancer2017Annotations-{VERSION}.zip"
+    with zipfile.ZipFile(zipped) as zf:
+        assert sum(n.endswith(".dcm") for n in zf.namelist()) == 2345
+    page = html.fromstring((tmp_path / "out" / "report" / "index.html").read_bytes())
+    assert "Ready to publish" in page.get_element_by_id("verdict").text_content()
