@@ -93,6 +93,7 @@ CASES: dict[str, tuple[tuple[Severity, str, str], tuple[Severity, str, str] | No
 }
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_broken_sr_is_caught(
     name: str, valid_sr: Dataset, tmp_path: Path, request: pytest.FixtureRequest
