@@ -24,7 +24,6 @@ from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Finding, Severity, Source
-
 from validate_breakers import BREAKERS, meta_uid_differs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
