@@ -19,7 +19,7 @@ from rich.table import Table
 
 from csv2sr.cli.app import app
 from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, progress_bar
-from csv2sr.validate import ValidationError, validate_files
+from csv2sr.validate import ValidationError, expand_paths, validate_files
 from csv2sr.validate.findings import Severity, Source, ValidationReport
 from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
 
@@ -68,7 +68,8 @@ def validate_command(  # noqa: PLR0917  (typer maps parameters to options)
     """Validate DICOM SR files: csv2sr's own checks, dciodvfy, optionally pixelmed."""
     threshold = Severity(fail_on.value)
     try:
-        with progress_bar("validating", None, enabled=not quiet) as advance:
+        total = len(expand_paths(paths))
+        with progress_bar("validating", total, enabled=not quiet) as advance:
             report = validate_files(
                 paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
                 progress=lambda done, _total: advance(done), pixelmed_jar=pixelmed_jar,

@@ -1,0 +1,144 @@
+"""``csv2sr validate``: exit codes, JSON schema, JUnit XML, per-file reports, tool notes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+import csv2sr
+import csv2sr.validate as validate_module
+from csv2sr.cli import app
+from csv2sr.codes import CodeMode
+from csv2sr.encode import encode
+from csv2sr.profiles import get_profile
+from csv2sr.rows import Annotation, read_rows
+from csv2sr.validate import validate_files
+
+SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sr_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four valid SRs in the convert layout: sr/<PatientID>/order-NNNN.dcm."""
+    root = tmp_path_factory.mktemp("cli") / "sr"
+    profile = get_profile("ccc2017")
+    rows = [r for r in read_rows(SAMPLE, profile) if isinstance(r, Annotation)][:4]
+    for row in rows:
+        folder = root / row.patient_id
+        folder.mkdir(parents=True, exist_ok=True)
+        encode(row, profile, CodeMode.SCT).save_as(
+            folder / f"order-{row.order:04d}.dcm", enforce_file_format=True)
+    return root
+
+
+def test_valid_tree_exits_0_and_writes_every_report(sr_tree: Path, tmp_path: Path) -> None:
+    reports, json_file, junit_file = tmp_path / "reports", tmp_path / "v.json", tmp_path / "v.xml"
+    result = runner.invoke(app, [
+        "validate", str(sr_tree), "--report-dir", str(reports), "--json", str(json_file),
+        "--junit", str(junit_file), "--quiet", "--no-dciodvfy",
+    ])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    dcm = sorted(p.relative_to(sr_tree).as_posix() for p in sr_tree.rglob("*.dcm"))
+    txt = sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*.txt"))
+    assert txt == [name[:-4] + ".txt" for name in dcm]
+    first = (reports / txt[0]).read_text()
+    assert first.startswith(f"File: {dcm[0]}\n") and "Result: PASS" in first
+
+    document = json.loads(json_file.read_text())
+    assert set(document) == {"files", "summary", "tools", "notes"}
+    assert document["summary"]["files"] == 4 and document["summary"]["passed"] == 4
+    assert document["summary"]["by_source"]["csv2sr"]["error"] == 0
+    assert document["tools"]["dciodvfy"] is None and document["tools"]["csv2sr"]
+    assert {"path", "findings"} <= set(document["files"][0])
+
+    suite = etree.parse(str(junit_file)).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+    assert not list(tmp_path.glob(".*.tmp")), "atomic writes leave no temporary files"
+
+
+def test_reports_are_deterministic(sr_tree: Path, tmp_path: Path) -> None:
+    texts = []
+    for run in ("a", "b"):
+        folder = tmp_path / run
+        result = runner.invoke(app, ["validate", str(sr_tree), "--report-dir", str(folder),
+                                     "--quiet", "--jobs", "2"])
+        assert result.exit_code == 0, result.output
+        texts.append({p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.txt")})
+    assert texts[0] == texts[1] and texts[0]
+
+
+def test_error_exits_1_and_fails_in_junit(sr_tree: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dcm"
+    bad.write_text("not dicom")
+    junit_file = tmp_path / "v.xml"
+    result = runner.invoke(app, ["validate", str(sr_tree), str(bad), "--quiet",
+                                 "--no-dciodvfy", "--junit", str(junit_file)])
+    assert result.exit_code == 1
+    suite = etree.parse(str(junit_file)).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failure = suite.find("testcase[@name='" + str(bad) + "']/failure")
+    assert failure is not None and "not a DICOM file" in (failure.text or "")
+
+
+def test_fail_on_warning(sr_tree: Path, dciodvfy: Path) -> None:
+    """csv2sr SRs carry dciodvfy's accepted warnings: fine by default, failing on warning."""
+    one = next(sr_tree.rglob("*.dcm"))
+    assert runner.invoke(app, ["validate", str(one), "--quiet"]).exit_code == 0
+    assert runner.invoke(app, ["validate", str(one), "--quiet",
+                               "--fail-on", "warning"]).exit_code == 1
+
+
+def test_json_to_stdout_and_text_summary(sr_tree: Path) -> None:
+    result = runner.invoke(app, ["validate", str(sr_tree), "--format", "json",
+                                 "--no-dciodvfy"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["summary"]["files"] == 4
+    text = runner.invoke(app, ["validate", str(sr_tree), "--no-dciodvfy"])
+    assert text.exit_code == 0 and "files: 4" in text.stdout and "passed: 4" in text.stdout
+
+
+@pytest.mark.parametrize("arguments", [
+    ["validate", "/no/such/path"],
+    ["validate", "--format", "yaml", "x"],
+    ["validate", "--fail-on", "info", "x"],
+    ["validate"],
+])
+def test_usage_errors_exit_2(arguments: list[str]) -> None:
+    assert runner.invoke(app, arguments).exit_code == 2
+
+
+def test_missing_dciodvfy_is_a_note_not_a_failure(
+    sr_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate_module._dciodvfy, "find_dciodvfy", lambda: None)
+    report = validate_files([sr_tree], jobs=1)
+    assert report.ok() and report.tools["dciodvfy"] is None
+    assert len(report.notes) == 1 and "dciodvfy not found" in report.notes[0]
+    result = runner.invoke(app, ["validate", str(sr_tree)])
+    assert result.exit_code == 0
+    assert result.output.count("dciodvfy not found") == 1
+
+
+def test_many_files_use_worker_processes(sr_tree: Path, tmp_path: Path) -> None:
+    """Above the process threshold the own checks run in a pool: same findings."""
+    folder = tmp_path / "many"
+    sources = sorted(sr_tree.rglob("*.dcm"))
+    count = validate_module.PROCESS_THRESHOLD + 2
+    for index in range(count):
+        target = folder / f"f{index:03d}.dcm"
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(sources[index % len(sources)].read_bytes())
+    (folder / "broken.dcm").write_bytes(b"")
+    report = validate_files([folder], jobs=2, use_dciodvfy=False)
+    assert len(report.files) == count + 1
+    assert [Path(f.path).name for f in report.files if not f.passed] == ["broken.dcm"]
+
+
+def test_python_api_is_exported() -> None:
+    assert csv2sr.validate_files is validate_files
