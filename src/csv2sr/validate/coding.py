@@ -66,8 +66,14 @@ def loinc_check_digit(digits: str) -> int:
 
 
 def loinc_valid(code: str) -> bool:
-    """``NNNNN-C`` (optionally ``LA``/``LP``/``LG``/``LL`` prefixed) with a valid check digit."""
-    match = re.fullmatch(r"(?:L[APGL])?([0-9]{1,7})-([0-9])", code)
+    """``NNNNN-C`` with a valid mod 10 check digit.
+
+    Answer and part codes (``LA``/``LP``/``LG``/``LL`` prefixes) are checked for their
+    form only: their check digits are not computed the same way.
+    """
+    if re.fullmatch(r"L[APGL][0-9]{1,7}-[0-9]", code):
+        return True
+    match = re.fullmatch(r"([0-9]{1,7})-([0-9])", code)
     return match is not None and loinc_check_digit(match.group(1)) == int(match.group(2))
 
 
