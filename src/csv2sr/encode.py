@@ -23,7 +23,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian
 
 from csv2sr import __version__
-from csv2sr.codes import CodeMode, Codes, to_srt
+from csv2sr.codes import CodeMode, Codes, code_key, to_srt
 from csv2sr.profiles import Profile
 from csv2sr.rows import Annotation
 from csv2sr.uids import derive_uid
@@ -215,9 +215,20 @@ def _walk(ds: Dataset) -> Iterator[Dataset]:
 
 
 def _verbatim_length(ds: Dataset, length: str) -> None:
-    """TID 300 row 1: the NUM carries ``length`` exactly as the CSV wrote it (a valid DS)."""
+    """TID 300 row 1: the Length NUM carries ``length`` exactly as the CSV wrote it (a DS).
+
+    Only the Length measurement: the TID 1604 descriptors of an Image Library entry are
+    NUMs too and keep the image's values.
+    """
     for item in _walk(ds):
-        if item.get("ValueType") == "NUM" and "MeasuredValueSequence" in item:
+        names = item.get("ConceptNameCodeSequence")
+        if (
+            item.get("ValueType") == "NUM"
+            and "MeasuredValueSequence" in item
+            and names
+            and code_key(Code(names[0].CodeValue, names[0].CodingSchemeDesignator, ""))
+            == code_key(Codes.LENGTH)
+        ):
             value = item.MeasuredValueSequence[0]
             value.NumericValue = length
             if "FloatingPointValue" in value:
@@ -314,10 +325,16 @@ def encode(
     """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
     ``header`` is the annotated image's header when the source images are known
-    (:mod:`csv2sr.images`); otherwise :func:`source_header` stands in for it.
+    (:func:`csv2sr.images.enriched_header`): it is the evidence highdicom copies the
+    Patient and General Study modules from, and, when it holds the image attributes
+    (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
+    Otherwise :func:`source_header` stands in for it.
     """
     uids = row_uids(row, profile, mode)
     evidence = header if header is not None else source_header(row)
+    if image_library is None and header is not None and "Rows" in header:
+        # PS3.16 TID 1600 > 1601 > 1602/1604 from the real image header, by highdicom
+        image_library = hd.sr.ImageLibrary([header])[0]
     content = build_content(row, profile, uids, evidence, image_library)
     with warnings.catch_warnings():
         # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)

@@ -1,0 +1,94 @@
+"""Conversion throughput and peak memory, end to end through the command line.
+
+Converts the real CCC2017 CSV (2,345 rows) and a synthetic 20,000-row CSV in the same
+format (the real rows repeated with new `order`, `_id` and shifted coordinates), each in
+its own process, both with the default (template) path and with highdicom for every row
+(`--reference-builder`, real CSV only).  Prints SR/s and the peak resident memory of the
+converting processes; writes the table to benchmarks/results/convert.txt.
+
+    python benchmarks/bench_convert.py            (or: make bench)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "convert.txt"
+
+
+def synthetic(path: Path, rows: int) -> None:
+    """`rows` rows in the CCC2017 format, made from the real ones (unique order and _id)."""
+    with REAL.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        real = list(reader)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fields, lineterminator="\r\n")
+        writer.writeheader()
+        for n in range(rows):
+            row = dict(real[n % len(real)])
+            row["order"] = str(n + 1)
+            row["_id"] = f"{n:032x}"
+            row["start_x"] = f"{float(row['start_x']) + (n // len(real)) * 0.25:.7f}"
+            writer.writerow(row)
+
+
+_PROBE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
+    """(rows, seconds, peak RSS MiB of the conversion and its workers)."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "csv2sr", "convert", str(csv_path), "-o", out,
+                   "--quiet", *extra]
+        started = time.perf_counter()
+        # a fresh parent per run, so that RUSAGE_CHILDREN is this run's peak alone
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - started
+        rows = sum(1 for _ in Path(out, "sr").rglob("*.dcm"))
+    return rows, seconds, int(probe.stdout) / 1024
+
+
+def main() -> None:
+    if not REAL.is_file():
+        sys.exit(f"the real CSV is not at {REAL}")
+    lines = [
+        f"csv2sr convert, end to end (process start, imports, files written); "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"{'input':<34}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}{'peak MiB':>10}",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "synthetic-20000.csv"
+        synthetic(big, 20_000)
+        cases = [
+            ("real CSV (2,345 rows)", REAL, "template", ()),
+            ("synthetic (20,000 rows)", big, "template", ()),
+            ("real CSV (2,345 rows)", REAL, "highdicom", ("--reference-builder",)),
+        ]
+        for label, path, builder, extra in cases:
+            rows, seconds, peak = run(path, *extra)
+            line = (f"{label:<34}{builder:<12}{rows:>7}{seconds:>9.1f}{rows / seconds:>8.0f}"
+                    f"{peak:>10.0f}")
+            print(line, flush=True)
+            lines.append(line)
+    print("\n".join(lines[:2]))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
