@@ -20,7 +20,7 @@ JOBS     =
 PROFILE  = ccc2017
 VENV     = .venv
 PYTHON   = $(VENV)/bin/python
-VERSION  = $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml)
+VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml)
 
 CSV2SR   = $(PYTHON) -m csv2sr
 STAGES   = $(OUT)/stages
@@ -89,7 +89,7 @@ $(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(CONVERT_SRC) | $(SETUP)
 
 $(STAGES)/validate.done: $(STAGES)/convert.done $(VALIDATE_SRC)
 	rm -rf $(OUT)/reports $(OUT)/validation.json $(OUT)/validation.junit.xml
-	$(call stage,validate,$(CSV2SR) validate $(OUT)/sr --report-dir $(OUT)/reports --json $(OUT)/validation.json --junit $(OUT)/validation.junit.xml --quiet)
+	$(call stage,validate,$(CSV2SR) validate $(OUT)/sr --report-dir $(OUT)/reports --json $(OUT)/validation.json --junit $(OUT)/validation.junit.xml $(JOBS_OPT) --quiet)
 	touch $@
 
 $(STAGES)/dumps.done: $(STAGES)/convert.done $(DUMPS_SRC)
@@ -108,6 +108,7 @@ $(STAGES)/report.done: $(STAGES)/convert.done $(STAGES)/validate.done $(STAGES)/
 	touch $@
 
 $(STAGES)/check.done: $(STAGES)/report.done
+	rm -f '$(ZIP)'
 	$(CSV2SR) check-release $(OUT) --quiet
 	touch $@
 

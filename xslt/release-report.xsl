@@ -112,6 +112,10 @@
     </table>
   </xsl:template>
 
+  <xsl:template match="histogram[@max-count = 0]">
+    <span class="muted">no converted row</span>
+  </xsl:template>
+
   <xsl:template match="histogram">
     <xsl:variable name="max" select="number(@max-count)"/>
     <xsl:variable name="bw" select="$bars-width div number(@bins)"/>
@@ -126,6 +130,9 @@
       <text x="30" y="{$bars-height + 18}">0</text>
       <text x="{$bars-width + 30}" y="{$bars-height + 18}" text-anchor="end">&#8805;<xsl:value-of
         select="bin[last()]/@lo"/><xsl:text> </xsl:text><xsl:value-of select="$unit"/></text>
+      <xsl:variable name="mid" select="bin[position() = floor(count(../bin) div 2) + 1]"/>
+      <text x="{30 + number($mid/@i) * $bw}" y="{$bars-height + 18}" text-anchor="middle"><xsl:value-of
+        select="$mid/@lo"/></text>
       <xsl:for-each select="bin[@count &gt; 0]">
         <xsl:variable name="h" select="number(@count) div $max * $bars-height"/>
         <rect class="bar" x="{30 + number(@i) * $bw + 0.5}" y="{5 + $bars-height - $h}"
@@ -206,7 +213,7 @@
           </table>
           <table id="findings">
             <tr><th>Severity</th><th>Source</th><th>Message</th><th>Count</th><th>Files (reports)</th></tr>
-            <xsl:for-each select="message">
+            <xsl:for-each select="message[@severity != 'info']">
               <tr class="finding">
                 <td class="{@severity}"><xsl:value-of select="@severity"/></td>
                 <td><code><xsl:value-of select="@source"/></code></td>
@@ -220,6 +227,7 @@
                       <xsl:otherwise><xsl:value-of select="@file"/></xsl:otherwise>
                     </xsl:choose>
                     <xsl:if test="@where != ''"> <span class="muted"> (<xsl:value-of select="@where"/>)</span></xsl:if>
+                    <xsl:if test="@detail != ''"> <span class="muted"> “<xsl:value-of select="@detail"/>”</span></xsl:if>
                     <br/>
                   </xsl:for-each>
                   <xsl:if test="count(in) &lt; @count"><span class="muted">… and others (see the file list)</span></xsl:if>
@@ -227,6 +235,17 @@
               </tr>
             </xsl:for-each>
           </table>
+          <xsl:if test="message[@severity = 'info']">
+            <details>
+              <summary>Informational findings (<xsl:value-of select="sum(message[@severity = 'info']/@count)"/>)</summary>
+              <ul>
+                <xsl:for-each select="message[@severity = 'info']">
+                  <li><code><xsl:value-of select="@source"/></code>: <xsl:value-of select="text"/>
+                    (<xsl:value-of select="@count"/> in <xsl:value-of select="@files"/> file(s))</li>
+                </xsl:for-each>
+              </ul>
+            </details>
+          </xsl:if>
         </xsl:if>
       </xsl:otherwise>
     </xsl:choose>
@@ -237,8 +256,11 @@
     <table>
       <tr><th>UID</th><th>Distinct</th><th>Repeated</th></tr>
       <xsl:for-each select="uid">
-        <tr><td><xsl:value-of select="@kind"/></td><td class="n"><xsl:value-of select="@distinct"/></td>
-          <td class="n"><xsl:value-of select="@repeats"/></td></tr>
+        <tr class="uid"><td><xsl:value-of select="@kind"/></td><td class="n"><xsl:value-of select="@distinct"/></td>
+          <td class="n">
+            <xsl:if test="@unique = 'yes' and @repeats != '0'"><xsl:attribute name="class">n error</xsl:attribute></xsl:if>
+            <xsl:value-of select="@repeats"/>
+            <xsl:if test="@unique = 'yes'"> (must be 0)</xsl:if></td></tr>
       </xsl:for-each>
     </table>
   </xsl:template>

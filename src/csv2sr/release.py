@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -432,6 +433,8 @@ def _collect_findings(out: Path, validation: dict[str, Any] | None) -> _Findings
 
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_VALUE = re.compile(r"<[^<>]*>")
+"""A value quoted by dciodvfy (``= <SYN-0001>``): findings differing only there are grouped."""
 
 
 def _validation(
@@ -455,9 +458,11 @@ def _validation(
             infos=str(sum(sources[source].values()) - sources[source]["error"]
                       - sources[source]["warning"]),
         )
-    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[tuple[str, str, str]]] = defaultdict(list)
     for severity, source, relpath, item, attribute, message in findings.flat:
-        groups[(severity, source, message)].append((relpath, item or attribute))
+        general = _VALUE.sub("<…>", message)
+        detail = message if general != message else ""
+        groups[(severity, source, general)].append((relpath, item or attribute, detail))
     for (severity, source, message), where in sorted(
         groups.items(), key=lambda g: (_SEVERITY_ORDER.get(g[0][0], 9), -len(g[1]), g[0])
     ):
@@ -467,9 +472,10 @@ def _validation(
         )
         etree.SubElement(group, "text").text = message
         limit = len(where) if severity == "error" else 5
-        for relpath, place in sorted(where)[:limit]:
+        for relpath, place, detail in sorted(where)[:limit]:
             etree.SubElement(
-                group, "in", file=relpath, where=place, report=_report_link(out, relpath)
+                group, "in", file=relpath, where=place, detail=detail,
+                report=_report_link(out, relpath),
             )
 
 
@@ -535,15 +541,23 @@ def _uids(
         return len(counted), sum(n - 1 for n in counted.values() if n > 1)
 
     node = etree.SubElement(parent, "uids")
-    for label, values in (
-        ("SOP Instance UID (new)", [m.get("sop_instance_uid", "") for m, _ in converted]),
-        ("Tracking Unique Identifier (new)", [m.get("tracking_uid", "") for m, _ in converted]),
-        ("Series Instance UID (new)", [m.get("series_instance_uid", "") for m, _ in converted]),
-        ("Study Instance UID (source)", [s.get("StudyInstanceUID", "") for _, s in converted]),
-        ("SOP Instance UID (annotated image)", [s.get("instanceUID", "") for _, s in converted]),
+    for label, unique, values in (
+        ("SOP Instance UID (new)", True,
+         [m.get("sop_instance_uid", "") for m, _ in converted]),
+        ("Tracking Unique Identifier (new)", True,
+         [m.get("tracking_uid", "") for m, _ in converted]),
+        ("Series Instance UID (new, one per study)", False,
+         [m.get("series_instance_uid", "") for m, _ in converted]),
+        ("Study Instance UID (source)", False,
+         [s.get("StudyInstanceUID", "") for _, s in converted]),
+        ("SOP Instance UID (annotated image)", False,
+         [s.get("instanceUID", "") for _, s in converted]),
     ):
         count, repeats = distinct(values)
-        etree.SubElement(node, "uid", kind=label, distinct=str(count), repeats=str(repeats))
+        etree.SubElement(
+            node, "uid", kind=label, distinct=str(count), repeats=str(repeats),
+            unique="yes" if unique else "no",
+        )
 
 
 def _roundtrip(
