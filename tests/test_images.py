@@ -383,20 +383,13 @@ def test_convert_without_images_changes_nothing(
     assert sr.StudyID == "" and "PatientAge" not in sr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encode._verbatim_length writes `length` into every NUM, the Image Library's "
-    "TID 1604 NUMs included (patch proposed to the lead in the issue 6 report)",
-)
 def test_image_library_descriptors_keep_the_images_values(
     synthetic: SyntheticFixture, index: ImageIndex
 ) -> None:
-    import highdicom as hd  # noqa: PLC0415
-
+    """PS3.16 TID 1604 from the header; the verbatim ``length`` goes to Length only."""
     row = by_order(synthetic.good_csv)[3]
     evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
-    library = hd.sr.ImageLibrary([evidence])[0]
-    sr = encode(row, PROFILE, CodeMode.SCT, header=evidence, image_library=library)
+    sr = encode(row, PROFILE, CodeMode.SCT, header=evidence)
     numbers = {}
     for item in _items(sr):
         if item.get("ValueType") == "NUM":
@@ -406,6 +399,8 @@ def test_image_library_descriptors_keep_the_images_values(
     assert numbers["Pixel Data Rows"] == 512
     assert numbers["Horizontal Pixel Spacing"] == 0.9
     assert numbers["Vertical Pixel Spacing"] == 0.6
+    assert numbers["Slice Thickness"] == 5.0
+    assert numbers["Image Position (Patient) Z"] == -100.0
 
 
 def _items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
