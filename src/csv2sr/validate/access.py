@@ -8,8 +8,9 @@ item with its attribute path, which also proves that the file is readable to its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -17,26 +18,52 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
-__all__ = ["Element", "component", "sequence", "tag_of", "text", "walk"]
+__all__ = [
+    "Element",
+    "component",
+    "format_path",
+    "sequence",
+    "sequence_items",
+    "tag_of",
+    "text",
+    "walk",
+]
 
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "FL", "FD", "SL",
                          "SS", "SV", "UL", "US", "UV", "AT"})
 
 
-@dataclass(frozen=True)
-class Element:
-    """One element met by :func:`walk`."""
+class Element(NamedTuple):
+    """One element met by :func:`walk` (a tuple: millions are made)."""
 
-    path: str
-    """``/ContentSequence(0040,a730)[5]/NumericValue(0040,a30a)`` (dciodvfy's form)."""
+    parents: tuple[tuple[int, int], ...]
+    """(sequence tag, 1-based item index) from the top data set down to this element."""
     tag: BaseTag
     vr: str
     value: str | None
     """Text for string VRs (None for binary VRs and sequences)."""
-    empty: bool
+
+    @property
+    def path(self) -> str:
+        """``/ContentSequence(0040,a730)[5]/NumericValue(0040,a30a)`` (dciodvfy's form)."""
+        return format_path(self.parents, self.tag)
+
+    @property
+    def keyword(self) -> str:
+        return keyword_for_tag(self.tag) or "Unknown"
 
 
+def format_path(parents: tuple[tuple[int, int], ...], tag: BaseTag | None = None) -> str:
+    """The attribute path of an element below ``parents`` (or of the item itself)."""
+    parts = [component(Tag(t), i) for t, i in parents]
+    if tag is not None:
+        parts.append(component(tag))
+    return "".join("/" + p for p in parts)
+
+
+@functools.cache
 def tag_of(keyword: str) -> BaseTag:
+    """The tag of a dictionary keyword (cached: this is called for every lookup)."""
     return Tag(keyword)
 
 
@@ -81,9 +108,7 @@ def _one(value: object) -> str:
 
 def text(ds: Dataset, keyword: str) -> str | None:
     """The value of ``keyword`` in ``ds`` as text, ``""`` when empty, None when absent."""
-    tag = Tag(keyword)
-    if tag not in ds:
-        return None
+    tag = tag_of(keyword)
     element = ds.get_item(tag)
     if element is None:
         return None
@@ -92,14 +117,14 @@ def text(ds: Dataset, keyword: str) -> str | None:
 
 def sequence(ds: Dataset, keyword: str) -> list[Dataset] | None:
     """The items of sequence ``keyword`` (None when the attribute is absent)."""
-    tag = Tag(keyword)
+    tag = tag_of(keyword)
     if tag not in ds:
         return None
     value = ds[tag].value
     return list(value) if value is not None else []
 
 
-def walk(ds: Dataset, prefix: str = "") -> Iterator[Element]:
+def walk(ds: Dataset, parents: tuple[tuple[int, int], ...] = ()) -> Iterator[Element]:
     """Every element of ``ds`` and of every nested item, depth first, in tag order.
 
     Walking the whole tree makes pydicom parse every sequence: a file that pydicom cannot
@@ -112,10 +137,30 @@ def walk(ds: Dataset, prefix: str = "") -> Iterator[Element]:
         vr = _vr_of(tag, raw)
         if vr == "SQ" or (isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF):
             items = ds[tag].value or []
-            yield Element(prefix + "/" + component(tag), tag, "SQ", None, len(items) == 0)
+            yield Element(parents, tag, "SQ", None)
             for index, item in enumerate(items, start=1):
-                yield from walk(item, prefix + "/" + component(tag, index))
+                yield from walk(item, (*parents, (int(tag), index)))
             continue
-        value = _as_text(raw, vr)
-        empty = (raw.value is None or raw.value in (b"", "")) if value is None else value == ""
-        yield Element(prefix + "/" + component(tag), tag, vr, value, empty)
+        yield Element(parents, tag, vr, _as_text(raw, vr))
+
+
+def _is_sequence(tag: BaseTag, raw: DataElement | RawDataElement) -> bool:
+    return _vr_of(tag, raw) == "SQ" or (
+        isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF
+    )
+
+
+def sequence_items(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, str, Dataset]]:
+    """(path, sequence keyword, item) of every item of every sequence, depth first.
+
+    Only sequences are converted; other elements stay raw (fast, and never raises).
+    """
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if raw is None or not _is_sequence(tag, raw):
+            continue
+        keyword = keyword_for_tag(tag) or "Unknown"
+        for index, item in enumerate(ds[tag].value or [], start=1):
+            path = f"{prefix}/{component(tag, index)}"
+            yield path, keyword, item
+            yield from sequence_items(item, path)

@@ -16,7 +16,7 @@ from pydicom import Dataset
 from pydicom.sr import _concepts_dict
 
 from csv2sr.codes import CODE_TABLE
-from csv2sr.validate.access import sequence, text
+from csv2sr.validate.access import sequence, sequence_items, text
 from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
 
 __all__ = ["KNOWN_SCHEMES", "check_codes", "loinc_valid", "verhoeff_valid"]
@@ -28,8 +28,6 @@ KNOWN_SCHEMES: frozenset[str] = frozenset(_concepts_dict.concepts) | {
     "PUBCHEM_CID", "IBSI", "BARI", "C4", "C5", "CD2", "ISO_OID", "NYUMCCG", "POS", "RFC3066",
 }
 """Coding Scheme Designators of PS3.16 Table 8-1 (and those pydicom has tables for)."""
-
-_CODE_SEQUENCE = re.compile(r"CodeSequence\(|CodeSequence$")
 
 _VERHOEFF_D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
@@ -77,18 +75,11 @@ def loinc_valid(code: str) -> bool:
     return match is not None and loinc_check_digit(match.group(1)) == int(match.group(2))
 
 
-def _code_items(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Dataset]]:
+def _code_items(ds: Dataset) -> Iterator[tuple[str, Dataset]]:
     """(path, item) of every item of every ``...CodeSequence`` in ``ds``, recursively."""
-    for element in ds:
-        if element.VR != "SQ":
-            continue
-        name = f"{element.keyword or 'Unknown'}({element.tag.group:04x},{element.tag.element:04x})"
-        is_code = element.keyword.endswith("CodeSequence")
-        for index, item in enumerate(element.value or [], start=1):
-            path = f"{prefix}/{name}[{index}]"
-            if is_code:
-                yield path, item
-            yield from _code_items(item, path)
+    for path, keyword, item in sequence_items(ds):
+        if keyword.endswith("CodeSequence"):
+            yield path, item
 
 
 def check_codes(ds: Dataset, private_schemes: frozenset[str] = frozenset()) -> list[Finding]:

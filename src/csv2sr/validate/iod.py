@@ -121,13 +121,13 @@ def check_values(ds: Dataset) -> list[Finding]:
             findings.append(_finding(
                 Severity.ERROR, element.path,
                 f"invalid {element.vr} value <{element.value}>: {problem} (PS3.5 Table 6.2-1)"))
-        keyword = element.path.rsplit("/", 1)[-1].split("(", 1)[0]
-        allowed = ENUMERATED.get(keyword)
-        if allowed is not None and element.value not in allowed:
-            findings.append(_finding(
-                Severity.ERROR, element.path,
-                f"{keyword} <{element.value}> is not one of the enumerated values "
-                f"{', '.join(sorted(allowed))} (PS3.3 C.17)"))
+        if element.vr == "CS":
+            allowed = ENUMERATED.get(element.keyword)
+            if allowed is not None and element.value not in allowed:
+                findings.append(_finding(
+                    Severity.ERROR, element.path,
+                    f"{element.keyword} <{element.value}> is not one of the enumerated values "
+                    f"{', '.join(sorted(allowed))} (PS3.3 C.17)"))
     return findings
 
 
