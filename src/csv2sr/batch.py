@@ -14,6 +14,7 @@ Output layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.filewriter import dcmwrite
@@ -33,11 +34,9 @@ from pydicom.filewriter import dcmwrite
 from csv2sr.codes import CodeMode
 from csv2sr.encode import encode, row_uids
 from csv2sr.fastpath import FastEncoder
+from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import Profile, get_profile
 from csv2sr.rows import Annotation, InputFileError, RowError, RowProblem, read_rows
-
-if TYPE_CHECKING:
-    from csv2sr.images import ImageIndex
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -155,8 +154,6 @@ class _Worker:
             return item
         header: Dataset | None = None
         if self.images is not None:
-            from csv2sr.images import check_row_against_image, enriched_header
-
             found, problems = check_row_against_image(item, self.images, path=self.csv_path)
             if problems:
                 return RowError(self.csv_path, item.line, tuple(problems), item.cells)
@@ -249,10 +246,8 @@ def _remove_stale(outdir: Path, previous: set[str], written: set[str]) -> None:
         if target.is_file() and target.suffix == ".dcm":
             target.unlink()
             log.info("removed stale %s", target)
-            try:
+            with contextlib.suppress(OSError):  # only when the folder is now empty
                 target.parent.rmdir()
-            except OSError:
-                pass
 
 
 def _remove_temporaries(outdir: Path) -> None:

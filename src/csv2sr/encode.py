@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import highdicom as hd
 import numpy as np
@@ -20,7 +21,8 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.sr.coding import Code
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
 from csv2sr.codes import CodeMode, Codes, code_key, to_srt
@@ -117,7 +119,7 @@ def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentIt
         descriptors.append(
             hd.sr.DateContentItem(
                 name=Codes.STUDY_DATE,
-                value=hd.sr.value_types.DA(header.StudyDate),
+                value=DA(header.StudyDate),
                 relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
             )
         )
@@ -125,7 +127,7 @@ def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentIt
         descriptors.append(
             hd.sr.TimeContentItem(
                 name=Codes.STUDY_TIME,
-                value=hd.sr.value_types.TM(header.StudyTime),
+                value=TM(header.StudyTime),
                 relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
             )
         )
@@ -269,13 +271,15 @@ def _author_observer(row: Annotation) -> Dataset:
     return item
 
 
+_TEXT_VRS = {"PN", "LO", "SH", "UT", "ST", "LT"}
+
+
 def _needs_unicode(ds: Dataset) -> bool:
     for item in _walk(ds):
         for element in item:
             value = element.value
-            if element.VR in {"PN", "LO", "SH", "UT", "ST", "LT"} and value:
-                if not str(value).isascii():
-                    return True
+            if element.VR in _TEXT_VRS and value and not str(value).isascii():
+                return True
     return False
 
 
@@ -308,7 +312,7 @@ def finish(
     meta.MediaStorageSOPClassUID = sr.SOPClassUID
     meta.MediaStorageSOPInstanceUID = sr.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = derive_uid("implementation", "csv2sr", __version__)
+    meta.ImplementationClassUID = UID(derive_uid("implementation", "csv2sr", __version__))
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     sr.file_meta = meta
     sr.preamble = b"\x00" * 128
@@ -334,7 +338,7 @@ def encode(
     evidence = header if header is not None else source_header(row)
     if image_library is None and header is not None and "Rows" in header:
         # PS3.16 TID 1600 > 1601 > 1602/1604 from the real image header, by highdicom
-        image_library = hd.sr.ImageLibrary([header])[0]
+        image_library = cast(hd.sr.ContainerContentItem, hd.sr.ImageLibrary([header])[0])
     content = build_content(row, profile, uids, evidence, image_library)
     with warnings.catch_warnings():
         # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)

@@ -26,11 +26,11 @@ import logging
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Union
 
 from pydicom import Dataset
 from pydicom.filewriter import dcmwrite
 from pydicom.sr.coding import Code
+from pydicom.uid import UID
 
 from csv2sr.codes import CodeMode, Codes, code_key, to_srt
 from csv2sr.encode import encode, row_uids
@@ -41,7 +41,7 @@ __all__ = ["FastEncoder", "TemplateError", "row_values", "set_fields"]
 
 log = logging.getLogger(__name__)
 
-Value = Union[str, int, tuple[float, ...]]
+Value = str | int | tuple[float, ...]
 _Shape = tuple[bool, bool, bool]
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
@@ -152,7 +152,7 @@ def set_fields(ds: Dataset, values: dict[str, Value]) -> Dataset:
     ds.StudyTime = values["study_time"]
     ds.SeriesInstanceUID = values["sr_series_uid"]
     ds.SOPInstanceUID = values["sop_instance_uid"]
-    ds.file_meta.MediaStorageSOPInstanceUID = values["sop_instance_uid"]
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(str(values["sop_instance_uid"]))
     ds.InstanceNumber = values["order"]
     ds.ContentDate = ds.InstanceCreationDate = values["content_date"]
     ds.ContentTime = ds.InstanceCreationTime = values["content_time"]
@@ -211,12 +211,18 @@ class _Node:
     children: list[_Part]
 
 
-_Part = Union[bytes, _Slot, _Node]
+_Part = bytes | _Slot | _Node
+
+
+def _floats(value: Value) -> bytes:
+    if not isinstance(value, tuple):
+        raise TemplateError(f"points must be a tuple of floats, not {value!r}")
+    return struct.pack(f"<{len(value)}f", *value)
 
 
 def _encode_value(slot: _Slot, value: Value) -> bytes:
     if slot.name == "points":
-        return struct.pack(f"<{len(value)}f", *value)  # type: ignore[arg-type]
+        return _floats(value)
     data = str(value).encode("ascii")
     return data + slot.pad if len(data) % 2 else data
 
@@ -224,7 +230,7 @@ def _encode_value(slot: _Slot, value: Value) -> bytes:
 def _sentinel_key(name: str) -> bytes:
     value = _SENTINELS[name]
     if name == "points":
-        return struct.pack("<4f", *value)  # type: ignore[arg-type]
+        return _floats(value)
     return str(value).encode("ascii")
 
 
@@ -236,7 +242,7 @@ def _parse(data: bytes, start: int, end: int) -> list[_Part]:
     parts: list[_Part] = []
     pos = start
     while pos < end:
-        tag, vr = data[pos:pos + 4], data[pos + 4:pos + 6]
+        vr = data[pos + 4:pos + 6]
         long = vr in _LONG_VRS
         if long:
             (length,) = struct.unpack_from("<I", data, pos + 8)

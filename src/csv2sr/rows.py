@@ -343,7 +343,8 @@ def read_rows(path: Path, profile: Profile) -> Iterator[Annotation | RowError]:
             for record in chunk.itertuples(index=False, name=None):
                 line, count = next(lines)
                 rows += 1
-                cells = {name: ("" if v is None else str(v)) for name, v in zip(header, record)}
+                values = zip(header, record, strict=False)
+                cells = {name: ("" if v is None else str(v)) for name, v in values}
                 if count != width:
                     problem = RowProblem(
                         "(row)", f"{count} fields where the header has {width}", str(count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from enum import Enum
 from pathlib import Path
@@ -12,7 +13,8 @@ from rich.markup import escape
 
 from csv2sr.batch import ConversionResult, convert
 from csv2sr.cli.app import app
-from csv2sr.cli.common import EXIT_DATA, EXIT_OK, err, out, progress_bar, setup_logging
+from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, progress_bar, setup_logging
+from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
 from csv2sr.rows import InputFileError
 
@@ -66,17 +68,39 @@ def convert_command(
         Codes,
         typer.Option(
             "--codes",
-            help="sct: SNOMED CT (current DICOM); srt: the deprecated 2018 SNOMED-RT codes for old readers.",
+            help="sct: SNOMED CT (current DICOM); srt: the deprecated 2018 SNOMED-RT codes "
+            "for old readers.",
         ),
     ] = Codes.sct,
     profile: Annotated[
         ProfileName, typer.Option("--profile", help="The table's layout and collections.")
     ] = "ccc2017",  # type: ignore[assignment]
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            metavar="DIR",
+            help="Folder of the source DICOM images: headers are read (never pixel data) to "
+            "check every row against its image and to copy patient, study and image "
+            "attributes into the SR.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    images_url: Annotated[
+        str | None,
+        typer.Option(
+            "--images-url",
+            metavar="URL",
+            help="The same from a DICOMweb server (WADO-RS metadata of the studies in the table).",
+        ),
+    ] = None,
     reference_builder: Annotated[
         bool,
         typer.Option(
             "--reference-builder",
-            help="Build every SR with highdicom instead of the (byte-identical, faster) template path.",
+            help="Build every SR with highdicom instead of the byte-identical, faster "
+            "template path.",
         ),
     ] = False,
     quiet: Annotated[
@@ -88,30 +112,66 @@ def convert_command(
 ) -> None:
     """Convert each row of ANNOTATIONS.csv into one DICOM TID 1500 Measurement Report.
 
-    Every row is checked before anything is built. A bad row is reported as FILE:LINE: COLUMN: problem (value), written to OUTDIR/rejected.csv with its reason, and the other rows are still converted.
+    Every row is checked before anything is built. A bad row is reported as
+    FILE:LINE: COLUMN: problem (value), written to OUTDIR/rejected.csv with its reason,
+    and the other rows are still converted.
 
-    Output: OUTDIR/sr/PatientID/order-NNNN.dcm (one SR per row), OUTDIR/manifest.csv (one line per input row), OUTDIR/rejected.csv. The same CSV always gives byte-identical files.
+    Output: OUTDIR/sr/PatientID/order-NNNN.dcm (one SR per row), OUTDIR/manifest.csv
+    (one line per input row), OUTDIR/rejected.csv. The same CSV always gives
+    byte-identical files.
 
-    Exit status: 0 all rows converted; 1 a row was rejected or the file is unusable; 2 usage error.
+    Exit status: 0 all rows converted; 1 a row was rejected or the file is unusable;
+    2 usage error.
     """
     setup_logging(verbose)
-    total = _count_lines(csv_path)
+    if images is not None and images_url is not None:
+        err.print("[red]error:[/red] give --images or --images-url, not both")
+        raise typer.Exit(EXIT_USAGE)
     try:
-        with progress_bar("Converting", total, enabled=not quiet) as advance:
+        index = _image_index(csv_path, images, images_url, quiet=quiet)
+        with progress_bar("Converting", _count_lines(csv_path), enabled=not quiet) as advance:
             result = convert(
                 csv_path,
                 output,
                 jobs=jobs,
                 codes=codes.value,
                 profile=str(profile.value),
+                images=index,
                 progress=advance,
                 fast=not reference_builder,
             )
-    except InputFileError as exc:
+    except (InputFileError, ImageIndexError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
     _report(result, quiet=quiet)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _image_index(
+    csv_path: Path, images: Path | None, url: str | None, *, quiet: bool
+) -> ImageIndex | None:
+    """Index the source image headers (folder or DICOMweb), once, before converting."""
+    if images is None and url is None:
+        return None
+    if images is not None:
+        index = ImageIndex.from_folder(images)
+    else:
+        studies = _study_uids(csv_path)
+        index = ImageIndex.from_dicomweb(str(url), study_uids=studies)
+    if not quiet:
+        out.print(
+            f"{len(index)} source image headers indexed from {escape(index.origin)}",
+            highlight=False,
+        )
+    for skipped in index.skipped:
+        err.print(f"skipped {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    return index
+
+
+def _study_uids(csv_path: Path) -> list[str]:
+    """The distinct StudyInstanceUIDs of the table (what a DICOMweb index must fetch)."""
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        return sorted({row.get("StudyInstanceUID", "") for row in csv.DictReader(fh)} - {""})
 
 
 def _report(result: ConversionResult, *, quiet: bool) -> None:
