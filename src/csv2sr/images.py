@@ -73,8 +73,10 @@ Spacings closer than that (0.78125 vs 0.7813 mm) cannot be told apart by any tol
 LENGTH_ABSOLUTE_TOLERANCE_MM = 0.01
 """... or by 0.01 mm, whichever is larger (short lines written with two decimals)."""
 
-PARALLEL_THRESHOLD = 512
-"""Folders with fewer files are read in this process (workers cost more than they save)."""
+PARALLEL_THRESHOLD = 5000
+"""Folders with fewer files are read in this process.  Measured (benchmarks/bench_images.py,
+2 shared cores): one process reads about 850 headers/s and two workers were slower, so
+workers are only worth it for large folders on a machine with idle cores."""
 
 _CHUNK = 256
 
@@ -296,6 +298,8 @@ class ImageIndex:
         Files that are not DICOM, or have no SOP Instance UID (a DICOMDIR), are skipped
         and listed in :attr:`skipped`.  ``jobs`` worker processes read the files (default:
         up to 4 when there are at least :data:`PARALLEL_THRESHOLD` files, else 1).
+        Files are visited in sorted path order, so the first of two files with the same
+        SOP Instance UID is always the same one.
         """
         root = Path(path)
         if not root.is_dir():
@@ -563,16 +567,42 @@ def _same_time_or_date(a: str, b: str) -> bool:
 # --------------------------------------------------------------------------- enrichment
 
 
+_LIBRARY_READY: dict[tuple[Any, ...], bool] = {}
+"""library_ready's verdict per header *shape* (SOP class, modality, which values exist)."""
+
+
+def _shape(header: Dataset) -> tuple[Any, ...]:
+    present = []
+    for keyword in GEOMETRY_KEYWORDS:
+        value = header.get(keyword)
+        if value is None or value == "":
+            present.append(0)
+        elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            present.append(sum(v not in (None, "") for v in value))
+        else:
+            present.append(1)
+    return (str(header.get("SOPClassUID", "")), str(header.get("Modality", "")), *present)
+
+
 def library_ready(header: Dataset) -> bool:
-    """True when highdicom can describe the image in TID 1602/1603/1604 from ``header``."""
+    """True when highdicom can describe the image in TID 1602/1603/1604 from ``header``.
+
+    Decided by building ``hd.sr.ImageLibraryEntryDescriptors`` once per header shape
+    (SOP class, modality, number of values of each geometry attribute), then cached.
+    """
     if not header.get("Rows") or not header.get("Columns") or not header.get("SOPClassUID"):
         return False
-    try:
-        hd.sr.ImageLibraryEntryDescriptors(header)
-    except Exception as exc:  # highdicom raises several types for missing values
-        log.debug("%s: no Image Library descriptors (%s)", header.get("SOPInstanceUID"), exc)
-        return False
-    return True
+    shape = _shape(header)
+    verdict = _LIBRARY_READY.get(shape)
+    if verdict is None:
+        try:
+            hd.sr.ImageLibraryEntryDescriptors(header)
+            verdict = True
+        except Exception as exc:  # highdicom raises several types for missing values
+            log.debug("%s: no Image Library descriptors (%s)", header.get("SOPInstanceUID"), exc)
+            verdict = False
+        _LIBRARY_READY[shape] = verdict
+    return verdict
 
 
 def enriched_header(header: Dataset, row: Annotation) -> Dataset:
