@@ -81,6 +81,8 @@ def test_index_holds_every_instance_and_skips_what_is_not_an_image(
     skipped = {Path(s.source).name: s.reason for s in index.skipped}
     assert set(skipped) == {"README.txt", "truncated.dcm", "empty.dcm"}
     assert "no SOP Instance UID" in skipped["truncated.dcm"]
+    assert skipped["README.txt"].startswith("not a DICOM file")
+    assert str(index.skipped[0]).startswith(index.skipped[0].source + ": ")
     assert index.duplicates == ()
 
 
@@ -150,9 +152,9 @@ def test_matching_rows_have_no_problem(synthetic: SyntheticFixture, index: Image
 
 
 EXPECTED = {
-    "wrong_series": ("seriesUID", "is in series"),
-    "wrong_study": ("StudyInstanceUID", "is in study"),
-    "wrong_patient": ("patientID", "is in patient 'SYN-0001'"),
+    "wrong_series": ("seriesUID", "not the series of the image"),
+    "wrong_study": ("StudyInstanceUID", "not the study of the image"),
+    "wrong_patient": ("patientID", "not the patient of the image"),
     "missing_instance": ("instanceUID", "no source image with this SOP Instance UID"),
     "outside": ("end_x", "columns run from 0 to 512"),
     "bad_length": ("length", "0.7778 times the 90.0000 mm"),

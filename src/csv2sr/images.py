@@ -39,6 +39,7 @@ from typing import Any
 import highdicom as hd
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
+from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.rows import Annotation, RowProblem
@@ -141,6 +142,9 @@ class SkippedFile:
     source: str
     reason: str
 
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class DuplicateInstance:
@@ -198,6 +202,8 @@ def _read_one(path: str) -> tuple[str, Dataset | None, str]:
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
         header = slim_header(ds)
+    except InvalidDicomError:
+        return path, None, "not a DICOM file (no preamble and 'DICM' prefix)"
     except Exception as exc:  # one unreadable file must not stop the others
         return path, None, f"not readable as DICOM ({type(exc).__name__}: {exc})"
     if not header.get("SOPInstanceUID"):
@@ -468,9 +474,9 @@ def _identity_problems(row: Annotation, header: Dataset, where: str) -> list[Row
     for column, keyword, value, what in pairs:
         actual = _text(header, keyword)
         if actual != value:
-            problems.append(
-                RowProblem(column, f"the image {where} is in {what} {actual!r}", value)
-            )
+            problems.append(RowProblem(
+                column, f"not the {what} of the image {where}, which is {actual!r}", value
+            ))
     written = row.cells.get("SOPClassUID", "").strip()
     actual_class = _text(header, "SOPClassUID")
     if written and written != actual_class:
