@@ -410,3 +410,23 @@ def _items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
     for item in ds.get("ContentSequence", []):
         found.extend(_items(item))
     return found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="encode() replaces the row's Image Library entry by hd.sr.ImageLibrary, which "
+    "drops the Study Date/Time descriptors the reference SR has (patch in the issue 6 report)",
+)
+def test_enriched_image_library_keeps_study_date_and_time(
+    synthetic: SyntheticFixture, index: ImageIndex
+) -> None:
+    row = by_order(synthetic.good_csv)[3]
+    evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
+    sr = encode(row, PROFILE, CodeMode.SCT, header=evidence)
+    names = {
+        item.ConceptNameCodeSequence[0].CodeMeaning: item
+        for item in _items(sr) if "ConceptNameCodeSequence" in item
+    }
+    assert "Pixel Data Rows" in names  # the TID 1604 descriptors are there ...
+    assert str(names["Study Date"].Date) == "20030227"  # ... and so is TID 1602's study date
+    assert str(names["Study Time"].Time) == "093309.25"
