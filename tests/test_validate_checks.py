@@ -9,6 +9,7 @@ dciodvfy is installed, what dciodvfy says, or that it says nothing (what it miss
 from __future__ import annotations
 
 import copy
+import io
 from pathlib import Path
 
 import pydicom
@@ -24,7 +25,7 @@ from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Finding, Severity, Source
-from validate_breakers import BREAKERS, meta_uid_differs
+from validate_breakers import BREAKERS, MORE_BREAKERS, meta_uid_differs
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 
@@ -38,7 +39,11 @@ def _first_row(mode: CodeMode = CodeMode.SCT) -> Dataset:
 
 @pytest.fixture(scope="module")
 def valid_sr() -> Dataset:
-    return _first_row()
+    """The SR as a reader sees it: written and read back (plain pydicom, no highdicom types)."""
+    buffer = io.BytesIO()
+    _first_row().save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return pydicom.dcmread(buffer)
 
 
 @pytest.fixture
@@ -245,3 +250,44 @@ def test_reference_sr_dciodvfy_matches_record(reference_sr: Path, dciodvfy: Path
     assert sorted(f.item for f in warnings if "deprecated" in f.message) == [
         "1.5.1.3", "1.5.1.3", "1.5.1.4"]
     assert any(f.severity is Severity.INFO and f.message == "IOD: EnhancedSR" for f in said)
+
+
+MORE_CASES: dict[str, tuple[Severity, str, str]] = {
+    "image_not_in_evidence": (Severity.ERROR, "1.8.1.5.1.1", "in neither the Current"),
+    "polyline_one_point": (Severity.ERROR, "1.8.1.5.1", "POLYLINE with 1 points"),
+    "language_missing": (Severity.ERROR, "1", "TID 1500 row 2 is missing"),
+    "tracking_uid_missing": (Severity.ERROR, "1.8.1",
+                             "without Tracking Unique Identifier"),
+    "units_not_ucum": (Severity.ERROR, "1.8.1.5", "not UCUM"),
+    "meaning_differs": (Severity.WARNING, "1.8.1.4", "csv2sr's code table"),
+    "unknown_scheme": (Severity.WARNING, "1.8.1.3", "unknown Coding Scheme Designator MADEUP"),
+    "missing_type2": (Severity.ERROR, "", "missing Type 2 attribute StudyID"),
+    "bad_tm": (Severity.ERROR, "", "invalid TM value <256100>: not a time of day"),
+    "obs_context_below_num": (Severity.ERROR, "1.8.1.5.2",
+                              "NUM HAS OBS CONTEXT TEXT is not allowed in Enhanced SR"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_CASES))
+def test_more_defects_found_by_own_checks(
+    name: str, valid_sr: Dataset, tmp_path: Path
+) -> None:
+    ds = copy.deepcopy(valid_sr)
+    MORE_BREAKERS[name](ds)
+    path = tmp_path / f"{name}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    own = check_file(path)
+    assert _has(own, *MORE_CASES[name]), [(f.item, f.message) for f in own]
+
+
+def test_comprehensive_sr_allows_what_enhanced_forbids(
+    valid_sr: Dataset, tmp_path: Path
+) -> None:
+    """PS3.3 Table A.35.3-2 allows NUM HAS OBS CONTEXT; Table A.35.2-2 does not."""
+    ds = copy.deepcopy(valid_sr)
+    MORE_BREAKERS["obs_context_below_num"](ds)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    path = tmp_path / "comprehensive.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert _errors(check_file(path)) == []

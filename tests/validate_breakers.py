@@ -125,3 +125,68 @@ def meta_uid_differs(data: bytes) -> bytes:
     last = uid[-1:]
     changed = uid[:-1] + (b"1" if last != b"1" else b"2")
     return data[:start] + changed + data[start + len(uid):]
+
+
+def image_not_in_evidence(ds: Dataset) -> None:
+    ref = item(ds, "1.8.1.5.1.1").ReferencedSOPSequence[0]
+    ref.ReferencedSOPInstanceUID = "2.25.1234"
+
+
+def polyline_one_point(ds: Dataset) -> None:
+    item(ds, "1.8.1.5.1").GraphicData = [1.0, 2.0]
+
+
+def language_missing(ds: Dataset) -> None:
+    del ds.ContentSequence[0]
+
+
+def tracking_uid_missing(ds: Dataset) -> None:
+    del item(ds, "1.8.1").ContentSequence[1]
+
+
+def units_not_ucum(ds: Dataset) -> None:
+    units = item(ds, "1.8.1.5").MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0]
+    units.CodingSchemeDesignator = "99LOCAL"
+
+
+def meaning_differs(ds: Dataset) -> None:
+    item(ds, "1.8.1.4").ConceptCodeSequence[0].CodeMeaning = "Renal structure"
+
+
+def unknown_scheme(ds: Dataset) -> None:
+    item(ds, "1.8.1.3").ConceptCodeSequence[0].CodingSchemeDesignator = "MADEUP"
+
+
+def missing_type2(ds: Dataset) -> None:
+    del ds.StudyID
+
+
+def bad_tm(ds: Dataset) -> None:
+    raw(ds, "ContentTime", "TM", b"256100")
+
+
+def obs_context_below_num(ds: Dataset) -> None:
+    """NUM HAS OBS CONTEXT TEXT: allowed in Comprehensive SR, not in Enhanced SR."""
+    context = Dataset()
+    context.RelationshipType = "HAS OBS CONTEXT"
+    context.ValueType = "TEXT"
+    name = Dataset()
+    name.CodeValue, name.CodingSchemeDesignator = "112039", "DCM"
+    name.CodeMeaning = "Tracking Identifier"
+    context.ConceptNameCodeSequence = [name]
+    context.TextValue = "extra"
+    item(ds, "1.8.1.5").ContentSequence.append(context)
+
+
+MORE_BREAKERS: dict[str, Breaker] = {
+    "image_not_in_evidence": image_not_in_evidence,
+    "polyline_one_point": polyline_one_point,
+    "language_missing": language_missing,
+    "tracking_uid_missing": tracking_uid_missing,
+    "units_not_ucum": units_not_ucum,
+    "meaning_differs": meaning_differs,
+    "unknown_scheme": unknown_scheme,
+    "missing_type2": missing_type2,
+    "bad_tm": bad_tm,
+    "obs_context_below_num": obs_context_below_num,
+}
