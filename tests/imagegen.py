@@ -446,3 +446,19 @@ def write_images_like(csv_path: Path, folder: Path) -> dict[str, Path]:
         ds.save_as(target, enforce_file_format=True)
         written[uid] = target
     return written
+
+
+def write_malformed_spacing(source: Path, target: Path) -> Path:
+    """Copy an image with its Pixel Spacing bytes made unreadable (``x.6`` for ``0.6``).
+
+    pydicom refuses to write an invalid DS, so the file's bytes are patched instead.
+    """
+    data = source.read_bytes()
+    ds = dcmread(source, stop_before_pixels=True)
+    value = "\\".join(str(v) for v in ds.PixelSpacing).encode("ascii")
+    at = data.find(value)
+    if at < 0:
+        raise ValueError(f"{source}: Pixel Spacing bytes not found")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data[:at] + b"x" + data[at + 1 :])
+    return target

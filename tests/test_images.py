@@ -40,6 +40,7 @@ from imagegen import (
     write_duplicate,
     write_fixture,
     write_junk,
+    write_malformed_spacing,
 )
 
 PROFILE = get_profile("ccc2017")
@@ -430,3 +431,21 @@ def test_enriched_image_library_keeps_study_date_and_time(
     assert "Pixel Data Rows" in names  # the TID 1604 descriptors are there ...
     assert str(names["Study Date"].Date) == "20030227"  # ... and so is TID 1602's study date
     assert str(names["Study Time"].Time) == "093309.25"
+
+
+def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
+    synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(images, "_LIBRARY_READY", {})  # the broken header is seen first
+    row = by_order(synthetic.good_csv)[3]
+    source = Path(index.source(row.instance_uid) or "")
+    broken = ImageIndex.from_folder(write_malformed_spacing(source, tmp_path / "bad.dcm").parent)
+    header, problems = check_row_against_image(row, broken, path=synthetic.good_csv)
+    assert header is not None
+    assert [p.column for p in problems] == ["instanceUID"]
+    assert "unusable" in problems[0].message and "x.6" in problems[0].message
+    assert not library_ready(header)
+    assert "Rows" not in enriched_header(header, row)
+    # the verdict is not cached for the good headers of the same shape
+    assert library_ready(index.get(row.instance_uid))  # type: ignore[arg-type]

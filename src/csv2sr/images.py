@@ -45,9 +45,12 @@ from pydicom.tag import BaseTag, Tag
 from csv2sr.rows import Annotation, RowProblem
 
 __all__ = [
+    "GEOMETRY_KEYWORDS",
     "HEADER_KEYWORDS",
     "LENGTH_ABSOLUTE_TOLERANCE_MM",
     "LENGTH_RELATIVE_TOLERANCE",
+    "PARALLEL_THRESHOLD",
+    "PATIENT_STUDY_KEYWORDS",
     "DuplicateInstance",
     "ImageIndex",
     "ImageIndexError",
@@ -55,8 +58,10 @@ __all__ = [
     "check_row_against_image",
     "enriched_header",
     "header_values",
+    "length_problem",
     "library_ready",
     "line_length_mm",
+    "slim_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,7 +108,7 @@ GEOMETRY_KEYWORDS: tuple[str, ...] = (
     # PS3.3 C.7.6.3 Image Pixel, C.7.6.2 Image Plane, C.7.4.1 Frame of Reference
     "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
     "SliceThickness", "FrameOfReferenceUID",
-    # PS3.3 C.8.11.? projection images (TID 1603)
+    # projection images (TID 1603): PS3.3 C.7.6.1 General Image, C.8.11.4 DX Detector
     "PatientOrientation", "ImagerPixelSpacing",
 )
 
@@ -114,6 +119,7 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     *GEOMETRY_KEYWORDS,
 )
 """Every attribute the index keeps of an image header (nothing else is read)."""
+
 
 def _tag(keyword: str) -> BaseTag:
     tag = tag_for_keyword(keyword)
@@ -549,8 +555,17 @@ def check_row_against_image(
         )]
     where = index.source(row.instance_uid) or row.instance_uid
     problems = _identity_problems(row, header, where)
-    problems.extend(_geometry_problems(row, header, where))
-    length = length_problem(row, header, where)
+    try:
+        problems.extend(_geometry_problems(row, header, where))
+        length = length_problem(row, header, where)
+    except (ValueError, TypeError, OverflowError) as exc:  # a malformed IS/DS/US value
+        problems.append(RowProblem(
+            "instanceUID",
+            f"the header of the image {where} has an unusable Rows, Columns or Pixel "
+            f"Spacing ({exc})",
+            row.instance_uid,
+        ))
+        length = None
     if length is not None:
         problems.append(length)
     for keyword, value in (("StudyDate", row.study_date), ("StudyTime", row.study_time)):
@@ -590,6 +605,28 @@ def _shape(header: Dataset) -> tuple[Any, ...]:
     return (str(header.get("SOPClassUID", "")), str(header.get("Modality", "")), *present)
 
 
+_NUMERIC_GEOMETRY = (
+    "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+    "SliceThickness", "ImagerPixelSpacing",
+)
+
+
+def _numbers_readable(header: Dataset) -> bool:
+    """Every numeric geometry value present decodes as a finite number."""
+    try:
+        for keyword in _NUMERIC_GEOMETRY:
+            value = header.get(keyword)
+            if value is None or value == "":
+                continue
+            items = value if isinstance(value, (list, tuple)) or type(value).__name__ == (
+                "MultiValue") else [value]
+            if not all(math.isfinite(float(v)) for v in items):
+                return False
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
 def library_ready(header: Dataset) -> bool:
     """True when highdicom can describe the image in TID 1602/1603/1604 from ``header``.
 
@@ -597,6 +634,8 @@ def library_ready(header: Dataset) -> bool:
     (SOP class, modality, number of values of each geometry attribute), then cached.
     """
     if not header.get("Rows") or not header.get("Columns") or not header.get("SOPClassUID"):
+        return False
+    if not _numbers_readable(header):
         return False
     shape = _shape(header)
     verdict = _LIBRARY_READY.get(shape)
