@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from csv2sr.codes import CodeMode
@@ -14,7 +15,13 @@ from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows
 from csv2sr.validate_images import find_dcentvfy, parse_dcentvfy, validate_against_images
-from imagegen import SyntheticFixture, make_collection, write_duplicate, write_fixture
+from imagegen import (
+    SyntheticFixture,
+    make_collection,
+    write_duplicate,
+    write_fixture,
+    write_malformed_spacing,
+)
 
 PROFILE = get_profile("ccc2017")
 KEYS = {"path", "severity", "source", "item", "attribute", "message"}
@@ -218,3 +225,15 @@ def test_items_and_paths_follow_the_validate_conventions(
     for item in content:
         steps = re.findall(r"/ContentSequence\(0040,a730\)\[(\d+)\]", by_item[item])
         assert item == ".".join(["1", *steps])
+
+
+def test_an_image_with_a_malformed_header_does_not_stop_validation(
+    synthetic: SyntheticFixture, enriched: list[Path], index: ImageIndex, tmp_path: Path
+) -> None:
+    sr = enriched[2]  # row 3, on the beta series
+    uid = pydicom.dcmread(sr).CurrentRequestedProcedureEvidenceSequence[0] \
+        .ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    folder = tmp_path / "images"
+    write_malformed_spacing(Path(index.source(uid) or ""), folder / "bad.dcm")
+    findings = validate_against_images([sr], ImageIndex.from_folder(folder))
+    assert _of(findings, source="csv2sr", severity="error") == []

@@ -196,7 +196,10 @@ def _plain(value: Any, vr: str) -> Any:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return tuple(_plain(v, vr) for v in value)
     if vr in {"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD"}:
-        return float(value)
+        try:
+            return float(value)
+        except (ValueError, TypeError):  # a malformed number stays as written
+            return str(value)
     return str(value)
 
 
