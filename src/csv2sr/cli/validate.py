@@ -39,7 +39,7 @@ _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim
 
 
 @app.command("validate")
-def validate_command(  # noqa: PLR0917  (typer maps parameters to options)
+def validate_command(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
                                                 help="SR files or folders (recursive).")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1,
@@ -72,7 +72,7 @@ def validate_command(  # noqa: PLR0917  (typer maps parameters to options)
         with progress_bar("validating", total, enabled=not quiet) as advance:
             report = validate_files(
                 paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
-                progress=lambda done, _total: advance(done), pixelmed_jar=pixelmed_jar,
+                progress=advance, pixelmed_jar=pixelmed_jar,
             )
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")

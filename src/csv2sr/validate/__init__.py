@@ -18,7 +18,7 @@ from pathlib import Path
 from csv2sr import __version__
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
-from csv2sr.validate.checks import check_file, check_files
+from csv2sr.validate.checks import check_files
 from csv2sr.validate.findings import (
     FileReport,
     Finding,
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 PROCESS_THRESHOLD = 24
 """Below this many files the own checks run in this process (a pool costs more)."""
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int], None]
+"""Called with the number of files done so far (as ``csv2sr.batch.convert``'s)."""
 
 
 class ValidationError(Exception):
@@ -84,8 +85,8 @@ def validate_files(
 ) -> ValidationReport:
     """Validate every file under ``paths``; see the module docstring and docs/validation.md.
 
-    ``progress(done, total)`` is called as files finish.  Raises :class:`ValidationError`
-    when a path does not exist.
+    ``progress(done)`` is called as files finish (own checks and dciodvfy both done).
+    Raises :class:`ValidationError` when a path does not exist.
     """
     files = expand_paths(paths)
     workers = max(1, jobs or os.cpu_count() or 1)
@@ -125,7 +126,7 @@ def _run(
             if remaining[index] == 0:
                 done += 1
         if progress is not None:
-            progress(done, total)
+            progress(done)
 
     indices = list(range(total))
     use_processes = workers > 1 and total >= PROCESS_THRESHOLD
@@ -192,7 +193,3 @@ def _run_pixelmed(
     for report in reports:
         report.findings.extend(results.get(report.path, []))
 
-
-def check_one(path: str | Path) -> list[Finding]:
-    """csv2sr's own checks of one file (no external tool)."""
-    return check_file(Path(path))

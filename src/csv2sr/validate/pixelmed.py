@@ -4,7 +4,8 @@ DicomSRValidator checks the IOD and the templates (PS3.16) with XSLT.  Its exit 
 always 0, so its stdout is the only result; on Java 17 the JDK's XPath limits must be lifted
 or it prints nothing.  Its ``main`` takes one file, and a JVM costs seconds, so a tiny Java
 program (:data:`BATCH_SOURCE`, run by Java 11+'s single-file source launcher) validates
-every file in one JVM and marks where each file's output begins and ends.
+every file in one JVM (the file names are read from a list file, one per line) and marks
+where each file's output begins and ends.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ import com.pixelmed.validate.DicomSRValidator;
 public class Csv2srPixelmedBatch {{
     public static void main(String[] args) throws Exception {{
         DicomSRValidator validator = new DicomSRValidator();
-        for (String name : args) {{
+        java.util.List<String> names = java.nio.file.Files.readAllLines(
+            java.nio.file.Paths.get(args[0]), java.nio.charset.StandardCharsets.UTF_8);
+        for (String name : names) {{
             System.out.println("{BEGIN}" + name);
             try {{
                 System.out.print(validator.validate(name));
@@ -99,19 +102,24 @@ def version(jar: Path) -> str | None:
 
 
 def run_pixelmed(
-    java: Path, jar: Path, paths: Sequence[Path], timeout: float = 600.0
+    java: Path, jar: Path, paths: Sequence[Path], timeout: float | None = None
 ) -> dict[str, list[Finding]]:
-    """Validate every file in one JVM; ``str(path)`` -> findings."""
+    """Validate every file in one JVM; ``str(path)`` -> findings.
+
+    ``timeout`` defaults to 120 s for the JVM plus 5 s per file.
+    """
     if not paths:
         return {}
+    limit = timeout if timeout is not None else 120.0 + 5.0 * len(paths)
     with tempfile.TemporaryDirectory(prefix="csv2sr-pixelmed-") as tmp:
         source = Path(tmp) / "Csv2srPixelmedBatch.java"
         source.write_text(BATCH_SOURCE, encoding="utf-8")
-        command = [str(java), *JAVA_OPTIONS, "-cp", str(jar), str(source),
-                   *(str(p) for p in paths)]
+        listing = Path(tmp) / "files.txt"
+        listing.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
+        command = [str(java), *JAVA_OPTIONS, "-cp", str(jar), str(source), str(listing)]
         try:
             done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=timeout, check=False)
+                                  timeout=limit, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             failure = Finding(Severity.ERROR, Source.PIXELMED, "", "",
                               f"pixelmed could not validate: {exc}")
