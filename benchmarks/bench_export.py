@@ -137,9 +137,9 @@ def main(argv: list[str]) -> None:
                  profile], capture_output=True, text=True, check=True,
             )
             n = json.loads(done.stdout.strip().splitlines()[-1])
+            worker = f"{n['rss_worker_mb']:>9.0f}" if jobs > 1 else f"{'-':>9}"
             line = (f"{label:38} {n['files']:>6} {n['rows']:>6} {n['seconds']:>6.1f} "
-                    f"{n['files'] / n['seconds']:>8.0f} {n['rss_main_mb']:>8.0f} "
-                    f"{n['rss_worker_mb']:>9.0f}")
+                    f"{n['files'] / n['seconds']:>8.0f} {n['rss_main_mb']:>8.0f} {worker}")
             if n["errors"]:
                 line += f"  ({n['errors']} errors!)"
             print(line, flush=True)
