@@ -28,7 +28,8 @@
           th, td { border: 1px solid #d0d7de; padding: .25em .6em; text-align: left;
                    vertical-align: top; }
           th { background: #f6f8fa; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-          code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em; }
+          code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em;
+                        overflow-wrap: anywhere; }
           .verdict { display: inline-block; padding: .4em .8em; border-radius: .3em;
                      font-weight: bold; }
           .ok { background: #dafbe1; color: #116329; } .bad { background: #ffebe9; color: #a40e26; }

@@ -31,7 +31,8 @@
                   padding: 0 .25em; }
           .concept { font-weight: bold; }
           .code { color: #57606a; font-size: .85em; }
-          .mono, .uid { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85em; }
+          .mono, .uid { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85em;
+                        overflow-wrap: anywhere; }
         </style>
       </head>
       <body>
