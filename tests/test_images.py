@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import MRImageStorage
 
 from conftest import dicom3tools_binary
 from csv2sr import images
@@ -35,6 +36,7 @@ from csv2sr.rows import Annotation, read_rows
 from imagegen import (
     SyntheticFixture,
     broken_rows,
+    image_dataset,
     line_length_mm,
     make_collection,
     write_duplicate,
@@ -449,3 +451,32 @@ def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
     assert "Rows" not in enriched_header(header, row)
     # the verdict is not cached for the good headers of the same shape
     assert library_ready(index.get(row.instance_uid))  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="encode() references the row's SOP class (CT by default when the cell is empty) "
+    "instead of the image's (patch in the issue 6 report)",
+)
+def test_sr_references_the_images_real_sop_class(
+    synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    """An empty SOPClassUID cell defaults to CT; the image says MR: the SR must say MR."""
+    alpha = synthetic.collection.series[0]
+    image = image_dataset(alpha, 1)
+    image.SOPClassUID = image.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    image.Modality = "MR"
+    image.save_as(tmp_path / "mr.dcm", enforce_file_format=True)
+    index = ImageIndex.from_folder(tmp_path)
+    row = by_order(synthetic.good_csv)[1]
+    row = replace(row, cells=dict(row.cells, SOPClassUID=""))
+    header, problems = check_row_against_image(row, index, path=Path("t.csv"))
+    assert problems == [] and header is not None
+    sr = encode(row, PROFILE, CodeMode.SCT, header=enriched_header(header, row))
+    classes = {
+        str(ref.ReferencedSOPClassUID)
+        for item in _items(sr) for ref in item.get("ReferencedSOPSequence", [])
+    }
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    classes.add(str(evidence.ReferencedSOPSequence[0].ReferencedSOPClassUID))
+    assert classes == {MRImageStorage}
