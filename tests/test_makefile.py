@@ -246,6 +246,15 @@ def test_all_rows_bad_fails_the_build(tmp_path: Path) -> None:
     assert f"{len(rejected)} of {len(manifest)} rows rejected" in done.stderr
 
 
+def test_unusable_csv_stops_at_convert(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "empty")
+    done = _make(tree, "release", "CSV=fixtures/not-a-csv.csv")
+    assert done.returncode != 0
+    assert "not-a-csv.csv" in done.stderr  # convert names the file
+    assert "-m csv2sr validate" not in done.stdout
+    assert not (tree / "dist").exists()
+
+
 # ------------------------------------------------------------------ in a browser
 
 

@@ -258,6 +258,17 @@ def test_dumps_are_the_binary_output(released: Path, tmp_path: Path) -> None:
     assert b"INFERRED FROM: SCOORD:  = POLYLINE" in direct
 
 
+def test_dumps_without_dicom3tools_write_nothing(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from csv2sr import release  # noqa: PLC0415
+
+    monkeypatch.setattr(release, "find_dicom3tools", lambda name: None)
+    result = release.run_dumps(released / "sr", tmp_path / "dumps")
+    assert result.tool is None and result.written == 0 and result.failed == []
+    assert not (tmp_path / "dumps").exists()
+
+
 # ------------------------------------------------------------------ package
 
 
