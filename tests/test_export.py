@@ -321,7 +321,7 @@ def test_folder_walk_takes_dicom_without_suffix_and_passes_over_other_files(
 def test_problems_are_counted_by_kind() -> None:
     assert ProblemKind.UNREADABLE.is_error
     assert ProblemKind.UNRECOGNISED.is_error
-    assert not ProblemKind.NOT_EXPORTED.is_error
+    assert not ProblemKind.NOTE.is_error
 
 
 def test_progress_reports_every_file(sample_sr_dir: Path, tmp_path: Path) -> None:

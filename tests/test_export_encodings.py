@@ -167,7 +167,7 @@ def test_qualitative_evaluation_is_a_note_not_an_error(tmp_path: Path) -> None:
     result = write_table([sr], tmp_path / "t.csv")
     assert result.rows == 1
     assert result.ok
-    assert [p.kind for p in result.problems] == [ProblemKind.NOT_EXPORTED]
+    assert [p.kind for p in result.problems] == [ProblemKind.NOTE]
     assert "qualitative evaluation" in result.problems[0].message
 
 
@@ -246,7 +246,11 @@ def broken_files(sample: Path, folder: Path) -> dict[str, tuple[str, str]]:
     number_id, number = find(ds, "NUM")
     number.MeasuredValueSequence = []
     ds.save_as(folder / "no-value.dcm", enforce_file_format=True)
-    expected["no-value.dcm"] = (number_id, "has no measured value")
+    expected["no-value.dcm"] = (number_id, "has no measured value")  # ccc2017: no Length
+
+    half = sample.read_bytes()
+    (folder / "truncated.dcm").write_bytes(half[: len(half) // 2])
+    expected["truncated.dcm"] = ("", "")
 
     ds = dcmread(sample)
     scoord_id, scoord = find(ds, "SCOORD")
@@ -282,12 +286,30 @@ def test_unreadable_and_unrecognised_content_is_reported(
 ) -> None:
     expected = broken_files(sample_srs[0], tmp_path / "broken")
     for name, (item, words) in expected.items():
-        result = read_file(tmp_path / "broken" / name)
-        errors = [p for p in result.problems if p.kind.is_error]
+        result = write_table([tmp_path / "broken" / name], tmp_path / "t.csv",
+                             profile="ccc2017")
+        errors = result.errors
         assert len(errors) >= 1, name
         assert errors[0].item == item, name
         assert words in errors[0].message, (name, errors[0].message)
         assert errors[0].path.endswith(name)
+    truncated = read_file(tmp_path / "broken" / "truncated.dcm")
+    assert [p.kind for p in truncated.problems] == [ProblemKind.UNREADABLE]
+
+
+def test_num_without_value_is_exported_empty_with_a_note(
+    sample_srs: list[Path], tmp_path: Path
+) -> None:
+    """PS3.3 C.18.1: Measured Value Sequence is Type 2 (dcmjs writes a "Center" point so)."""
+    ds = dcmread(sample_srs[0])
+    number_id, number = find(ds, "NUM")
+    number.MeasuredValueSequence = []
+    ds.save_as(tmp_path / "no-value.dcm", enforce_file_format=True)
+    result = write_table([tmp_path / "no-value.dcm"], tmp_path / "t.csv")
+    assert (result.rows, result.ok) == (1, True)
+    assert [(p.kind, p.item) for p in result.problems] == [(ProblemKind.NOTE, number_id)]
+    row = export_table(tmp_path / "no-value.dcm").iloc[0]
+    assert (row["value"], row["unit"], row["graphic_type"]) == ("", "", "POLYLINE")
 
 
 def test_cli_reports_each_problem_and_exits_1(sample_srs: list[Path], tmp_path: Path) -> None:

@@ -28,18 +28,18 @@ class ProblemKind(str, enum.Enum):
     """How bad a problem is.
 
     ``unreadable`` and ``unrecognised`` mean a file or a measurement could not be exported
-    (the command exits 1); ``not_exported`` names content that export understood but does
-    not turn into rows (qualitative evaluations, segmentation-based regions): it is
-    reported, and does not change the exit status.
+    (the command exits 1); a ``note`` names content that export understood but does not
+    turn into rows or cells (qualitative evaluations, segmentation-based regions, a NUM
+    without a value): it is reported, and does not change the exit status.
     """
 
     UNREADABLE = "unreadable"
     UNRECOGNISED = "unrecognised"
-    NOT_EXPORTED = "not_exported"
+    NOTE = "note"
 
     @property
     def is_error(self) -> bool:
-        return self is not ProblemKind.NOT_EXPORTED
+        return self is not ProblemKind.NOTE
 
 
 @dataclass(frozen=True, slots=True)

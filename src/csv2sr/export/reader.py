@@ -248,6 +248,21 @@ def _observer(items: Iterable[Dataset], base: _Observer) -> _Observer:
     return _Observer(name, login, role)
 
 
+def _truncation(ds: Dataset, path: str) -> str:
+    """Why the file is cut short, or "" (pydicom reads a truncated file without error)."""
+    tags = list(ds.keys())
+    if not tags:
+        return "the file holds no data set"
+    last = ds.get_item(tags[-1])
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return ""
+    size = Path(path).stat().st_size
+    if last.value_tell + last.length > size:
+        return (f"truncated: element {last.tag} needs {last.length} bytes from offset "
+                f"{last.value_tell}, the file ends at {size}")
+    return ""
+
+
 def read_file(path: str | Path) -> FileResult:
     """Read one file; never raises for bad input (the problem is returned instead)."""
     name = str(path)
@@ -256,12 +271,15 @@ def read_file(path: str | Path) -> FileResult:
     except InvalidDicomError:
         return FileResult(name, problems=(Problem(
             name, "", "not a DICOM file (no DICM prefix, PS3.10 7.1)", ProblemKind.UNREADABLE),))
-    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:
+    except Exception as exc:  # any parse failure of untrusted input is that file's problem
         return FileResult(name, problems=(Problem(
             name, "", f"cannot be read: {type(exc).__name__}: {exc}", ProblemKind.UNREADABLE),))
+    truncated = _truncation(ds, name)
+    if truncated:
+        return FileResult(name, problems=(Problem(name, "", truncated, ProblemKind.UNREADABLE),))
     try:
         return read_dataset(ds, name)
-    except (AttributeError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except Exception as exc:  # a malformed tree must not stop the other files
         log.debug("reading %s failed", name, exc_info=True)
         return FileResult(name, problems=(Problem(
             name, "", f"malformed SR content: {type(exc).__name__}: {exc}",
@@ -297,7 +315,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
                                 ProblemKind.UNRECOGNISED)
         elif item.get("RelationshipType") == "CONTAINS" and concept != _IMAGE_LIBRARY:
             ctx.problem(item_id, f"{_describe(item)} is not exported (only the measurements "
-                        "of Imaging Measurements are)", ProblemKind.NOT_EXPORTED)
+                        "of Imaging Measurements are)", ProblemKind.NOTE)
     if not found:
         ctx.problem("1", "no Imaging Measurements container (TID 1500 row 6): "
                     "not a measurement report", ProblemKind.UNRECOGNISED)
@@ -327,17 +345,14 @@ def _group(
     for position, item in _children(group):
         _group_item(item, f"{group_id}.{position}", found, ctx)
     if not found.numbers:
-        kind = ProblemKind.NOT_EXPORTED if found.evaluations else ProblemKind.UNRECOGNISED
+        kind = ProblemKind.NOTE if found.evaluations else ProblemKind.UNRECOGNISED
         ctx.problem(group_id, "measurement group holds no NUM measurement", kind)
         return []
     template = _declared_template(group) or ("1410" if found.region is not None else "1501")
     group_observer = _observer((c for _, c in _children(group)), observer)
     results = []
     for item_id, number in found.numbers:
-        measurement = _measurement(number, item_id, found, ctx)
-        if measurement is None:
-            continue
-        value, unit, geometry, site = measurement
+        value, unit, geometry, site = _measurement(number, item_id, found, ctx)
         results.append(_record(
             ctx, observer=group_observer, procedure=procedure, template=template,
             group_id=group_id, item_id=item_id, group=found, number=number, value=value,
@@ -368,12 +383,12 @@ def _group_item(item: Dataset, item_id: str, found: _Group, ctx: _Context) -> No
         pass  # observer, time point, method, algorithm: context, not a measurement
     elif relationship == "CONTAINS" and value_type in {"CODE", "TEXT"}:
         found.evaluations += 1
-        ctx.problem(item_id, f"qualitative evaluation {_label(_concept(item))} is not "
-                    "exported (only NUM measurements are)", ProblemKind.NOT_EXPORTED)
+        ctx.problem(item_id, f"qualitative evaluation or comment {_label(_concept(item))} "
+                    "is not exported (only NUM measurements are)", ProblemKind.NOTE)
     elif relationship == "CONTAINS" and value_type in {"IMAGE", "COMPOSITE", "UIDREF"}:
         ctx.problem(item_id, f"group region {_label(_concept(item))} is a reference "
                     "(e.g. a segment, TID 1411), not coordinates: measurements are exported "
-                    "without points", ProblemKind.NOT_EXPORTED)
+                    "without points", ProblemKind.NOTE)
     else:
         ctx.problem(item_id, f"unexpected {_describe(item)} in a measurement group",
                     ProblemKind.UNRECOGNISED)
@@ -381,23 +396,21 @@ def _group_item(item: Dataset, item_id: str, found: _Group, ctx: _Context) -> No
 
 def _measurement(
     number: Dataset, item_id: str, group: _Group, ctx: _Context
-) -> tuple[str, CodedValue | None, _Geometry | None, CodedValue | None] | None:
+) -> tuple[str, CodedValue | None, _Geometry | None, CodedValue | None]:
     """PS3.16 TID 300: the value as written (row 1), its unit, its SCOORD (row 12) and
     its own finding site (row 5), which overrides the group's."""
     values = number.get("MeasuredValueSequence")
-    if not values:
+    value = ""
+    unit: CodedValue | None = None
+    if values:
+        value = _raw_string(values[0], _NUMERIC_VALUE)
+        unit = _coded(values[0].get("MeasurementUnitsCodeSequence"))
+    if not value:
+        # PS3.3 C.18.1: Measured Value Sequence is Type 2 (e.g. a dcmjs "Center" point)
         qualifier = _coded(number.get("NumericValueQualifierCodeSequence"))
         why = f" (qualifier: {qualifier.meaning})" if qualifier else ""
-        ctx.problem(item_id, f"NUM {_label(_concept(number))} has no measured value{why}",
-                    ProblemKind.UNRECOGNISED)
-        return None
-    measured = values[0]
-    value = _raw_string(measured, _NUMERIC_VALUE)
-    if not value:
-        ctx.problem(item_id, f"NUM {_label(_concept(number))} has an empty Numeric Value",
-                    ProblemKind.UNRECOGNISED)
-        return None
-    unit = _coded(measured.get("MeasurementUnitsCodeSequence"))
+        ctx.problem(item_id, f"NUM {_label(_concept(number))} has no measured value{why}: "
+                    "exported with an empty value", ProblemKind.NOTE)
     geometry: _Geometry | None = None
     site: CodedValue | None = None
     for position, child in _children(number):
@@ -414,7 +427,7 @@ def _measurement(
                 geometry = _geometry(target, child_id, ctx)
             else:
                 ctx.problem(child_id, "a second SCOORD for the same NUM is not exported",
-                            ProblemKind.NOT_EXPORTED)
+                            ProblemKind.NOTE)
         elif relationship == "INFERRED FROM" and value_type == "IMAGE" and geometry is None:
             geometry = _image_only(target)
         elif _identity(_concept(target)) == _FINDING_SITE and value_type == "CODE":
@@ -423,7 +436,7 @@ def _measurement(
             pass
         else:
             ctx.problem(child_id, f"{_describe(target)} under a NUM is not exported",
-                        ProblemKind.NOT_EXPORTED)
+                        ProblemKind.NOTE)
     return value, unit, geometry if geometry is not None else group.region, site
 
 

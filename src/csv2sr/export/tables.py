@@ -198,6 +198,9 @@ def _ccc2017_row(
         problem(f"NUM '{m.measurement.meaning}' ({m.measurement.label()}) is not a Length: "
                 "no ccc2017 row")
         return None, problems
+    if not m.value:
+        problem("the Length has no measured value: no ccc2017 row")
+        return None, problems
     if m.unit is None or m.unit.value != "mm":
         problem(f"Length unit {m.unit.value if m.unit else 'missing'!r} is not mm: "
                 "no ccc2017 row")
