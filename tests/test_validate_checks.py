@@ -291,3 +291,14 @@ def test_comprehensive_sr_allows_what_enhanced_forbids(
     path = tmp_path / "comprehensive.dcm"
     ds.save_as(path, enforce_file_format=True)
     assert _errors(check_file(path)) == []
+
+
+def test_reference_sr_whole_report(reference_sr: Path, dciodvfy: Path) -> None:
+    """validate_files on the reference: 0 errors; warnings: dciodvfy 7, own 3 (SRT)."""
+    report = validate_files([reference_sr], jobs=1)
+    summary = report.summary()
+    by_source = summary["by_source"]
+    assert isinstance(by_source, dict)
+    assert summary["by_severity"] == {"error": 0, "warning": 10, "info": 2}
+    assert by_source["dciodvfy"]["warning"] == 7 and by_source["csv2sr"]["warning"] == 3
+    assert report.ok() and report.tools["dciodvfy"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -195,8 +194,3 @@ def _keyword_of(match: re.Match[str]) -> str:
         "0040a504": "ContentTemplateSequence",
     }.get((match.group(2) + match.group(3)).lower(), "")
 
-
-def merge(reports: Iterable[FileReport], extra: Mapping[str, list[Finding]]) -> None:
-    """Add findings from another source to the reports, keyed by ``FileReport.path``."""
-    for report in reports:
-        report.findings.extend(extra.get(report.path, []))
