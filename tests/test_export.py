@@ -62,12 +62,10 @@ def as_time(text: str) -> dt.time | None:
 
 
 @pytest.fixture(scope="session")
-def real_sr_dir(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Path:
-    """The real CSV converted once: OUT/sr/<patient>/order-NNNN.dcm."""
-    out = tmp_path_factory.mktemp("real-convert")
-    result = convert(real_csv, out, jobs=2)
-    assert result.converted == 2345, result.errors[:3]
-    return out
+def real_sr_dir(converted_real: Path) -> Path:
+    """The real CSV converted once for the session (conftest): OUT/sr/<patient>/*.dcm."""
+    assert len(list((converted_real / "sr").rglob("*.dcm"))) == 2345
+    return converted_real
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +89,7 @@ def sample_sr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the round trip -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_round_trip_gives_every_row_back(real_csv: Path, real_export: Path) -> None:
     source = read_csv_rows(real_csv)
     exported = read_csv_rows(real_export)
@@ -99,6 +98,7 @@ def test_round_trip_gives_every_row_back(real_csv: Path, real_export: Path) -> N
     assert sorted(r["order"] for r in exported) == sorted(r["order"] for r in source)
 
 
+@pytest.mark.slow
 def test_round_trip_carried_columns_identical(real_csv: Path, real_export: Path) -> None:
     exported = {r["order"]: r for r in read_csv_rows(real_export)}
     differences = [
@@ -110,6 +110,7 @@ def test_round_trip_carried_columns_identical(real_csv: Path, real_export: Path)
     assert differences == []
 
 
+@pytest.mark.slow
 def test_round_trip_coordinates_are_the_input_rounded_to_float32(
     real_csv: Path, real_export: Path
 ) -> None:
@@ -128,6 +129,7 @@ def test_round_trip_coordinates_are_the_input_rounded_to_float32(
     assert exported["1"]["start_x"] == "172.83536"
 
 
+@pytest.mark.slow
 def test_round_trip_study_time_is_the_same_time_and_a_valid_tm(
     real_csv: Path, real_export: Path
 ) -> None:
@@ -139,6 +141,7 @@ def test_round_trip_study_time_is_the_same_time_and_a_valid_tm(
     assert exported["1"]["StudyTime"] == "135823"
 
 
+@pytest.mark.slow
 def test_round_trip_leaves_slice_index_empty(real_export: Path) -> None:
     assert {r["sliceIndex"] for r in read_csv_rows(real_export)} == {""}
     assert "sliceIndex" in get_profile("ccc2017").not_carried
