@@ -62,6 +62,10 @@ ENUMERATED: dict[str, frozenset[str]] = {
 }
 """Enumerated values (PS3.3 C.17.1, C.17.2, C.17.3, C.18.6) checked wherever they occur."""
 
+_TOP_LEVEL_ONLY = frozenset({"Modality", "CompletionFlag", "VerificationFlag",
+                             "PreliminaryFlag"})
+"""Enumerations of the SR document's own header: nested items may use these keywords too."""
+
 _TAGS = {
     "PatientName": "(0010,0010)", "PatientID": "(0010,0020)",
     "PatientBirthDate": "(0010,0030)", "PatientSex": "(0010,0040)",
@@ -122,11 +126,14 @@ def check_values(ds: Dataset) -> list[Finding]:
                 Severity.ERROR, element.path,
                 f"invalid {element.vr} value <{element.value}>: {problem} (PS3.5 Table 6.2-1)"))
         if element.vr == "CS":
-            allowed = ENUMERATED.get(element.keyword)
+            keyword = element.keyword
+            allowed = ENUMERATED.get(keyword)
+            if keyword in _TOP_LEVEL_ONLY and element.parents:
+                allowed = None
             if allowed is not None and element.value not in allowed:
                 findings.append(_finding(
                     Severity.ERROR, element.path,
-                    f"{element.keyword} <{element.value}> is not one of the enumerated values "
+                    f"{keyword} <{element.value}> is not one of the enumerated values "
                     f"{', '.join(sorted(allowed))} (PS3.3 C.17)"))
     return findings
 
@@ -229,13 +236,21 @@ def _cs(value: str) -> str | None:
     return None
 
 
+def _raw_bytes(value: str) -> bytes:
+    """The bytes of a value: raw values were decoded as latin-1 (one char per byte)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
 def _pn_problem(value: str) -> str | None:
     for name in value.split("\\"):
         groups = name.split("=")
         if len(groups) > 3:
             return "more than 3 component groups"
         for group in groups:
-            if len(group.encode("utf-8")) > 64:
+            if len(_raw_bytes(group)) > 64:
                 return "a component group is longer than 64 bytes"
             if group.count("^") > 4:
                 return "more than 5 components"
