@@ -19,14 +19,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from csv2sr.export.files import ExportInputError, find_dicom_files
 from csv2sr.export.model import Problem
 from csv2sr.export.reader import read_file
 from csv2sr.export.tables import PROFILE_NAMES, TableProfile, table_profile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BATCH_ROWS",
@@ -344,6 +345,8 @@ def export_table(
             if problem.kind.is_error:
                 log.warning("%s", problem)
             problems.append(problem)
+    import pandas as pd  # noqa: PLC0415  (workers never need pandas: keep them light)
+
     frame = pd.DataFrame(rows, columns=list(_table(profile).columns), dtype=str)
     frame.attrs["problems"] = problems
     return frame
