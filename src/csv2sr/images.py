@@ -39,6 +39,7 @@ from typing import Any
 import highdicom as hd
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
@@ -203,6 +204,41 @@ def _plain(value: Any, vr: str) -> Any:
     return str(value)
 
 
+_Packed = tuple[Any, ...]
+
+
+def _pack(ds: Dataset) -> list[_Packed]:
+    """A header as plain tuples: pickles ten times faster than the Dataset itself.
+
+    Undecoded elements keep their bytes (``RawDataElement`` fields); decoded ones their
+    tag, VR and value.
+    """
+    packed: list[_Packed] = []
+    for tag in ds.keys():  # noqa: SIM118  (iterating a Dataset decodes its elements)
+        element = ds.get_item(tag)
+        if isinstance(element, RawDataElement):
+            packed.append((
+                int(element.tag), element.VR, element.length, element.value,
+                element.value_tell, element.is_implicit_VR, element.is_little_endian,
+            ))
+        else:
+            packed.append((int(element.tag), element.VR, element.value))
+    return packed
+
+
+def _unpack(packed: list[_Packed]) -> Dataset:
+    """The inverse of :func:`_pack`."""
+    ds = Dataset()
+    for item in packed:
+        if len(item) == 7:
+            tag, vr, length, value, tell, implicit, little = item
+            ds[tag] = RawDataElement(Tag(tag), vr, length, value, tell, implicit, little)
+        else:
+            tag, vr, value = item
+            ds.add_new(tag, vr, value)
+    return ds
+
+
 # --------------------------------------------------------------------------- reading files
 
 
@@ -220,8 +256,12 @@ def _read_one(path: str) -> tuple[str, Dataset | None, str]:
     return path, header, ""
 
 
-def _read_chunk(paths: list[str]) -> list[tuple[str, Dataset | None, str]]:
-    return [_read_one(p) for p in paths]
+def _read_chunk(paths: list[str]) -> list[tuple[str, list[_Packed] | None, str]]:
+    """Worker side: headers packed as tuples, so sending them back costs little."""
+    return [
+        (path, None if header is None else _pack(header), reason)
+        for path, header, reason in map(_read_one, paths)
+    ]
 
 
 def _walk_files(root: Path) -> list[str]:
@@ -246,7 +286,8 @@ def _read_all(paths: list[str], jobs: int) -> Iterator[tuple[str, Dataset | None
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(_read_chunk, chunks):
-            yield from result
+            for path, packed, reason in result:
+                yield path, None if packed is None else _unpack(packed), reason
 
 
 # --------------------------------------------------------------------------- the index
@@ -396,6 +437,18 @@ class ImageIndex:
         index.skipped = tuple(skipped)
         log.info("%s: %d instances indexed from %d studies", base, len(index), len(studies))
         return index
+
+    # -- pickling (worker processes) -------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_headers"] = {uid: _pack(ds) for uid, ds in self._headers.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["_headers"] = {uid: _unpack(p) for uid, p in state["_headers"].items()}
+        self.__dict__.update(state)
 
     # -- access ---------------------------------------------------------------------------
 
