@@ -17,6 +17,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.data import get_testdata_file
 
+import imagegen
 from csv2sr.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.profiles import get_profile
@@ -170,14 +171,23 @@ def test_empty_and_text_files(content: bytes, text: str, tmp_path: Path) -> None
 
 
 def test_ct_image_is_not_an_sr(tmp_path: Path) -> None:
+    """A CT image is one clear error (pydicom's CT_small.dcm, native pixel data)."""
     source = get_testdata_file("CT_small.dcm")
     if source is None:
         pytest.skip("pydicom's CT_small.dcm test file is not installed")
-    ct = pydicom.dcmread(source)
     path = tmp_path / "ct.dcm"
-    ct.save_as(path, enforce_file_format=True)
+    pydicom.dcmread(source).save_as(path, enforce_file_format=True)
     own = check_file(path)
+    assert len(own) == 1, [f.message for f in own]
     assert _has(own, Severity.ERROR, "", "is not an SR Storage SOP class")
+
+
+def test_rle_ct_image_is_not_an_sr(tmp_path: Path) -> None:
+    """Encapsulated (RLE) pixel data is walked without error: still one clear finding."""
+    files = imagegen.make_collection().write(tmp_path / "images")
+    own = check_file(files[0])
+    assert len(own) == 1, [f.message for f in own]
+    assert _has(own, Severity.ERROR, "", "(CT Image Storage) is not an SR Storage SOP class")
 
 
 def test_bad_inputs_never_crash_a_run(valid_file: Path, tmp_path: Path) -> None:

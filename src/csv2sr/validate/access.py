@@ -16,6 +16,7 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as PydicomSequence
 from pydicom.tag import BaseTag, Tag
 
 __all__ = [
@@ -135,8 +136,8 @@ def walk(ds: Dataset, parents: tuple[tuple[int, int], ...] = ()) -> Iterator[Ele
         if raw is None:
             continue
         vr = _vr_of(tag, raw)
-        if vr == "SQ" or (isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF):
-            items = ds[tag].value or []
+        if _is_sequence(tag, raw):
+            items = _items(ds, tag)
             yield Element(parents, tag, "SQ", None)
             for index, item in enumerate(items, start=1):
                 yield from walk(item, (*parents, (int(tag), index)))
@@ -145,9 +146,17 @@ def walk(ds: Dataset, parents: tuple[tuple[int, int], ...] = ()) -> Iterator[Ele
 
 
 def _is_sequence(tag: BaseTag, raw: DataElement | RawDataElement) -> bool:
-    return _vr_of(tag, raw) == "SQ" or (
+    """SQ, or an undefined-length element of unknown VR (encapsulated pixel data is not)."""
+    vr = _vr_of(tag, raw)
+    return vr == "SQ" or (
         isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF
+        and vr not in _BINARY_VRS
     )
+
+
+def _items(ds: Dataset, tag: BaseTag) -> list[Dataset]:
+    value = ds[tag].value
+    return list(value) if isinstance(value, PydicomSequence) else []
 
 
 def sequence_items(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, str, Dataset]]:
@@ -160,7 +169,7 @@ def sequence_items(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, str, Da
         if raw is None or not _is_sequence(tag, raw):
             continue
         keyword = keyword_for_tag(tag) or "Unknown"
-        for index, item in enumerate(ds[tag].value or [], start=1):
+        for index, item in enumerate(_items(ds, tag), start=1):
             path = f"{prefix}/{component(tag, index)}"
             yield path, keyword, item
             yield from sequence_items(item, path)

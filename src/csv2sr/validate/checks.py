@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydicom import Dataset
 
-from csv2sr.validate.access import text
+from csv2sr.validate.access import text, walk
 from csv2sr.validate.coding import check_codes
 from csv2sr.validate.container import open_dataset, sr_class_findings
 from csv2sr.validate.content import build_tree, check_content
@@ -49,10 +49,12 @@ def check_file(path: Path) -> list[Finding]:
 
 def check_dataset(ds: Dataset) -> list[Finding]:
     """The checks that need a parsed data set (PS3.3 A.35, C.17, C.18; PS3.16 TID 1500)."""
-    findings = check_values(ds)  # walks everything first: an unreadable file fails here
     not_sr = sr_class_findings(ds)
     if not_sr:
-        return findings + not_sr
+        for _element in walk(ds):  # readable to its end? (raises if not)
+            pass
+        return not_sr
+    findings = check_values(ds)  # walks everything first: an unreadable file fails here
     findings.extend(check_attributes(ds))
     findings.extend(check_codes(ds))
     if "ContentSequence" not in ds and "ValueType" not in ds:
