@@ -53,6 +53,7 @@ def main() -> int:
         zips = list(dist.glob("*.zip"))
         zip_size = zips[0].stat().st_size if zips else 0
     rows = _rows(args.csv)
+    rest = seconds - sum(int(ms) for _, ms in stages.values()) / 1000
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     lines = [
         f"make release, {args.csv.name}, {rows} rows, jobs={args.jobs or os.cpu_count()}, "
@@ -60,7 +61,7 @@ def main() -> int:
         f"total wall time: {seconds:.1f} s ({rows / seconds:.1f} rows/s end to end)",
         *(f"  {name:<9} {int(ms) / 1000:7.1f} s  exit {status}"
           for name, (status, ms) in stages.items()),
-        "  report + check + zip: the rest",
+        f"  the rest {rest:7.1f} s  (report, check, zip, make and interpreter start-up)",
         f"zip: {zip_size / 1e6:.1f} MB",
         f"peak RSS of the largest child process: {peak_mb:.0f} MB",
     ]
