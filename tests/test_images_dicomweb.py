@@ -10,6 +10,7 @@ reason, when the binary or the plugin is not installed.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import socket
 import subprocess
@@ -144,6 +145,9 @@ def test_dicomweb_index_equals_the_folder_index(loaded: str, synthetic: Syntheti
         assert header_values(remote.get(uid)) == header_values(local.get(uid))  # type: ignore[arg-type]
         assert (remote.source(uid) or "").endswith(f"/instances/{uid}")
     assert remote.files() == [] and remote.skipped == ()
+    shipped = pickle.loads(pickle.dumps(remote))  # as sent to conversion workers
+    for uid in local.uids():
+        assert header_values(shipped.get(uid)) == header_values(local.get(uid))  # type: ignore[arg-type]
 
 
 def test_dicomweb_index_of_chosen_studies(loaded: str, synthetic: SyntheticFixture) -> None:
