@@ -85,12 +85,19 @@ def _run_child(sr_dir: str, jobs: int, repeat: int, fmt: str, profile: str) -> N
     """One export in this process; print its numbers as JSON."""
     from csv2sr.export import find_dicom_files, write_table  # noqa: PLC0415
 
-    files = list(find_dicom_files([sr_dir])) * repeat
     sampler = _WorkerMemory()
-    sampler.start()
     with tempfile.TemporaryDirectory() as tmp:
+        originals = list(find_dicom_files([sr_dir]))
+        folders = [Path(sr_dir)]
+        for copy in range(1, repeat):  # more files: hard links under other names
+            folder = Path(tmp, f"copy{copy}")
+            folder.mkdir()
+            for number, path in enumerate(originals):
+                os.link(path, folder / f"{number:06d}.dcm")
+            folders.append(folder)
+        sampler.start()
         started = time.perf_counter()
-        result = write_table(files, Path(tmp) / f"t.{fmt}", format=fmt, profile=profile,
+        result = write_table(folders, Path(tmp) / f"t.{fmt}", format=fmt, profile=profile,
                              jobs=jobs)
         seconds = time.perf_counter() - started
     sampler.stop.set()

@@ -342,3 +342,18 @@ def test_default_jobs_runs_in_parallel_on_many_files(
     parallel = export_table(files, jobs=2)
     pd.testing.assert_frame_equal(serial, parallel)
     assert list(parallel["file"]) == [os.fspath(f) for f in files]
+
+
+def test_a_file_reached_twice_is_read_once(sample_sr_dir: Path, tmp_path: Path) -> None:
+    one = sorted(sample_sr_dir.rglob("*.dcm"))[0]
+    result = write_table([sample_sr_dir, one, sample_sr_dir], tmp_path / "t.csv")
+    assert (result.files, result.rows) == (12, 12)
+
+
+def test_cli_unwritable_output_is_a_usage_error(sample_sr_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be", encoding="utf-8")
+    done = CliRunner().invoke(
+        app, ["export", str(sample_sr_dir), "-o", str(blocker / "t.csv"), "-q"])
+    assert done.exit_code == 2
+    assert "cannot write" in done.output

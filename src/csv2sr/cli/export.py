@@ -55,7 +55,7 @@ def _usage(message: str) -> typer.Exit:
 
 
 @app.command("export")
-def export_command(  # noqa: PLR0917  (typer maps parameters to options)
+def export_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
@@ -119,8 +119,8 @@ def export_command(  # noqa: PLR0917  (typer maps parameters to options)
         raise _usage(str(exc)) from None
     if not files:
         raise _usage("no DICOM files in " + ", ".join(os.fspath(p) for p in paths))
-    output.parent.mkdir(parents=True, exist_ok=True)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
                 files, output, format=kind, profile=str(profile.value), jobs=jobs,
@@ -128,6 +128,8 @@ def export_command(  # noqa: PLR0917  (typer maps parameters to options)
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None
+    except OSError as exc:
+        raise _usage(f"cannot write {os.fspath(output)}: {exc}") from None
     if not quiet:
         _summary(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)

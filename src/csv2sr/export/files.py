@@ -3,7 +3,8 @@
 In a folder, a file is taken when its name ends in ``.dcm`` (any case) or when it is a
 DICOM file by content (``DICM`` after the 128-byte preamble, PS3.10 7.1); other files
 (manifests, READMEs) are passed over and counted in the log.  A file named explicitly is
-always read, so that a non-DICOM file given by name is reported, never skipped.
+always read, so that a non-DICOM file given by name is reported, never skipped.  A file
+reached twice through the paths given is read once.
 """
 
 from __future__ import annotations
@@ -58,13 +59,22 @@ def _walk(folder: Path) -> Iterator[Path]:
 def find_dicom_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Yield every file to read, in a stable order (each folder sorted by name).
 
-    Raises :class:`ExportInputError` for a path that does not exist.
+    A file reached twice (``export OUT OUT/sr/a.dcm``) is read once.  Raises
+    :class:`ExportInputError` for a path that does not exist.
     """
+    seen: set[Path] = set()
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            yield from _walk(path)
+            found: Iterable[Path] = _walk(path)
         elif path.exists():
-            yield path
+            found = (path,)
         else:
             raise ExportInputError(path, "no such file or folder")
+        for file in found:
+            key = file.resolve()
+            if key in seen:
+                log.info("%s: already listed, read once", file)
+                continue
+            seen.add(key)
+            yield file
