@@ -140,7 +140,9 @@ def test_scoord_contains_image_also_leaves_scoord_without_selected_from(
     assert _has(check_file(path), Severity.ERROR, "1.8.1.5.1", "0 SELECTED FROM IMAGE")
 
 
-def test_meta_uid_differing_from_dataset(valid_file: Path, tmp_path: Path) -> None:
+def test_meta_uid_differing_from_dataset(
+    valid_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     path = tmp_path / "meta.dcm"
     path.write_bytes(meta_uid_differs(valid_file.read_bytes()))
     own = check_file(path)
@@ -148,30 +150,52 @@ def test_meta_uid_differing_from_dataset(valid_file: Path, tmp_path: Path) -> No
         f.severity is Severity.ERROR and f.attribute.startswith("/MediaStorageSOPInstanceUID")
         and "differs from SOPInstanceUID" in f.message for f in own
     ), [f.message for f in own]
+    _dciodvfy_says(request, path, Severity.ERROR,
+                   "MediaStorageSOPInstanceUID different from SOPInstanceUID")
 
 
-def test_truncated_file(valid_file: Path, tmp_path: Path) -> None:
+def _dciodvfy_says(
+    request: pytest.FixtureRequest, path: Path, severity: Severity, text: str
+) -> None:
+    """Where the real dciodvfy is installed, it says ``text`` at ``severity`` of ``path``."""
+    dciodvfy = _dciodvfy_or_none(request)
+    if dciodvfy is not None:
+        said = run_dciodvfy(dciodvfy, path)
+        assert any(f.severity is severity and text in f.message for f in said), [
+            f.message for f in said]
+
+
+def test_truncated_file(
+    valid_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     path = tmp_path / "truncated.dcm"
     data = valid_file.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     own = check_file(path)
     assert [f.severity for f in own] == [Severity.ERROR]
     assert "truncated" in own[0].message
+    _dciodvfy_says(request, path, Severity.ERROR, "Dicom dataset read failed")
 
 
 @pytest.mark.parametrize(("content", "text"), [
     (b"", "empty file"),
     (b"patientID,length\nTCGA-1,12.5\n", "not a DICOM file"),
 ])
-def test_empty_and_text_files(content: bytes, text: str, tmp_path: Path) -> None:
+def test_empty_and_text_files(
+    content: bytes, text: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     path = tmp_path / "input.dcm"
     path.write_bytes(content)
     own = check_file(path)
     assert len(own) == 1 and own[0].severity is Severity.ERROR and text in own[0].message
+    _dciodvfy_says(request, path, Severity.ERROR, "Information Object Not found")
 
 
-def test_ct_image_is_not_an_sr(tmp_path: Path) -> None:
-    """A CT image is one clear error (pydicom's CT_small.dcm, native pixel data)."""
+def test_ct_image_is_not_an_sr(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A CT image is one clear error (pydicom's CT_small.dcm, native pixel data).
+
+    dciodvfy validates it as the CT image it is: it cannot know an SR was expected.
+    """
     source = get_testdata_file("CT_small.dcm")
     if source is None:
         pytest.skip("pydicom's CT_small.dcm test file is not installed")
@@ -180,6 +204,7 @@ def test_ct_image_is_not_an_sr(tmp_path: Path) -> None:
     own = check_file(path)
     assert len(own) == 1, [f.message for f in own]
     assert _has(own, Severity.ERROR, "", "is not an SR Storage SOP class")
+    _dciodvfy_says(request, path, Severity.INFO, "IOD: CTImage")
 
 
 def test_rle_ct_image_is_not_an_sr(tmp_path: Path) -> None:
