@@ -415,11 +415,6 @@ def _items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encode() replaces the row's Image Library entry by hd.sr.ImageLibrary, which "
-    "drops the Study Date/Time descriptors the reference SR has (patch in the issue 6 report)",
-)
 def test_enriched_image_library_keeps_study_date_and_time(
     synthetic: SyntheticFixture, index: ImageIndex
 ) -> None:
@@ -453,11 +448,6 @@ def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
     assert library_ready(index.get(row.instance_uid))  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encode() references the row's SOP class (CT by default when the cell is empty) "
-    "instead of the image's (patch in the issue 6 report)",
-)
 def test_sr_references_the_images_real_sop_class(
     synthetic: SyntheticFixture, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import highdicom as hd
@@ -103,20 +103,11 @@ def _observer_context(row: Annotation) -> hd.sr.ObservationContext:
     )
 
 
-def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentItem:
-    """PS3.16 TID 1600 rows 1-2 > TID 1601 row 1 > TID 1602 (what the row knows).
-
-    The IMAGE entry's concept name is removed by :func:`finish` (TID 1601 row 1 has none).
-    """
-    descriptors: list[hd.sr.ContentItem] = [
-        hd.sr.CodeContentItem(
-            name=Codes.MODALITY,
-            value=Codes.CT,
-            relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
-        )
-    ]
+def _study_descriptors(header: Dataset) -> list[hd.sr.ContentItem]:
+    """PS3.16 TID 1602 rows: Study Date and Study Time of the image, when known."""
+    items: list[hd.sr.ContentItem] = []
     if header.get("StudyDate"):
-        descriptors.append(
+        items.append(
             hd.sr.DateContentItem(
                 name=Codes.STUDY_DATE,
                 value=DA(header.StudyDate),
@@ -124,13 +115,48 @@ def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentIt
             )
         )
     if header.get("StudyTime"):
-        descriptors.append(
+        items.append(
             hd.sr.TimeContentItem(
                 name=Codes.STUDY_TIME,
                 value=TM(header.StudyTime),
                 relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
             )
         )
+    return items
+
+
+def is_image_header(header: Dataset | None) -> bool:
+    """True when ``header`` is a real image's header (it has the TID 1604 attributes)."""
+    return header is not None and "Rows" in header and "PixelSpacing" in header
+
+
+def _entry_descriptors(row: Annotation, header: Dataset) -> list[hd.sr.ContentItem]:
+    """PS3.16 TID 1601 row 2 > TID 1602 (and TID 1604 when the image header is known).
+
+    From a real image header highdicom writes Modality (from its SOP Class), Frame of
+    Reference, Rows, Columns and the cross-sectional descriptors; the Study Date/Time
+    rows of TID 1602 follow.  Without one, the row gives Modality and the study's date
+    and time only.
+    """
+    if is_image_header(header):
+        entry = hd.sr.ImageLibraryEntryDescriptors(
+            header, additional_descriptors=_study_descriptors(header)
+        )
+        return [item for item in entry]  # noqa: C416  (a typed copy of a highdicom list)
+    modality = hd.sr.CodeContentItem(
+        name=Codes.MODALITY,
+        value=Codes.CT,
+        relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
+    )
+    return [modality, *_study_descriptors(header)]
+
+
+def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentItem:
+    """PS3.16 TID 1600 rows 1-2 > TID 1601 row 1 (the annotated image) > its descriptors.
+
+    The IMAGE entry's concept name is removed by :func:`finish` (TID 1601 row 1 has none).
+    """
+    descriptors = _entry_descriptors(row, header)
     image = hd.sr.ImageContentItem(
         name=Codes.SOURCE,
         referenced_sop_class_uid=row.sop_class_uid,
@@ -334,11 +360,11 @@ def encode(
     (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
     Otherwise :func:`source_header` stands in for it.
     """
+    if header is not None and header.get("SOPClassUID"):
+        # the image's own SOP Class wins over the table's (or its CT default)
+        row = replace(row, sop_class_uid=str(header.SOPClassUID))
     uids = row_uids(row, profile, mode)
     evidence = header if header is not None else source_header(row)
-    if image_library is None and header is not None and "Rows" in header:
-        # PS3.16 TID 1600 > 1601 > 1602/1604 from the real image header, by highdicom
-        image_library = cast(hd.sr.ContainerContentItem, hd.sr.ImageLibrary([header])[0])
     content = build_content(row, profile, uids, evidence, image_library)
     with warnings.catch_warnings():
         # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)
