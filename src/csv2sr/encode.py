@@ -13,7 +13,6 @@ import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import cast
 
 import highdicom as hd
 import numpy as np
@@ -142,7 +141,7 @@ def _entry_descriptors(row: Annotation, header: Dataset) -> list[hd.sr.ContentIt
         entry = hd.sr.ImageLibraryEntryDescriptors(
             header, additional_descriptors=_study_descriptors(header)
         )
-        return [item for item in entry]  # noqa: C416  (a typed copy of a highdicom list)
+        return [item for item in entry]
     modality = hd.sr.CodeContentItem(
         name=Codes.MODALITY,
         value=Codes.CT,
