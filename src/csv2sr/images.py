@@ -82,8 +82,8 @@ LENGTH_ABSOLUTE_TOLERANCE_MM = 0.01
 
 PARALLEL_THRESHOLD = 5000
 """Folders with fewer files are read in this process.  Measured (benchmarks/bench_images.py,
-2 shared cores): one process reads about 850 headers/s and two workers were slower, so
-workers are only worth it for large folders on a machine with idle cores."""
+2 cores shared with other jobs): one process reads 650-1,050 headers/s and two workers
+were no faster, so workers are only worth it for large folders on idle cores."""
 
 _CHUNK = 256
 
