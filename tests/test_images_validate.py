@@ -9,12 +9,18 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from csv2sr import validate_images
 from csv2sr.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows
-from csv2sr.validate_images import find_dcentvfy, parse_dcentvfy, validate_against_images
+from csv2sr.validate_images import (
+    ImageFinding,
+    find_dcentvfy,
+    parse_dcentvfy,
+    validate_against_images,
+)
 from imagegen import (
     SyntheticFixture,
     make_collection,
@@ -237,3 +243,32 @@ def test_an_image_with_a_malformed_header_does_not_stop_validation(
     write_malformed_spacing(Path(index.source(uid) or ""), folder / "bad.dcm")
     findings = validate_against_images([sr], ImageIndex.from_folder(folder))
     assert _of(findings, source="csv2sr", severity="error") == []
+
+
+def test_dcentvfy_gets_each_studys_srs_and_only_their_images(
+    enriched: list[Path], index: ImageIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which files go to dcentvfy (the runs themselves are tested above, for real)."""
+    calls: list[list[Path]] = []
+
+    def record(binary: Path, files: list[Path], label: str) -> list[ImageFinding]:
+        calls.append(files)
+        return []
+
+    monkeypatch.setattr(validate_images, "find_dcentvfy", lambda: Path("dcentvfy"))
+    monkeypatch.setattr(validate_images, "run_dcentvfy", record)
+    validate_against_images(enriched, index)
+    assert len(calls) == 2  # two studies
+    for files in calls:
+        srs = [f for f in files if f in enriched]
+        images = [f for f in files if f not in enriched]
+        referenced = {_referenced(pydicom.dcmread(sr)) for sr in srs}
+        assert len(srs) == 2 and {str(f) for f in images} == {
+            index.source(uid) for uid in referenced
+        }
+        assert len(images) == 2 < len(index) // 2  # not every slice of the study
+
+
+def _referenced(sr: pydicom.Dataset) -> str:
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    return str(evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)

