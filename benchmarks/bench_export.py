@@ -96,15 +96,18 @@ def _run_child(sr_dir: str, jobs: int, repeat: int, fmt: str, profile: str) -> N
                 os.link(path, folder / f"{number:06d}.dcm")
             folders.append(folder)
         sampler.start()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         result = write_table(folders, Path(tmp) / f"t.{fmt}", format=fmt, profile=profile,
                              jobs=jobs)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
     sampler.stop.set()
     sampler.join()
     print(json.dumps({
         "files": result.files, "rows": result.rows, "errors": len(result.errors),
         "seconds": seconds,
+        "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
         "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_worker_mb": sampler.peak_one,
     }))
@@ -130,9 +133,9 @@ def main(argv: list[str]) -> None:
     lines = [
         f"csv2sr export benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs (shared)",
+        f"{os.cpu_count()} CPUs (shared), load average {os.getloadavg()[0]:.1f}",
         f"{'configuration':38} {'files':>6} {'rows':>6} {'s':>6} {'files/s':>8} "
-        f"{'main MB':>8} {'worker MB':>9}",
+        f"{'CPU ms/file':>12} {'main MB':>8} {'worker MB':>9}",
     ]
     print(lines[0])
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,8 +148,12 @@ def main(argv: list[str]) -> None:
             )
             n = json.loads(done.stdout.strip().splitlines()[-1])
             worker = f"{n['rss_worker_mb']:>9.0f}" if jobs > 1 else f"{'-':>9}"
+            # CPU per file is the load-independent cost; known for the 1-process run only
+            cpu = (f"{n['cpu_seconds'] / n['files'] * 1000:>12.1f}" if jobs == 1
+                   else f"{'-':>12}")
             line = (f"{label:38} {n['files']:>6} {n['rows']:>6} {n['seconds']:>6.1f} "
-                    f"{n['files'] / n['seconds']:>8.0f} {n['rss_main_mb']:>8.0f} {worker}")
+                    f"{n['files'] / n['seconds']:>8.0f} {cpu} {n['rss_main_mb']:>8.0f} "
+                    f"{worker}")
             if n["errors"]:
                 line += f"  ({n['errors']} errors!)"
             print(line, flush=True)
