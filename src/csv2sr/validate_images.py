@@ -296,45 +296,43 @@ def run_dcentvfy(binary: Path, files: list[Path], label: str) -> list[ImageFindi
 # --------------------------------------------------------------------------- driver
 
 
-def _read_srs(
-    sr_paths: list[Path], findings: list[ImageFinding]
-) -> dict[str, Dataset]:
-    srs: dict[str, Dataset] = {}
-    for path in sr_paths:
-        try:
-            srs[str(path)] = dcmread(path)
-        except Exception as exc:  # one unreadable file must not stop the others
-            findings.append(ImageFinding(
-                str(path), "error", "csv2sr", "", "", f"not readable as DICOM ({exc})"
-            ))
-    return srs
+def _read_sr(path: Path) -> tuple[Dataset | None, ImageFinding | None]:
+    try:
+        return dcmread(path, stop_before_pixels=True), None
+    except Exception as exc:  # one unreadable file must not stop the others
+        return None, ImageFinding(
+            str(path), "error", "csv2sr", "", "", f"not readable as DICOM ({exc})"
+        )
 
 
-def _uid_findings(srs: dict[str, Dataset], index: ImageIndex) -> list[ImageFinding]:
-    """PS3.3 C.12.1.1.1: a SOP Instance UID names one instance only."""
-    found = []
-    first: dict[str, str] = {}
-    for path, sr in srs.items():
-        uid = str(sr.get("SOPInstanceUID", ""))
-        if uid in first:
-            found.append(ImageFinding(
-                path, "error", "csv2sr", "", _SOP_UID,
-                f"SOP Instance UID {uid} is also the UID of {first[uid]}",
-            ))
-            continue
-        first[uid] = path
-        if uid in index:
-            found.append(ImageFinding(
-                path, "error", "csv2sr", "", _SOP_UID,
-                f"SOP Instance UID {uid} is also the UID of the image {index.source(uid)}",
-            ))
-    for dup in index.duplicates:
-        found.append(ImageFinding(
+def _sr_uid_findings(
+    path: str, sr: Dataset, first: dict[str, str], index: ImageIndex
+) -> list[ImageFinding]:
+    """PS3.3 C.12.1.1.1: a SOP Instance UID names one instance only (SRs and images)."""
+    uid = str(sr.get("SOPInstanceUID", ""))
+    if uid in first:
+        return [ImageFinding(
+            path, "error", "csv2sr", "", _SOP_UID,
+            f"SOP Instance UID {uid} is also the UID of {first[uid]}",
+        )]
+    first[uid] = path
+    if uid in index:
+        return [ImageFinding(
+            path, "error", "csv2sr", "", _SOP_UID,
+            f"SOP Instance UID {uid} is also the UID of the image {index.source(uid)}",
+        )]
+    return []
+
+
+def _duplicate_image_findings(index: ImageIndex) -> list[ImageFinding]:
+    return [
+        ImageFinding(
             dup.other, "warning" if dup.same_header else "error", "csv2sr", "", _SOP_UID,
             f"SOP Instance UID {dup.sop_instance_uid} is also the UID of {dup.kept}"
             + ("" if dup.same_header else " (with different attributes)"),
-        ))
-    return found
+        )
+        for dup in index.duplicates
+    ]
 
 
 def _references(sr: Dataset) -> list[_Reference]:
@@ -369,7 +367,7 @@ def _file_index(index: ImageIndex, image_root: Path | None) -> ImageIndex | None
 
 
 def _dcentvfy_findings(
-    srs: dict[str, Dataset], refs: dict[str, list[_Reference]],
+    studies: dict[str, list[str]], referenced: dict[str, set[str]],
     index: ImageIndex, image_root: Path | None,
 ) -> list[ImageFinding]:
     """``dcentvfy`` once per study over its SRs and the image files they reference.
@@ -385,12 +383,9 @@ def _dcentvfy_findings(
     if files is None or not files.from_files:
         return [ImageFinding("", "info", "dcentvfy", "", "",
                              "no local image files (give image_root): dcentvfy not run")]
-    srs_by_study: dict[str, list[str]] = defaultdict(list)
-    for path, sr in srs.items():
-        srs_by_study[str(sr.get("StudyInstanceUID", ""))].append(path)
     found = []
-    for study, sr_files in sorted(srs_by_study.items()):
-        uids = sorted({r.sop_instance for p in sr_files for r in refs[p]})
+    for study, sr_files in sorted(studies.items()):
+        uids = sorted(set().union(*(referenced[p] for p in sr_files)))
         images = files.files(uids)
         log.debug("dcentvfy over %d SRs and %d images of study %s",
                   len(sr_files), len(images), study)
@@ -410,16 +405,26 @@ def validate_against_images(
     they reference.
     """
     findings: list[ImageFinding] = []
-    srs = _read_srs(sr_paths, findings)
-    findings.extend(_uid_findings(srs, index))
-    refs = {path: _references(sr) for path, sr in srs.items()}
-    for path, sr in srs.items():
-        findings.extend(_check_sr(path, sr, refs[path], index))
-    if srs:
-        findings.extend(_dcentvfy_findings(srs, refs, index, image_root))
+    first: dict[str, str] = {}
+    studies: dict[str, list[str]] = defaultdict(list)
+    referenced: dict[str, set[str]] = {}
+    for sr_path in sr_paths:  # one SR in memory at a time
+        sr, unreadable = _read_sr(sr_path)
+        if sr is None:
+            findings.extend([unreadable] if unreadable else [])
+            continue
+        path = str(sr_path)
+        refs = _references(sr)
+        findings.extend(_sr_uid_findings(path, sr, first, index))
+        findings.extend(_check_sr(path, sr, refs, index))
+        studies[str(sr.get("StudyInstanceUID", ""))].append(path)
+        referenced[path] = {r.sop_instance for r in refs}
+    findings.extend(_duplicate_image_findings(index))
+    if studies:
+        findings.extend(_dcentvfy_findings(studies, referenced, index, image_root))
     log.info(
         "%d SR files checked against %d images: %d errors, %d warnings",
-        len(srs), len(index),
+        len(referenced), len(index),
         sum(f.severity == "error" for f in findings),
         sum(f.severity == "warning" for f in findings),
     )
