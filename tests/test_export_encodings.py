@@ -328,3 +328,53 @@ def test_cli_reports_each_problem_and_exits_1(sample_srs: list[Path], tmp_path: 
     rows = table.read_text(encoding="utf-8").splitlines()
     # the good file and the one with a stray container still give their row
     assert len(rows) == 1 + 2
+
+
+def content_item(relationship: str, value_type: str, concept: object) -> Dataset:
+    item = Dataset()
+    item.RelationshipType = relationship
+    item.ValueType = value_type
+    name = Dataset()
+    name.CodeValue = concept.value  # type: ignore[attr-defined]
+    name.CodingSchemeDesignator = concept.scheme_designator  # type: ignore[attr-defined]
+    name.CodeMeaning = concept.meaning  # type: ignore[attr-defined]
+    item.ConceptNameCodeSequence = [name]
+    return item
+
+
+def test_group_observer_overrides_the_document_observer(
+    sample_srs: list[Path], tmp_path: Path
+) -> None:
+    """PS3.16 TID 1501 row 2 / TID 1410 row 2: observer context inside the group."""
+    ds = dcmread(sample_srs[0])
+    number_id, _ = find(ds, "NUM")
+    group = dict(walk(ds))[number_id.rpartition(".")[0]]
+    login = content_item("HAS OBS CONTEXT", "TEXT", Codes.PERSON_OBSERVER_LOGIN_NAME)
+    login.TextValue = "group_login"
+    group.ContentSequence.insert(0, login)
+    ds.save_as(tmp_path / "group-observer.dcm", enforce_file_format=True)
+    document = export_table(sample_srs[0], profile="ccc2017").iloc[0]
+    grouped = export_table(tmp_path / "group-observer.dcm", profile="ccc2017").iloc[0]
+    assert document["annotator"] != "group_login"
+    assert grouped["annotator"] == "group_login"
+
+
+def test_segment_reference_region_is_a_note(sample_srs: list[Path], tmp_path: Path) -> None:
+    """TID 1411 row 7: a region given as a segment, not coordinates, is named in a note."""
+    ds = dcmread(sample_srs[0])
+    number_id, _ = find(ds, "NUM")
+    group_id = number_id.rpartition(".")[0]
+    group = dict(walk(ds))[group_id]
+    segment = content_item("CONTAINS", "IMAGE", codes.DCM.ReferencedSegment)
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+    reference.ReferencedSOPInstanceUID = "2.25.1411"
+    reference.ReferencedSegmentNumber = 1
+    segment.ReferencedSOPSequence = [reference]
+    group.ContentSequence.append(segment)
+    ds.save_as(tmp_path / "segment.dcm", enforce_file_format=True)
+    result = write_table([tmp_path / "segment.dcm"], tmp_path / "t.csv", profile="ccc2017")
+    assert (result.rows, result.ok) == (1, True)
+    assert [(p.kind, p.item) for p in result.problems] == [
+        (ProblemKind.NOTE, f"{group_id}.{len(group.ContentSequence)}")]
+    assert "Referenced Segment" in result.problems[0].message
