@@ -19,6 +19,7 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from typer.testing import CliRunner
 
@@ -330,14 +331,14 @@ def test_cli_reports_each_problem_and_exits_1(sample_srs: list[Path], tmp_path: 
     assert len(rows) == 1 + 2
 
 
-def content_item(relationship: str, value_type: str, concept: object) -> Dataset:
+def content_item(relationship: str, value_type: str, concept: Code) -> Dataset:
     item = Dataset()
     item.RelationshipType = relationship
     item.ValueType = value_type
     name = Dataset()
-    name.CodeValue = concept.value  # type: ignore[attr-defined]
-    name.CodingSchemeDesignator = concept.scheme_designator  # type: ignore[attr-defined]
-    name.CodeMeaning = concept.meaning  # type: ignore[attr-defined]
+    name.CodeValue = concept.value
+    name.CodingSchemeDesignator = concept.scheme_designator
+    name.CodeMeaning = concept.meaning
     item.ConceptNameCodeSequence = [name]
     return item
 
