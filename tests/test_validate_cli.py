@@ -113,6 +113,11 @@ def test_usage_errors_exit_2(arguments: list[str]) -> None:
     assert runner.invoke(app, arguments).exit_code == 2
 
 
+def test_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2 and "no files to validate" in result.output
+
+
 def test_missing_dciodvfy_is_a_note_not_a_failure(
     sr_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,6 +69,8 @@ def validate_command(
     threshold = Severity(fail_on.value)
     try:
         total = len(expand_paths(paths))
+        if total == 0:
+            raise ValidationError(f"no files to validate under {', '.join(map(str, paths))}")
         with progress_bar("validating", total, enabled=not quiet) as advance:
             report = validate_files(
                 paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
