@@ -104,7 +104,7 @@ $(STAGES)/export.done: $(STAGES)/convert.done $(EXPORT_SRC)
 
 $(STAGES)/report.done: $(STAGES)/convert.done $(STAGES)/validate.done $(STAGES)/dumps.done \
                        $(STAGES)/export.done $(REPORT_SRC)
-	$(CSV2SR) report $(OUT) --csv '$(CSV)' -o $(OUT)/report --name $(NAME) --version $(VERSION) --profile $(PROFILE) $(JOBS_OPT) --quiet
+	$(CSV2SR) report $(OUT) --csv '$(CSV)' -o $(OUT)/report --name $(NAME) --version $(VERSION) --profile $(PROFILE) --tool 'GNU make=$(MAKE_VERSION)' $(JOBS_OPT) --quiet
 	touch $@
 
 $(STAGES)/check.done: $(STAGES)/report.done

@@ -301,7 +301,8 @@ def test_browser_shows_counts_histograms_and_tools(
     tools = {tr.xpath("td")[0].text_content(): tr.xpath("td")[1].text_content()
              for tr in page.xpath("//tr[@class='tool']")}
     assert tools["csv2sr"] == VERSION
-    for tool in ("pydicom", "highdicom", "lxml", "libxslt", "dicom3tools dcsrdump"):
+    for tool in ("pydicom", "highdicom", "lxml", "libxslt", "dicom3tools dcsrdump",
+                 "dicom3tools dciodvfy", "GNU make"):
         assert tools.get(tool), tool
     statuses = [td.text_content() for td in page.xpath("//tr[@class='status']/td[1]")]
     assert statuses == sorted({r["radiologist_status"] for r in rows})

@@ -328,8 +328,12 @@ def _dicom3tools_version(binary: Path | None) -> str | None:
     return None
 
 
-def tool_versions(validation: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    """Every tool a release uses, with its version (``not installed`` when absent)."""
+def tool_versions(
+    validation: dict[str, Any] | None = None, extra: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
+    """Every tool a release uses, with its version (``not installed`` when absent): this
+    process's packages, dcsrdump, the validators the JSON names (``not run`` when it gives
+    no version) and ``extra`` pairs given by the caller (the Makefile passes GNU make's)."""
     versions: list[tuple[str, str]] = [
         ("csv2sr", __version__),
         ("Python", sys.version.split()[0]),
@@ -344,8 +348,10 @@ def tool_versions(validation: dict[str, Any] | None = None) -> list[tuple[str, s
     dcsrdump = _dicom3tools_version(find_dicom3tools("dcsrdump"))
     versions.append(("dicom3tools dcsrdump", dcsrdump or "not installed"))
     for tool, version in sorted(((validation or {}).get("tools") or {}).items()):
-        label = "dicom3tools dciodvfy" if tool == "dciodvfy" else tool
-        versions.append((label, str(version) if version else "not installed"))
+        label = "dicom3tools dciodvfy" if tool == "dciodvfy" else str(tool)
+        if label != "csv2sr":
+            versions.append((label, str(version) if version else "not run"))
+    versions.extend(extra)
     return versions
 
 
@@ -747,8 +753,10 @@ def build_summary(
     profile: Profile,
     name: str,
     version: str,
+    tools: Sequence[tuple[str, str]] = (),
 ) -> etree._Element:
-    """The ``<release>`` summary of the release folder ``out`` made from ``csv_path``."""
+    """The ``<release>`` summary of the release folder ``out`` made from ``csv_path``;
+    ``tools`` adds (name, version) pairs to the tool list."""
     manifest_path = out / "manifest.csv"
     if not manifest_path.is_file():
         raise ReleaseError(f"{manifest_path}: no manifest (run the convert stage first)")
@@ -787,9 +795,9 @@ def build_summary(
     _validation(root, out, validation, findings)
     _uids(root, converted)
     _roundtrip(root, out / "export.csv", converted)
-    tools = etree.SubElement(root, "tools")
-    for tool, tool_version in tool_versions(validation):
-        etree.SubElement(tools, "tool", name=tool, version=tool_version)
+    listed = etree.SubElement(root, "tools")
+    for tool, tool_version in tool_versions(validation, tools):
+        etree.SubElement(listed, "tool", name=tool, version=tool_version)
     timings = etree.SubElement(root, "timings")
     for stage, (status, seconds) in read_stages(out / "stages").items():
         etree.SubElement(timings, "stage", name=stage, status=str(status), seconds=f"{seconds:.3f}")

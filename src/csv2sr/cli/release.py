@@ -89,6 +89,10 @@ def report_command(
     xslt_dir: Annotated[
         Path, typer.Option("--xslt-dir", help="Folder of release-report.xsl and sr.xsl.")
     ] = XSLT_DIR,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option("--tool", metavar="NAME=VERSION", help="Another tool to list (repeatable)."),
+    ] = None,
     jobs: Annotated[int | None, _JOBS] = None,
     quiet: Annotated[bool, _QUIET] = False,
     verbose: Annotated[int, _VERBOSE] = 0,
@@ -102,9 +106,13 @@ def report_command(
     setup_logging(verbose)
     _need_folder(release)
     report_dir = output or release / "report"
+    extra = [tuple(t.split("=", 1)) for t in tool or []]
+    if any(len(pair) != 2 for pair in extra):
+        raise _fail("--tool takes NAME=VERSION", EXIT_USAGE)
     try:
         summary = build_summary(
-            release, csv_path, profile=profile_named(profile), name=name, version=version
+            release, csv_path, profile=profile_named(profile), name=name, version=version,
+            tools=[(pair[0], pair[1]) for pair in extra],
         )
         failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir, jobs=jobs)
     except (ReleaseError, ReportRenderError) as exc:
