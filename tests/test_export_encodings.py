@@ -379,3 +379,17 @@ def test_segment_reference_region_is_a_note(sample_srs: list[Path], tmp_path: Pa
     assert [(p.kind, p.item) for p in result.problems] == [
         (ProblemKind.NOTE, f"{group_id}.{len(group.ContentSequence)}")]
     assert "Referenced Segment" in result.problems[0].message
+
+
+def test_empty_imaging_measurements_is_a_note(sample_srs: list[Path], tmp_path: Path) -> None:
+    ds = dcmread(sample_srs[0])
+    container_id, container = next(
+        (i, item) for i, item in walk(ds)
+        if item.get("ValueType") == "CONTAINER" and "ConceptNameCodeSequence" in item
+        and item.ConceptNameCodeSequence[0].CodeValue == Codes.IMAGING_MEASUREMENTS.value
+    )
+    del container.ContentSequence
+    ds.save_as(tmp_path / "empty.dcm", enforce_file_format=True)
+    result = write_table([tmp_path / "empty.dcm"], tmp_path / "t.csv")
+    assert (result.rows, result.ok) == (0, True)
+    assert [(p.kind, p.item) for p in result.problems] == [(ProblemKind.NOTE, container_id)]

@@ -304,6 +304,9 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
             procedure = _coded(item.get("ConceptCodeSequence"))
         elif concept == _IMAGING_MEASUREMENTS and item.get("ValueType") == "CONTAINER":
             found = True
+            if not item.get("ContentSequence"):
+                ctx.problem(item_id, "Imaging Measurements holds no measurement group: "
+                            "nothing to export", ProblemKind.NOTE)
             for group_position, group in _children(item):
                 group_id = f"{item_id}.{group_position}"
                 if (group.get("ValueType") == "CONTAINER"
@@ -363,8 +366,14 @@ def _group(
 
 def _group_item(item: Dataset, item_id: str, found: _Group, ctx: _Context) -> None:
     """Sort one child of a measurement group into the group's fields."""
-    value_type = item.get("ValueType")
     relationship = item.get("RelationshipType")
+    target = _target(item, ctx)
+    if target is None:
+        ctx.problem(item_id, "by-reference item points to no content item",
+                    ProblemKind.UNRECOGNISED)
+        return
+    item = target
+    value_type = item.get("ValueType")
     concept = _identity(_concept(item))
     if value_type == "NUM" and relationship == "CONTAINS":
         found.numbers.append((item_id, item))
