@@ -84,7 +84,8 @@ $(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(CONVERT_SRC) | $(SETUP)
 	rm -f $(OUT)/manifest.csv $(OUT)/rejected.csv
 	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE) $(JOBS_OPT) --quiet)
 	test -f $(OUT)/manifest.csv
-	mkdir -p $(OUT)/sr
+	@find $(OUT)/sr -name '*.dcm' 2>/dev/null | grep -q . || \
+	  { echo "convert: no row of $(CSV) was converted, see $(OUT)/rejected.csv" >&2; exit 1; }
 	touch $@
 
 $(STAGES)/validate.done: $(STAGES)/convert.done $(VALIDATE_SRC)

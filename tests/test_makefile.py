@@ -246,6 +246,17 @@ def test_all_rows_bad_fails_the_build(tmp_path: Path) -> None:
     assert f"{len(rejected)} of {len(manifest)} rows rejected" in done.stderr
 
 
+def test_no_row_converted_stops_at_convert(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "none")
+    lines = (tree / "fixtures/ccc2017-bad.csv").read_text().splitlines()
+    (tree / "none.csv").write_text("\n".join([lines[0], *[x for x in lines if ",abc," in x]]))
+    done = _make(tree, "release", "CSV=none.csv")
+    assert done.returncode != 0
+    assert "no row of none.csv was converted" in done.stderr
+    assert len(_rows(_out(tree, "none") / "rejected.csv")) == 1
+    assert "-m csv2sr validate" not in done.stdout
+
+
 def test_unusable_csv_stops_at_convert(tmp_path: Path) -> None:
     tree = _tree(tmp_path / "empty")
     done = _make(tree, "release", "CSV=fixtures/not-a-csv.csv")
