@@ -125,6 +125,25 @@ def test_release_writes_every_stage(released: Path) -> None:
     assert not any("summary.xml" in n or "/stages/" in n for n in names)
 
 
+def test_unpacked_zip_checks_itself_and_its_links_resolve(
+    released: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(released / "dist" / f"ccc2017-sample-{VERSION}.zip") as zf:
+        zf.extractall(tmp_path)
+    unpacked = tmp_path / f"ccc2017-sample-{VERSION}"
+    sha256sum = shutil.which("sha256sum")
+    if sha256sum is not None:
+        check = subprocess.run([sha256sum, "--check", "--strict", "SHA256SUMS"],
+                               cwd=unpacked, capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+    report = unpacked / "report"
+    pages = [report / "index.html", *sorted((report / "sr").rglob("*.html"))]
+    assert len(pages) == 1 + len(_rows(released / SAMPLE))
+    for page in pages:
+        for link in html.fromstring(page.read_bytes()).xpath("//a/@href"):
+            assert (page.parent / link).resolve().is_file(), (page, link)
+
+
 def test_second_release_does_no_work(released: Path) -> None:
     before = _mtimes(released / "build", released / "dist")
     assert _make(released, "-q", "release").returncode == 0
