@@ -14,12 +14,14 @@ import pickle
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from csv2sr.images import ImageIndex, ImageIndexError, check_row_against_image, header_values
@@ -178,3 +180,38 @@ def test_unreachable_server_is_a_typed_error() -> None:
     url = f"http://127.0.0.1:{_free_port()}/dicom-web"
     with pytest.raises(ImageIndexError, match="cannot list the studies"):
         ImageIndex.from_dicomweb(url, attempts=2)
+
+
+def test_cli_images_url_gives_the_same_srs_as_the_folder(
+    loaded: str, synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    def convert(*source: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
+             str(tmp_path / source[0].lstrip("-")), "--jobs", "1", "-q", *source],
+            capture_output=True, text=True, check=False, timeout=600,
+        )
+
+    remote = convert("--images-url", loaded)
+    local = convert("--images", str(synthetic.image_dir))
+    assert remote.returncode == local.returncode == 1  # the same 7 rows rejected
+    remote_srs = sorted((tmp_path / "images-url" / "sr").rglob("*.dcm"))
+    local_srs = sorted((tmp_path / "images" / "sr").rglob("*.dcm"))
+    assert len(remote_srs) == len(local_srs) == 4
+    for a, b in zip(remote_srs, local_srs, strict=True):
+        # DICOM JSON carries DS as numbers: "-180" in a file may come back as "-180.0"
+        assert _decoded(pydicom.dcmread(a)) == _decoded(pydicom.dcmread(b)), (a, b)
+
+
+def _decoded(ds: pydicom.Dataset) -> list[tuple[str, object]]:
+    """Every element as (keyword, value), decimal strings as floats, nested in order."""
+    out: list[tuple[str, object]] = []
+    for element in ds:
+        if element.VR == "SQ":
+            out.append((element.keyword, [_decoded(item) for item in element.value]))
+        elif element.VR == "DS" and element.value not in (None, ""):
+            values = element.value if element.VM > 1 else [element.value]
+            out.append((element.keyword, [float(v) for v in values]))
+        else:
+            out.append((element.keyword, str(element.value)))
+    return out
