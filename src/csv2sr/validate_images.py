@@ -6,13 +6,14 @@ Each SR is checked against an :class:`csv2sr.images.ImageIndex`:
   and every IMAGE content item and SCOORD source, PS3.3 C.18.3 / C.18.6): the instance
   is indexed, of the SOP class the SR says, in the study and series the evidence says;
 - SCOORD points lie inside the referenced image's Rows x Columns (PS3.3 C.18.6.1.1);
-- the patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) agree with the images
-  of the same study: identity (Patient ID, Study Instance UID) or differing values are
-  errors, a value the images have and the SR lacks is a warning (an SR made without
-  ``--images``);
+- the patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) agree with those of
+  the (first) image the SR references: identity (Patient ID, Study Instance UID) or two
+  different values are errors, a value the image has and the SR lacks is a warning (an
+  SR made without ``--images``);
 - no SOP Instance UID is used twice, among the SRs, between an SR and an image, or in the
   image folder (PS3.3 C.12.1.1.1);
-- ``dcentvfy`` of dicom3tools, when present, over each study's SRs and images.
+- ``dcentvfy`` of dicom3tools, when present, once per study over its SRs and the images
+  they reference.
 
 Findings are plain dicts (``path, severity, source, item, attribute, message``) so that the
 ``validate`` package can turn them into its own findings.
