@@ -147,3 +147,15 @@ def test_many_files_use_worker_processes(sr_tree: Path, tmp_path: Path) -> None:
 
 def test_python_api_is_exported() -> None:
     assert csv2sr.validate_files is validate_files
+
+
+def test_a_failing_task_is_a_finding_not_a_crash(
+    sr_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(paths: list[str]) -> list[list[object]]:
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(validate_module, "check_files", broken)
+    report = validate_files([sr_tree], jobs=1, use_dciodvfy=False)
+    assert len(report.files) == 4 and not report.ok()
+    assert all("internal error" in f.findings[0].message for f in report.files)

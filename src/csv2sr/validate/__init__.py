@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -144,17 +144,23 @@ def _run(
             for index in indices:
                 pending[threads.submit(_dciodvfy_files, binary, [reports[index].path],
                                        timeout)] = [index]
-        while pending:
-            ready, _ = wait(list(pending), return_when="FIRST_COMPLETED")
-            for future in ready:
-                chunk = pending.pop(future)
-                _collect(reports, chunk, future.result())
-                finished(chunk)
+        for future in as_completed(list(pending)):
+            chunk = pending[future]
+            _collect(reports, chunk, future)
+            finished(chunk)
 
 
 def _collect(
-    reports: list[FileReport], chunk: list[int], result: list[list[Finding]]
+    reports: list[FileReport], chunk: list[int], future: Future[list[list[Finding]]]
 ) -> None:
+    """Add a finished task's findings; a task that died is an error on each of its files."""
+    try:
+        result = future.result()
+    except Exception as exc:  # a worker process killed, or a bug: report, do not crash
+        log.error("validation task failed for %d file(s): %s", len(chunk), exc)
+        failure = Finding(Severity.ERROR, Source.CSV2SR, "", "",
+                          f"internal error while validating: {type(exc).__name__}: {exc}")
+        result = [[failure] for _ in chunk]
     for index, findings in zip(chunk, result, strict=True):
         reports[index].findings.extend(findings)
 
