@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, RLELossless
 
 from csv2sr.profiles import get_profile
 
@@ -227,9 +227,9 @@ def image_dataset(series: SyntheticSeries, index: int) -> Dataset:
     ds["PixelData"].VR = "OB"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = uid
+    meta.MediaStorageSOPInstanceUID = UID(uid)
     meta.TransferSyntaxUID = RLELossless
-    meta.ImplementationClassUID = synthetic_uid("imagegen")
+    meta.ImplementationClassUID = UID(synthetic_uid("imagegen"))
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
     return ds
