@@ -470,3 +470,15 @@ def test_sr_references_the_images_real_sop_class(
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     classes.add(str(evidence.ReferencedSOPSequence[0].ReferencedSOPClassUID))
     assert classes == {MRImageStorage}
+
+
+def test_a_different_study_date_is_logged_and_the_images_used(
+    synthetic: SyntheticFixture, index: ImageIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = by_order(synthetic.good_csv)[1]
+    row = replace(row, study_date="20040101", cells=dict(row.cells, StudyDate="20040101"))
+    with caplog.at_level("WARNING", logger="csv2sr.images"):
+        header, problems = check_row_against_image(row, index, path=synthetic.good_csv)
+    assert problems == [] and header is not None
+    assert "StudyDate '20040101' differs from the image's '20030227'" in caplog.text
+    assert enriched_header(header, row).StudyDate == "20030227"
