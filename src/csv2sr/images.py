@@ -72,9 +72,10 @@ LENGTH_RELATIVE_TOLERANCE = 0.0005
 
 In the published CCC2017 table ``length`` equals the pixel distance times the image's
 Pixel Spacing to 2e-8 (both are written with ten significant digits), so 0.05 % accepts
-any length written to five significant digits or more.  1,428 of its 1,466 images have a
-spacing that is a multiple of 1/1024 mm; one such step is 0.05 % to 0.2 % of the spacing,
-so the spacing of a neighbouring image is caught for every line longer than 20 mm.
+any length rounded to four significant digits or more.  The lengths imply that 1,428 of
+its 1,466 images have a spacing that is a multiple of 1/1024 mm; one such step is 0.05 %
+to 0.2 % of the spacing, so the spacing of a neighbouring image is caught for every line
+longer than 20 mm.
 Spacings closer than that (0.78125 vs 0.7813 mm) cannot be told apart by any tolerance."""
 
 LENGTH_ABSOLUTE_TOLERANCE_MM = 0.01
