@@ -164,7 +164,19 @@ def _image_index(
             highlight=False,
         )
     for skipped in index.skipped:
-        err.print(f"skipped {escape(str(skipped))}", highlight=False, soft_wrap=True)
+        err.print(
+            f"skipped {escape(skipped.source)}: {escape(skipped.reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for dup in index.duplicates:
+        kind = "a copy" if dup.same_header else "[yellow]different headers[/yellow]"
+        err.print(
+            f"warning: SOP Instance UID {dup.sop_instance_uid} is in two files ({kind}): "
+            f"kept {escape(dup.kept)}, ignored {escape(dup.other)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     return index
 
 
