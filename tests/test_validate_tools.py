@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.validate import pixelmed
+from csv2sr.validate import pixelmed, validate_files
 from csv2sr.validate.coding import loinc_valid, verhoeff_valid
 from csv2sr.validate.dciodvfy import parse_output, run_dciodvfy, version
 from csv2sr.validate.findings import Severity, Source, item_id_from_path
@@ -123,7 +123,7 @@ def test_dciodvfy_version_and_timeout(dciodvfy: Path, reference_sr: Path) -> Non
 
 
 def test_pixelmed_real_run(reference_sr: Path, tmp_path: Path) -> None:
-    """One JVM for several files (slow: about 15 s)."""
+    """validate_files(use_pixelmed=True): one JVM for several files (slow: about 15 s)."""
     java, jar = pixelmed.find_java(), pixelmed.find_pixelmed_jar()
     if java is None or jar is None:
         pytest.skip("java or a pixelmed jar (PIXELMED_JAR, libpixelmed-java) is missing")
@@ -131,8 +131,20 @@ def test_pixelmed_real_run(reference_sr: Path, tmp_path: Path) -> None:
     text.write_text("hello")
     copy = tmp_path / "ref.dcm"
     shutil.copyfile(reference_sr, copy)
-    results = pixelmed.run_pixelmed(java, jar, [copy, text])
-    errors = [f for f in results[str(copy)] if f.severity is Severity.ERROR]
+    report = validate_files([copy, text], use_dciodvfy=False, use_pixelmed=True, jobs=1)
+    assert report.tools["pixelmed"] == pixelmed.version(jar)
+    found = {Path(f.path).name: [x for x in f.findings if x.source is Source.PIXELMED]
+             for f in report.files}
+    errors = [f for f in found["ref.dcm"] if f.severity is Severity.ERROR]
     # the documented pixelmed finding on the reference: 41806-1 is not in CID 100
     assert len(errors) == 1 and errors[0].item == "1.3" and "context group 100" in errors[0].message
-    assert any("unrecognized" in f.message for f in results[str(text)])
+    assert any("unrecognized" in f.message for f in found["text.dcm"])
+
+
+def test_pixelmed_without_java_is_a_note(
+    reference_sr: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pixelmed, "find_java", lambda: None)
+    report = validate_files([reference_sr], use_dciodvfy=False, use_pixelmed=True, jobs=1)
+    assert report.ok() and report.tools["pixelmed"] is None
+    assert report.notes == ["pixelmed not run: java not found"]
