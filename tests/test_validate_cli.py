@@ -159,3 +159,13 @@ def test_a_failing_task_is_a_finding_not_a_crash(
     report = validate_files([sr_tree], jobs=1, use_dciodvfy=False)
     assert len(report.files) == 4 and not report.ok()
     assert all("internal error" in f.findings[0].message for f in report.files)
+
+
+def test_report_for_a_file_argument_is_named_after_the_file(
+    sr_tree: Path, tmp_path: Path
+) -> None:
+    one = sorted(sr_tree.rglob("*.dcm"))[0]
+    result = runner.invoke(app, ["validate", str(one), "--report-dir", str(tmp_path / "r"),
+                                 "--quiet", "--no-dciodvfy"])
+    assert result.exit_code == 0
+    assert [p.name for p in (tmp_path / "r").iterdir()] == [one.stem + ".txt"]

@@ -48,7 +48,7 @@ _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim
 
 @app.command("validate")
 def validate_command(
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH",
                                                 help="SR files or folders (recursive).")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1,
                                              help="Parallel workers (default: CPUs).")] = None,
