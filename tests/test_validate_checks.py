@@ -524,3 +524,18 @@ def test_reference_sr_whole_report(reference_sr: Path, dciodvfy: Path) -> None:
     assert summary["by_severity"] == {"error": 0, "warning": 10, "info": 2}
     assert by_source["dciodvfy"]["warning"] == 7 and by_source["csv2sr"]["warning"] == 3
     assert report.ok() and report.tools["dciodvfy"]
+
+
+def test_implicit_vr_sr_is_read_and_its_truncation_found(
+    valid_sr: Dataset, tmp_path: Path
+) -> None:
+    """The byte scanner follows Implicit VR Little Endian too (PS3.5 A.1)."""
+    ds = copy.deepcopy(valid_sr)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    path = tmp_path / "implicit.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    assert [f for f in check_file(path) if f.severity is not Severity.INFO] == []
+    cut = tmp_path / "implicit-cut.dcm"
+    cut.write_bytes(path.read_bytes()[:-40])
+    own = check_file(cut)
+    assert len(own) == 1 and "truncated" in own[0].message
