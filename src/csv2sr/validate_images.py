@@ -35,9 +35,11 @@ from pydicom import Dataset, dcmread
 from pydicom.tag import Tag
 
 from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
+from csv2sr.validate.findings import FileReport, Finding, Severity, Source, ValidationReport
 
 __all__ = [
     "ImageFinding",
+    "add_to_report",
     "find_dcentvfy",
     "parse_dcentvfy",
     "run_dcentvfy",
@@ -430,3 +432,28 @@ def validate_against_images(
         sum(f.severity == "warning" for f in findings),
     )
     return [f.as_dict() for f in findings]
+
+
+def add_to_report(report: ValidationReport, findings: list[dict[str, str]]) -> None:
+    """Merge :func:`validate_against_images` findings into a validation report, in place.
+
+    A finding on a validated SR joins that file's findings; one on another file (an image
+    of the folder, e.g. a duplicate UID) gets a report of its own; one with no file is a
+    run-wide note.
+    """
+    by_path = {file.path: file for file in report.files}
+    for entry in findings:
+        finding = Finding(
+            Severity(entry["severity"]), Source(entry["source"]), entry["item"],
+            entry["attribute"], entry["message"],
+        )
+        path = entry["path"]
+        if not path:
+            report.notes.append(f"{finding.source.value}: {finding.message}")
+            continue
+        if path not in by_path:
+            by_path[path] = FileReport(path=path, relative=path)
+            report.files.append(by_path[path])
+        by_path[path].findings.append(finding)
+    binary = find_dcentvfy()
+    report.tools[Source.DCENTVFY.value] = str(binary) if binary is not None else None

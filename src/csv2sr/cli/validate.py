@@ -27,9 +27,11 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.validate import ValidationError, expand_paths, validate_files
 from csv2sr.validate.findings import Severity, Source, ValidationReport
 from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
+from csv2sr.validate_images import add_to_report, validate_against_images
 
 
 class OutputFormat(str, Enum):
@@ -70,6 +72,13 @@ def validate_command(
     pixelmed_jar: Annotated[Path | None, typer.Option(
         "--pixelmed-jar", metavar="JAR", dir_okay=False,
         help="The pixelmed jar (default: $PIXELMED_JAR, then /usr/share/java).")] = None,
+    images: Annotated[Path | None, typer.Option(
+        "--images", metavar="DIR", exists=True, file_okay=False,
+        help="Also check every SR against its source images in DIR: references resolve, "
+        "patient/study attributes agree, no duplicate SOP Instance UIDs, and dcentvfy.")] = None,
+    images_url: Annotated[str | None, typer.Option(
+        "--images-url", metavar="URL",
+        help="The same against the image headers of a DICOMweb server.")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bar and no text output.")] = False,
 ) -> None:
@@ -85,9 +94,14 @@ def validate_command(
                 paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
                 progress=advance, pixelmed_jar=pixelmed_jar,
             )
+        if images is not None or images_url is not None:
+            _check_against_images(report, images, images_url)
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
+    except ImageIndexError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(EXIT_DATA) from None
     for note in report.notes:
         err.print(f"[yellow]note:[/yellow] {escape(note)}")
     if json_file is not None:
@@ -103,6 +117,20 @@ def validate_command(
     elif not quiet:
         _print_text(report, threshold)
     raise typer.Exit(EXIT_OK if report.ok(threshold) else EXIT_DATA)
+
+
+def _check_against_images(
+    report: ValidationReport, images: Path | None, url: str | None
+) -> None:
+    """Cross-file checks against the source images (csv2sr.validate_images)."""
+    if images is not None and url is not None:
+        raise ValidationError("give --images or --images-url, not both")
+    if images is not None:
+        index = ImageIndex.from_folder(images)
+    else:
+        index = ImageIndex.from_dicomweb(str(url))
+    srs = [Path(file.path) for file in report.files]
+    add_to_report(report, validate_against_images(srs, index, image_root=images))
 
 
 MAX_ROWS = 200

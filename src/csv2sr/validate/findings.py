@@ -42,6 +42,7 @@ class Source(str, enum.Enum):
     CSV2SR = "csv2sr"
     DCIODVFY = "dciodvfy"
     PIXELMED = "pixelmed"
+    DCENTVFY = "dcentvfy"
 
 
 @dataclass(frozen=True)
