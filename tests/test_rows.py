@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURES
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, InputFileError, RowError, read_rows, repair_study_time
-
-from conftest import FIXTURES
 
 PROFILE = get_profile("ccc2017")
 

@@ -53,7 +53,7 @@ def test_srt_equivalents_of_2018(sct: object, srt_value: str) -> None:
 
 
 def test_codes_come_from_pydicom() -> None:
-    assert Codes.KIDNEY == codes.SCT.Kidney
+    assert codes.SCT.Kidney == Codes.KIDNEY
     assert Codes.LENGTH.value == "410668003"
     assert Codes.RADIOLOGIST.value == "66862007"
     assert to_srt(Codes.RADIOLOGIST) == Codes.RADIOLOGIST  # no SNOMED-RT equivalent

@@ -21,7 +21,7 @@ _API = {
     "export_table": "csv2sr.export",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["ConversionResult", "__version__", "convert", "export_table", "validate_files"]
 
 
 def __getattr__(name: str) -> Any:
