@@ -67,8 +67,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-XSLT_DIR = Path(__file__).resolve().parents[2] / "xslt"
-"""The stylesheets of the source tree (``xslt/`` next to ``src/``)."""
+def _xslt_dir() -> Path:
+    """``xslt/`` next to ``src/`` (a checkout, an editable install), else the copy a wheel
+    installs under ``<prefix>/share/csv2sr/xslt`` (pyproject ``data-files``)."""
+    source = Path(__file__).resolve().parents[2] / "xslt"
+    installed = Path(sys.prefix) / "share" / "csv2sr" / "xslt"
+    return source if source.is_dir() or not installed.is_dir() else installed
+
+
+XSLT_DIR = _xslt_dir()
+"""Where the stylesheets are (see :func:`_xslt_dir`)."""
 
 _HEADER = (
     # (label, keyword) in the order a reader wants them; PS3.3 A.35.2 modules.
