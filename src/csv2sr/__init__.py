@@ -5,6 +5,7 @@ Public API (each name is imported on first use, so ``import csv2sr`` stays cheap
     csv2sr.convert(csv_path, outdir, ...)      -> ConversionResult   (csv2sr.batch)
     csv2sr.validate_files(paths, ...)          -> ValidationReport   (csv2sr.validate)
     csv2sr.export_table(paths, ...)            -> pandas.DataFrame   (csv2sr.export)
+    csv2sr.write_table(paths, out, ...)        -> ExportResult       (csv2sr.export, streams)
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ _API = {
     "ConversionResult": "csv2sr.batch",
     "validate_files": "csv2sr.validate",
     "export_table": "csv2sr.export",
+    "write_table": "csv2sr.export",
 }
 
-__all__ = ["ConversionResult", "__version__", "convert", "export_table", "validate_files"]
+__all__ = [
+    "ConversionResult",
+    "__version__",
+    "convert",
+    "export_table",
+    "validate_files",
+    "write_table",
+]
 
 
 def __getattr__(name: str) -> Any:
