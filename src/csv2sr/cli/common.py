@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
@@ -23,6 +25,16 @@ err = Console(stderr=True)
 EXIT_OK = 0
 EXIT_DATA = 1
 EXIT_USAGE = 2
+
+# Options every command spells the same way.
+Jobs = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the CPU count)."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+Verbose = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+]
 
 
 def setup_logging(verbose: int) -> None:

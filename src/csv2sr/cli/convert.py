@@ -13,7 +13,18 @@ from rich.markup import escape
 
 from csv2sr.batch import ConversionResult, convert
 from csv2sr.cli.app import app
-from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, progress_bar, setup_logging
+from csv2sr.cli.common import (
+    EXIT_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+    Jobs,
+    Quiet,
+    Verbose,
+    err,
+    out,
+    progress_bar,
+    setup_logging,
+)
 from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
 from csv2sr.rows import InputFileError
@@ -60,10 +71,7 @@ def convert_command(
             file_okay=False,
         ),
     ],
-    jobs: Annotated[
-        int | None,
-        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the CPU count)."),
-    ] = None,
+    jobs: Jobs = None,
     codes: Annotated[
         Codes,
         typer.Option(
@@ -103,12 +111,8 @@ def convert_command(
             "template path.",
         ),
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")
-    ] = False,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
-    ] = 0,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Convert each row of ANNOTATIONS.csv into one DICOM TID 1500 Measurement Report.
 

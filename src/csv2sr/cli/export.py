@@ -15,6 +15,9 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
+    Jobs,
+    Quiet,
+    Verbose,
     err,
     out,
     progress_bar,
@@ -87,16 +90,9 @@ def export_command(
                  "columns of the Crowds Cure Cancer 2017 CSV.",
         ),
     ] = "generic",  # type: ignore[assignment]
-    jobs: Annotated[
-        int | None,
-        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the CPU count)."),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")
-    ] = False,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
-    ] = 0,
+    jobs: Jobs = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Read TID 1500 Measurement Reports and write one table row per NUM measurement.
 

@@ -15,7 +15,17 @@ import typer
 from rich.markup import escape
 
 from csv2sr.cli.app import app
-from csv2sr.cli.common import EXIT_DATA, EXIT_OK, EXIT_USAGE, err, out, setup_logging
+from csv2sr.cli.common import (
+    EXIT_DATA,
+    EXIT_OK,
+    EXIT_USAGE,
+    Jobs,
+    Quiet,
+    Verbose,
+    err,
+    out,
+    setup_logging,
+)
 from csv2sr.release import (
     ReleaseError,
     build_summary,
@@ -30,9 +40,6 @@ from csv2sr.report_xml import XSLT_DIR, ReportRenderError
 _OUT = typer.Argument(
     metavar="OUT", help="The release folder (csv2sr convert -o OUT).", file_okay=False
 )
-_QUIET = typer.Option("--quiet", "-q", help="No summary line.")
-_VERBOSE = typer.Option("--verbose", "-v", count=True, help="More log output.")
-_JOBS = typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: the CPU count).")
 
 
 def _fail(message: str, status: int) -> typer.Exit:
@@ -51,9 +58,9 @@ def dumps_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="DUMP_DIR", help="Folder for the dumps.")
     ],
-    jobs: Annotated[int | None, _JOBS] = None,
-    quiet: Annotated[bool, _QUIET] = False,
-    verbose: Annotated[int, _VERBOSE] = 0,
+    jobs: Jobs = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR (same paths, .txt).
 
@@ -93,9 +100,9 @@ def report_command(
         list[str] | None,
         typer.Option("--tool", metavar="NAME=VERSION", help="Another tool to list (repeatable)."),
     ] = None,
-    jobs: Annotated[int | None, _JOBS] = None,
-    quiet: Annotated[bool, _QUIET] = False,
-    verbose: Annotated[int, _VERBOSE] = 0,
+    jobs: Jobs = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Build the release summary XML and render index.html and one HTML page per SR.
 
@@ -127,7 +134,7 @@ def report_command(
 @app.command("check-release")
 def check_command(
     release: Annotated[Path, _OUT],
-    quiet: Annotated[bool, _QUIET] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Exit 1, saying why, when OUT must not be published.
 
@@ -160,7 +167,7 @@ def package_command(
     root: Annotated[
         str, typer.Option("--root", help="Folder name inside the archive (NAME-VERSION).")
     ] = "",
-    quiet: Annotated[bool, _QUIET] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write a byte-reproducible zip of the release OUT.
 

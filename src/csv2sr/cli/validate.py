@@ -22,6 +22,7 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
+    Jobs,
     err,
     out,
     progress_bar,
@@ -52,8 +53,7 @@ _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim
 def validate_command(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH",
                                                 help="SR files or folders (recursive).")],
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1,
-                                             help="Parallel workers (default: CPUs).")] = None,
+    jobs: Jobs = None,
     output_format: Annotated[OutputFormat, typer.Option(
         "--format", help="What goes to stdout.")] = OutputFormat.text,
     json_file: Annotated[Path | None, typer.Option(
