@@ -214,23 +214,6 @@ def _results(
             yield from results
 
 
-ROWS_PER_FAST_WORKER = 20_000
-"""The template path writes ~1,500 SR/s in one process; a pool only pays for large tables."""
-
-
-def _workers(jobs: int | None, source: Path, *, fast: bool) -> int:
-    """``jobs`` when given; else the CPU count, or fewer when the template path makes
-    starting processes cost more than it saves (about one per 20,000 rows)."""
-    if jobs is not None:
-        return max(1, jobs)
-    cpus = os.cpu_count() or 1
-    if not fast:
-        return cpus
-    with source.open("rb") as fh:
-        lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
-    return max(1, min(cpus, lines // ROWS_PER_FAST_WORKER))
-
-
 def _previous_outputs(outdir: Path) -> set[str]:
     manifest = outdir / "manifest.csv"
     if not manifest.is_file():
@@ -308,8 +291,7 @@ def convert(
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
-    ``jobs`` worker processes (default: the CPU count, fewer for the template path on
-    small tables, see :func:`_workers`); ``codes`` ``"sct"`` or ``"srt"``;
+    ``jobs`` worker processes (default: the CPU count); ``codes`` ``"sct"`` or ``"srt"``;
     ``images`` an :class:`csv2sr.images.ImageIndex` of the source images, which adds the
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
@@ -322,7 +304,7 @@ def convert(
     out = Path(outdir)
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     mode = CodeMode(codes)
-    workers = _workers(jobs, source, fast=fast and images is None)
+    workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     result = ConversionResult(csv_path=source, outdir=out)
     rows = read_rows(source, prof)
     first = next(rows)  # raises InputFileError before anything is written
