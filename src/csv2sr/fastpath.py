@@ -34,6 +34,7 @@ from pydicom.uid import UID
 
 from csv2sr.codes import CodeMode, Codes, code_key, to_srt
 from csv2sr.encode import encode, row_uids
+from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile
 from csv2sr.rows import Annotation
 
@@ -50,7 +51,7 @@ _ITEM = b"\xfe\xff\x00\xe0"
 _UNDEFINED = 0xFFFFFFFF
 
 
-class TemplateError(Exception):
+class TemplateError(Csv2srError):
     """The template bytes are not in the form the renderer knows (the caller falls back)."""
 
 

@@ -43,6 +43,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
+from csv2sr.errors import SourceError
 from csv2sr.rows import Annotation, RowProblem
 
 __all__ = [
@@ -134,13 +135,8 @@ _TAGS: list[BaseTag] = [_tag(k) for k in HEADER_KEYWORDS]
 _TAG_KEYS: frozenset[str] = frozenset(f"{int(t):08X}" for t in _TAGS)
 
 
-class ImageIndexError(Exception):
+class ImageIndexError(SourceError):
     """The image source as a whole cannot be used (no such folder, server unreachable)."""
-
-    def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"{source}: {message}")
-        self.source = source
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
 from csv2sr import __version__
+from csv2sr.errors import Csv2srError, SourceError
 from csv2sr.profiles import Profile
 
 __all__ = [
@@ -101,13 +102,8 @@ _HEADER = (
 )
 
 
-class ReportRenderError(Exception):
+class ReportRenderError(SourceError):
     """A file cannot be rendered: not DICOM, not an SR, or a stylesheet failed."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 def _text(value: object) -> str:
@@ -291,7 +287,7 @@ def write_text_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-class ReleaseError(Exception):
+class ReleaseError(Csv2srError):
     """A release folder lacks what a stage needs, or holds something unreadable."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from pydicom.uid import CTImageStorage
 
+from csv2sr.errors import SourceError
 from csv2sr.profiles import Profile
 from csv2sr.uids import is_valid_uid
 
@@ -46,13 +47,8 @@ _DA = re.compile(r"^\d{8}$")
 _TM_CSV = re.compile(r"^(\d{1,6})(?:\.(\d{1,6}))?$")
 
 
-class InputFileError(Exception):
+class InputFileError(SourceError):
     """The file as a whole cannot be read as an annotation table."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True)

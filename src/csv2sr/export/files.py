@@ -16,18 +16,15 @@ from pathlib import Path
 
 __all__ = ["ExportInputError", "find_dicom_files", "is_dicom_file"]
 
+from csv2sr.errors import SourceError
+
 log = logging.getLogger(__name__)
 
 _PREFIX = b"DICM"
 
 
-class ExportInputError(Exception):
+class ExportInputError(SourceError):
     """A path given to export does not exist (a usage error, not a data problem)."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 def is_dicom_file(path: Path) -> bool:

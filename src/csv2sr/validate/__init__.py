@@ -16,6 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from csv2sr import __version__
+from csv2sr.errors import Csv2srError
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
 from csv2sr.validate.checks import check_files
@@ -47,7 +48,7 @@ Progress = Callable[[int], None]
 """Called with the number of files done so far (as ``csv2sr.batch.convert``'s)."""
 
 
-class ValidationError(Exception):
+class ValidationError(Csv2srError):
     """A PATH argument that does not exist (a usage error, not a finding)."""
 
 

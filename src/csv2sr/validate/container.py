@@ -18,6 +18,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from csv2sr.errors import Csv2srError
 from csv2sr.validate.access import text
 from csv2sr.validate.findings import Finding, Severity, Source
 
@@ -41,7 +42,7 @@ SR_STORAGE_CLASSES: frozenset[str] = frozenset(
 """Every Structured Reporting Storage SOP class pydicom knows (PS3.4 Table B.5-1)."""
 
 
-class ScanError(Exception):
+class ScanError(Csv2srError):
     """The bytes do not hold a complete DICOM data set."""
 
 
