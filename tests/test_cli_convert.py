@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +78,28 @@ def test_quiet_and_srt(sample_csv: Path, tmp_path: Path) -> None:
         item.ConceptNameCodeSequence[0].CodingSchemeDesignator for item in group.ContentSequence
     }
     assert "SRT" in schemes and "SCT" not in schemes
+
+
+def test_progress_bar_on_a_terminal_only(sample_csv: Path, tmp_path: Path) -> None:
+    """On a terminal the user sees a progress bar; piped output stays clean (see above)."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "csv2sr", "convert", str(sample_csv), "-o", str(tmp_path)],
+        stdin=child, stdout=child, stderr=child, close_fds=True,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(child)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "Converting" in screen and "12/12" in screen
+    assert "12 rows read, 12 converted, 0 rejected" in screen
