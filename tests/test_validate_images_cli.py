@@ -43,6 +43,7 @@ def test_srs_made_with_images_pass_against_them(
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "v.json").read_text())
     assert "dcentvfy" in report["summary"]["by_source"]
+    assert report["tools"]["dcentvfy"].startswith("1.")  # dicom3tools' version string
     errors = [f for file in report["files"] for f in file["findings"]
               if f["severity"] == "error"]
     assert errors == []

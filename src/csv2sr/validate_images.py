@@ -35,6 +35,7 @@ from pydicom import Dataset, dcmread
 from pydicom.tag import Tag
 
 from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
+from csv2sr.validate.dciodvfy import version as dicom3tools_version
 from csv2sr.validate.findings import FileReport, Finding, Severity, Source, ValidationReport
 
 __all__ = [
@@ -456,4 +457,5 @@ def add_to_report(report: ValidationReport, findings: list[dict[str, str]]) -> N
             report.files.append(by_path[path])
         by_path[path].findings.append(finding)
     binary = find_dcentvfy()
-    report.tools[Source.DCENTVFY.value] = str(binary) if binary is not None else None
+    # every dicom3tools program answers -version alike
+    report.tools[Source.DCENTVFY.value] = dicom3tools_version(binary) if binary else None
