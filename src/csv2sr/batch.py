@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import io
+import itertools
 import logging
 import multiprocessing
 import os
@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.filewriter import dcmwrite
 
 from csv2sr.codes import CodeMode
-from csv2sr.encode import encode, row_uids
+from csv2sr.encode import dataset_bytes, encode, row_uids
 from csv2sr.fastpath import FastEncoder
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import Profile, get_profile
@@ -126,13 +125,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def dataset_bytes(ds: Dataset) -> bytes:
-    """The Part 10 file of ``ds`` (preamble, meta header, dataset) as bytes."""
-    buffer = io.BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 class _Worker:
@@ -313,7 +305,7 @@ def convert(
     _remove_temporaries(out)
 
     written: set[str] = set()
-    items = _prepend(first, rows)
+    items = itertools.chain([first], rows)
     worker_args = (source, out, prof, mode, images, fast)
     with (
         _AtomicCsv(out / "manifest.csv", MANIFEST_COLUMNS) as manifest,
@@ -343,9 +335,3 @@ def convert(
     )
     return result
 
-
-def _prepend(
-    first: Annotation | RowError, rest: Iterator[Annotation | RowError]
-) -> Iterator[Annotation | RowError]:
-    yield first
-    yield from rest

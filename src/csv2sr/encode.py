@@ -9,6 +9,7 @@ same datasets; a test proves it on every row of the real CSV.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import highdicom as hd
 import numpy as np
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.sr.coding import Code
 from pydicom.uid import UID, ExplicitVRLittleEndian
@@ -31,6 +33,7 @@ from csv2sr.uids import derive_uid
 
 __all__ = [
     "RowUIDs",
+    "dataset_bytes",
     "encode",
     "row_uids",
     "source_header",
@@ -392,3 +395,10 @@ def _enhanced_sr(
         content_date=row.content_datetime.date(),
         content_time=row.content_datetime.time().replace(tzinfo=None),
     )
+
+
+def dataset_bytes(ds: Dataset) -> bytes:
+    """The Part 10 file of ``ds`` (preamble, File Meta, dataset; PS3.10 7.1) as bytes."""
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()

@@ -21,19 +21,17 @@ image header) go to highdicom.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom import Dataset
-from pydicom.filewriter import dcmwrite
 from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 from csv2sr.codes import CodeMode, Codes, code_key, to_srt
-from csv2sr.encode import encode, row_uids
+from csv2sr.encode import dataset_bytes, encode, row_uids
 from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile
 from csv2sr.rows import Annotation
@@ -313,10 +311,7 @@ class ByteTemplate:
     """A written SR split into constant bytes and named slots (see the module docstring)."""
 
     def __init__(self, dataset: Dataset) -> None:
-        probe = set_fields(copy.deepcopy(dataset), _SENTINELS)
-        buffer = io.BytesIO()
-        dcmwrite(buffer, probe, enforce_file_format=True)
-        data = buffer.getvalue()
+        data = dataset_bytes(set_fields(copy.deepcopy(dataset), _SENTINELS))
         if data[128:132] != b"DICM":
             raise TemplateError("no DICM prefix")
         self.prefix = data[:132]
@@ -367,10 +362,6 @@ class FastEncoder:
         self.mode = mode
         self.templates: dict[_Shape, ByteTemplate | None] = {}
 
-    def encode(self, row: Annotation) -> Dataset:
-        """The dataset :func:`csv2sr.encode.encode` builds for ``row`` (for tests and APIs)."""
-        return encode(row, self.profile, self.mode)
-
     def encode_bytes(self, row: Annotation) -> bytes:
         """The Part 10 file :func:`csv2sr.encode.encode` would give for ``row``."""
         shape = _shape(row)
@@ -378,12 +369,11 @@ class FastEncoder:
         if template is not None:
             return template.render(row_values(row, self.profile, self.mode))
         built = encode(row, self.profile, self.mode)
-        buffer = io.BytesIO()
-        dcmwrite(buffer, built, enforce_file_format=True)
+        data = dataset_bytes(built)
         if shape is not None and shape not in self.templates:
             try:
                 self.templates[shape] = ByteTemplate(built)
             except TemplateError as exc:  # stay correct: highdicom for this shape
                 log.warning("no fast template for shape %s: %s", shape, exc)
                 self.templates[shape] = None
-        return buffer.getvalue()
+        return data

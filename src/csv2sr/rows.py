@@ -293,7 +293,7 @@ def _header(path: Path, profile: Profile) -> list[str]:
     return header
 
 
-def _line_numbers(path: Path, width: int) -> Iterator[tuple[int, int]]:
+def _line_numbers(path: Path) -> Iterator[tuple[int, int]]:
     """(physical line, field count) of every record after the header, as csv sees them."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
@@ -316,7 +316,7 @@ def read_rows(path: Path, profile: Profile) -> Iterator[Annotation | RowError]:
     _sniff(path)
     header = _header(path, profile)
     width = len(header)
-    lines = _line_numbers(path, width)
+    lines = _line_numbers(path)
     seen_ids: dict[str, int] = {}
     seen_orders: dict[str, int] = {}
     rows = 0
