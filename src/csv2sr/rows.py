@@ -104,6 +104,13 @@ class RowProblem:
     message: str
     value: str
 
+    def __str__(self) -> str:
+        """``column: what is wrong (value)`` on one line (no value for a whole-record
+        problem that has none)."""
+        if self.column == "(row)" and not self.value:
+            return f"{self.column}: {self.message}"
+        return f"{self.column}: {self.message} ({shown(self.value)})"
+
 
 @dataclass(frozen=True)
 class RowError:
@@ -117,15 +124,12 @@ class RowError:
 
     def messages(self) -> list[str]:
         """``file:line: column: what is wrong (value)``, one per problem, one line each."""
-        return [
-            f"{self.path}:{self.line}: {p.column}: {p.message} ({shown(p.value)})"
-            for p in self.problems
-        ]
+        return [f"{self.path}:{self.line}: {p}" for p in self.problems]
 
     @property
     def reason(self) -> str:
         """All problems of the row in one line, for ``rejected.csv``."""
-        return "; ".join(f"{p.column}: {p.message} ({shown(p.value)})" for p in self.problems)
+        return "; ".join(str(p) for p in self.problems)
 
 
 @dataclass(frozen=True)
