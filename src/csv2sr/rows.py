@@ -61,8 +61,12 @@ MAX_LINE_CHARS = 1 << 24
 """Characters a physical line may hold (16 Mi: a header of a million columns fits)."""
 FIELD_LIMIT = csv.field_size_limit()
 """Characters a cell may hold: the csv module's limit (131,072)."""
-UNIX_TIME_MAX = 253402300799
-"""9999-12-31T23:59:59Z, the last second a DA/TM pair can hold (PS3.5 Table 6.2-1 DA)."""
+YEARS = (1000, 2999)
+"""The years a date may have.  PS3.5 allows 0000-9999, but dciodvfy refuses a DA whose
+year does not start with 1 or 2 ("Character invalid for this VR"), and every accepted row
+must give an SR that dciodvfy accepts."""
+UNIX_TIME_MAX = 32503679999
+"""2999-12-31T23:59:59Z: the last Content Date/Time within :data:`YEARS`."""
 _SHOWN = 100
 """Characters of a value shown in a message (longer values are cut, with their length)."""
 
@@ -201,6 +205,14 @@ def _uid(value: str) -> str:
     return value
 
 
+def _instance_uid(value: str) -> str:
+    """Study, series and image UIDs: instances, so never under the DICOM root (PS3.5 9.1)."""
+    problem = vr.check_instance_uid(_uid(value))
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
+
+
 def _sop_class(value: str) -> str:
     """The annotated image's SOP Class (empty: CT Image Storage); it names the modality."""
     uid = _uid(value or CTImageStorage)
@@ -275,8 +287,8 @@ def _annotation_id(value: str) -> str:
 
 def _unix_time(value: str) -> int:
     """Content Date/Time (PS3.3 C.17.2): seconds since 1970-01-01T00:00:00Z, up to
-    9999-12-31T23:59:59Z (the last DA).  Earlier times are refused: the column records when
-    a line was saved, and Python's calendar (and Windows) cannot give them reliably."""
+    2999-12-31T23:59:59Z (:data:`YEARS`).  Earlier times are refused: the column records
+    when a line was saved, and Python's calendar (on Windows) cannot give them."""
     text = value.strip(" ")
     if not text:
         raise vr.VRError("empty")
@@ -285,7 +297,7 @@ def _unix_time(value: str) -> int:
     except vr.VRError as exc:
         if "outside" in str(exc):
             raise vr.VRError(
-                "outside 1970-01-01 .. 9999-12-31 (0 .. 253402300799 seconds)"
+                f"outside 1970-01-01 .. 2999-12-31 (0 .. {UNIX_TIME_MAX} seconds)"
             ) from None
         raise
 
@@ -293,6 +305,8 @@ def _unix_time(value: str) -> int:
 def _study_date(value: str) -> str:
     """Study Date (PS3.3 C.7.2.1, DA, Type 2): empty is allowed and written empty."""
     problem = vr.check_da(value) if value else None
+    if problem is None and value and not YEARS[0] <= int(value[:4]) <= YEARS[1]:
+        problem = f"a year outside {YEARS[0]} .. {YEARS[1]} (dciodvfy refuses it)"
     if problem is not None:
         raise vr.VRError(problem)
     return value
@@ -313,10 +327,15 @@ def _radiologist(value: str) -> bool:
 
 
 def _study_time(value: str) -> str:
+    """Study Time (PS3.3 C.7.2.1, TM, Type 2), repaired; no leap second: PS3.5 allows
+    second 60, dciodvfy refuses it."""
     try:
-        return repair_study_time(value)
+        repaired = repair_study_time(value)
     except ValueError as exc:
         raise vr.VRError(str(exc)) from None
+    if repaired[4:6] == "60":
+        raise vr.VRError("second 60 (a leap second, which dciodvfy refuses)")
+    return repaired
 
 
 def check_row(
@@ -339,7 +358,7 @@ def check_row(
 
     order = get("order", _order, 0)
     anatomy = get("anatomy", _anatomy(profile), "")
-    study_uid, series_uid, instance_uid = (get(c, _uid, "") for c in _UID_COLUMNS)
+    study_uid, series_uid, instance_uid = (get(c, _instance_uid, "") for c in _UID_COLUMNS)
     sop_class = get("SOPClassUID", _sop_class, "")
     patient_id = get("patientID", _patient_id, "")
     length = get("length", _length, "")
@@ -502,19 +521,31 @@ class Table:
                 return
             self._lines += 1
             if len(line) == MAX_LINE_CHARS and line[-1] not in "\r\n":
-                self._flags[self._lines] = f"a line longer than {MAX_LINE_CHARS} characters"
-                while line and line[-1] not in "\r\n":
-                    line = self._text.readline(MAX_LINE_CHARS)
-                line = "\n"
+                line = self._skip_long_line()
             yield line
+
+    def _skip_long_line(self) -> str:
+        """Flag the overlong line being read and skip the rest of it (up to four times the
+        limit: a line that never ends, like a device's, ends the reading instead)."""
+        number, limit = self._lines, MAX_LINE_CHARS
+        problem = f"a line longer than {limit} characters"
+        if number == 1:
+            raise InputFileError(self.path, f"header: {problem}", 1)
+        self._flags[number] = problem
+        line, skipped = "x", 0
+        while line and line[-1] not in "\r\n":
+            if skipped > 4 * limit:
+                raise InputFileError(
+                    self.path, f"{problem} (it does not end: the rest is not read)", number)
+            line = self._text.readline(limit)
+            skipped += len(line)
+        return "\n"
 
     def _read_header(self, required: Sequence[str]) -> tuple[str, ...]:
         try:
             first = next(self._reader, [])
         except csv.Error as exc:
             raise InputFileError(self.path, f"header: {_csv_problem(exc)}", 1) from None
-        if 1 in self._flags:
-            raise InputFileError(self.path, f"header: {self._flags[1]}", 1)
         if any(_UNDECODABLE.search(name) for name in first):
             raise InputFileError(self.path, "header: not UTF-8 text", 1)
         header = tuple(name.strip() for name in first)

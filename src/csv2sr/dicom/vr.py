@@ -28,7 +28,9 @@ import struct
 from collections.abc import Callable
 
 __all__ = [
+    "DICOM_ROOT",
     "FLOAT32_MAX",
+    "INSTANCE_UIDS",
     "MAX_LENGTH",
     "SINGLE_VALUED",
     "VRError",
@@ -38,6 +40,7 @@ __all__ = [
     "check_ds",
     "check_dt",
     "check_fl",
+    "check_instance_uid",
     "check_is",
     "check_pn",
     "check_text",
@@ -101,10 +104,12 @@ def split_values(vr: str, value: str) -> list[str]:
 
 # --- numbers ---------------------------------------------------------------------------
 
-def _number_problem(value: str) -> str | None:
+def _number_problem(value: str, max_length: int | None = None) -> str | None:
     if _DS.fullmatch(value) is None:
         word = value.strip(" ").lstrip("+-").lower()
         return "not a finite number" if word in _NOT_FINITE else "not a number"
+    if max_length is not None and len(value) > max_length:
+        return f"longer than the {max_length} characters a DS may hold"
     if not math.isfinite(float(value)):
         return "not a finite number"
     return None
@@ -116,10 +121,7 @@ def check_ds(value: str) -> str | None:
     ASCII digits only, leading and trailing spaces allowed, at most 16 bytes, and (csv2sr's
     rule, as every reader turns it into a float) finite.
     """
-    problem = _number_problem(value)
-    if problem is None and len(value) > MAX_LENGTH["DS"]:
-        return "longer than the 16 characters a DS may hold"
-    return problem
+    return _number_problem(value, MAX_LENGTH["DS"])
 
 
 def parse_ds(value: str) -> float:
@@ -196,12 +198,43 @@ def check_fl(number: float) -> str | None:
 
 def check_ui(value: str) -> str | None:
     """PS3.5 Table 6.2-1 UI and section 9.1: dot-separated ASCII numbers without leading
-    zeros, at most 64 bytes."""
+    zeros, at most 64 bytes, an OID (ISO/IEC 9834-1, ITU-T X.660: the root arc is 0, 1 or
+    2, the arc below 0 or 1 at most 39, and not only zeros).
+
+    dciodvfy also knows which arcs below the roots are registered (it refuses ``1.2``,
+    ``0.0.1`` or ``2.1``); that registry is not repeated here.
+    """
     if len(value) > MAX_LENGTH["UI"]:
         return "not a valid UID (longer than 64 characters)"
     if _UI.fullmatch(value) is None:
         return "not a valid UID (digits and dots, no leading zeros, at most 64 characters)"
+    arcs = value.split(".")
+    if arcs[0] not in ("0", "1", "2"):
+        return "not a valid UID (its root arc must be 0, 1 or 2, ITU-T X.660)"
+    if len(arcs) > 1 and arcs[0] != "2" and (len(arcs[1]) > 2 or int(arcs[1]) > 39):
+        return "not a valid UID (the arc below root 0 or 1 is at most 39, ITU-T X.660)"
+    if set(arcs) == {"0"}:
+        return "not a valid UID (only zero components)"
     return None
+
+
+DICOM_ROOT = "1.2.840.10008"
+"""The UID root of items the standard defines (PS3.5 9.1, Annex A)."""
+INSTANCE_UIDS = frozenset({
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "ReferencedSOPInstanceUID",
+    "MediaStorageSOPInstanceUID", "FrameOfReferenceUID",
+})
+"""Attributes whose UID names an instance made by an application, never the standard."""
+
+
+def check_instance_uid(value: str) -> str | None:
+    """A UID that names a study, series, image or other instance (PS3.5 9.1): a valid UID
+    (:func:`check_ui`) outside the root 1.2.840.10008, which "shall not be used for
+    privately defined items (such as an Image Instance)"."""
+    problem = check_ui(value)
+    if problem is None and (value == DICOM_ROOT or value.startswith(DICOM_ROOT + ".")):
+        return f"a UID under the DICOM root {DICOM_ROOT} names a standard item, not an instance"
+    return problem
 
 
 def check_cs(value: str) -> str | None:

@@ -131,6 +131,8 @@ def check_values(ds: Dataset) -> list[Finding]:
             continue
         value = charset.decode(element.value) if element.vr in _TEXT_VRS else element.value
         problem = _vr_problem(element.vr, value, charset)
+        if problem is None and element.vr == "UI" and element.keyword in vr.INSTANCE_UIDS:
+            problem = vr.check_instance_uid(value)
         if problem:
             findings.append(_finding(
                 Severity.ERROR, element.path,
