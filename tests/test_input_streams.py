@@ -276,6 +276,17 @@ def test_an_unclosed_quote_at_the_end_names_its_line(tmp_path: Path) -> None:
         f"{path}:4: (row): a quoted cell is not closed before the end of the file"]
 
 
+def test_text_after_a_closing_quote_rejects_its_record_only(tmp_path: Path) -> None:
+    rows = _numbered(3)
+    cells = rows[1].split(",")
+    cells[10] = '"brave"otter'
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join([HEADER, rows[0], ",".join(cells), rows[2]]) + "\n")
+    good, bad = _read(path)
+    assert good == [2, 4] and list(bad) == [3]
+    assert "text after the closing quote of a quoted cell" in bad[3].messages()[0]
+
+
 def test_a_cell_over_the_field_limit_is_rejected_and_the_rest_goes_on(tmp_path: Path) -> None:
     rows = _numbered(4)
     cells = rows[1].split(",")

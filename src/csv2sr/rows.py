@@ -476,7 +476,7 @@ def _csv_problem(exc: csv.Error) -> str:
     if "unexpected end of data" in text:
         return "a quoted cell is not closed before the end of the file"
     if "expected after" in text:
-        return 'a quote inside a cell that is not quoted as a whole (write it as "")'
+        return 'text after the closing quote of a quoted cell (a quote inside is written "")'
     return f"not CSV: {text}"
 
 
