@@ -441,4 +441,6 @@ def test_the_validator_flags_exactly_what_the_rules_refuse(
     ds[tag] = RawDataElement(tag, vr_name, len(data), data, 0, False, True)
     flagged = any(f.attribute.startswith(f"/{keyword}(") for f in check_values(ds))
     refused = any(vr.check_value(vr_name, one) for one in vr.split_values(vr_name, value))
+    if keyword in vr.INSTANCE_UIDS:
+        refused = vr.check_instance_uid(value) is not None
     assert flagged == refused
