@@ -175,8 +175,8 @@ def unix_valid(draw: st.DrawFn) -> str:
     return draw(st.sampled_from([str(number), str(number).zfill(17), f" {number}"]))
 
 
-UNIX_INVALID = ["-1", "32503680000", "253402300799", "1" * 5000, "1.5", "1e9", "١٥", "", "1_0", "12\n",
-                "-100000000000", "300000000000"]
+UNIX_INVALID = ["-1", "32503680000", "253402300799", "1" * 5000, "1.5", "1e9", "١٥", "", "1_0",
+                "12\n", "-100000000000", "300000000000"]
 
 
 @st.composite
