@@ -454,6 +454,9 @@ def failure_problem(row: Annotation, exc: BaseException) -> RowProblem:
         column = _ATTRIBUTE_COLUMNS.get(keyword_for_tag(tag) or "")
         text = text[wrapped[-1].end():]
     cause = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    named = cause.split(":", 1)[0]
+    if column is None and named in row.cells:  # csv2sr's own errors start with the column
+        column = named
     if column is None:
         quoted = [c for c, v in row.cells.items() if len(v.strip()) > 1 and v in str(exc)]
         column = max(quoted, key=lambda c: len(row.cells[c]), default="(row)")
