@@ -4,7 +4,7 @@
 #   make                      set up .venv if needed, then release the bundled fixture
 #   make release CSV=path/to/CrowdsCureCancer2017Annotations.csv [OUT=...] [JOBS=4]
 #   make convert|validate|dumps|export|report|zip   one stage (and what it needs)
-#   make test | bench | lint | clean
+#   make test | fuzz | bench | lint | clean
 #
 # Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
 # (the CSV, by time or by content, and the code of that stage) are newer.  Exit status 1 of
@@ -56,7 +56,7 @@ stage = t0=$$(date +%s%N); $(2); rc=$$?; \
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all release convert validate dumps export report check zip test bench lint clean
+.PHONY: all release convert validate dumps export report check zip test fuzz bench lint clean
 
 all: release
 
@@ -118,6 +118,10 @@ $(ZIP): $(STAGES)/check.done
 
 test: | $(SETUP)
 	$(PYTHON) -m pytest
+
+# The property-based tests with many more generated inputs than CI runs (minutes).
+fuzz: | $(SETUP)
+	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m property
 
 bench: | $(SETUP)
 	for script in benchmarks/bench_*.py; do $(PYTHON) "$$script" || exit 1; done

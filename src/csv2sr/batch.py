@@ -31,11 +31,11 @@ from typing import Any
 from pydicom import Dataset
 
 from csv2sr.codes import CodeMode
-from csv2sr.encode import dataset_bytes, encode, row_uids
+from csv2sr.encode import dataset_bytes, encode, failure_problem, row_uids
 from csv2sr.fastpath import FastEncoder
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import Profile, get_profile
-from csv2sr.rows import Annotation, InputFileError, RowError, RowProblem, read_rows
+from csv2sr.rows import Annotation, InputFileError, RowError, read_rows
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -156,8 +156,9 @@ class _Worker:
             else:
                 data = dataset_bytes(encode(item, self.profile, self.mode, header=header))
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
-            log.exception("line %d: could not be encoded", item.line)
-            problem = RowProblem("(row)", f"could not be encoded: {exc}", "")
+            # one line naming the column; the whole traceback only with -vv
+            log.debug("line %d: could not be encoded", item.line, exc_info=True)
+            problem = failure_problem(item, exc)
             return RowError(self.csv_path, item.line, (problem,), item.cells)
         relpath = sr_relpath(item)
         write_atomic(self.outdir / relpath, data)

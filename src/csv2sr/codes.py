@@ -9,6 +9,7 @@ come from pydicom's SNOMED mapping table (``pydicom.sr._snomed_dict``, PS3.16 An
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 
 from pydicom.sr import _snomed_dict
@@ -22,6 +23,8 @@ __all__ = [
     "Codes",
     "code_key",
     "from_srt",
+    "image_modality",
+    "procedure_reported",
     "to_srt",
 ]
 
@@ -81,6 +84,12 @@ class Codes:
     # TID 1500 row 4: procedure reported, from CID 100
     PROCEDURE_REPORTED = codes.DCM.ProcedureReported
     CT_UNSPECIFIED = codes.LN.CTUnspecifiedBodyRegion
+    MR_UNSPECIFIED = codes.cid100.MRIUnspecifiedBodyRegion
+    NM_UNSPECIFIED = codes.cid100.NMUnspecifiedBodyRegion
+    PET_UNSPECIFIED = codes.cid100.PETUnspecifiedBodyRegion
+    XR_UNSPECIFIED = codes.cid100.XRUnspecifiedBodyRegion
+    ANGIOGRAPHY = codes.cid100.Angiography
+    IMAGING_PROCEDURE = codes.cid100.ImagingProcedure
     # TID 1500 row 5 > TID 1600: image library
     IMAGE_LIBRARY = codes.DCM.ImageLibrary
     IMAGE_LIBRARY_GROUP = codes.DCM.ImageLibraryGroup
@@ -126,6 +135,47 @@ def _all_codes() -> Iterable[Code]:
             srt = to_srt(value)
             if srt is not value:
                 yield srt
+
+
+_PROCEDURES: dict[str, Code] = {
+    "CT": Codes.CT_UNSPECIFIED,
+    "MR": Codes.MR_UNSPECIFIED,
+    "NM": Codes.NM_UNSPECIFIED,
+    "PT": Codes.PET_UNSPECIFIED,
+    "CR": Codes.XR_UNSPECIFIED,
+    "DX": Codes.XR_UNSPECIFIED,
+    "MG": Codes.XR_UNSPECIFIED,
+    "IO": Codes.XR_UNSPECIFIED,
+    "XA": Codes.ANGIOGRAPHY,
+}
+"""Modality (CID 29 code value) -> Procedure Reported (PS3.16 TID 1500 row 4, CID 100)."""
+
+
+@functools.cache
+def image_modality(sop_class_uid: str) -> Code | None:
+    """The modality of an image SOP class (PS3.16 TID 1602 row 1, CID 29), or None.
+
+    highdicom's SOP Class -> modality table (the one its Image Library uses for a real
+    image header) is the source; only image storage SOP classes (PS3.4 Annex B, named
+    "... Image Storage" in pydicom's UID dictionary) count: an SR, a presentation state or
+    a waveform cannot be the image a line is drawn on.
+    """
+    from highdicom.sr.templates import _get_coded_modality  # noqa: PLC0415  (heavy)
+    from pydicom.uid import UID  # noqa: PLC0415
+
+    if "Image Storage" not in UID(sop_class_uid).name:
+        return None
+    try:
+        return _get_coded_modality(sop_class_uid)
+    except ValueError:
+        return None
+
+
+def procedure_reported(modality: Code) -> Code:
+    """PS3.16 TID 1500 row 4 (CID 100) for images of ``modality``: the modality's
+    "unspecified body region" code, or "Imaging procedure" when CID 100 has none."""
+    procedure: Code = _PROCEDURES.get(modality.value, Codes.IMAGING_PROCEDURE)
+    return procedure
 
 
 CODE_TABLE: dict[tuple[str, str], str] = {

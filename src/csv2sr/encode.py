@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 import highdicom as hd
 import numpy as np
 from pydicom import Dataset
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
@@ -26,15 +28,17 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
-from csv2sr.codes import CodeMode, Codes, code_key, to_srt
+from csv2sr.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
 from csv2sr.profiles import Profile
-from csv2sr.rows import Annotation
+from csv2sr.rows import Annotation, RowProblem
 from csv2sr.uids import derive_uid
 
 __all__ = [
     "RowUIDs",
     "dataset_bytes",
     "encode",
+    "failure_problem",
+    "modality",
     "row_uids",
     "source_header",
 ]
@@ -66,6 +70,21 @@ def row_uids(row: Annotation, profile: Profile, mode: CodeMode) -> RowUIDs:
     )
 
 
+def modality(row: Annotation) -> Code:
+    """The modality of the row's image, from its SOP Class (PS3.16 TID 1602 row 1, CID 29).
+
+    :func:`csv2sr.rows.check_row` accepts only SOP classes that have one; an image header
+    of another class (``encode(header=...)``) is refused here, naming the column.
+    """
+    code = image_modality(row.sop_class_uid)
+    if code is None:
+        raise ValueError(
+            f"SOPClassUID: {row.sop_class_uid} is not an image storage SOP class with a "
+            "known modality"
+        )
+    return code
+
+
 def source_header(row: Annotation) -> Dataset:
     """What is known of the annotated image without its file: the row's own columns.
 
@@ -86,7 +105,7 @@ def source_header(row: Annotation) -> Dataset:
     ds.SeriesInstanceUID = row.series_uid
     ds.SOPClassUID = row.sop_class_uid
     ds.SOPInstanceUID = row.instance_uid
-    ds.Modality = "CT"
+    ds.Modality = modality(row).value
     return ds
 
 
@@ -145,12 +164,12 @@ def _entry_descriptors(row: Annotation, header: Dataset) -> list[hd.sr.ContentIt
             header, additional_descriptors=_study_descriptors(header)
         )
         return [item for item in entry]
-    modality = hd.sr.CodeContentItem(
+    item = hd.sr.CodeContentItem(
         name=Codes.MODALITY,
-        value=Codes.CT,
+        value=modality(row),
         relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
     )
-    return [modality, *_study_descriptors(header)]
+    return [item, *_study_descriptors(header)]
 
 
 def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentItem:
@@ -213,10 +232,10 @@ def build_content(
     row: Annotation, profile: Profile, uids: RowUIDs, header: Dataset,
     image_library: hd.sr.ContainerContentItem | None = None,
 ) -> hd.sr.MeasurementReport:
-    """PS3.16 TID 1500 rows 1-6 for one row."""
+    """PS3.16 TID 1500 rows 1-6 for one row (row 4, Procedure Reported, from the modality)."""
     report = hd.sr.MeasurementReport(
         observation_context=_observer_context(row),
-        procedure_reported=Codes.CT_UNSPECIFIED,
+        procedure_reported=procedure_reported(modality(row)),
         imaging_measurements=[_measurement_group(row, profile, uids)],
         title=Codes.TITLE,
         language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
@@ -402,3 +421,46 @@ def dataset_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
+
+
+_ATTRIBUTE_COLUMNS: dict[str, str] = {
+    "PatientID": "patientID", "PatientName": "patientID", "StudyInstanceUID": "StudyInstanceUID",
+    "StudyDate": "StudyDate", "StudyTime": "StudyTime", "Date": "StudyDate",
+    "Time": "StudyTime", "ReferencedSOPInstanceUID": "instanceUID",
+    "ReferencedSOPClassUID": "SOPClassUID", "SOPClassUID": "SOPClassUID",
+    "GraphicData": "start_x/start_y/end_x/end_y", "NumericValue": "length",
+    "PersonName": "annotator", "InstanceNumber": "order", "ContentDate": "date_unix",
+    "ContentTime": "date_unix",
+}
+"""Attribute an encoder error names -> the CSV column its value comes from."""
+_WRAPPED = re.compile(r"With tag \(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) got exception: ")
+_REASON_CHARS = 200
+
+
+def failure_problem(row: Annotation, exc: BaseException) -> RowProblem:
+    """One line for a row the builder refused: the column, and the innermost cause.
+
+    pydicom wraps a write error once per enclosing sequence ("With tag (0040,A730) got
+    exception: ...", with a whole traceback each time), so the message can be 100,000
+    characters; only the innermost attribute and the first line of its cause are kept.
+    The column is the one that feeds that attribute, else the one whose value the message
+    quotes, else ``(row)``.  :func:`csv2sr.rows.check_row` is meant to make this rare.
+    """
+    text = str(exc)
+    wrapped = list(_WRAPPED.finditer(text))
+    column = None
+    if wrapped:
+        tag = int(wrapped[-1].group(1) + wrapped[-1].group(2), 16)
+        column = _ATTRIBUTE_COLUMNS.get(keyword_for_tag(tag) or "")
+        text = text[wrapped[-1].end():]
+    cause = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    named = cause.split(":", 1)[0]
+    if column is None and named in row.cells:  # csv2sr's own errors start with the column
+        column = named
+    if column is None:
+        quoted = [c for c, v in row.cells.items() if len(v.strip()) > 1 and v in str(exc)]
+        column = max(quoted, key=lambda c: len(row.cells[c]), default="(row)")
+    message = f"could not be encoded: {type(exc).__name__}: {cause}"
+    if len(message) > _REASON_CHARS:
+        message = message[:_REASON_CHARS] + "..."
+    return RowProblem(column, message, row.cells.get(column, ""))

@@ -5,7 +5,8 @@ re-parse of the content tree) and pydicom's writer another 3-5 ms.  Rows of one 
 (observer role present or not, Study Date/Time known or not; one code mode per encoder)
 give files that differ only in the values a row brings, so:
 
-1. the first row of each shape is built by highdicom (the reference builder);
+1. the first row of each shape (which also fixes the modality, and so the Modality and
+   Procedure Reported codes) is built by highdicom (the reference builder);
 2. a copy of that dataset gets a distinct *sentinel* value in every row-dependent place
    (:func:`set_fields`, the same function that fills a dataset from a row) and is written
    once; parsing those bytes (explicit VR little endian, PS3.5 section 7.1.2) gives a
@@ -30,7 +31,7 @@ from pydicom import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
-from csv2sr.codes import CodeMode, Codes, code_key, to_srt
+from csv2sr.codes import CodeMode, Codes, code_key, image_modality, to_srt
 from csv2sr.encode import dataset_bytes, encode, row_uids
 from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile
@@ -41,7 +42,8 @@ __all__ = ["FastEncoder", "TemplateError", "row_values", "set_fields"]
 log = logging.getLogger(__name__)
 
 Value = str | int | tuple[float, ...]
-_Shape = tuple[bool, bool, bool]
+_Shape = tuple[bool, bool, bool, str]
+"""Observer role present, Study Date known, Study Time known, modality (CID 29 value)."""
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
@@ -351,7 +353,11 @@ def _shape(row: Annotation) -> _Shape | None:
     text = (row.patient_id, row.annotator, row.annotation_id, row.length)
     if not all(value.isascii() for value in text):
         return None  # Specific Character Set and PN encoding differ: use highdicom
-    return (row.radiologist, bool(row.study_date), bool(row.study_time))
+    modality = image_modality(row.sop_class_uid)
+    if modality is None:
+        return None  # highdicom refuses it, with the reason
+    # the modality fixes the Image Library's Modality and the Procedure Reported codes
+    return (row.radiologist, bool(row.study_date), bool(row.study_time), modality.value)
 
 
 class FastEncoder:

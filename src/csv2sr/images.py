@@ -43,6 +43,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
+from csv2sr.codes import image_modality
 from csv2sr.errors import SourceError
 from csv2sr.rows import Annotation, RowProblem
 
@@ -730,7 +731,8 @@ def enriched_header(header: Dataset, row: Annotation) -> Dataset:
         if keyword not in out:
             setattr(out, keyword, "")
     if "Modality" not in out:
-        out.Modality = "CT"
+        modality = image_modality(str(out.SOPClassUID))
+        out.Modality = modality.value if modality is not None else "OT"
     if library_ready(header):
         for keyword in GEOMETRY_KEYWORDS:
             if keyword in header:

@@ -43,6 +43,7 @@ from pydicom.uid import UID
 from csv2sr import __version__
 from csv2sr.errors import Csv2srError, SourceError
 from csv2sr.profiles import Profile
+from csv2sr.rows import InputFileError, read_table
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -371,12 +372,19 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 def read_source(path: Path) -> dict[int, dict[str, str]]:
-    """The input table's rows by physical line number (the header is line 1)."""
+    """The input table's rows by the physical line each starts on (the header is line 1).
+
+    Read by :func:`csv2sr.rows.read_table`, the reader ``convert`` uses, so the line
+    numbers are the manifest's and a multi-line (quoted newline) record keeps its cells.
+    A table that cannot be read at all gives no rows (the report says what convert said).
+    """
     rows: dict[int, dict[str, str]] = {}
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            rows[reader.line_num] = row
+    try:
+        with read_table(path) as table:
+            for record in table:
+                rows[record.line] = record.cells
+    except InputFileError as exc:
+        log.warning("%s", exc)
     return rows
 
 

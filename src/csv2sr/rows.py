@@ -1,54 +1,103 @@
-"""Read an annotation CSV as text and check every row before anything is built.
+"""Read an annotation CSV once, as text, and check every row before anything is built.
 
-Every cell is read as a string (no type inference): ``length`` reaches the SR exactly as
-written, and ``StudyTime`` keeps its characters until :func:`repair_study_time` restores the
-leading zeros a spreadsheet removed.  A row breaking any rule becomes a :class:`RowError`
+The table is read in ONE streaming pass by the csv module (:func:`read_table`, which the
+release report reads the table with as well), so every reader of the table agrees on
+where a record starts and what its cells are.  Every cell is a string (no type
+inference): ``length`` reaches the SR exactly as written, and ``StudyTime`` keeps its
+characters until :func:`repair_study_time` restores the leading zeros a spreadsheet
+removed.  The value rules are those of PS3.5 (:mod:`csv2sr.dicom.vr`), the same functions
+the validator checks SR values with.  A row breaking any rule becomes a :class:`RowError`
 naming the file, the line, the column and the value; the other rows go on.
+
+Limits, each reported as a row error (or, for the header, as an unusable file), never a
+hang or a traceback: a physical line of at most :data:`MAX_LINE_CHARS` characters, a cell
+of at most :data:`FIELD_LIMIT` characters (the csv module's limit), UTF-8 text (a byte
+that is not UTF-8 rejects the row it is in, naming the column).  Blank and
+whitespace-only lines hold no data and are skipped.  A FIFO or a character device is read
+as a stream, as it arrives; its first 64 KiB are checked before anything else.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import logging
-import math
 import re
-import warnings
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
 
-import pandas as pd
 from pydicom.uid import CTImageStorage
 
+from csv2sr.codes import image_modality
+from csv2sr.dicom import vr
 from csv2sr.errors import SourceError
 from csv2sr.profiles import Profile
-from csv2sr.uids import is_valid_uid
 
 __all__ = [
+    "FIELD_LIMIT",
+    "MAX_LINE_CHARS",
     "Annotation",
     "InputFileError",
+    "Record",
     "RowError",
     "RowProblem",
+    "Table",
     "check_row",
     "read_rows",
+    "read_table",
     "repair_study_time",
 ]
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 2000
-"""Rows read per pandas chunk: memory stays flat however long the table is."""
+HEAD_BYTES = 65536
+"""The start of the input checked before anything else (empty, binary, not UTF-8)."""
+MAX_LINE_CHARS = 1 << 24
+"""Characters a physical line may hold (16 Mi: a header of a million columns fits)."""
+FIELD_LIMIT = csv.field_size_limit()
+"""Characters a cell may hold: the csv module's limit (131,072)."""
+YEARS = (1000, 2999)
+"""The years a date may have.  PS3.5 allows 0000-9999, but dciodvfy refuses a DA whose
+year does not start with 1 or 2 ("Character invalid for this VR"), and every accepted row
+must give an SR that dciodvfy accepts."""
+UNIX_TIME_MAX = 32503679999
+"""2999-12-31T23:59:59Z: the last Content Date/Time within :data:`YEARS`."""
+_SHOWN = 100
+"""Characters of a value shown in a message (longer values are cut, with their length)."""
 
 _UID_COLUMNS = ("StudyInstanceUID", "seriesUID", "instanceUID")
 _POINT_COLUMNS = ("start_x", "start_y", "end_x", "end_y")
 _RADIOLOGIST_STATUS = {"radiologist": True, "not_radiologist": False}
-_DA = re.compile(r"^\d{8}$")
-_TM_CSV = re.compile(r"^(\d{1,6})(?:\.(\d{1,6}))?$")
+_TM_CSV = re.compile(r"([0-9]{1,6})(?:\.([0-9]{1,6}))?")
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+_PN_DELIMITERS = ("^", "=")
+
+T = TypeVar("T")
 
 
 class InputFileError(SourceError):
-    """The file as a whole cannot be read as an annotation table."""
+    """The file as a whole cannot be read as an annotation table.
+
+    With ``line``, ``str()`` is ``"<file>:<line>: <message>"``.
+    """
+
+    def __init__(self, source: str | Path, message: str, line: int | None = None) -> None:
+        super().__init__(source, message)
+        self.line = line
+        if line is not None:
+            self.args = (f"{source}:{line}: {message}",)
+
+
+def shown(value: str) -> str:
+    """``repr`` of a value on one line, cut to :data:`_SHOWN` characters when longer."""
+    if len(value) <= _SHOWN:
+        return repr(value)
+    return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -59,27 +108,32 @@ class RowProblem:
     message: str
     value: str
 
+    def __str__(self) -> str:
+        """``column: what is wrong (value)`` on one line (no value for a whole-record
+        problem that has none)."""
+        if self.column == "(row)" and not self.value:
+            return f"{self.column}: {self.message}"
+        return f"{self.column}: {self.message} ({shown(self.value)})"
+
 
 @dataclass(frozen=True)
 class RowError:
-    """A rejected row: where it is, every problem found in it, and its cells."""
+    """A rejected row: where it is, every problem found in it, and its cells as written."""
 
     path: Path
     line: int
     problems: tuple[RowProblem, ...]
     cells: dict[str, str]
+    """The cells the record has, by column: a short row has fewer (never ``nan``)."""
 
     def messages(self) -> list[str]:
-        """``file:line: column: what is wrong (value)``, one per problem."""
-        return [
-            f"{self.path}:{self.line}: {p.column}: {p.message} ({p.value!r})"
-            for p in self.problems
-        ]
+        """``file:line: column: what is wrong (value)``, one per problem, one line each."""
+        return [f"{self.path}:{self.line}: {p}" for p in self.problems]
 
     @property
     def reason(self) -> str:
         """All problems of the row in one line, for ``rejected.csv``."""
-        return "; ".join(f"{p.column}: {p.message} ({p.value!r})" for p in self.problems)
+        return "; ".join(str(p) for p in self.problems)
 
 
 @dataclass(frozen=True)
@@ -113,84 +167,175 @@ class Annotation:
         return dt.datetime.fromtimestamp(self.date_unix, tz=dt.timezone.utc)
 
 
+# --- the value rules of one row ------------------------------------------------------------
+
 def repair_study_time(value: str) -> str:
     """Restore a TM whose leading zeros a spreadsheet dropped: ``93309.25`` -> ``093309.25``.
 
-    Empty stays empty.  Raises ``ValueError`` when the value cannot be a time of day
-    (PS3.5 Table 6.2-1, TM: HHMMSS.FFFFFF).
+    Empty stays empty; spaces around the value are padding.  Raises ``ValueError`` when the
+    value cannot be a time of day (PS3.5 Table 6.2-1, TM: HHMMSS.FFFFFF, ASCII digits).
     """
-    text = value.strip()
+    text = value.strip(" ")
     if not text:
         return ""
-    match = _TM_CSV.match(text)
+    match = _TM_CSV.fullmatch(text)
     if match is None:
         raise ValueError("not a time HHMMSS[.FFFFFF] even with leading zeros restored")
     whole = match.group(1).zfill(6)
-    hours, minutes, seconds = int(whole[:2]), int(whole[2:4]), int(whole[4:])
-    if hours > 23 or minutes > 59 or seconds > 60:
+    repaired = whole if match.group(2) is None else f"{whole}.{match.group(2)}"
+    if vr.check_tm(repaired) is not None:
         raise ValueError(f"not a time of day once padded to {whole}")
-    return whole if match.group(2) is None else f"{whole}.{match.group(2)}"
+    return repaired
 
 
-def _check_ds(value: str) -> str | None:
-    """PS3.5 DS: at most 16 characters, a finite decimal. Returns a problem or None."""
-    text = value.strip()
+def _order(value: str) -> int:
+    """Instance Number (PS3.3 C.17.2, IS) and the file name: a positive IS."""
+    number = vr.parse_is(value)
+    if number < 1:
+        raise vr.VRError("must be a positive integer")
+    return number
+
+
+def _uid(value: str) -> str:
+    if not value:
+        raise vr.VRError("empty")
+    problem = vr.check_ui(value)
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
+
+
+def _instance_uid(value: str) -> str:
+    """Study, series and image UIDs: instances, so never under the DICOM root (PS3.5 9.1)."""
+    problem = vr.check_instance_uid(_uid(value))
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
+
+
+def _sop_class(value: str) -> str:
+    """The annotated image's SOP Class (empty: CT Image Storage); it names the modality."""
+    uid = _uid(value or CTImageStorage)
+    if image_modality(uid) is None:
+        raise vr.VRError("not an image storage SOP class with a known modality (PS3.4 B.5)")
+    return uid
+
+
+def _length(value: str) -> str:
+    """TID 300 Numeric Value (DS): kept as written, less its padding spaces; above 0."""
+    text = value.strip(" ")
     if not text:
-        return "empty"
-    try:
-        number = float(text)
-    except ValueError:
-        return "not a number"
-    if not math.isfinite(number):
-        return "not a finite number"
-    if len(text) > 16:
-        return "longer than the 16 characters a DS may hold"
-    if number <= 0:
-        return "must be greater than 0"
-    return None
+        raise vr.VRError("empty")
+    if vr.parse_ds(value) <= 0:
+        raise vr.VRError("must be greater than 0")
+    return text
 
 
-def _check_point(value: str) -> str | None:
-    try:
-        number = float(value)
-    except ValueError:
-        return "empty" if not value.strip() else "not a number"
-    if not math.isfinite(number):
-        return "not a finite number"
+def _point(value: str) -> float:
+    """A SCOORD GraphicData value (FL, PS3.3 C.18.6.1.2): a pixel position, 0 or more."""
+    if not value.strip(" "):
+        raise vr.VRError("empty")
+    number = vr.parse_decimal(value)
     if number < 0:
-        return "negative coordinate"
-    return None
+        raise vr.VRError("negative coordinate")
+    problem = vr.check_fl(number)
+    if problem is not None:
+        raise vr.VRError(problem)
+    return number
 
 
-def _check_uid(value: str) -> str | None:
-    if not value:
-        return "empty"
-    if not is_valid_uid(value):
-        return "not a valid UID (digits and dots, no leading zeros, at most 64 characters)"
-    return None
+def _text(value: str, rule: str) -> str:
+    """An identifier or name cell: not empty, no padding spaces (DICOM drops them, PS3.5
+    6.2), then the PS3.5 rule ``LO`` (64 characters, no backslash, no control
+    character) or ``PN`` (a person-name component: no ``^`` or ``=`` either)."""
+    if not value.strip():
+        raise vr.VRError("empty")
+    if value != value.strip(" "):
+        raise vr.VRError("leading or trailing spaces (DICOM does not keep them)")
+    problem = vr.check_text("LO", value)
+    if problem is None and rule == "PN":
+        if any(d in value for d in _PN_DELIMITERS):
+            raise vr.VRError("'^' and '=' separate the parts of a person name (PS3.5 6.2.1)")
+        problem = vr.check_pn(f"{value}^")
+        if problem is not None:
+            problem = f"{problem} with the '^' csv2sr writes after it (Person Name)"
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
 
 
-def _check_date(value: str) -> str | None:
-    if not value:
-        return None  # Study Date is Type 2: empty is allowed and written empty
-    if not _DA.match(value):
-        return "not a date YYYYMMDD"
-    try:
-        dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        return "not a calendar date"
-    return None
+def _patient_id(value: str) -> str:
+    """Patient ID (LO) and Patient's Name (PN, the same value as in TCIA's images)."""
+    _text(value, "LO")
+    problem = vr.check_pn(value)
+    if problem is None and any(d in value for d in _PN_DELIMITERS):
+        problem = "'^' and '=' would split the Patient's Name made from it (PS3.5 6.2.1)"
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
 
 
-def _check_int(value: str, *, positive: bool) -> str | None:
-    text = value.strip()
+def _annotator(value: str) -> str:
+    """Person Observer Name ``<annotator>^`` (PN, TID 1003 row 1) and Login Name (TEXT)."""
+    return _text(value, "PN")
+
+
+def _annotation_id(value: str) -> str:
+    """Tracking Identifier (TID 1501 row 2, TEXT): held to the LO rule of an identifier."""
+    return _text(value, "LO")
+
+
+def _unix_time(value: str) -> int:
+    """Content Date/Time (PS3.3 C.17.2): seconds since 1970-01-01T00:00:00Z, up to
+    2999-12-31T23:59:59Z (:data:`YEARS`).  Earlier times are refused: the column records
+    when a line was saved, and Python's calendar (on Windows) cannot give them."""
+    text = value.strip(" ")
     if not text:
-        return "empty"
-    if not re.fullmatch(r"[+-]?\d+", text):
-        return "not an integer"
-    if positive and int(text) < 1:
-        return "must be a positive integer"
-    return None
+        raise vr.VRError("empty")
+    try:
+        return vr.parse_integer(text, 0, UNIX_TIME_MAX)
+    except vr.VRError as exc:
+        if "outside" in str(exc):
+            raise vr.VRError(
+                f"outside 1970-01-01 .. 2999-12-31 (0 .. {UNIX_TIME_MAX} seconds)"
+            ) from None
+        raise
+
+
+def _study_date(value: str) -> str:
+    """Study Date (PS3.3 C.7.2.1, DA, Type 2): empty is allowed and written empty."""
+    problem = vr.check_da(value) if value else None
+    if problem is None and value and not YEARS[0] <= int(value[:4]) <= YEARS[1]:
+        problem = f"a year outside {YEARS[0]} .. {YEARS[1]} (dciodvfy refuses it)"
+    if problem is not None:
+        raise vr.VRError(problem)
+    return value
+
+
+def _anatomy(profile: Profile) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in profile.anatomy:
+            raise vr.VRError(f"unknown anatomy; expected one of {', '.join(profile.anatomy)}")
+        return value
+    return check
+
+
+def _radiologist(value: str) -> bool:
+    if value not in _RADIOLOGIST_STATUS:
+        raise vr.VRError("expected 'radiologist' or 'not_radiologist'")
+    return _RADIOLOGIST_STATUS[value]
+
+
+def _study_time(value: str) -> str:
+    """Study Time (PS3.3 C.7.2.1, TM, Type 2), repaired; no leap second: PS3.5 allows
+    second 60, dciodvfy refuses it."""
+    try:
+        repaired = repair_study_time(value)
+    except ValueError as exc:
+        raise vr.VRError(str(exc)) from None
+    if repaired[4:6] == "60":
+        raise vr.VRError("second 60 (a leap second, which dciodvfy refuses)")
+    return repaired
 
 
 def check_row(
@@ -198,73 +343,90 @@ def check_row(
 ) -> Annotation | RowError:
     """Check one row against every rule; return the :class:`Annotation` or a :class:`RowError`.
 
-    Duplicate identifiers across rows are checked by :func:`read_rows`, which sees them all.
+    Every column is checked, so a row with several defects lists them all.  Duplicate
+    identifiers across rows are checked by :func:`read_rows`, which sees them all.
     """
     problems: list[RowProblem] = []
 
-    def bad(column: str, problem: str | None) -> None:
-        if problem is not None:
-            problems.append(RowProblem(column, problem, cells.get(column, "")))
+    def get(column: str, parse: Callable[[str], T], default: T) -> T:
+        value = cells.get(column, "")
+        try:
+            return parse(value)
+        except vr.VRError as exc:
+            problems.append(RowProblem(column, str(exc), value))
+            return default
 
-    bad("order", _check_int(cells["order"], positive=True))
-    if cells["anatomy"] not in profile.anatomy:
-        bad("anatomy", f"unknown anatomy; expected one of {', '.join(profile.anatomy)}")
-    for column in _UID_COLUMNS:
-        bad(column, _check_uid(cells[column]))
-    sop_class = cells.get("SOPClassUID", "") or CTImageStorage
-    bad("SOPClassUID", _check_uid(sop_class))
-    if not cells["patientID"].strip():
-        bad("patientID", "empty")
-    elif len(cells["patientID"]) > 64:
-        bad("patientID", "longer than the 64 characters a Patient ID (LO) may hold")
-    bad("length", _check_ds(cells["length"]))
-    for column in _POINT_COLUMNS:
-        bad(column, _check_point(cells[column]))
-    for column in ("annotator", "_id"):
-        if not cells[column].strip():
-            bad(column, "empty")
-        elif len(cells[column]) > 64:
-            bad(column, "longer than 64 characters")
-    if cells["radiologist_status"] not in _RADIOLOGIST_STATUS:
-        bad("radiologist_status", "expected 'radiologist' or 'not_radiologist'")
-    bad("date_unix", _check_int(cells["date_unix"], positive=False))
-    bad("StudyDate", _check_date(cells["StudyDate"]))
-    study_time = ""
-    try:
-        study_time = repair_study_time(cells["StudyTime"])
-    except ValueError as exc:
-        bad("StudyTime", str(exc))
-
+    order = get("order", _order, 0)
+    anatomy = get("anatomy", _anatomy(profile), "")
+    study_uid, series_uid, instance_uid = (get(c, _instance_uid, "") for c in _UID_COLUMNS)
+    sop_class = get("SOPClassUID", _sop_class, "")
+    patient_id = get("patientID", _patient_id, "")
+    length = get("length", _length, "")
+    x0, y0, x1, y1 = (get(c, _point, 0.0) for c in _POINT_COLUMNS)
+    annotator = get("annotator", _annotator, "")
+    radiologist = get("radiologist_status", _radiologist, False)
+    annotation_id = get("_id", _annotation_id, "")
+    date_unix = get("date_unix", _unix_time, 0)
+    study_date = get("StudyDate", _study_date, "")
+    study_time = get("StudyTime", _study_time, "")
     if problems:
-        return RowError(path, line, tuple(problems), cells)
-    x0, y0, x1, y1 = (float(cells[c]) for c in _POINT_COLUMNS)
+        return RowError(path, line, tuple(_in_column_order(problems, cells)), cells)
     return Annotation(
-        line=line,
-        order=int(cells["order"]),
-        anatomy=cells["anatomy"],
-        patient_id=cells["patientID"],
-        study_uid=cells["StudyInstanceUID"],
-        series_uid=cells["seriesUID"],
-        instance_uid=cells["instanceUID"],
-        sop_class_uid=sop_class,
-        length=cells["length"].strip(),
-        points=(x0, y0, x1, y1),
-        annotator=cells["annotator"],
-        radiologist=_RADIOLOGIST_STATUS[cells["radiologist_status"]],
-        annotation_id=cells["_id"],
-        date_unix=int(cells["date_unix"]),
-        study_date=cells["StudyDate"],
-        study_time=study_time,
-        cells=cells,
+        line=line, order=order, anatomy=anatomy, patient_id=patient_id,
+        study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid,
+        sop_class_uid=sop_class, length=length, points=(x0, y0, x1, y1),
+        annotator=annotator, radiologist=radiologist, annotation_id=annotation_id,
+        date_unix=date_unix, study_date=study_date, study_time=study_time, cells=cells,
     )
 
 
-def _sniff(path: Path) -> None:
-    """Reject files that are not text tables before pandas sees them."""
-    if not path.is_file():
-        raise InputFileError(path, "no such file")
-    with path.open("rb") as fh:
-        head = fh.read(65536)
+def _in_column_order(problems: list[RowProblem], cells: dict[str, str]) -> list[RowProblem]:
+    """Problems in the order of the table's columns (the order a reader scans a row in)."""
+    position = {column: i for i, column in enumerate(cells)}
+    return sorted(problems, key=lambda p: position.get(p.column, len(position)))
+
+
+# --- reading the table once ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Record:
+    """One CSV record as written: where it starts, its cells, and what kept it unreadable."""
+
+    line: int
+    """The physical line the record starts on (the header is line 1)."""
+    cells: dict[str, str]
+    """Header name -> cell, for the fields the record has (a short record has fewer)."""
+    extra: tuple[str, ...] = ()
+    """Fields beyond the header's width."""
+    problems: tuple[RowProblem, ...] = ()
+    """Why the record cannot be used as read (bad UTF-8, an oversized cell, bad quoting)."""
+
+
+class _Prefixed(io.RawIOBase):
+    """A raw stream that replays the bytes already read (the checked head) and goes on."""
+
+    def __init__(self, head: bytes, rest: io.RawIOBase) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        return self._rest.readinto(buffer) or 0
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def _check_head(path: Path, head: bytes) -> None:
+    """Refuse what is not a text table from its first bytes (before reading on)."""
     if not head.strip():
         raise InputFileError(path, "the file is empty")
     if b"\x00" in head:
@@ -276,117 +438,241 @@ def _sniff(path: Path) -> None:
             raise InputFileError(path, f"not UTF-8 text (byte {exc.start})") from None
 
 
-def _header(path: Path, profile: Profile) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        first = next(csv.reader(fh), [])
-    header = [name.strip() for name in first]
-    missing = [c for c in profile.required if c not in header]
-    if missing:
-        if len(header) < 2:
-            raise InputFileError(path, "not a CSV file (no comma-separated header)")
-        raise InputFileError(
-            path, f"missing required column(s): {', '.join(missing)} (header line 1)"
-        )
-    duplicates = sorted({c for c in header if header.count(c) > 1})
-    if duplicates:
-        raise InputFileError(path, f"column(s) named twice: {', '.join(duplicates)}")
-    return header
+def _open(path: Path) -> io.TextIOWrapper:
+    """Open ``path`` once (a file, a FIFO or a device) and check its head."""
+    if path.is_dir():
+        raise InputFileError(path, "a folder, not a CSV file")
+    try:
+        raw = path.open("rb", buffering=0)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < HEAD_BYTES:  # a FIFO hands its data over in pieces
+            chunk = raw.read(HEAD_BYTES - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        head = b"".join(chunks)
+        _check_head(path, head)
+    except OSError as exc:
+        raw.close()
+        raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+    except InputFileError:
+        raw.close()
+        raise
+    stream = io.BufferedReader(_Prefixed(head, raw))
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def _line_numbers(path: Path) -> Iterator[tuple[int, int]]:
-    """(physical line, field count) of every record after the header, as csv sees them."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        start = reader.line_num + 1
-        for record in reader:
-            if record:
-                yield start, len(record)
-            start = reader.line_num + 1
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "field limit" in text:
+        return f"a cell is longer than {FIELD_LIMIT} characters (a quote never closed?)"
+    if "unexpected end of data" in text:
+        return "a quoted cell is not closed before the end of the file"
+    if "expected after" in text:
+        return 'text after the closing quote of a quoted cell (a quote inside is written "")'
+    return f"not CSV: {text}"
+
+
+def _decoded(value: str) -> str:
+    """A cell with undecodable bytes shown as U+FFFD (the cell can then be written out)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class Table:
+    """A CSV table opened for one streaming pass: its header, then its records.
+
+    Raises :class:`InputFileError` when the file as a whole is unusable: missing, a
+    folder, empty, binary, not UTF-8 at its start, no comma-separated header, a header
+    naming a column twice or missing one of ``required``.  Iterating gives every record
+    once, in order, then closes the file; a record that cannot be read as written carries
+    its problems instead of raising.
+    """
+
+    def __init__(self, path: Path, required: Sequence[str] = ()) -> None:
+        self.path = path
+        self._text = _open(path)
+        self._lines = 0
+        self._flags: dict[int, str] = {}
+        try:
+            self._reader = csv.reader(self._physical_lines(), strict=True)
+            self.header = self._read_header(required)
+        except BaseException:
+            self.close()
+            raise
+
+    def _physical_lines(self) -> Iterator[str]:
+        """The input's lines, each at most :data:`MAX_LINE_CHARS` (a longer one is flagged
+        and stands as an empty line, so that line numbers stay right)."""
+        while True:
+            try:
+                line = self._text.readline(MAX_LINE_CHARS)
+            except OSError as exc:
+                raise InputFileError(
+                    self.path, f"cannot be read: {exc.strerror or exc}", self._lines + 1
+                ) from None
+            if not line:
+                return
+            self._lines += 1
+            if len(line) == MAX_LINE_CHARS and line[-1] not in "\r\n":
+                line = self._skip_long_line()
+            yield line
+
+    def _skip_long_line(self) -> str:
+        """Flag the overlong line being read and skip the rest of it (up to four times the
+        limit: a line that never ends, like a device's, ends the reading instead)."""
+        number, limit = self._lines, MAX_LINE_CHARS
+        problem = f"a line longer than {limit} characters"
+        if number == 1:
+            raise InputFileError(self.path, f"header: {problem}", 1)
+        self._flags[number] = problem
+        line, skipped = "x", 0
+        while line and line[-1] not in "\r\n":
+            if skipped > 4 * limit:
+                raise InputFileError(
+                    self.path, f"{problem} (it does not end: the rest is not read)", number)
+            line = self._text.readline(limit)
+            skipped += len(line)
+        return "\n"
+
+    def _read_header(self, required: Sequence[str]) -> tuple[str, ...]:
+        try:
+            first = next(self._reader, [])
+        except csv.Error as exc:
+            raise InputFileError(self.path, f"header: {_csv_problem(exc)}", 1) from None
+        if any(_UNDECODABLE.search(name) for name in first):
+            raise InputFileError(self.path, "header: not UTF-8 text", 1)
+        header = tuple(name.strip() for name in first)
+        missing = [c for c in required if c not in header]
+        if missing:
+            if len(header) < 2:
+                raise InputFileError(self.path, "not a CSV file (no comma-separated header)")
+            raise InputFileError(
+                self.path, f"missing required column(s): {', '.join(missing)} (header line 1)"
+            )
+        twice = sorted(name for name, count in Counter(header).items() if count > 1)
+        if twice:
+            raise InputFileError(self.path, f"column(s) named twice: {', '.join(twice)}")
+        return header
+
+    def __iter__(self) -> Iterator[Record]:
+        try:
+            yield from self._records()
+        finally:
+            self.close()
+
+    def _records(self) -> Iterator[Record]:
+        start = self._reader.line_num + 1
+        while True:
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                problem = RowProblem("(row)", _csv_problem(exc), "")
+                yield Record(start, {}, problems=(problem, *self._flagged(start)))
+                start = self._reader.line_num + 1
+                continue
+            flagged = self._flagged(start)
+            if flagged or len(fields) > 1 or (fields and fields[0].strip()):
+                yield self._record(start, fields, flagged)
+            start = self._reader.line_num + 1
+
+    def _flagged(self, start: int) -> list[RowProblem]:
+        """Problems of the physical lines ``start`` .. the reader's line (then forgotten)."""
+        if not self._flags:
+            return []
+        end = self._reader.line_num
+        lines = [n for n in self._flags if start <= n <= end]
+        return [RowProblem("(row)", f"line {n}: {self._flags.pop(n)}", "") for n in lines]
+
+    def _record(self, start: int, fields: list[str], flagged: list[RowProblem]) -> Record:
+        problems = list(flagged)
+        cells = dict(zip(self.header, fields, strict=False))
+        for column, value in cells.items():
+            if not value.isascii() and _UNDECODABLE.search(value):
+                cells[column] = _decoded(value)
+                byte = ord(_UNDECODABLE.search(value).group()) - 0xDC00  # type: ignore[union-attr]
+                problems.append(RowProblem(column, f"not UTF-8 text (byte 0x{byte:02x})",
+                                           cells[column]))
+        extra = tuple(_decoded(v) for v in fields[len(self.header):])
+        return Record(start, cells, extra, tuple(problems))
+
+    def close(self) -> None:
+        """Close the file (iterating to the end closes it too)."""
+        self._text.close()
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_table(path: str | Path, required: Sequence[str] = ()) -> Table:
+    """Open the CSV table at ``path`` for one pass (see :class:`Table`).
+
+    The one reader of an annotation table: :func:`read_rows` and the release report
+    (:mod:`csv2sr.report_xml`) both read through it, so line numbers and cells agree.
+    """
+    return Table(Path(path), required)
 
 
 def read_rows(path: Path, profile: Profile) -> Iterator[Annotation | RowError]:
     """Yield every data row of ``path`` as an :class:`Annotation` or a :class:`RowError`.
 
-    Streams the table in chunks of :data:`CHUNK_ROWS` rows.  Raises
-    :class:`InputFileError` when the file as a whole is unusable (missing, empty, binary,
-    missing columns, header only).  Rows with the wrong number of fields, duplicate ``_id``
-    or duplicate ``order`` are rejected, never dropped.
+    Streams the table (memory stays flat however long it is).  Raises
+    :class:`InputFileError` when the file as a whole is unusable (see :class:`Table`;
+    also a header without data rows).  Rows with the wrong number of fields, cells that
+    cannot be read, duplicate ``_id`` or duplicate ``order`` are rejected, never dropped.
     """
-    _sniff(path)
-    header = _header(path, profile)
-    width = len(header)
-    lines = _line_numbers(path)
     seen_ids: dict[str, int] = {}
-    seen_orders: dict[str, int] = {}
+    seen_orders: dict[int, int] = {}
     rows = 0
-    reader = pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding="utf-8-sig",
-        chunksize=CHUNK_ROWS,
-        skip_blank_lines=True,
-        on_bad_lines=_keep_bad_line(width),
-        engine="python",
-        skipinitialspace=False,
-        index_col=False,
-    )
-    with reader:
-        for chunk in _quiet_chunks(reader):
-            chunk.columns = header
-            for record in chunk.itertuples(index=False, name=None):
-                line, count = next(lines)
-                rows += 1
-                values = zip(header, record, strict=False)
-                cells = {name: ("" if v is None else str(v)) for name, v in values}
-                if count != width:
-                    problem = RowProblem(
-                        "(row)", f"{count} fields where the header has {width}", str(count)
-                    )
-                    yield RowError(path, line, (problem,), cells)
-                    continue
-                result = check_row(cells, path=path, line=line, profile=profile)
-                if isinstance(result, Annotation):
-                    result = _check_unique(result, seen_ids, seen_orders, path)
-                yield result
+    with read_table(path, profile.required) as table:
+        width = len(table.header)
+        for record in table:
+            rows += 1
+            yield _row(record, width, path, profile, seen_ids, seen_orders)
     if rows == 0:
         raise InputFileError(path, "header only: no data rows")
 
 
-def _quiet_chunks(reader: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """pandas warns about ragged rows; they are reported as row errors instead."""
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            chunk = next(reader, None)
-        if chunk is None:
-            return
-        yield chunk
-
-
-def _keep_bad_line(width: int):  # type: ignore[no-untyped-def]
-    """pandas ``on_bad_lines`` hook: keep an over-long record (cut to the header's width).
-
-    The row is then rejected by :func:`read_rows`, which knows its field count from the
-    csv module's own pass; nothing is dropped.
-    """
-
-    def keep(fields: list[str]) -> list[str]:
-        return fields[:width]
-
-    return keep
+def _row(
+    record: Record, width: int, path: Path, profile: Profile,
+    seen_ids: dict[str, int], seen_orders: dict[int, int],
+) -> Annotation | RowError:
+    if record.problems:
+        return RowError(path, record.line, record.problems, record.cells)
+    count = len(record.cells) + len(record.extra)
+    if count != width:
+        # the extra cells are kept in the problem's value, so nothing written is lost
+        value = ",".join(record.extra) if record.extra else str(count)
+        problem = RowProblem("(row)", f"{count} fields where the header has {width}", value)
+        return RowError(path, record.line, (problem,), record.cells)
+    result = check_row(record.cells, path=path, line=record.line, profile=profile)
+    if isinstance(result, RowError):
+        return result
+    return _check_unique(result, seen_ids, seen_orders, path)
 
 
 def _check_unique(
-    row: Annotation, seen_ids: dict[str, int], seen_orders: dict[str, int], path: Path
+    row: Annotation, seen_ids: dict[str, int], seen_orders: dict[int, int], path: Path
 ) -> Annotation | RowError:
     problems = []
     first = seen_ids.setdefault(row.annotation_id, row.line)
     if first != row.line:
         problems.append(RowProblem("_id", f"duplicate of line {first}", row.annotation_id))
-    first = seen_orders.setdefault(str(row.order), row.line)
+    first = seen_orders.setdefault(row.order, row.line)
     if first != row.line:
         problems.append(RowProblem("order", f"duplicate of line {first}", str(row.order)))
     if problems:

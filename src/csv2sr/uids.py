@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+from csv2sr.dicom.vr import check_ui
+
 __all__ = ["SCHEMA_VERSION", "derive_uid", "is_valid_uid"]
 
 SCHEMA_VERSION = "1"
@@ -25,12 +27,8 @@ def derive_uid(kind: str, *parts: str) -> str:
 
 
 def is_valid_uid(value: str) -> bool:
-    """PS3.5 section 9.1: digits and dots, components without leading zeros, at most 64 chars."""
-    if not value or len(value) > 64:
-        return False
-    for component in value.split("."):
-        if not component.isdigit() or not component.isascii():
-            return False
-        if len(component) > 1 and component[0] == "0":
-            return False
-    return True
+    """PS3.5 section 9.1: digits and dots, components without leading zeros, at most 64 chars.
+
+    The rule is :func:`csv2sr.dicom.vr.check_ui`, the one the validator applies too.
+    """
+    return bool(value) and check_ui(value) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from enum import Enum
 from pathlib import Path
@@ -27,7 +26,7 @@ from csv2sr.cli.common import (
 )
 from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
-from csv2sr.rows import InputFileError
+from csv2sr.rows import InputFileError, read_table
 
 ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  # type: ignore[misc]
 
@@ -40,6 +39,10 @@ class Codes(str, Enum):
 
 
 def _count_lines(path: Path) -> int | None:
+    """Lines of a regular file, for the progress bar; None for a stream (a FIFO, a device),
+    which is read once, by the conversion, and may never end."""
+    if not path.is_file():
+        return None
     try:
         with path.open("rb") as fh:
             return max(
@@ -186,8 +189,11 @@ def _image_index(
 
 def _study_uids(csv_path: Path) -> list[str]:
     """The distinct StudyInstanceUIDs of the table (what a DICOMweb index must fetch)."""
-    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-        return sorted({row.get("StudyInstanceUID", "") for row in csv.DictReader(fh)} - {""})
+    if not csv_path.is_file():
+        raise InputFileError(csv_path, "--images-url reads the table before converting it: "
+                             "give a file, not a stream")
+    with read_table(csv_path) as table:
+        return sorted({record.cells.get("StudyInstanceUID", "") for record in table} - {""})
 
 
 def _report(result: ConversionResult, *, quiet: bool) -> None:

@@ -8,10 +8,12 @@ Table A.35.3-2 (Comprehensive SR; Comprehensive 3D SR, A.35.13, adds SCOORD3D).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from pydicom import Dataset
 
+from csv2sr.dicom import vr
 from csv2sr.validate.access import sequence, text
 from csv2sr.validate.findings import Finding, Severity, Source
 
@@ -204,6 +206,7 @@ def _check_value(node: Node) -> list[Finding]:
         findings.extend(_check_reference(node))
     elif vt in ("SCOORD", "SCOORD3D"):
         findings.extend(_check_points(node, 3 if vt == "SCOORD3D" else 2))
+        findings.extend(_check_point_values(node))
     elif vt == "CODE" and not sequence(node.ds, "ConceptCodeSequence"):
         findings.append(_error(node, "/ConceptCodeSequence(0040,a168)",
                                "CODE content item with an empty Concept Code Sequence "
@@ -269,6 +272,27 @@ def _check_points(node: Node, dims: int) -> list[Finding]:
         return [_error(node, "/GraphicData(0070,0022)",
                        f"{graphic_type} with {points} points; it needs {wanted} "
                        "(PS3.3 C.18.6.1.2)")]
+    return []
+
+
+def _graphic_values(node: Node) -> list[float]:
+    """The numbers of Graphic Data (0070,0022), FL: from the raw bytes when not converted."""
+    raw = node.ds.get_item(0x00700022)
+    if raw is not None and isinstance(raw.value, bytes):
+        data = raw.value[: len(raw.value) // 4 * 4]
+        order = "<" if getattr(raw, "is_little_endian", True) else ">"
+        return [v for (v,) in struct.iter_unpack(f"{order}f", data)]
+    value = node.ds.GraphicData
+    return [float(value)] if isinstance(value, int | float) else [float(v) for v in value]
+
+
+def _check_point_values(node: Node) -> list[Finding]:
+    """PS3.5 Table 6.2-1 FL (:func:`csv2sr.dicom.vr.check_fl`): every coordinate finite."""
+    for number in _graphic_values(node):
+        problem = vr.check_fl(number)
+        if problem:
+            return [_error(node, "/GraphicData(0070,0022)",
+                           f"a coordinate <{number}> is {problem} (PS3.5 Table 6.2-1 FL)")]
     return []
 
 

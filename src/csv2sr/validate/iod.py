@@ -4,18 +4,21 @@ The modules checked are those every SR IOD csv2sr writes or reads has (PS3.3 A.3
 Enhanced SR, A.35.3 Comprehensive SR, A.35.13 Comprehensive 3D SR): Patient (C.7.1.1),
 General Study (C.7.2.1), SR Document Series (C.17.1), General Equipment (C.7.5.1),
 SR Document General (C.17.2), SR Document Content (C.17.3) and SOP Common (C.12.1).
-Value rules are those of PS3.5 Table 6.2-1.
+Value rules are those of PS3.5 Table 6.2-1, from :mod:`csv2sr.dicom.vr` (shared with the
+row checks of ``convert``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+import warnings
+from dataclasses import dataclass
 
 from pydicom import Dataset
+from pydicom.charset import convert_encodings, decode_bytes
 
-from csv2sr.validate.access import Element, text, walk
+from csv2sr.dicom import vr
+from csv2sr.validate.access import text, walk
 from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
 
 __all__ = ["ENUMERATED", "MODULES", "check_attributes", "check_values"]
@@ -115,16 +118,26 @@ def _is_empty(ds: Dataset, keyword: str) -> bool:
 
 
 def check_values(ds: Dataset) -> list[Finding]:
-    """Every value of every element, by VR (PS3.5 Table 6.2-1) and enumerated values."""
+    """Every value of every element, by VR (PS3.5 Table 6.2-1) and enumerated values.
+
+    The rules are :mod:`csv2sr.dicom.vr`, the functions the row checks of ``convert`` use;
+    text is decoded with the data set's Specific Character Set (PS3.5 6.1.2.5) so that
+    lengths count characters and encoded bytes both.
+    """
     findings: list[Finding] = []
+    charset = _Charset.of(ds)
     for element in walk(ds):
         if element.value is None or element.value == "":
             continue
-        problem = _vr_problem(element)
+        value = charset.decode(element.value) if element.vr in _TEXT_VRS else element.value
+        problem = _vr_problem(element.vr, value, charset)
+        if problem is None and element.vr == "UI" and element.keyword in vr.INSTANCE_UIDS:
+            problem = vr.check_instance_uid(value)
         if problem:
             findings.append(_finding(
                 Severity.ERROR, element.path,
-                f"invalid {element.vr} value <{element.value}>: {problem} (PS3.5 Table 6.2-1)"))
+                f"invalid {element.vr} value <{_printable(value)}>: {problem} "
+                "(PS3.5 Table 6.2-1)"))
         if element.vr == "CS":
             keyword = element.keyword
             allowed = ENUMERATED.get(keyword)
@@ -133,132 +146,66 @@ def check_values(ds: Dataset) -> list[Finding]:
             if allowed is not None and element.value not in allowed:
                 findings.append(_finding(
                     Severity.ERROR, element.path,
-                    f"{keyword} <{element.value}> is not one of the enumerated values "
-                    f"{', '.join(sorted(allowed))} (PS3.3 C.17)"))
+                    f"{keyword} <{_printable(element.value)}> is not one of the enumerated "
+                    f"values {', '.join(sorted(allowed))} (PS3.3 C.17)"))
     return findings
 
 
-def _vr_problem(element: Element) -> str | None:
-    assert element.value is not None  # only called for string VRs with a value
-    if element.vr == "PN":
-        return _pn_problem(element.value)
-    checker = _CHECKS.get(element.vr)
-    if checker is None:
-        return None
-    values: Iterable[str] = (
-        [element.value] if element.vr in {"LT", "ST", "UT"} else element.value.split("\\")
-    )
-    for value in values:
-        problem = checker(value)
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+"""VRs whose characters the Specific Character Set defines (PS3.5 6.1.2.5)."""
+_SHOWN = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(value: str) -> str:
+    """A value for a one-line message: control characters as ``\\xNN``, long values cut."""
+    cut = value if len(value) <= _SHOWN else f"{value[:_SHOWN]}... ({len(value)} characters)"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
+
+
+@dataclass(frozen=True)
+class _Charset:
+    """The Specific Character Set (0008,0005) of a data set, as Python codecs."""
+
+    encodings: tuple[str, ...]
+    code_extensions: bool
+    """ISO 2022 code extension (ESC sequences are allowed, PS3.5 6.1.2.5.3)."""
+
+    @classmethod
+    def of(cls, ds: Dataset) -> _Charset:
+        terms = (text(ds, "SpecificCharacterSet") or "").split("\\")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unknown term: pydicom falls back to ASCII
+            encodings = tuple(convert_encodings([t.strip() for t in terms]))
+        extended = len(terms) > 1 or terms[0].strip().startswith("ISO 2022")
+        return cls(encodings, extended)
+
+    @property
+    def codec(self) -> str:
+        return self.encodings[0] if self.encodings else "iso8859"
+
+    def decode(self, value: str) -> str:
+        """The text of a raw value (read as latin-1, one character per byte); a value that
+        does not decode (or was already decoded by pydicom) is returned as it is."""
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            return value  # already text
+        try:
+            if len(self.encodings) == 1:
+                return raw.decode(self.codec)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return decode_bytes(raw, list(self.encodings), set())
+        except (UnicodeDecodeError, LookupError, ValueError):
+            return value
+
+
+def _vr_problem(vr_name: str, value: str, charset: _Charset) -> str | None:
+    for one in vr.split_values(vr_name, value):
+        problem = vr.check_value(
+            vr_name, one, encoding=charset.codec, code_extensions=charset.code_extensions
+        )
         if problem:
             return problem
     return None
-
-
-_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-_DS = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-_IS = re.compile(r"^[+-]?[0-9]+$")
-_CS = re.compile(r"^[A-Z0-9 _]*$")
-_TM = re.compile(r"^([0-9]{2})(([0-9]{2})(([0-9]{2})(\.[0-9]{1,6})?)?)?$")
-_DT = re.compile(
-    r"^([0-9]{4})(([0-9]{2})(([0-9]{2})(([0-9]{2})(([0-9]{2})(([0-9]{2})(\.[0-9]{1,6})?)?)?)?)?)?"
-    r"([+-][0-9]{4})?$"
-)
-
-
-def _max_len(limit: int) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if len(value.encode("latin-1", "replace")) > limit:
-            return f"longer than {limit} bytes"
-        return None
-    return check
-
-
-def _uid(value: str) -> str | None:
-    if len(value) > 64:
-        return "longer than 64 characters"
-    if not _UID.match(value):
-        return "not dot-separated numbers without leading zeros"
-    return None
-
-
-def _da(value: str) -> str | None:
-    if len(value) != 8 or not value.isdigit():
-        return "not YYYYMMDD"
-    try:
-        dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        return "not a calendar date"
-    return None
-
-
-def _tm(value: str) -> str | None:
-    match = _TM.match(value)
-    if match is None:
-        return "not HH[MM[SS[.FFFFFF]]]"
-    hours, minutes, seconds = match.group(1), match.group(3), match.group(5)
-    if int(hours) > 23 or (minutes and int(minutes) > 59) or (seconds and int(seconds) > 60):
-        return "not a time of day"
-    return None
-
-
-def _dt(value: str) -> str | None:
-    if len(value) > 26 or _DT.match(value) is None:
-        return "not YYYY[MM[DD[HH[MM[SS[.FFFFFF]]]]]][&ZZXX]"
-    if len(value) >= 8 and value[:8].isdigit() and _da(value[:8]):
-        return "not a calendar date"
-    return None
-
-
-def _ds(value: str) -> str | None:
-    stripped = value.strip(" ")
-    if len(value) > 16:
-        return "longer than 16 bytes"
-    if not _DS.match(stripped):
-        return "not a decimal number"
-    return None
-
-
-def _is(value: str) -> str | None:
-    stripped = value.strip(" ")
-    if len(value) > 12 or not _IS.match(stripped):
-        return "not an integer string of at most 12 bytes"
-    if not -(2**31) <= int(stripped) < 2**31:
-        return "outside -2^31 .. 2^31-1"
-    return None
-
-
-def _cs(value: str) -> str | None:
-    if len(value) > 16:
-        return "longer than 16 bytes"
-    if not _CS.match(value.rstrip(" ")):
-        return "only upper case letters, digits, space and underscore are allowed"
-    return None
-
-
-def _raw_bytes(value: str) -> bytes:
-    """The bytes of a value: raw values were decoded as latin-1 (one char per byte)."""
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
-def _pn_problem(value: str) -> str | None:
-    for name in value.split("\\"):
-        groups = name.split("=")
-        if len(groups) > 3:
-            return "more than 3 component groups"
-        for group in groups:
-            if len(_raw_bytes(group)) > 64:
-                return "a component group is longer than 64 bytes"
-            if group.count("^") > 4:
-                return "more than 5 components"
-    return None
-
-
-_CHECKS: dict[str, Callable[[str], str | None]] = {
-    "UI": _uid, "DA": _da, "TM": _tm, "DT": _dt, "DS": _ds, "IS": _is, "CS": _cs,
-    "AE": _max_len(16), "SH": _max_len(16), "LO": _max_len(64), "ST": _max_len(1024),
-    "LT": _max_len(10240),
-}
