@@ -51,7 +51,8 @@ def test_valid_tree_exits_0_and_writes_every_report(sr_tree: Path, tmp_path: Pat
     assert first.startswith(f"File: {dcm[0]}\n") and "Result: PASS" in first
 
     document = json.loads(json_file.read_text())
-    assert set(document) == {"files", "summary", "tools", "notes"}
+    assert set(document) == {"files", "skipped", "summary", "tools", "notes"}
+    assert document["skipped"] == [] and document["summary"]["skipped"] == 0
     assert document["summary"]["files"] == 4 and document["summary"]["passed"] == 4
     assert document["summary"]["by_source"]["csv2sr"]["error"] == 0
     assert document["tools"]["dciodvfy"] is None and document["tools"]["csv2sr"]

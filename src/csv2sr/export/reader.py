@@ -279,6 +279,11 @@ def read_file(path: str | Path) -> FileResult:
         return FileResult(name, problems=(Problem(name, "", truncated, ProblemKind.UNREADABLE),))
     try:
         return read_dataset(ds, name)
+    except RecursionError:
+        return FileResult(name, problems=(Problem(
+            name, "", "the content tree is nested too deeply to be read (PS3.3 C.17.3 sets "
+            "no depth limit; pydicom parses nested sequences recursively)",
+            ProblemKind.UNREADABLE),))
     except Exception as exc:  # a malformed tree must not stop the other files
         log.debug("reading %s failed", name, exc_info=True)
         return FileResult(name, problems=(Problem(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
@@ -21,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from csv2sr.export.files import ExportInputError, find_dicom_files
-from csv2sr.export.model import Problem
+from csv2sr.export.files import ExportInputError, export_inputs
+from csv2sr.export.model import Problem, ProblemKind
 from csv2sr.export.reader import read_file
 from csv2sr.export.tables import PROFILE_NAMES, TableProfile, table_profile
+from csv2sr.inputs import EntryKind, InputEntry, InputList
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +52,8 @@ BATCH_ROWS = 2000
 CHUNK_FILES = 32
 """Files a worker reads per task."""
 
-Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | InputList
+"""Files or folders, or what :func:`csv2sr.export.files.export_inputs` listed already."""
 Progress = Callable[[int, int], None]
 
 
@@ -98,7 +101,16 @@ def _table(profile: str) -> TableProfile:
 
 
 def _read_one(path: str, profile: str) -> _FileRows:
-    """One file -> its rows in ``profile``'s columns, and its problems."""
+    """One file -> its rows in ``profile``'s columns, and its problems (never raises)."""
+    try:
+        return _rows_of(path, profile)
+    except Exception as exc:  # a bug met on this file: its problem, not the batch's
+        log.debug("exporting %s failed", path, exc_info=True)
+        return _FileRows(path, [], [Problem(
+            path, "", f"internal error: {type(exc).__name__}: {exc}", ProblemKind.UNREADABLE)])
+
+
+def _rows_of(path: str, profile: str) -> _FileRows:
     table = _table(profile)
     result = read_file(path)
     problems = list(result.problems)
@@ -134,19 +146,27 @@ def _chunks(paths: Iterable[Path]) -> Iterator[list[str]]:
         yield chunk
 
 
-def _as_list(paths: Paths) -> list[Path]:
+def _as_list(paths: Paths) -> list[Path] | InputList:
+    if isinstance(paths, InputList):
+        return paths
     if isinstance(paths, str | os.PathLike):
         return [Path(paths)]
     return [Path(p) for p in paths]
 
 
-def _check_inputs(paths: list[Path], profile: str) -> None:
+def _check_inputs(paths: list[Path] | InputList, profile: str) -> None:
     if profile not in PROFILE_NAMES:
         raise ExportFormatError(
             f"unknown profile {profile!r}; known: {', '.join(PROFILE_NAMES)}")
     for path in paths:
-        if not path.exists():
+        if not isinstance(path, InputEntry) and not os.path.lexists(path):
             raise ExportInputError(path, "no such file or folder")
+
+
+def _input_problem(entry: InputEntry) -> _FileRows:
+    """A dangling link, a loop, an unreadable folder: reported as ``FILE: why``."""
+    path = str(entry.path)
+    return _FileRows(path, [], [Problem(path, "", entry.reason, ProblemKind.UNREADABLE)])
 
 
 def iter_rows(
@@ -160,12 +180,15 @@ def iter_rows(
     """
     given = _as_list(paths)
     _check_inputs(given, profile)
-    files = list(find_dicom_files(given))
-    total = len(files)
+    listing = export_inputs(given)
+    files = [e.path for e in listing if e.kind is EntryKind.FILE]
+    problems = [_input_problem(e) for e in listing if e.kind is EntryKind.PROBLEM]
+    total = len(files) + len(problems)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    if total < 2 * CHUNK_FILES:
+    if len(files) < 2 * CHUNK_FILES:
         workers = 1
-    for done, result in enumerate(_results(files, profile, workers), 1):
+    results = itertools.chain(problems, _results(files, profile, workers))
+    for done, result in enumerate(results, 1):
         if progress is not None:
             progress(done, total)
         yield result.path, result.rows, result.problems
