@@ -53,6 +53,7 @@ from highdicom.sr import (
     SourceImageForMeasurement,
     SourceImageForRegion,
     SourceImageForSegmentation,
+    SourceSeriesForSegmentation,
     TimePointContext,
     TrackingIdentifier,
     VolumeSurface,
@@ -324,7 +325,7 @@ def highdicom_segments(slices: list[Dataset], seg: Dataset) -> Dataset:
             tracking_identifier=_tracking(f"1411-surface-{graphic_type}"),
             referenced_volume_surface=VolumeSurface(
                 graphic_type, surface, slices[0].FrameOfReferenceUID,
-                source_images=sources),
+                source_series=SourceSeriesForSegmentation(slices[0].SeriesInstanceUID)),
             finding_type=LESION,
             measurements=[Measurement(name=codes.SCT.Volume, value=50.0, unit=MM3)]
             if graphic_type == "ELLIPSOID" else None))
@@ -422,9 +423,9 @@ def node_ready() -> str | None:
     return None
 
 
-def cornerstone_report(slices: list[Dataset], folder: Path) -> Path:
+def cornerstone_report(slices: list[Dataset], folder: Path, work: Path) -> Path:
     """The SR Cornerstone3D's generateReport writes for one annotation of each tool."""
-    spec = folder / "cornerstone-spec.json"
+    spec = work / "cornerstone-spec.json"
     spec.write_text(json.dumps(cornerstone_spec(slices)), encoding="utf-8")
     out = folder / "dcmjs-cornerstone3d.dcm"
     subprocess.run(["node", str(JS / "cornerstone.mjs"), "generate-report", str(spec),
@@ -464,11 +465,7 @@ DCMQI_LIVER_EXAMPLE: dict[str, object] = {
                  {"derivationParameter": _code("A.15", "99TEST", "Parameter A"),
                   "derivationParameterValue": "9.91",
                   "derivationParameterUnits": _code("A.16", "99TEST", "Cats")}],
-             "measurementPopulationDescription": "Elves of the Black Forest",
-             "measurementNumProperties": [
-                 {"numProperty": _code("1234", "99TEST", "Elf average weight"),
-                  "numPropertyValue": "10",
-                  "numPropertyUnits": _code("kg", "UCUM", "kilogram")}]},
+             "measurementPopulationDescription": "Elves of the Black Forest"},
             {"value": "221", "quantity": _code("112031", "DCM", "Attenuation Coefficient"),
              "units": _code("[hnsf'U]", "UCUM", "Hounsfield unit"),
              "derivationModifier": _code("G-A437", "SRT", "Maximum")},
@@ -478,7 +475,9 @@ DCMQI_LIVER_EXAMPLE: dict[str, object] = {
     }],
 }
 """dcmqi's doc/examples/sr-tid1500-ct-liver-example.json, shortened (one item of each
-kind kept) and pointed at the synthetic files: the SEG, its source series and instance."""
+kind kept) and pointed at the synthetic files: the SEG, its source series and instance.
+Its ``measurementNumProperties`` are left out: dcmqi writes them as NUM HAS PROPERTIES NUM
+under the measurement, which pixelmed's TID 1419 reports as an error."""
 
 DCMQI_QUALITATIVE_EXAMPLE: dict[str, object] = {
     "SeriesDescription": "Measurements", "SeriesNumber": "1001", "InstanceNumber": "1",
@@ -519,11 +518,12 @@ def tid1500writer() -> Path | None:
 
 def dcmqi_report(
     example: dict[str, object], name: str, slices: list[Dataset], seg: Dataset, folder: Path,
+    work_root: Path,
 ) -> Path:
     """Run dcmqi's tid1500writer on its example JSON with the synthetic images and SEG."""
     binary = tid1500writer()
     assert binary is not None
-    work = folder / f"dcmqi-{name}"
+    work = work_root / f"dcmqi-{name}"
     (work / "images").mkdir(parents=True)
     (work / "context").mkdir()
     for index, image in enumerate(slices, 1):
@@ -549,15 +549,19 @@ def dcmqi_report(
 @dataclass(frozen=True)
 class Corpus:
     folder: Path
+    """The SRs made here (nothing else: the writers' inputs are in a sibling folder)."""
     files: dict[str, Path]
     """Corpus file name -> path."""
     missing: dict[str, str]
     """Writer -> why its files could not be made here (a skip reason)."""
 
 
-def make_corpus(folder: Path) -> Corpus:
-    """Every corpus file that can be made on this machine, in ``folder``."""
+def make_corpus(root: Path) -> Corpus:
+    """Every corpus file that can be made on this machine, in ``root/sr`` (the inputs the
+    writers read, images, SEG and specs, in ``root/work``)."""
+    folder, work = root / "sr", root / "work"
     folder.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     slices = ct_slices()
     seg = segmentation(slices)
     files: dict[str, Path] = {}
@@ -568,7 +572,7 @@ def make_corpus(folder: Path) -> Corpus:
         files[name] = folder / name
     why = node_ready()
     if why is None:
-        files["dcmjs-cornerstone3d.dcm"] = cornerstone_report(slices, folder)
+        files["dcmjs-cornerstone3d.dcm"] = cornerstone_report(slices, folder, work)
     else:
         missing["dcmjs"] = why
     if tid1500writer() is None:
@@ -576,7 +580,8 @@ def make_corpus(folder: Path) -> Corpus:
     else:
         for name, example in (("liver", DCMQI_LIVER_EXAMPLE),
                               ("qualitative", DCMQI_QUALITATIVE_EXAMPLE)):
-            files[f"dcmqi-{name}.dcm"] = dcmqi_report(example, name, slices, seg, folder)
+            files[f"dcmqi-{name}.dcm"] = dcmqi_report(example, name, slices, seg, folder,
+                                                       work)
     if WILD.is_file():
         files["sr-wild-ccc2018.dcm"] = WILD
     else:

@@ -9,6 +9,7 @@ table is written to a temporary file in the output's folder and renamed into pla
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import itertools
@@ -23,9 +24,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from csv2sr.export.files import ExportInputError, export_inputs
-from csv2sr.export.model import Problem, ProblemKind
+from csv2sr.export.model import Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
-from csv2sr.export.tables import PROFILE_NAMES, TableProfile, table_profile
+from csv2sr.export.tables import (
+    PROFILE_NAMES,
+    TableProfile,
+    qualitative_cells,
+    qualitative_nested,
+    table_profile,
+)
 from csv2sr.inputs import EntryKind, InputEntry, InputList
 
 if TYPE_CHECKING:
@@ -93,6 +100,8 @@ class _FileRows:
     path: str
     rows: list[list[str]]
     problems: list[Problem]
+    qualitative: list[tuple[Qualitative, ...]] = field(default_factory=list)
+    """Per row, the group's qualitative evaluations (generic table only)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -115,12 +124,14 @@ def _rows_of(path: str, profile: str) -> _FileRows:
     result = read_file(path)
     problems = list(result.problems)
     rows: list[list[str]] = []
+    qualitative: list[tuple[Qualitative, ...]] = []
     for measurement in result.measurements:
         row, found = table.row(measurement)
         problems.extend(found)
         if row is not None:
             rows.append(row)
-    return _FileRows(path, rows, problems)
+            qualitative.append(measurement.qualitative)
+    return _FileRows(path, rows, problems, qualitative if table.qualitative else [])
 
 
 _WORKER_PROFILE = "generic"
@@ -178,6 +189,13 @@ def iter_rows(
     ``jobs`` worker processes (default: the CPU count; one for fewer than two chunks of
     files); ``progress(done, total)`` is called after each file.
     """
+    for result in _iter_results(paths, profile=profile, jobs=jobs, progress=progress):
+        yield result.path, result.rows, result.problems
+
+
+def _iter_results(
+    paths: Paths, *, profile: str, jobs: int | None, progress: Progress | None,
+) -> Iterator[_FileRows]:
     given = _as_list(paths)
     _check_inputs(given, profile)
     listing = export_inputs(given)
@@ -191,7 +209,7 @@ def iter_rows(
     for done, result in enumerate(results, 1):
         if progress is not None:
             progress(done, total)
-        yield result.path, result.rows, result.problems
+        yield result
 
 
 def _results(files: list[Path], profile: str, workers: int) -> Iterator[_FileRows]:
@@ -228,7 +246,8 @@ class _CsvSink:
 
 
 class _JsonLinesSink:
-    """One JSON object per line, keys in column order, every value a string."""
+    """One JSON object per line, keys in column order, every value a string; the generic
+    table adds ``qualitative``, the list of the group's evaluations (nested, complete)."""
 
     def __init__(self, fh: IO[str], columns: tuple[str, ...]) -> None:
         self.fh = fh
@@ -238,6 +257,14 @@ class _JsonLinesSink:
         for row in rows:
             self.fh.write(json.dumps(dict(zip(self.columns, row, strict=True)),
                                      ensure_ascii=False))
+            self.fh.write("\n")
+
+    def write_nested(self, rows: list[list[str]],
+                     qualitative: list[tuple[Qualitative, ...]]) -> None:
+        for row, evaluations in zip(rows, qualitative, strict=True):
+            record: dict[str, object] = dict(zip(self.columns, row, strict=True))
+            record["qualitative"] = qualitative_nested(evaluations)
+            self.fh.write(json.dumps(record, ensure_ascii=False))
             self.fh.write("\n")
 
     def close(self) -> None:
@@ -312,8 +339,9 @@ def write_table(
     result = ExportResult(output=target, format=kind, profile=profile)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        rows = iter_rows(given, profile=profile, jobs=jobs, progress=progress)
-        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem)
+        rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
+        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem,
+               qualitative=_table(profile).qualitative)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -326,50 +354,105 @@ def write_table(
 
 def _write(
     tmp: Path, kind: Format, columns: tuple[str, ...], *,
-    results: Iterator[tuple[str, list[list[str]], list[Problem]]], result: ExportResult,
-    on_problem: Callable[[Problem], None] | None,
+    results: Iterator[_FileRows], result: ExportResult,
+    on_problem: Callable[[Problem], None] | None, qualitative: bool = False,
 ) -> None:
+    def account(file_rows: _FileRows) -> None:
+        result.files += 1
+        result.rows += len(file_rows.rows)
+        for problem in file_rows.problems:
+            result.problems.append(problem)
+            log.debug("%s", problem)
+            if on_problem is not None:
+                on_problem(problem)
+
+    if qualitative and kind == "jsonl":
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            sink = _JsonLinesSink(fh, columns)
+            for file_rows in results:
+                account(file_rows)
+                sink.write_nested(file_rows.rows, file_rows.qualitative)
+        return
+    if qualitative:
+        _write_with_qualitative_columns(tmp, kind, columns, results, account)
+        return
+
     def consume(sink: _Sink) -> None:
-        for _path, rows, problems in results:
-            result.files += 1
-            result.rows += len(rows)
-            sink.write(rows)
-            for problem in problems:
-                result.problems.append(problem)
-                log.debug("%s", problem)
-                if on_problem is not None:
-                    on_problem(problem)
+        for file_rows in results:
+            account(file_rows)
+            sink.write(file_rows.rows)
         sink.close()
 
     if kind == "parquet":
         consume(_ParquetSink(tmp, columns))
         return
     with tmp.open("w", newline="", encoding="utf-8") as fh:
-        sink: _Sink = _CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns)
-        consume(sink)
+        consume(_CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns))
+
+
+def _write_with_qualitative_columns(
+    tmp: Path, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
+    account: Callable[[_FileRows], None],
+) -> None:
+    """CSV or Parquet with ``qualitative_<concept>`` columns, known only at the end: rows
+    are spooled to a JSON lines file beside the output (memory stays flat), then written
+    with the fixed columns and the sorted qualitative columns."""
+    spool = tmp.with_name(tmp.name + ".spool")
+    found: set[str] = set()
+    try:
+        with spool.open("w", encoding="utf-8") as fh:
+            for file_rows in results:
+                account(file_rows)
+                for row, evaluations in zip(file_rows.rows, file_rows.qualitative,
+                                            strict=True):
+                    cells = qualitative_cells(evaluations)
+                    found.update(cells)
+                    fh.write(json.dumps([row, cells], ensure_ascii=False))
+                    fh.write("\n")
+        extra = tuple(sorted(found))
+        sink: _Sink
+        with spool.open(encoding="utf-8") as source, contextlib.ExitStack() as stack:
+            if kind == "parquet":
+                sink = _ParquetSink(tmp, columns + extra)
+            else:
+                sink = _CsvSink(stack.enter_context(
+                    tmp.open("w", newline="", encoding="utf-8")), columns + extra)
+            for line in source:
+                row, cells = json.loads(line)
+                sink.write([[*row, *(cells.get(column, "") for column in extra)]])
+            sink.close()
+    finally:
+        spool.unlink(missing_ok=True)
 
 
 def export_table(
     paths: Paths, *, profile: str = "generic", jobs: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Every measurement under ``paths`` as a DataFrame of strings (one row per NUM).
+    """Every measurement under ``paths`` as a DataFrame of strings (one row per NUM and
+    one per measurement group without NUM; the generic table's qualitative columns as in
+    CSV).
 
     Problems are logged (WARNING) and kept in ``frame.attrs["problems"]`` as
     :class:`~csv2sr.export.model.Problem` records.  For tables too large for memory use
     :func:`write_table`.
     """
     rows: list[list[str]] = []
+    extras: list[dict[str, str]] = []
     problems: list[Problem] = []
-    for _path, file_rows, file_problems in iter_rows(paths, profile=profile, jobs=jobs,
-                                                     progress=progress):
-        rows.extend(file_rows)
-        for problem in file_problems:
+    for result in _iter_results(paths, profile=profile, jobs=jobs, progress=progress):
+        rows.extend(result.rows)
+        extras.extend(qualitative_cells(q) for q in result.qualitative)
+        for problem in result.problems:
             if problem.kind.is_error:
                 log.warning("%s", problem)
             problems.append(problem)
     import pandas as pd  # noqa: PLC0415  (workers never need pandas: keep them light)
 
-    frame = pd.DataFrame(rows, columns=list(_table(profile).columns), dtype=str)
+    extra = sorted({column for cells in extras for column in cells})
+    if extra:
+        rows = [[*row, *(cells.get(c, "") for c in extra)]
+                for row, cells in zip(rows, extras, strict=True)]
+    frame = pd.DataFrame(rows, columns=[*_table(profile).columns, *extra], dtype=str)
     frame.attrs["problems"] = problems
     return frame
