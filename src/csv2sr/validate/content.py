@@ -302,6 +302,10 @@ def _check_points(node: Node, dims: int) -> list[Finding]:
                        f"Graphic Type <{graphic_type}> is not one of the {node.value_type} "
                        f"graphic types {', '.join(sorted(allowed))} (PS3.3 {clause})")]
     raw = node.ds.get_item(0x00700022)
+    if raw is not None and raw.VR not in (None, "FL"):
+        return [_error(node, "/GraphicData(0070,0022)",
+                       f"Graphic Data (0070,0022) is encoded as {raw.VR}; its VR is FL "
+                       "(PS3.6, PS3.3 C.18.6 / C.18.9)")]
     if raw is not None and isinstance(raw.value, bytes):
         count = len(raw.value) // 4  # Graphic Data is FL for SCOORD and SCOORD3D
     else:
