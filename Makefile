@@ -31,8 +31,8 @@ PKG      = src/csv2sr
 # The code each stage runs (a change rebuilds that stage and what follows it).
 CONVERT_SRC  = $(filter-out $(PKG)/release.py $(PKG)/report_xml.py,$(wildcard $(PKG)/*.py)) \
                $(wildcard $(PKG)/cli/convert.py)
-VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py)
-EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py)
+VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py $(PKG)/inputs.py)
+EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py $(PKG)/inputs.py)
 DUMPS_SRC    = $(PKG)/release.py
 REPORT_SRC   = $(wildcard $(PKG)/release.py $(PKG)/report_xml.py $(PKG)/cli/release.py xslt/*.xsl)
 
