@@ -118,12 +118,14 @@ $(ZIP): $(STAGES)/check.done
 
 # The node packages of tests/js (Cornerstone3D adapters, dcmjs); skipped without npm (the
 # tests that need them then skip and say why).
+ifneq ($(wildcard tests/js/package-lock.json),)
 JS_DEPS = tests/js/node_modules/.package-lock.json
 
 $(JS_DEPS): tests/js/package-lock.json
 	if command -v npm >/dev/null 2>&1; then \
 	  cd tests/js && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the dcmjs corpus tests will be skipped"; fi
+endif
 
 test: | $(SETUP) $(JS_DEPS)
 	$(PYTHON) -m pytest
