@@ -31,8 +31,8 @@ PKG      = src/csv2sr
 # The code each stage runs (a change rebuilds that stage and what follows it).
 CONVERT_SRC  = $(filter-out $(PKG)/release.py $(PKG)/report_xml.py,$(wildcard $(PKG)/*.py)) \
                $(wildcard $(PKG)/cli/convert.py)
-VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py)
-EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py)
+VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py $(PKG)/inputs.py)
+EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py $(PKG)/inputs.py)
 DUMPS_SRC    = $(PKG)/release.py
 REPORT_SRC   = $(wildcard $(PKG)/release.py $(PKG)/report_xml.py $(PKG)/cli/release.py xslt/*.xsl)
 
@@ -116,7 +116,18 @@ $(STAGES)/check.done: $(STAGES)/report.done
 $(ZIP): $(STAGES)/check.done
 	$(CSV2SR) package $(OUT) -o $@ --root $(NAME)-$(VERSION)
 
-test: | $(SETUP)
+# The node packages of tests/js (Cornerstone3D adapters, dcmjs); skipped without npm (the
+# tests that need them then skip and say why).
+ifneq ($(wildcard tests/js/package-lock.json),)
+JS_DEPS = tests/js/node_modules/.package-lock.json
+
+$(JS_DEPS): tests/js/package-lock.json
+	if command -v npm >/dev/null 2>&1; then \
+	  cd tests/js && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the dcmjs corpus tests will be skipped"; fi
+endif
+
+test: | $(SETUP) $(JS_DEPS)
 	$(PYTHON) -m pytest
 
 # The property-based tests with many more generated inputs than CI runs (minutes).

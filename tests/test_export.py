@@ -215,7 +215,9 @@ def test_csv_parquet_and_jsonl_read_back_equal(sample_sr_dir: Path, tmp_path: Pa
     from_csv = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
     from_parquet = pd.read_parquet(tmp_path / "t.parquet")
     with (tmp_path / "t.jsonl").open(encoding="utf-8") as fh:
-        from_jsonl = pd.DataFrame([json.loads(line) for line in fh], dtype=str)
+        records = [json.loads(line) for line in fh]
+    assert all(record.pop("qualitative") == [] for record in records)  # nested, none here
+    from_jsonl = pd.DataFrame(records, dtype=str)
     frames = [from_csv, from_parquet, from_jsonl]
     for frame in frames:
         assert list(frame.columns) == list(GENERIC_COLUMNS)
@@ -306,7 +308,7 @@ def test_cli_writes_format_from_suffix(sample_sr_dir: Path, tmp_path: Path) -> N
     assert done.exit_code == 0, done.output
     lines = table.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12
-    assert set(json.loads(lines[0])) == set(GENERIC_COLUMNS)
+    assert set(json.loads(lines[0])) == {*GENERIC_COLUMNS, "qualitative"}
 
 
 def test_folder_walk_takes_dicom_without_suffix_and_passes_over_other_files(

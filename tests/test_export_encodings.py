@@ -163,13 +163,15 @@ def test_highdicom_tid1410_generic_row(tmp_path: Path) -> None:
     assert row["unit"] == "mm"
 
 
-def test_qualitative_evaluation_is_a_note_not_an_error(tmp_path: Path) -> None:
+def test_qualitative_evaluation_is_a_column(tmp_path: Path) -> None:
+    """TID 1410 qualitative evaluation: a qualitative_<concept> column, nothing dropped."""
     sr = highdicom_sr(tmp_path / "hd.dcm", evaluation=True)
     result = write_table([sr], tmp_path / "t.csv")
-    assert result.rows == 1
-    assert result.ok
-    assert [p.kind for p in result.problems] == [ProblemKind.NOTE]
-    assert "qualitative evaluation" in result.problems[0].message
+    assert (result.rows, result.ok, result.problems) == (1, True, [])
+    row = export_table(sr).iloc[0]
+    column = f"qualitative_SCT_{codes.SCT.Neoplasm.value}"
+    assert row[column] == f"SCT:{codes.SCT.Circumscribed.value}"
+    assert row[column + "_meaning"] == codes.SCT.Circumscribed.meaning
 
 
 def test_highdicom_tid1410_scoord3d(tmp_path: Path) -> None:
@@ -360,8 +362,9 @@ def test_group_observer_overrides_the_document_observer(
     assert grouped["annotator"] == "group_login"
 
 
-def test_segment_reference_region_is_a_note(sample_srs: list[Path], tmp_path: Path) -> None:
-    """TID 1411 row 7: a region given as a segment, not coordinates, is named in a note."""
+def test_unused_segment_region_is_a_note(sample_srs: list[Path], tmp_path: Path) -> None:
+    """A group region (here a segment reference) that no NUM uses, because the NUM has its
+    own SCOORD, cannot be held by the row: a note naming it."""
     ds = dcmread(sample_srs[0])
     number_id, _ = find(ds, "NUM")
     group_id = number_id.rpartition(".")[0]
@@ -378,7 +381,7 @@ def test_segment_reference_region_is_a_note(sample_srs: list[Path], tmp_path: Pa
     assert (result.rows, result.ok) == (1, True)
     assert [(p.kind, p.item) for p in result.problems] == [
         (ProblemKind.NOTE, f"{group_id}.{len(group.ContentSequence)}")]
-    assert "Referenced Segment" in result.problems[0].message
+    assert "region is not exported" in result.problems[0].message
 
 
 def test_empty_imaging_measurements_is_a_note(sample_srs: list[Path], tmp_path: Path) -> None:

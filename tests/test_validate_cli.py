@@ -51,7 +51,8 @@ def test_valid_tree_exits_0_and_writes_every_report(sr_tree: Path, tmp_path: Pat
     assert first.startswith(f"File: {dcm[0]}\n") and "Result: PASS" in first
 
     document = json.loads(json_file.read_text())
-    assert set(document) == {"files", "summary", "tools", "notes"}
+    assert set(document) == {"files", "skipped", "summary", "tools", "notes"}
+    assert document["skipped"] == [] and document["summary"]["skipped"] == 0
     assert document["summary"]["files"] == 4 and document["summary"]["passed"] == 4
     assert document["summary"]["by_source"]["csv2sr"]["error"] == 0
     assert document["tools"]["dciodvfy"] is None and document["tools"]["csv2sr"]
@@ -169,3 +170,32 @@ def test_report_for_a_file_argument_is_named_after_the_file(
                                  "--quiet", "--no-dciodvfy"])
     assert result.exit_code == 0
     assert [p.name for p in (tmp_path / "r").iterdir()] == [one.stem + ".txt"]
+
+
+def test_convert_output_folder_validates_with_its_tables_skipped(tmp_path: Path) -> None:
+    """Issue 13: validate OUTDIR on a convert output: manifest.csv and rejected.csv are not
+    DICOM, so they are listed as skipped (stderr, JSON, JUnit), not failures."""
+    from csv2sr.batch import convert  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    convert(SAMPLE, out, jobs=1)
+    assert {p.name for p in out.iterdir()} >= {"manifest.csv", "rejected.csv", "sr"}
+    junit = tmp_path / "v.xml"
+    result = runner.invoke(app, ["validate", str(out), "--no-dciodvfy", "--format", "json",
+                                 "--junit", str(junit)])
+    assert result.exit_code == 0, result.stdout[-1000:]
+    document = json.loads(result.stdout)
+    assert [s["relative"] for s in document["skipped"]] == ["manifest.csv", "rejected.csv"]
+    assert all("not DICOM" in s["reason"] for s in document["skipped"])
+    assert document["summary"]["skipped"] == 2
+    assert document["summary"]["files"] == len(list((out / "sr").rglob("*.dcm")))
+    assert "2 file(s) skipped (not validated): manifest.csv, rejected.csv" in result.stderr
+    suite = etree.parse(str(junit)).getroot().find("testsuite")
+    assert suite is not None and suite.get("skipped") == "2"
+    skipped_cases = [c.get("name") for c in suite.iter("testcase")
+                     if c.find("skipped") is not None]
+    assert [Path(n).name for n in skipped_cases] == ["manifest.csv", "rejected.csv"]
+    text = runner.invoke(app, ["validate", str(out), "--no-dciodvfy"])
+    assert text.exit_code == 0 and "skipped: 2" in text.stdout
+    named = runner.invoke(app, ["validate", str(out / "manifest.csv"), "--no-dciodvfy"])
+    assert named.exit_code == 1  # a file named on the command line is always checked

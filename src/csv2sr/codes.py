@@ -118,6 +118,18 @@ class Codes:
     # TID 1410 row 7: the group-level region a planar ROI measurement group is made on
     # (recognised by csv2sr.export; csv2sr writes TID 1501 groups)
     IMAGE_REGION = codes.DCM.ImageRegion
+    # recognised by csv2sr.export in the groups other writers make (PS3.16 TID 1410, 1411,
+    # TID 300, TID 4019, TID 1004)
+    REFERENCED_SEGMENT = codes.DCM.ReferencedSegment  # TID 1411
+    REFERENCED_SEGMENTATION_FRAME = codes.DCM.ReferencedSegmentationFrame  # TID 1410
+    SOURCE_IMAGE_FOR_SEGMENTATION = codes.DCM.SourceImageForSegmentation
+    SOURCE_SERIES_FOR_SEGMENTATION = codes.DCM.SourceSeriesForSegmentation
+    DERIVATION = codes.DCM.Derivation  # TID 300 row 4
+    MEASUREMENT_METHOD = codes.SCT.MeasurementMethod  # TID 300 row 3
+    ALGORITHM_NAME = codes.DCM.AlgorithmName  # TID 4019 row 1
+    ALGORITHM_VERSION = codes.DCM.AlgorithmVersion  # TID 4019 row 2
+    DEVICE_OBSERVER_UID = codes.DCM.DeviceObserverUID  # TID 1004 row 1
+    DEVICE_OBSERVER_NAME = codes.DCM.DeviceObserverName  # TID 1004 row 2
 
 
 ANATOMY_CODES: dict[str, Code] = {

@@ -29,10 +29,10 @@ from csv2sr.export import (
     ExportInputError,
     ExportResult,
     Problem,
-    find_dicom_files,
     format_for,
     write_table,
 )
+from csv2sr.export.files import export_inputs
 
 TableProfileName = Enum(  # type: ignore[misc]
     "TableProfileName", {name: name for name in PROFILE_NAMES}, type=str
@@ -64,7 +64,6 @@ def export_command(
         typer.Argument(
             metavar="PATH...",
             help="SR files, or folders searched recursively (*.dcm and any DICOM file).",
-            exists=True,
         ),
     ],
     output: Annotated[
@@ -110,7 +109,7 @@ def export_command(
     setup_logging(verbose)
     try:
         kind = format_for(output, table_format.value if table_format else None)
-        files = list(find_dicom_files(paths))
+        files = export_inputs(paths)
     except (ExportFormatError, ExportInputError) as exc:
         raise _usage(str(exc)) from None
     if not files:

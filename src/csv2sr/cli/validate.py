@@ -29,7 +29,7 @@ from csv2sr.cli.common import (
     setup_logging,
 )
 from csv2sr.images import ImageIndex, ImageIndexError
-from csv2sr.validate import ValidationError, expand_paths, validate_files
+from csv2sr.validate import ValidationError, list_inputs, validate_files
 from csv2sr.validate.findings import Severity, Source, ValidationReport
 from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
 from csv2sr.validate_images import add_to_report, validate_against_images
@@ -86,12 +86,14 @@ def validate_command(
     setup_logging(0)
     threshold = Severity(fail_on.value)
     try:
-        total = len(expand_paths(paths))
-        if total == 0:
-            raise ValidationError(f"no files to validate under {', '.join(map(str, paths))}")
-        with progress_bar("validating", total, enabled=not quiet) as advance:
+        listing = list_inputs(paths)
+        if not listing.files and not listing.problems:
+            skipped = f" ({len(listing.skipped)} skipped: not DICOM)" if listing.skipped else ""
+            raise ValidationError(
+                f"no files to validate under {', '.join(map(str, paths))}{skipped}")
+        with progress_bar("validating", len(listing.files), enabled=not quiet) as advance:
             report = validate_files(
-                paths, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
+                listing, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
                 progress=advance, pixelmed_jar=pixelmed_jar,
             )
         if images is not None or images_url is not None:
@@ -104,6 +106,9 @@ def validate_command(
         raise typer.Exit(EXIT_DATA) from None
     for note in report.notes:
         err.print(f"[yellow]note:[/yellow] {escape(note)}")
+    if report.skipped and not quiet:
+        err.print(f"[dim]info:[/dim] {len(report.skipped)} file(s) skipped (not validated): "
+                  f"{escape(_skipped_names(report))}", soft_wrap=True, highlight=False)
     if json_file is not None:
         write_atomic(json_file, to_json(report, threshold))
     if junit_file is not None:
@@ -117,6 +122,12 @@ def validate_command(
     elif not quiet:
         _print_text(report, threshold)
     raise typer.Exit(EXIT_OK if report.ok(threshold) else EXIT_DATA)
+
+
+def _skipped_names(report: ValidationReport, limit: int = 10) -> str:
+    names = [s.relative for s in report.skipped]
+    more = f", ... and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more + " (see --json)"
 
 
 def _check_against_images(
@@ -210,4 +221,4 @@ def _print_summary(report: ValidationReport, threshold: Severity) -> None:
     failed = summary["failed"]
     verdict = "[green]OK[/green]" if not failed else f"[red]{failed} file(s) failed[/red]"
     out.print(f"files: {summary['files']}  passed: {summary['passed']}  "
-              f"fail on: {threshold.value}  {verdict}")
+              f"skipped: {summary['skipped']}  fail on: {threshold.value}  {verdict}")

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["CodedValue", "Measurement", "Problem", "ProblemKind"]
+__all__ = ["CodedValue", "Measurement", "Problem", "ProblemKind", "Qualitative"]
 
 
 class CodedValue(NamedTuple):
@@ -22,6 +22,22 @@ class CodedValue(NamedTuple):
     def label(self) -> str:
         """``SCHEME:value``: the column text for a code (the meaning has its own column)."""
         return f"{self.scheme}:{self.value}"
+
+
+class Qualitative(NamedTuple):
+    """A qualitative evaluation of a measurement group (PS3.16 TID 1501 row 11 and the
+    qualitative evaluations of TID 1410/1411: CONTAINS CODE, or TEXT, with its concept)."""
+
+    item: str
+    concept: CodedValue
+    value_type: str
+    """``CODE`` or ``TEXT``."""
+    code: CodedValue | None
+    text: str
+
+    def cell(self) -> str:
+        """The table cell: ``SCHEME:value`` of a coded value, else the text."""
+        return self.code.label() if self.code is not None else self.text
 
 
 class ProblemKind(str, enum.Enum):
@@ -59,12 +75,14 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """One NUM measurement of a TID 1500 report with everything around it.
+    """One NUM measurement of a TID 1500 report with everything around it, or (``row_type``
+    ``group``) a measurement group that holds no NUM.
 
     Document-level values come from the SR header (PS3.3 C.7, C.17.2); observer,
     procedure, tracking, finding and finding site from the content tree (PS3.16 TID 1500,
-    1501, 1410); geometry from the SCOORD the NUM is INFERRED FROM (TID 300 row 12,
-    TID 320) or, for TID 1410, the group's Image Region (TID 1410 row 7).
+    1501, 1410, 1411); geometry from the SCOORD the NUM is INFERRED FROM (TID 300 row 12,
+    TID 320) or the group's region (TID 1410 Image Region, TID 1411 Volume Surface or
+    Referenced Segment).
     """
 
     file: str
@@ -100,3 +118,13 @@ class Measurement:
     referenced_series_instance_uid: str
     referenced_frame_numbers: str
     frame_of_reference_uid: str
+    row_type: str = "measurement"
+    """``measurement`` (one NUM) or ``group`` (a group without NUM)."""
+    referenced_segment_number: str = ""
+    derivation: CodedValue | None = None
+    method: CodedValue | None = None
+    algorithm_name: str = ""
+    algorithm_version: str = ""
+    device_observer_uid: str = ""
+    device_observer_name: str = ""
+    qualitative: tuple[Qualitative, ...] = ()

@@ -29,7 +29,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 
 from csv2sr.codes import Codes, code_key
-from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind
+from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
 
@@ -63,6 +63,8 @@ _PROCEDURE_REPORTED = _code_identity(Codes.PROCEDURE_REPORTED)
 _OBSERVER_NAME = _code_identity(Codes.PERSON_OBSERVER_NAME)
 _OBSERVER_LOGIN = _code_identity(Codes.PERSON_OBSERVER_LOGIN_NAME)
 _OBSERVER_ROLE = _code_identity(Codes.PERSON_OBSERVER_ROLE)
+_DEVICE_UID = _code_identity(Codes.DEVICE_OBSERVER_UID)
+_DEVICE_NAME = _code_identity(Codes.DEVICE_OBSERVER_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class _Observer:
     name: str = ""
     login_name: str = ""
     role: CodedValue | None = None
+    device_uid: str = ""
+    device_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ class _Geometry:
     sop_instance_uid: str = ""
     frame_numbers: str = ""
     frame_of_reference_uid: str = ""
+    segment_number: str = ""
 
 
 @dataclass(slots=True)
@@ -233,8 +238,10 @@ def _evidence(ds: Dataset) -> dict[str, str]:
 
 
 def _observer(items: Iterable[Dataset], base: _Observer) -> _Observer:
-    """PS3.16 TID 1002 rows 1-4, read from HAS OBS CONTEXT items; absent fields inherit."""
+    """PS3.16 TID 1002 rows 1-4 (person) and TID 1004 rows 1-2 (device), read from HAS OBS
+    CONTEXT items; absent fields inherit."""
     name, login, role = base.name, base.login_name, base.role
+    device_uid, device_name = base.device_uid, base.device_name
     for item in items:
         if item.get("RelationshipType") != "HAS OBS CONTEXT":
             continue
@@ -245,7 +252,11 @@ def _observer(items: Iterable[Dataset], base: _Observer) -> _Observer:
             login = _text(item.get("TextValue"))
         elif concept == _OBSERVER_ROLE:
             role = _coded(item.get("ConceptCodeSequence"))
-    return _Observer(name, login, role)
+        elif concept == _DEVICE_UID:
+            device_uid = _text(item.get("UID"))
+        elif concept == _DEVICE_NAME:
+            device_name = _text(item.get("TextValue"))
+    return _Observer(name, login, role, device_uid, device_name)
 
 
 def _truncation(ds: Dataset, path: str) -> str:
@@ -279,6 +290,11 @@ def read_file(path: str | Path) -> FileResult:
         return FileResult(name, problems=(Problem(name, "", truncated, ProblemKind.UNREADABLE),))
     try:
         return read_dataset(ds, name)
+    except RecursionError:
+        return FileResult(name, problems=(Problem(
+            name, "", "the content tree is nested too deeply to be read (PS3.3 C.17.3 sets "
+            "no depth limit; pydicom parses nested sequences recursively)",
+            ProblemKind.UNREADABLE),))
     except Exception as exc:  # a malformed tree must not stop the other files
         log.debug("reading %s failed", name, exc_info=True)
         return FileResult(name, problems=(Problem(
@@ -325,7 +341,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
     return FileResult(path, tuple(measurements), tuple(ctx.problems))
 
 
-# -- measurement groups: TID 1501 and TID 1410 -------------------------------------------
+# -- measurement groups: TID 1501, TID 1410 and TID 1411 ---------------------------------
 
 
 @dataclass(slots=True)
@@ -335,33 +351,68 @@ class _Group:
     finding: CodedValue | None = None
     finding_site: CodedValue | None = None
     region: _Geometry | None = None
+    region_item: str = ""
+    method: CodedValue | None = None
+    algorithm: tuple[str, str] = ("", "")
     numbers: list[tuple[str, Dataset]] = field(default_factory=list)
-    evaluations: int = 0
+    qualitative: list[Qualitative] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _NumDetails:
+    """What TID 300 says of one NUM besides its value: unit, geometry, site, modifiers."""
+
+    value: str = ""
+    unit: CodedValue | None = None
+    geometry: _Geometry | None = None
+    site: CodedValue | None = None
+    derivation: CodedValue | None = None
+    method: CodedValue | None = None
+    algorithm: tuple[str, str] = ("", "")
 
 
 def _group(
     group: Dataset, group_id: str, observer: _Observer, procedure: CodedValue | None,
     ctx: _Context,
 ) -> list[Measurement]:
-    """PS3.16 TID 1501 rows 1-10 / TID 1410 rows 1-13: the group's context and its NUMs."""
+    """PS3.16 TID 1501 / 1410 / 1411: the group's context and its NUMs; a group without
+    NUM (a region-only box or point, a segment, qualitative evaluations) is one row."""
     found = _Group()
     for position, item in _children(group):
         _group_item(item, f"{group_id}.{position}", found, ctx)
-    if not found.numbers:
-        kind = ProblemKind.NOTE if found.evaluations else ProblemKind.UNRECOGNISED
-        ctx.problem(group_id, "measurement group holds no NUM measurement", kind)
-        return []
     template = _declared_template(group) or ("1410" if found.region is not None else "1501")
     group_observer = _observer((c for _, c in _children(group)), observer)
-    results = []
-    for item_id, number in found.numbers:
-        value, unit, geometry, site = _measurement(number, item_id, found, ctx)
-        results.append(_record(
-            ctx, observer=group_observer, procedure=procedure, template=template,
-            group_id=group_id, item_id=item_id, group=found, number=number, value=value,
-            unit=unit, geometry=geometry, site=site,
-        ))
-    return results
+
+    def record(item_id: str, number: Dataset | None, details: _NumDetails) -> Measurement:
+        return _record(ctx, observer=group_observer, procedure=procedure, template=template,
+                       group_id=group_id, item_id=item_id, group=found, number=number,
+                       details=details)
+
+    if not found.numbers:
+        return [record(group_id, None, _NumDetails(
+            geometry=found.region, method=found.method, algorithm=found.algorithm))]
+    rows = [record(item_id, number, _measurement(number, item_id, found, ctx))
+            for item_id, number in found.numbers]
+    if found.region is not None and not any(r.item == "" or _uses_region(r, found.region)
+                                            for r in rows):
+        ctx.problem(found.region_item, "the group's region is not exported: every NUM of "
+                    "the group has its own SCOORD", ProblemKind.NOTE)
+    return rows
+
+
+def _uses_region(row: Measurement, region: _Geometry) -> bool:
+    return (row.referenced_sop_instance_uid, row.points) == (region.sop_instance_uid,
+                                                             region.points)
+
+
+_SEGMENT_REFERENCES = frozenset({_code_identity(Codes.REFERENCED_SEGMENT),
+                                 _code_identity(Codes.REFERENCED_SEGMENTATION_FRAME)})
+_SEGMENT_SOURCES = frozenset({_code_identity(Codes.SOURCE_IMAGE_FOR_SEGMENTATION),
+                              _code_identity(Codes.SOURCE_SERIES_FOR_SEGMENTATION)})
+_METHOD = _code_identity(Codes.MEASUREMENT_METHOD)
+_DERIVATION = _code_identity(Codes.DERIVATION)
+_ALGORITHM_NAME = _code_identity(Codes.ALGORITHM_NAME)
+_ALGORITHM_VERSION = _code_identity(Codes.ALGORITHM_VERSION)
 
 
 def _group_item(item: Dataset, item_id: str, found: _Group, ctx: _Context) -> None:
@@ -385,29 +436,61 @@ def _group_item(item: Dataset, item_id: str, found: _Group, ctx: _Context) -> No
         found.finding = _coded(item.get("ConceptCodeSequence"))
     elif concept == _FINDING_SITE and value_type == "CODE":
         found.finding_site = _coded(item.get("ConceptCodeSequence"))
+    elif concept == _METHOD and value_type == "CODE":
+        found.method = _coded(item.get("ConceptCodeSequence"))
+    elif concept in (_ALGORITHM_NAME, _ALGORITHM_VERSION) and value_type == "TEXT":
+        name, version = found.algorithm
+        value = _text(item.get("TextValue"))
+        found.algorithm = (value, version) if concept == _ALGORITHM_NAME else (name, value)
     elif value_type in _COORDINATE_TYPES and relationship == "CONTAINS":
-        # TID 1410 row 7 (Image Region) / TID 1411: the region every NUM is measured on
-        found.region = _geometry(item, item_id, ctx)
-    elif relationship in _CONTEXT_RELATIONSHIPS:
-        pass  # observer, time point, method, algorithm: context, not a measurement
+        # TID 1410 Image Region, TID 1411 Volume Surface / regions: what NUMs are made on
+        _add_region(found, _geometry(item, item_id, ctx), item_id, ctx)
+    elif concept in _SEGMENT_REFERENCES and value_type in {"IMAGE", "COMPOSITE"}:
+        _add_region(found, _segment(item), item_id, ctx)
     elif relationship == "CONTAINS" and value_type in {"CODE", "TEXT"}:
-        found.evaluations += 1
-        ctx.problem(item_id, f"qualitative evaluation or comment {_label(_concept(item))} "
-                    "is not exported (only NUM measurements are)", ProblemKind.NOTE)
+        found.qualitative.append(Qualitative(
+            item_id, _concept(item) or CodedValue("", "", ""), str(value_type),
+            _coded(item.get("ConceptCodeSequence")), _text(item.get("TextValue"))))
+    elif concept in _SEGMENT_SOURCES:
+        ctx.problem(item_id, f"{_label(_concept(item))} is not exported (the SEG it "
+                    "belongs to is: referenced_sop_instance_uid)", ProblemKind.NOTE)
+    elif relationship in _CONTEXT_RELATIONSHIPS:
+        if item.get("RelationshipType") != "HAS OBS CONTEXT":
+            ctx.problem(item_id, f"{_describe(item)} is not exported (no column holds it)",
+                        ProblemKind.NOTE)
     elif relationship == "CONTAINS" and value_type in {"IMAGE", "COMPOSITE", "UIDREF"}:
-        ctx.problem(item_id, f"group region {_label(_concept(item))} is a reference "
-                    "(e.g. a segment, TID 1411), not coordinates: measurements are exported "
-                    "without points", ProblemKind.NOTE)
+        ctx.problem(item_id, f"{_describe(item)} is not exported (no column holds it)",
+                    ProblemKind.NOTE)
     else:
         ctx.problem(item_id, f"unexpected {_describe(item)} in a measurement group",
                     ProblemKind.UNRECOGNISED)
 
 
-def _measurement(
-    number: Dataset, item_id: str, group: _Group, ctx: _Context
-) -> tuple[str, CodedValue | None, _Geometry | None, CodedValue | None]:
-    """PS3.16 TID 300: the value as written (row 1), its unit, its SCOORD (row 12) and
-    its own finding site (row 5), which overrides the group's."""
+def _add_region(found: _Group, region: _Geometry | None, item_id: str, ctx: _Context) -> None:
+    """The group's region; a second one (TID 1411 regions on several images, several
+    surfaces) cannot be held by one row: a note."""
+    if found.region is None:
+        found.region, found.region_item = region, item_id
+    elif region is not None:
+        ctx.problem(item_id, "a second region of the same group is not exported (the row "
+                    "holds the first)", ProblemKind.NOTE)
+
+
+def _segment(item: Dataset) -> _Geometry:
+    """TID 1411 Referenced Segment / TID 1410 Referenced Segmentation Frame: the SEG, the
+    segment number (0062,000B) and frames (PS3.3 Table 10-11)."""
+    sop_class, instance, frames = _referenced_image(item)
+    references = item.get("ReferencedSOPSequence") or []
+    segment = _numbers(references[0].get("ReferencedSegmentNumber")) if references else []
+    return _Geometry(sop_class_uid=sop_class, sop_instance_uid=instance,
+                     frame_numbers=frames,
+                     segment_number=" ".join(str(n) for n in segment))
+
+
+def _measurement(number: Dataset, item_id: str, group: _Group, ctx: _Context) -> _NumDetails:
+    """PS3.16 TID 300: the value as written (row 1), method (row 3), derivation (row 4),
+    finding site (row 5, overriding the group's), algorithm (TID 4019), and its SCOORD
+    (row 12) or else the group's region."""
     values = number.get("MeasuredValueSequence")
     value = ""
     unit: CodedValue | None = None
@@ -421,7 +504,8 @@ def _measurement(
         ctx.problem(item_id, f"NUM {_label(_concept(number))} has no measured value{why}: "
                     "exported with an empty value", ProblemKind.NOTE)
     geometry: _Geometry | None = None
-    site: CodedValue | None = None
+    site = derivation = method = None
+    name, version = group.algorithm
     for position, child in _children(number):
         child_id = f"{item_id}.{position}"
         target = _target(child, ctx)
@@ -431,6 +515,7 @@ def _measurement(
                         ProblemKind.UNRECOGNISED)
             continue
         value_type = target.get("ValueType")
+        concept = _identity(_concept(target))
         if relationship == "INFERRED FROM" and value_type in _COORDINATE_TYPES:
             if geometry is None:
                 geometry = _geometry(target, child_id, ctx)
@@ -439,14 +524,23 @@ def _measurement(
                             ProblemKind.NOTE)
         elif relationship == "INFERRED FROM" and value_type == "IMAGE" and geometry is None:
             geometry = _image_only(target)
-        elif _identity(_concept(target)) == _FINDING_SITE and value_type == "CODE":
+        elif concept == _FINDING_SITE and value_type == "CODE":
             site = _coded(target.get("ConceptCodeSequence"))
-        elif relationship in _CONTEXT_RELATIONSHIPS:
-            pass
+        elif concept == _DERIVATION and value_type == "CODE":
+            derivation = _coded(target.get("ConceptCodeSequence"))
+        elif concept == _METHOD and value_type == "CODE":
+            method = _coded(target.get("ConceptCodeSequence"))
+        elif concept == _ALGORITHM_NAME and value_type == "TEXT":
+            name = _text(target.get("TextValue"))
+        elif concept == _ALGORITHM_VERSION and value_type == "TEXT":
+            version = _text(target.get("TextValue"))
+        elif relationship == "HAS OBS CONTEXT":
+            pass  # observer (TID 1002/1004) of this NUM: read with the group's observer
         else:
-            ctx.problem(child_id, f"{_describe(target)} under a NUM is not exported",
-                        ProblemKind.NOTE)
-    return value, unit, geometry if geometry is not None else group.region, site
+            ctx.problem(child_id, f"{_describe(target)} under a NUM is not exported (no "
+                        "column holds it)", ProblemKind.NOTE)
+    return _NumDetails(value, unit, geometry if geometry is not None else group.region,
+                       site, derivation, method or group.method, (name, version))
 
 
 def _referenced_image(item: Dataset) -> tuple[str, str, str]:
@@ -499,11 +593,11 @@ def _geometry(item: Dataset, item_id: str, ctx: _Context) -> _Geometry | None:
 
 def _record(
     ctx: _Context, *, observer: _Observer, procedure: CodedValue | None, template: str,
-    group_id: str, item_id: str, group: _Group, number: Dataset, value: str,
-    unit: CodedValue | None, geometry: _Geometry | None, site: CodedValue | None,
+    group_id: str, item_id: str, group: _Group, number: Dataset | None,
+    details: _NumDetails,
 ) -> Measurement:
-    concept = _concept(number) or CodedValue("", "", "")
-    shape = geometry if geometry is not None else _Geometry()
+    concept = (_concept(number) if number is not None else None) or CodedValue("", "", "")
+    shape = details.geometry if details.geometry is not None else _Geometry()
     header = ctx.header
     return Measurement(
         file=ctx.path,
@@ -523,14 +617,14 @@ def _record(
         procedure_reported=procedure,
         template=template,
         group_item=group_id,
-        item=item_id,
+        item=item_id if number is not None else "",
         tracking_identifier=group.tracking_identifier,
         tracking_uid=group.tracking_uid,
         finding=group.finding,
-        finding_site=site if site is not None else group.finding_site,
+        finding_site=details.site if details.site is not None else group.finding_site,
         measurement=concept,
-        value=value,
-        unit=unit,
+        value=details.value,
+        unit=details.unit,
         coordinate_type=shape.coordinate_type,
         graphic_type=shape.graphic_type,
         points=shape.points,
@@ -539,4 +633,13 @@ def _record(
         referenced_series_instance_uid=ctx.series_of_instance.get(shape.sop_instance_uid, ""),
         referenced_frame_numbers=shape.frame_numbers,
         frame_of_reference_uid=shape.frame_of_reference_uid,
+        row_type="measurement" if number is not None else "group",
+        referenced_segment_number=shape.segment_number,
+        derivation=details.derivation,
+        method=details.method,
+        algorithm_name=details.algorithm[0],
+        algorithm_version=details.algorithm[1],
+        device_observer_uid=observer.device_uid,
+        device_observer_name=observer.device_name,
+        qualitative=tuple(group.qualitative),
     )

@@ -1,7 +1,8 @@
 """Measurements -> table rows: the generic columns and the ``ccc2017`` profile.
 
-Every cell is text.  The ``generic`` table has one row per NUM with the columns of
-:data:`GENERIC_COLUMNS`; the ``ccc2017`` table has exactly the columns of the Crowds Cure
+Every cell is text.  The ``generic`` table has one row per NUM and one per measurement
+group without NUM, with the columns of :data:`GENERIC_COLUMNS` and the qualitative
+evaluations; the ``ccc2017`` table has exactly the columns of the Crowds Cure
 Cancer 2017 CSV (:data:`csv2sr.profiles.CCC2017`), so that a collection can be rebuilt from
 its SRs.  Values absent from the SR are empty strings, never NaN or null.
 """
@@ -11,21 +12,25 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from pydicom.sr.coding import Code
 
 from csv2sr.codes import ANATOMY_CODES, Codes, code_key
-from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind
+from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 from csv2sr.profiles import PROFILES, Profile, get_profile
 
 __all__ = [
     "GENERIC_COLUMNS",
     "PROFILE_NAMES",
+    "QUALITATIVE_PREFIX",
     "TableProfile",
     "float32_text",
+    "qualitative_cells",
+    "qualitative_column",
+    "qualitative_nested",
     "spreadsheet_serial",
     "table_profile",
     "unix_time",
@@ -40,9 +45,45 @@ GENERIC_COLUMNS: tuple[str, ...] = (
     "finding_site", "finding_site_meaning", "measurement", "measurement_meaning", "value",
     "unit", "coordinate_type", "graphic_type", "points", "referenced_sop_class_uid",
     "referenced_sop_instance_uid", "referenced_series_instance_uid",
-    "referenced_frame_numbers", "frame_of_reference_uid",
+    "referenced_frame_numbers", "frame_of_reference_uid", "row_type",
+    "referenced_segment_number", "derivation", "derivation_meaning", "method",
+    "method_meaning", "algorithm_name", "algorithm_version", "device_observer_uid",
+    "device_observer_name",
 )
-"""The generic table: one row per NUM measurement (see docs/export.md)."""
+"""The generic table's fixed columns: one row per NUM measurement and one per measurement
+group without NUM (see docs/export.md, which documents every column).  The qualitative
+evaluations follow as :func:`qualitative_columns` (CSV, Parquet) or nested (JSON lines)."""
+
+QUALITATIVE_PREFIX = "qualitative_"
+
+
+def qualitative_column(concept: CodedValue) -> str:
+    """``qualitative_<SCHEME>_<value>`` for a qualitative evaluation's concept name (the
+    code, not its meaning: meanings differ between writers)."""
+    return f"{QUALITATIVE_PREFIX}{concept.scheme}_{concept.value}"
+
+
+def qualitative_cells(evaluations: Iterable[Qualitative]) -> dict[str, str]:
+    """The qualitative columns of a row: ``qualitative_<concept>`` = the coded value
+    (``SCHEME:value``) or the text, ``..._meaning`` = the value's meaning; several
+    evaluations of one concept are joined with `` | ``."""
+    cells: dict[str, list[str]] = {}
+    for evaluation in evaluations:
+        column = qualitative_column(evaluation.concept)
+        cells.setdefault(column, []).append(evaluation.cell())
+        meaning = evaluation.code.meaning if evaluation.code is not None else evaluation.text
+        cells.setdefault(column + "_meaning", []).append(meaning)
+    return {column: " | ".join(values) for column, values in cells.items()}
+
+
+def qualitative_nested(evaluations: Iterable[Qualitative]) -> list[dict[str, str]]:
+    """The qualitative evaluations of a row, complete (the JSON lines ``qualitative``)."""
+    return [
+        {"item": q.item, "concept": q.concept.label(), "concept_meaning": q.concept.meaning,
+         "value_type": q.value_type, "value": q.cell(),
+         "value_meaning": q.code.meaning if q.code is not None else ""}
+        for q in evaluations
+    ]
 
 PROFILE_NAMES: tuple[str, ...] = ("generic", *PROFILES)
 
@@ -85,10 +126,14 @@ def generic_row(m: Measurement) -> list[str]:
         _meaning(m.observer_role), _label(m.procedure_reported), _meaning(m.procedure_reported),
         m.template, m.group_item, m.item, m.tracking_identifier, m.tracking_uid,
         _label(m.finding), _meaning(m.finding), _label(m.finding_site),
-        _meaning(m.finding_site), m.measurement.label(), m.measurement.meaning, m.value,
+        _meaning(m.finding_site), m.measurement.label() if m.measurement.value else "",
+        m.measurement.meaning, m.value,
         "" if m.unit is None else m.unit.value, m.coordinate_type, m.graphic_type, _points(m),
         m.referenced_sop_class_uid, m.referenced_sop_instance_uid,
         m.referenced_series_instance_uid, m.referenced_frame_numbers, m.frame_of_reference_uid,
+        m.row_type, m.referenced_segment_number, _label(m.derivation), _meaning(m.derivation),
+        _label(m.method), _meaning(m.method), m.algorithm_name, m.algorithm_version,
+        m.device_observer_uid, m.device_observer_name,
     ]
 
 
@@ -174,6 +219,8 @@ class TableProfile:
     name: str
     columns: tuple[str, ...]
     row: Callable[[Measurement], tuple[list[str] | None, list[Problem]]]
+    qualitative: bool = False
+    """True when the table also carries the qualitative evaluations (generic)."""
 
 
 def _generic(m: Measurement) -> tuple[list[str] | None, list[Problem]]:
@@ -193,6 +240,11 @@ def _ccc2017_row(
 
     def problem(message: str) -> None:
         problems.append(Problem(m.file, m.item, message, ProblemKind.UNRECOGNISED))
+
+    if m.row_type == "group":
+        problems.append(Problem(m.file, m.group_item, "measurement group without NUM: the "
+                                "ccc2017 table has rows for Lengths only", ProblemKind.NOTE))
+        return None, problems
 
     if _identity(m.measurement) != _LENGTH:
         problem(f"NUM '{m.measurement.meaning}' ({m.measurement.label()}) is not a Length: "
@@ -251,7 +303,7 @@ def _ccc2017_row(
 def table_profile(name: str) -> TableProfile:
     """``generic`` or the name of a :mod:`csv2sr.profiles` profile (``ccc2017``)."""
     if name == "generic":
-        return TableProfile("generic", GENERIC_COLUMNS, _generic)
+        return TableProfile("generic", GENERIC_COLUMNS, _generic, qualitative=True)
     profile = get_profile(name)
     anatomy_of = _anatomy_of(profile)
 

@@ -9,8 +9,10 @@ table is written to a temporary file in the output's folder and renamed into pla
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
@@ -21,10 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from csv2sr.export.files import ExportInputError, find_dicom_files
-from csv2sr.export.model import Problem
+from csv2sr.export.files import ExportInputError, export_inputs
+from csv2sr.export.model import Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
-from csv2sr.export.tables import PROFILE_NAMES, TableProfile, table_profile
+from csv2sr.export.tables import (
+    PROFILE_NAMES,
+    TableProfile,
+    qualitative_cells,
+    qualitative_nested,
+    table_profile,
+)
+from csv2sr.inputs import EntryKind, InputEntry, InputList
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +59,8 @@ BATCH_ROWS = 2000
 CHUNK_FILES = 32
 """Files a worker reads per task."""
 
-Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | InputList
+"""Files or folders, or what :func:`csv2sr.export.files.export_inputs` listed already."""
 Progress = Callable[[int, int], None]
 
 
@@ -90,6 +100,8 @@ class _FileRows:
     path: str
     rows: list[list[str]]
     problems: list[Problem]
+    qualitative: list[tuple[Qualitative, ...]] = field(default_factory=list)
+    """Per row, the group's qualitative evaluations (generic table only)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,17 +110,28 @@ def _table(profile: str) -> TableProfile:
 
 
 def _read_one(path: str, profile: str) -> _FileRows:
-    """One file -> its rows in ``profile``'s columns, and its problems."""
+    """One file -> its rows in ``profile``'s columns, and its problems (never raises)."""
+    try:
+        return _rows_of(path, profile)
+    except Exception as exc:  # a bug met on this file: its problem, not the batch's
+        log.debug("exporting %s failed", path, exc_info=True)
+        return _FileRows(path, [], [Problem(
+            path, "", f"internal error: {type(exc).__name__}: {exc}", ProblemKind.UNREADABLE)])
+
+
+def _rows_of(path: str, profile: str) -> _FileRows:
     table = _table(profile)
     result = read_file(path)
     problems = list(result.problems)
     rows: list[list[str]] = []
+    qualitative: list[tuple[Qualitative, ...]] = []
     for measurement in result.measurements:
         row, found = table.row(measurement)
         problems.extend(found)
         if row is not None:
             rows.append(row)
-    return _FileRows(path, rows, problems)
+            qualitative.append(measurement.qualitative)
+    return _FileRows(path, rows, problems, qualitative if table.qualitative else [])
 
 
 _WORKER_PROFILE = "generic"
@@ -134,19 +157,27 @@ def _chunks(paths: Iterable[Path]) -> Iterator[list[str]]:
         yield chunk
 
 
-def _as_list(paths: Paths) -> list[Path]:
+def _as_list(paths: Paths) -> list[Path] | InputList:
+    if isinstance(paths, InputList):
+        return paths
     if isinstance(paths, str | os.PathLike):
         return [Path(paths)]
     return [Path(p) for p in paths]
 
 
-def _check_inputs(paths: list[Path], profile: str) -> None:
+def _check_inputs(paths: list[Path] | InputList, profile: str) -> None:
     if profile not in PROFILE_NAMES:
         raise ExportFormatError(
             f"unknown profile {profile!r}; known: {', '.join(PROFILE_NAMES)}")
     for path in paths:
-        if not path.exists():
+        if not isinstance(path, InputEntry) and not os.path.lexists(path):
             raise ExportInputError(path, "no such file or folder")
+
+
+def _input_problem(entry: InputEntry) -> _FileRows:
+    """A dangling link, a loop, an unreadable folder: reported as ``FILE: why``."""
+    path = str(entry.path)
+    return _FileRows(path, [], [Problem(path, "", entry.reason, ProblemKind.UNREADABLE)])
 
 
 def iter_rows(
@@ -158,17 +189,27 @@ def iter_rows(
     ``jobs`` worker processes (default: the CPU count; one for fewer than two chunks of
     files); ``progress(done, total)`` is called after each file.
     """
+    for result in _iter_results(paths, profile=profile, jobs=jobs, progress=progress):
+        yield result.path, result.rows, result.problems
+
+
+def _iter_results(
+    paths: Paths, *, profile: str, jobs: int | None, progress: Progress | None,
+) -> Iterator[_FileRows]:
     given = _as_list(paths)
     _check_inputs(given, profile)
-    files = list(find_dicom_files(given))
-    total = len(files)
+    listing = export_inputs(given)
+    files = [e.path for e in listing if e.kind is EntryKind.FILE]
+    problems = [_input_problem(e) for e in listing if e.kind is EntryKind.PROBLEM]
+    total = len(files) + len(problems)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    if total < 2 * CHUNK_FILES:
+    if len(files) < 2 * CHUNK_FILES:
         workers = 1
-    for done, result in enumerate(_results(files, profile, workers), 1):
+    results = itertools.chain(problems, _results(files, profile, workers))
+    for done, result in enumerate(results, 1):
         if progress is not None:
             progress(done, total)
-        yield result.path, result.rows, result.problems
+        yield result
 
 
 def _results(files: list[Path], profile: str, workers: int) -> Iterator[_FileRows]:
@@ -205,7 +246,8 @@ class _CsvSink:
 
 
 class _JsonLinesSink:
-    """One JSON object per line, keys in column order, every value a string."""
+    """One JSON object per line, keys in column order, every value a string; the generic
+    table adds ``qualitative``, the list of the group's evaluations (nested, complete)."""
 
     def __init__(self, fh: IO[str], columns: tuple[str, ...]) -> None:
         self.fh = fh
@@ -215,6 +257,14 @@ class _JsonLinesSink:
         for row in rows:
             self.fh.write(json.dumps(dict(zip(self.columns, row, strict=True)),
                                      ensure_ascii=False))
+            self.fh.write("\n")
+
+    def write_nested(self, rows: list[list[str]],
+                     qualitative: list[tuple[Qualitative, ...]]) -> None:
+        for row, evaluations in zip(rows, qualitative, strict=True):
+            record: dict[str, object] = dict(zip(self.columns, row, strict=True))
+            record["qualitative"] = qualitative_nested(evaluations)
+            self.fh.write(json.dumps(record, ensure_ascii=False))
             self.fh.write("\n")
 
     def close(self) -> None:
@@ -289,8 +339,9 @@ def write_table(
     result = ExportResult(output=target, format=kind, profile=profile)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        rows = iter_rows(given, profile=profile, jobs=jobs, progress=progress)
-        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem)
+        rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
+        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem,
+               qualitative=_table(profile).qualitative)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -303,50 +354,105 @@ def write_table(
 
 def _write(
     tmp: Path, kind: Format, columns: tuple[str, ...], *,
-    results: Iterator[tuple[str, list[list[str]], list[Problem]]], result: ExportResult,
-    on_problem: Callable[[Problem], None] | None,
+    results: Iterator[_FileRows], result: ExportResult,
+    on_problem: Callable[[Problem], None] | None, qualitative: bool = False,
 ) -> None:
+    def account(file_rows: _FileRows) -> None:
+        result.files += 1
+        result.rows += len(file_rows.rows)
+        for problem in file_rows.problems:
+            result.problems.append(problem)
+            log.debug("%s", problem)
+            if on_problem is not None:
+                on_problem(problem)
+
+    if qualitative and kind == "jsonl":
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            sink = _JsonLinesSink(fh, columns)
+            for file_rows in results:
+                account(file_rows)
+                sink.write_nested(file_rows.rows, file_rows.qualitative)
+        return
+    if qualitative:
+        _write_with_qualitative_columns(tmp, kind, columns, results, account)
+        return
+
     def consume(sink: _Sink) -> None:
-        for _path, rows, problems in results:
-            result.files += 1
-            result.rows += len(rows)
-            sink.write(rows)
-            for problem in problems:
-                result.problems.append(problem)
-                log.debug("%s", problem)
-                if on_problem is not None:
-                    on_problem(problem)
+        for file_rows in results:
+            account(file_rows)
+            sink.write(file_rows.rows)
         sink.close()
 
     if kind == "parquet":
         consume(_ParquetSink(tmp, columns))
         return
     with tmp.open("w", newline="", encoding="utf-8") as fh:
-        sink: _Sink = _CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns)
-        consume(sink)
+        consume(_CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns))
+
+
+def _write_with_qualitative_columns(
+    tmp: Path, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
+    account: Callable[[_FileRows], None],
+) -> None:
+    """CSV or Parquet with ``qualitative_<concept>`` columns, known only at the end: rows
+    are spooled to a JSON lines file beside the output (memory stays flat), then written
+    with the fixed columns and the sorted qualitative columns."""
+    spool = tmp.with_name(tmp.name + ".spool")
+    found: set[str] = set()
+    try:
+        with spool.open("w", encoding="utf-8") as fh:
+            for file_rows in results:
+                account(file_rows)
+                for row, evaluations in zip(file_rows.rows, file_rows.qualitative,
+                                            strict=True):
+                    cells = qualitative_cells(evaluations)
+                    found.update(cells)
+                    fh.write(json.dumps([row, cells], ensure_ascii=False))
+                    fh.write("\n")
+        extra = tuple(sorted(found))
+        sink: _Sink
+        with spool.open(encoding="utf-8") as source, contextlib.ExitStack() as stack:
+            if kind == "parquet":
+                sink = _ParquetSink(tmp, columns + extra)
+            else:
+                sink = _CsvSink(stack.enter_context(
+                    tmp.open("w", newline="", encoding="utf-8")), columns + extra)
+            for line in source:
+                row, cells = json.loads(line)
+                sink.write([[*row, *(cells.get(column, "") for column in extra)]])
+            sink.close()
+    finally:
+        spool.unlink(missing_ok=True)
 
 
 def export_table(
     paths: Paths, *, profile: str = "generic", jobs: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Every measurement under ``paths`` as a DataFrame of strings (one row per NUM).
+    """Every measurement under ``paths`` as a DataFrame of strings (one row per NUM and
+    one per measurement group without NUM; the generic table's qualitative columns as in
+    CSV).
 
     Problems are logged (WARNING) and kept in ``frame.attrs["problems"]`` as
     :class:`~csv2sr.export.model.Problem` records.  For tables too large for memory use
     :func:`write_table`.
     """
     rows: list[list[str]] = []
+    extras: list[dict[str, str]] = []
     problems: list[Problem] = []
-    for _path, file_rows, file_problems in iter_rows(paths, profile=profile, jobs=jobs,
-                                                     progress=progress):
-        rows.extend(file_rows)
-        for problem in file_problems:
+    for result in _iter_results(paths, profile=profile, jobs=jobs, progress=progress):
+        rows.extend(result.rows)
+        extras.extend(qualitative_cells(q) for q in result.qualitative)
+        for problem in result.problems:
             if problem.kind.is_error:
                 log.warning("%s", problem)
             problems.append(problem)
     import pandas as pd  # noqa: PLC0415  (workers never need pandas: keep them light)
 
-    frame = pd.DataFrame(rows, columns=list(_table(profile).columns), dtype=str)
+    extra = sorted({column for cells in extras for column in cells})
+    if extra:
+        rows = [[*row, *(cells.get(c, "") for c in extra)]
+                for row, cells in zip(rows, extras, strict=True)]
+    frame = pd.DataFrame(rows, columns=[*_table(profile).columns, *extra], dtype=str)
     frame.attrs["problems"] = problems
     return frame

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from csv2sr import __version__
 from csv2sr.errors import Csv2srError
+from csv2sr.inputs import InputList, InputPathError, find_inputs
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
 from csv2sr.validate.checks import check_files
@@ -24,6 +25,7 @@ from csv2sr.validate.findings import (
     FileReport,
     Finding,
     Severity,
+    SkippedFile,
     Source,
     ValidationReport,
 )
@@ -32,10 +34,12 @@ __all__ = [
     "FileReport",
     "Finding",
     "Severity",
+    "SkippedFile",
     "Source",
     "ValidationError",
     "ValidationReport",
     "expand_paths",
+    "list_inputs",
     "validate_files",
 ]
 
@@ -52,30 +56,28 @@ class ValidationError(Csv2srError):
     """A PATH argument that does not exist (a usage error, not a finding)."""
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
-    """(file, path relative to its PATH argument) for files and folders (recursive).
+def list_inputs(paths: Iterable[str | Path] | InputList) -> InputList:
+    """The walk of :mod:`csv2sr.inputs` over the PATH arguments.
 
-    Hidden files and folders (a leading ``.``, e.g. temporary files of an atomic write)
-    are skipped; every other file is validated, DICOM or not.  Order: as given, folders
-    sorted.
+    A file named on the command line is always checked; in a folder, DICOM files (by name
+    ``*.dcm`` or by the ``DICM`` prefix) are checked, other entries are skipped with a
+    reason, and what cannot be read (dangling links, loops, unreadable folders) becomes a
+    file report with an error.  Raises :class:`ValidationError` for a PATH that does not
+    exist.
     """
-    out: list[tuple[Path, str]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_file():
-            out.append((path, path.name))
-        elif path.is_dir():
-            for found in sorted(path.rglob("*")):
-                relative = found.relative_to(path)
-                if found.is_file() and not any(p.startswith(".") for p in relative.parts):
-                    out.append((found, relative.as_posix()))
-        else:
-            raise ValidationError(f"{path}: no such file or folder")
-    return out
+    try:
+        return find_inputs(paths)
+    except InputPathError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """(file, path relative to its PATH argument) of every file that will be checked."""
+    return [(e.path, e.relative) for e in list_inputs(paths).files]
 
 
 def validate_files(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path] | InputList,
     *,
     jobs: int | None = None,
     use_dciodvfy: bool = True,
@@ -89,9 +91,15 @@ def validate_files(
     ``progress(done)`` is called as files finish (own checks and dciodvfy both done).
     Raises :class:`ValidationError` when a path does not exist.
     """
-    files = expand_paths(paths)
+    listing = list_inputs(paths)
     workers = max(1, jobs or os.cpu_count() or 1)
-    reports = [FileReport(str(path), relative) for path, relative in files]
+    reports = [FileReport(str(e.path), e.relative) for e in listing.files]
+    unreadable = [
+        FileReport(str(e.path), e.relative,
+                   [Finding(Severity.ERROR, Source.CSV2SR, "", "", e.reason)])
+        for e in listing.problems
+    ]
+    skipped = [SkippedFile(str(e.path), e.relative, e.reason) for e in listing.skipped]
     tools: dict[str, str | None] = {"csv2sr": __version__, "dciodvfy": None, "pixelmed": None}
     notes: list[str] = []
     binary = _dciodvfy.find_dciodvfy() if use_dciodvfy else None
@@ -104,7 +112,14 @@ def validate_files(
     _run(reports, workers, binary, timeout, progress)
     if use_pixelmed:
         _run_pixelmed(reports, pixelmed_jar, tools, notes)
-    return ValidationReport(reports, tools, notes)
+    return ValidationReport(_in_walk_order(listing, reports + unreadable), tools, notes,
+                            skipped)
+
+
+def _in_walk_order(listing: InputList, reports: list[FileReport]) -> list[FileReport]:
+    """Reports in the order the walk met their entries (files and problems interleaved)."""
+    rank = {str(e.path): i for i, e in enumerate(listing)}
+    return sorted(reports, key=lambda r: rank.get(r.path, len(rank)))
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -132,6 +147,7 @@ def _run(
     indices = list(range(total))
     use_processes = workers > 1 and total >= PROCESS_THRESHOLD
     size = max(1, min(32, total // (workers * 8) or 1))
+    failed: list[int] = []
     with ThreadPoolExecutor(workers) as threads, _own_pool(use_processes, workers) as procs:
         pending: dict[Future[list[list[Finding]]], list[int]] = {}
         for chunk in _chunks(indices, size):
@@ -147,23 +163,54 @@ def _run(
                                        timeout)] = [index]
         for future in as_completed(list(pending)):
             chunk = pending[future]
-            _collect(reports, chunk, future)
-            finished(chunk)
+            if _collect(reports, chunk, future, single=len(chunk) == 1):
+                finished(chunk)
+            else:
+                failed.extend(chunk)
+    for index in failed:  # each file of a task that died, alone: only the culprit fails
+        _retry_alone(reports[index], use_processes)
+        finished([index])
 
 
 def _collect(
-    reports: list[FileReport], chunk: list[int], future: Future[list[list[Finding]]]
-) -> None:
-    """Add a finished task's findings; a task that died is an error on each of its files."""
+    reports: list[FileReport], chunk: list[int], future: Future[list[list[Finding]]],
+    *, single: bool,
+) -> bool:
+    """Add a finished task's findings; False when a task of several files died.
+
+    :func:`check_file` never raises, so a task dies only when its worker process does
+    (killed, out of memory) or on a bug: then each of its files is retried alone.
+    """
     try:
         result = future.result()
     except Exception as exc:  # a worker process killed, or a bug: report, do not crash
-        log.error("validation task failed for %d file(s): %s", len(chunk), exc)
-        failure = Finding(Severity.ERROR, Source.CSV2SR, "", "",
-                          f"internal error while validating: {type(exc).__name__}: {exc}")
-        result = [[failure] for _ in chunk]
+        if not single:
+            log.info("a validation task of %d files failed (%s): retrying each file alone",
+                     len(chunk), exc)
+            return False
+        result = [[_internal_error(exc)]]
     for index, findings in zip(chunk, result, strict=True):
         reports[index].findings.extend(findings)
+    return True
+
+
+def _internal_error(exc: BaseException) -> Finding:
+    log.error("validation task failed: %s", exc)
+    return Finding(Severity.ERROR, Source.CSV2SR, "", "",
+                   f"internal error while validating this file: {type(exc).__name__}: {exc}")
+
+
+def _retry_alone(report: FileReport, use_processes: bool) -> None:
+    """The own checks of one file in a fresh worker (a crash there is this file's)."""
+    try:
+        if use_processes:
+            with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as pool:
+                result = pool.submit(check_files, [report.path]).result()
+        else:
+            result = check_files([report.path])
+    except Exception as exc:
+        result = [[_internal_error(exc)]]
+    report.findings.extend(result[0])
 
 
 def _dciodvfy_files(binary: Path, paths: list[str], timeout: float) -> list[list[Finding]]:

@@ -7,6 +7,7 @@ never an exception: anything pydicom raises while the tree is walked becomes an 
 from __future__ import annotations
 
 import logging
+import stat
 import warnings
 from pathlib import Path
 
@@ -26,12 +27,35 @@ __all__ = ["check_dataset", "check_file", "check_files"]
 log = logging.getLogger(__name__)
 
 
+def _error(message: str) -> Finding:
+    return Finding(Severity.ERROR, Source.CSV2SR, "", "", message)
+
+
 def check_file(path: Path) -> list[Finding]:
-    """Every own check of the file at ``path``."""
+    """Every own check of the file at ``path``; never raises (docs/reliability.md).
+
+    Whatever goes wrong is a finding of this file alone: a file that is not a regular
+    file (a FIFO would block), cannot be read, or makes pydicom or a check raise.
+    """
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return [_error("not a regular file (e.g. a FIFO or device): not read")]
         data = path.read_bytes()
     except OSError as exc:
-        return [Finding(Severity.ERROR, Source.CSV2SR, "", "", f"cannot read file: {exc}")]
+        return [_error(f"cannot read file: {exc.strerror or exc}")]
+    try:
+        return _check_bytes(data)
+    except RecursionError:
+        return [_error("the data set is nested too deeply to be checked (PS3.3 C.17.3 sets "
+                       "no depth limit; see docs/reliability.md)")]
+    except Exception as exc:  # a bug met on this file: its finding, not the batch's
+        log.debug("%s: check failed", path, exc_info=True)
+        return [_error(f"internal error while checking this file: {type(exc).__name__}: "
+                       f"{exc}")]
+
+
+def _check_bytes(data: bytes) -> list[Finding]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds, findings = open_dataset(data)
@@ -39,11 +63,11 @@ def check_file(path: Path) -> list[Finding]:
             return findings
         try:
             findings.extend(check_dataset(ds))
+        except RecursionError:
+            raise
         except Exception as exc:  # pydicom raises many types on broken input
-            log.debug("%s: unreadable", path, exc_info=True)
-            findings.append(Finding(Severity.ERROR, Source.CSV2SR, "", "",
-                                    f"the data set cannot be read to its end: "
-                                    f"{type(exc).__name__}: {exc}"))
+            findings.append(_error(f"the data set cannot be read to its end: "
+                                   f"{type(exc).__name__}: {exc}"))
     return findings
 
 
@@ -68,5 +92,6 @@ def check_dataset(ds: Dataset) -> list[Finding]:
 
 
 def check_files(paths: list[str]) -> list[list[Finding]]:
-    """Own checks of many files (the unit of work of a worker process)."""
+    """Own checks of many files (the unit of work of a worker process); each file's
+    findings are its own: :func:`check_file` never raises."""
     return [check_file(Path(p)) for p in paths]

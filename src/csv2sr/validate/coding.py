@@ -3,8 +3,11 @@
 PS3.3 8.8 (Code Sequence Macro: value, scheme designator and a non-empty meaning),
 PS3.16 Table 8-1 (coding scheme designators; ``SRT`` retired in favour of ``SCT``), the
 SNOMED CT identifier's Verhoeff check digit (SNOMED CT Technical Implementation Guide
-6.7) and the LOINC mod 10 check digit (LOINC Users' Guide, Appendix C).  Codes that csv2sr
-itself emits must carry the meanings of :data:`csv2sr.codes.CODE_TABLE`.
+6.7) and the LOINC mod 10 check digit (LOINC Users' Guide, Appendix C).
+
+The Code Meaning text is not checked against any table: PS3.16 does not fix it (a writer
+may say "millimeter" for ``mm`` or "Liver" for "liver"), so a different wording is no
+defect (issue 13).
 """
 
 from __future__ import annotations
@@ -13,21 +16,30 @@ import re
 from collections.abc import Iterator
 
 from pydicom import Dataset
+from pydicom._uid_dict import UID_dictionary
 from pydicom.sr import _concepts_dict
 
-from csv2sr.codes import CODE_TABLE
 from csv2sr.validate.access import sequence, sequence_items, text
 from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
 
 __all__ = ["KNOWN_SCHEMES", "check_codes", "loinc_valid", "verhoeff_valid"]
 
-KNOWN_SCHEMES: frozenset[str] = frozenset(_concepts_dict.concepts) | {
-    "DCM", "SCT", "SRT", "LN", "UCUM", "RFC5646", "ISO3166_1", "ISO639_1", "ISO639_2",
-    "ISO639_3", "FMA", "RADLEX", "NCIt", "UMLS", "I10", "I9C", "ICD10", "ACR", "BI", "MDC",
-    "NDC", "RXNORM", "MSH", "UBERON", "NEU", "DCMUID", "HPC", "NCDR", "ITIS_TSN",
-    "PUBCHEM_CID", "IBSI", "BARI", "C4", "C5", "CD2", "ISO_OID", "NYUMCCG", "POS", "RFC3066",
+_REGISTERED_SCHEMES = frozenset(
+    str(entry[4]) for entry in UID_dictionary.values()
+    if entry[1] == "Coding Scheme" and entry[4]
+)
+"""Designators of the coding schemes registered with a UID (PS3.6 Table A-1, as in
+pydicom's UID dictionary: RADELEMENT, UBERON, MA, ITIS_TSN, ...)."""
+
+KNOWN_SCHEMES: frozenset[str] = frozenset(_concepts_dict.concepts) | _REGISTERED_SCHEMES | {
+    "DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "RFC5646", "ISO3166_1", "ISO639_1",
+    "ISO639_2", "ISO639_3", "ISO5218", "FMA", "RADLEX", "RADELEMENT", "NCIt", "UMLS", "I10",
+    "I10P", "I9", "I9C", "ICD10", "ACR", "BI", "MDC", "NDC", "RXNORM", "MSH", "UBERON", "MA",
+    "MGI", "NCBI", "NEU", "DCMUID", "HPC", "NCDR", "ITIS_TSN", "PUBCHEM_CID", "IBSI", "BARI",
+    "C4", "C5", "CD2", "ISO_OID", "NYUMCCG", "POS", "RFC3066", "UPC", "DC",
 }
-"""Coding Scheme Designators of PS3.16 Table 8-1 (and those pydicom has tables for)."""
+"""Coding Scheme Designators of PS3.16 Table 8-1: those above, those pydicom has code
+tables for, and those registered with a UID."""
 
 _VERHOEFF_D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
@@ -120,8 +132,6 @@ def _check_code(path: str, item: Dataset, schemes: frozenset[str]) -> list[Findi
             f"code ({value or ''},{scheme or ''}) has an empty Code Meaning (PS3.3 8.8, Type 1)"))
     if value and scheme:
         findings.extend(_check_scheme(path, value, scheme, schemes))
-        if meaning:
-            findings.extend(_check_meaning(path, value, scheme, meaning))
     return findings
 
 
@@ -141,14 +151,7 @@ def _check_scheme(path: str, value: str, scheme: str, schemes: frozenset[str]) -
                          "(LOINC Users' Guide, Appendix C)")]
     if scheme not in schemes and not scheme.startswith("99"):
         return [_finding(Severity.WARNING, at,
-                         f"unknown Coding Scheme Designator {scheme} (PS3.16 Table 8-1)")]
+                         f"unknown Coding Scheme Designator {scheme}: neither in PS3.16 "
+                         "Table 8-1 nor in the Coding Scheme Identification Sequence "
+                         "(PS3.3 C.12.1.1.4) nor private (99...)")]
     return []
-
-
-def _check_meaning(path: str, value: str, scheme: str, meaning: str) -> list[Finding]:
-    expected = CODE_TABLE.get((value, scheme))
-    if expected is None or expected == meaning:
-        return []
-    return [_finding(Severity.WARNING, path + "/CodeMeaning(0008,0104)",
-                     f"code ({value},{scheme}) has meaning <{meaning}>; csv2sr's code table "
-                     f"(csv2sr.codes.CODE_TABLE) says <{expected}>")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydicom
 from pydicom import Dataset
@@ -22,9 +22,14 @@ from csv2sr.errors import Csv2srError
 from csv2sr.validate.access import text
 from csv2sr.validate.findings import Finding, Severity, Source
 
-__all__ = ["SR_STORAGE_CLASSES", "ScanError", "open_dataset", "scan"]
+__all__ = ["MAX_DEPTH", "SR_STORAGE_CLASSES", "ScanError", "open_dataset", "scan"]
 
 PREAMBLE = 128
+MAX_DEPTH = 128
+"""Nested sequences checked at most (PS3.3 C.17.3 sets no limit on the depth of a content
+tree; TID 1500 needs 6 levels).  A deeper file is one error naming the item where the
+limit is reached, and is not checked further: see docs/reliability.md."""
+_CONTENT_SEQUENCE = 0x0040A730
 _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
                        b"UT", b"SV", b"UV"})
@@ -45,11 +50,37 @@ SR_STORAGE_CLASSES: frozenset[str] = frozenset(
 class ScanError(Csv2srError):
     """The bytes do not hold a complete DICOM data set."""
 
+    item = ""
+    """The content item id the problem is at (``""``: not in the content tree)."""
+
+
+class DepthError(ScanError):
+    """Sequences nested deeper than :data:`MAX_DEPTH`."""
+
+    def __init__(self, trail: list[tuple[int, int]]) -> None:
+        self.item = _item_id(trail)
+        where = f" at content item {self.item}" if self.item else ""
+        super().__init__(
+            f"sequences nested deeper than {MAX_DEPTH} levels{where}: the file is not "
+            f"checked further (PS3.3 C.17.3 sets no depth limit; csv2sr checks {MAX_DEPTH})")
+
+
+def _item_id(trail: list[tuple[int, int]]) -> str:
+    """The content item id of the deepest run of ContentSequence items from the root."""
+    ids = ["1"]
+    for tag, index in trail:
+        if tag != _CONTENT_SEQUENCE:
+            break
+        ids.append(str(index))
+    return ".".join(ids) if len(ids) > 1 else ""
+
 
 @dataclass
 class _Scanner:
     data: bytes
     implicit: bool
+    trail: list[tuple[int, int]] = field(default_factory=list)
+    """(sequence tag, 1-based item index) of the items being scanned, outermost first."""
 
     def elements(self, offset: int, end: int, *, until_delimiter: bool = False) -> int:
         """Walk elements from ``offset``; return where they end (PS3.5 7.1, 7.5)."""
@@ -75,7 +106,10 @@ class _Scanner:
 
     def items(self, offset: int, owner: int, end: int | None = None) -> int:
         """Items of a sequence (or encapsulated fragments) up to ``end`` or its delimiter."""
+        if len(self.trail) >= MAX_DEPTH:
+            raise DepthError(self.trail)
         limit = len(self.data) if end is None else end
+        index = 0
         while offset < limit:
             tag, offset = self._tag(offset)
             length = self._u32(offset)
@@ -87,13 +121,18 @@ class _Scanner:
                     f"bad item tag ({tag >> 16:04X},{tag & 0xFFFF:04X}) in sequence "
                     f"({owner >> 16:04X},{owner & 0xFFFF:04X}) at offset {offset - 8}"
                 )
+            index += 1
             if length == _UNDEFINED:
+                self.trail.append((owner, index))
                 offset = self.elements(offset, len(self.data), until_delimiter=True)
+                self.trail.pop()
                 continue
             if offset + length > len(self.data):
                 raise ScanError(f"truncated: an item needs {length} bytes at offset {offset}")
             if owner != 0x7FE00010:
+                self.trail.append((owner, index))
                 self.elements(offset, offset + length)
+                self.trail.pop()
             offset += length
         if end is None:
             raise ScanError(
@@ -161,12 +200,17 @@ def open_dataset(data: bytes) -> tuple[Dataset | None, list[Finding]]:
         )]
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
+        findings = _meta_findings(ds)
+        syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    except InvalidDicomError as exc:
         return None, [_error(f"unreadable DICOM file: {exc}")]
-    findings = _meta_findings(ds)
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    except Exception as exc:  # a corrupt meta header: pydicom raises many types
+        return None, [_error(f"unreadable File Meta Information (PS3.10 7.1): "
+                             f"{type(exc).__name__}: {exc}")]
     try:
         scan(data, syntax)
+    except DepthError as exc:
+        return None, [*findings, Finding(Severity.ERROR, Source.CSV2SR, exc.item, "", str(exc))]
     except ScanError as exc:
         # what pydicom read of a truncated file is a fragment: checking it adds only noise
         return None, [*findings, _error(f"{exc} (PS3.5 7.1)")]

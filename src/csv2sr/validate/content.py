@@ -2,8 +2,9 @@
 
 PS3.3 C.17.3 (SR Document Content Module: relationship and value type of every item, the
 concept name), C.18 (the attributes each value type needs; C.18.6 SCOORD) and the
-relationship content constraints of the IOD: Table A.35.2-2 (Enhanced SR) and
-Table A.35.3-2 (Comprehensive SR; Comprehensive 3D SR, A.35.13, adds SCOORD3D).
+relationship content constraints of the IOD: Table A.35.2-2 (Enhanced SR), Table A.35.3-2
+(Comprehensive SR) and Table A.35.13-2 (Comprehensive 3D SR, which adds SCOORD3D); the
+value types each IOD allows; by-reference relationships resolved (PS3.3 C.17.3.2.2).
 """
 
 from __future__ import annotations
@@ -46,33 +47,67 @@ _ENHANCED_RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
     (frozenset({"TCOORD"}), "SELECTED FROM", frozenset({"SCOORD", "IMAGE", "WAVEFORM"})),
 )
 
-# PS3.3 Table A.35.3-2 (Comprehensive SR): Enhanced plus context and containers below
-# TEXT/CODE/NUM.
-_COMPREHENSIVE_RULES: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
-    (frozenset({"CONTAINER"}), "CONTAINS",
-     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
-    (frozenset({"CONTAINER", "TEXT", "CODE", "NUM"}), "HAS OBS CONTEXT",
-     _LEAF | {"COMPOSITE"}),
-    (frozenset({"CONTAINER", "IMAGE", "WAVEFORM", "COMPOSITE"}), "HAS ACQ CONTEXT",
-     _LEAF | {"CONTAINER"}),
-    (_LEAF | _REFS | {"CONTAINER", "SCOORD", "TCOORD"}, "HAS CONCEPT MOD",
-     frozenset({"TEXT", "CODE"})),
-    (frozenset({"TEXT", "CODE", "NUM"}), "HAS PROPERTIES",
-     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
-    (frozenset({"TEXT", "CODE", "NUM"}), "INFERRED FROM",
-     _LEAF | _REFS | {"SCOORD", "TCOORD", "CONTAINER"}),
-    (frozenset({"SCOORD"}), "SELECTED FROM", frozenset({"IMAGE"})),
-    (frozenset({"TCOORD"}), "SELECTED FROM", frozenset({"SCOORD", "IMAGE", "WAVEFORM"})),
-)
+_COORDINATES = frozenset({"SCOORD", "TCOORD"})
+_ANY_TARGET = _LEAF | _REFS | _COORDINATES | {"CONTAINER"}
+
+
+def _comprehensive_rules(
+    scoord: frozenset[str],
+) -> tuple[tuple[frozenset[str], str, frozenset[str]], ...]:
+    """PS3.3 Table A.35.3-2 (Comprehensive SR, ``scoord`` = SCOORD) and Table A.35.13-2
+    (Comprehensive 3D SR, ``scoord`` = SCOORD and SCOORD3D), row by row.
+
+    NUM as a source of HAS ACQ CONTEXT and PNAME as a source of HAS PROPERTIES (rows 3
+    and 6 of Table A.35.13-2) are allowed in both: a validator must not call an SR wrong
+    for what the newer table permits.  HAS CONCEPT MOD and CONTAINER CONTAINS CONTAINER
+    are by-value only (CP 359): see :func:`_check_by_reference`.
+    """
+    targets = _LEAF | _REFS | {"TCOORD", "CONTAINER"} | scoord
+    return (
+        (frozenset({"CONTAINER"}), "CONTAINS", targets),                        # row 1
+        (frozenset({"CONTAINER", "TEXT", "CODE", "NUM"}), "HAS OBS CONTEXT",   # row 2
+         _LEAF | {"COMPOSITE"}),
+        (frozenset({"CONTAINER", "IMAGE", "WAVEFORM", "COMPOSITE", "NUM"}),   # row 3
+         "HAS ACQ CONTEXT", _LEAF | {"CONTAINER"}),
+        (targets, "HAS CONCEPT MOD", frozenset({"TEXT", "CODE"})),             # row 4
+        (frozenset({"TEXT", "CODE", "NUM"}), "HAS PROPERTIES", targets),        # row 5
+        (frozenset({"PNAME"}), "HAS PROPERTIES",                                # row 6
+         frozenset({"TEXT", "CODE", "DATETIME", "DATE", "TIME", "UIDREF", "PNAME"})),
+        (frozenset({"TEXT", "CODE", "NUM"}), "INFERRED FROM", targets),         # row 7
+        (frozenset({"SCOORD"}), "SELECTED FROM", frozenset({"IMAGE"})),         # row 8
+        (frozenset({"TCOORD"}), "SELECTED FROM",                                # row 9
+         frozenset({"IMAGE", "WAVEFORM"}) | scoord),
+    )
+
+
+_COMPREHENSIVE_RULES = _comprehensive_rules(frozenset({"SCOORD"}))
+_COMPREHENSIVE_3D_RULES = _comprehensive_rules(frozenset({"SCOORD", "SCOORD3D"}))
 
 _TABLES = {
     ENHANCED: ("Enhanced SR", "PS3.3 Table A.35.2-2", _ENHANCED_RULES),
     COMPREHENSIVE: ("Comprehensive SR", "PS3.3 Table A.35.3-2", _COMPREHENSIVE_RULES),
+    COMPREHENSIVE_3D: ("Comprehensive 3D SR", "PS3.3 Table A.35.13-2",
+                       _COMPREHENSIVE_3D_RULES),
 }
 
+_VALUE_TYPES = {
+    ENHANCED: _ANY_TARGET,
+    COMPREHENSIVE: _ANY_TARGET,
+    COMPREHENSIVE_3D: _ANY_TARGET | {"SCOORD3D"},
+}
+"""Value types each IOD allows (PS3.3 A.35.2.3.1.1, A.35.3.3.1.1, A.35.13.3.1.1)."""
+
+_GRAPHIC_TYPES = {
+    "SCOORD": frozenset({"POINT", "MULTIPOINT", "POLYLINE", "CIRCLE", "ELLIPSE"}),
+    "SCOORD3D": frozenset({"POINT", "MULTIPOINT", "POLYLINE", "POLYGON", "ELLIPSE",
+                           "ELLIPSOID"}),
+}
+"""Graphic Type (0070,0023) enumerated values: PS3.3 C.18.6.1.2 (SCOORD) and
+C.18.9.1.2 (SCOORD3D)."""
+
 _POINTS = {"POINT": (1, 1), "MULTIPOINT": (1, None), "POLYLINE": (2, None), "CIRCLE": (2, 2),
-           "ELLIPSE": (4, 4), "POLYGON": (3, None)}
-"""Graphic type -> (minimum, maximum) number of points (PS3.3 C.18.6.1.2)."""
+           "ELLIPSE": (4, 4), "POLYGON": (3, None), "ELLIPSOID": (6, 6)}
+"""Graphic type -> (minimum, maximum) number of points (PS3.3 C.18.6.1.2, C.18.9.1.2)."""
 
 
 @dataclass
@@ -139,13 +174,19 @@ def check_content(root: Node, sop_class: str) -> list[Finding]:
     if root.value_type != "CONTAINER":
         findings.append(_error(root, "/ValueType(0040,a040)",
                                "the root content item must be a CONTAINER (PS3.3 C.17.3)"))
-    table = _TABLES.get(COMPREHENSIVE if sop_class == COMPREHENSIVE_3D else sop_class)
+    table = _TABLES.get(sop_class)
+    allowed = _VALUE_TYPES.get(sop_class)
     for node in iter_nodes(root):
         findings.extend(_check_item(node))
+        if allowed is not None and node.value_type and node.value_type not in allowed:
+            findings.append(_error(node, "/ValueType(0040,a040)",
+                                   f"value type {node.value_type} is not allowed in "
+                                   f"{table[0] if table else 'this IOD'} (PS3.3 A.35)"))
+            continue
         if node.parent is not None and table is not None:
-            findings.extend(_check_relationship(node, sop_class, table))
+            findings.extend(_check_relationship(node, root, sop_class, table))
         if node.value_type == "SCOORD":
-            findings.extend(_check_scoord_source(node))
+            findings.extend(_check_scoord_source(node, root))
     return findings
 
 
@@ -183,11 +224,12 @@ _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "SCOORD": (("GraphicType", "(0070,0023)"), ("GraphicData", "(0070,0022)")),
     "SCOORD3D": (("GraphicType", "(0070,0023)"), ("GraphicData", "(0070,0022)"),
                  ("ReferencedFrameOfReferenceUID", "(3006,0024)")),
+    "TCOORD": (("TemporalRangeType", "(0040,a130)"),),
     "IMAGE": (("ReferencedSOPSequence", "(0008,1199)"),),
     "COMPOSITE": (("ReferencedSOPSequence", "(0008,1199)"),),
     "WAVEFORM": (("ReferencedSOPSequence", "(0008,1199)"),),
 }
-"""Value type -> attributes its item must carry (PS3.3 C.18.1 - C.18.9)."""
+"""Value type -> attributes its item must carry (PS3.3 C.18.1 - C.18.9; C.18.7 TCOORD)."""
 
 
 def _check_value(node: Node) -> list[Finding]:
@@ -252,20 +294,31 @@ def _check_reference(node: Node) -> list[Finding]:
 
 
 def _check_points(node: Node, dims: int) -> list[Finding]:
-    """PS3.3 C.18.6.1.2 / C.18.9.1.2: the point count fits the graphic type."""
+    """PS3.3 C.18.6.1.2 / C.18.9.1.2: a graphic type of the value type, and a point count
+    that fits it.  Graphic Data (0070,0022) is FL for both: 4 bytes per value, 2 values a
+    point for SCOORD, 3 for SCOORD3D."""
     graphic_type = text(node.ds, "GraphicType") or ""
+    allowed = _GRAPHIC_TYPES[node.value_type or "SCOORD"]
+    if graphic_type not in allowed:
+        clause = "C.18.9.1.2" if dims == 3 else "C.18.6.1.2"
+        return [_error(node, "/GraphicType(0070,0023)",
+                       f"Graphic Type <{graphic_type}> is not one of the {node.value_type} "
+                       f"graphic types {', '.join(sorted(allowed))} (PS3.3 {clause})")]
     raw = node.ds.get_item(0x00700022)
+    if raw is not None and raw.VR not in (None, "FL"):
+        return [_error(node, "/GraphicData(0070,0022)",
+                       f"Graphic Data (0070,0022) is encoded as {raw.VR}; its VR is FL "
+                       "(PS3.6, PS3.3 C.18.6 / C.18.9)")]
     if raw is not None and isinstance(raw.value, bytes):
-        count = len(raw.value) // (4 if dims == 2 else 8)
+        count = len(raw.value) // 4  # Graphic Data is FL for SCOORD and SCOORD3D
     else:
         data = node.ds.GraphicData
         count = len(data) if isinstance(data, list | tuple) or hasattr(data, "__len__") else 1
-    limits = _POINTS.get(graphic_type)
-    if limits is None:
-        return []
+    limits = _POINTS[graphic_type]
     if count % dims:
         return [_error(node, "/GraphicData(0070,0022)",
-                       f"{count} values do not make whole {dims}-D points (PS3.3 C.18.6)")]
+                       f"{count} values do not make whole {dims}-D points (PS3.3 "
+                       f"{'C.18.9' if dims == 3 else 'C.18.6'})")]
     points, (low, high) = count // dims, limits
     if points < low or (high is not None and points > high):
         wanted = str(low) if high == low else f"at least {low}"
@@ -296,8 +349,23 @@ def _check_point_values(node: Node) -> list[Finding]:
     return []
 
 
+def _referenced(node: Node, root: Node) -> Node | None:
+    """The item a by-reference relationship points to (PS3.3 C.17.3.2.2: the 1-based
+    positions from the root in Referenced Content Item Identifier (0040,DB73))."""
+    raw = node.ds.get("ReferencedContentItemIdentifier")
+    positions = [int(raw)] if isinstance(raw, int) else [int(v) for v in raw or []]
+    if not positions or positions[0] != 1:
+        return None
+    target = root
+    for position in positions[1:]:
+        if not 1 <= position <= len(target.children):
+            return None
+        target = target.children[position - 1]
+    return target
+
+
 def _check_relationship(
-    node: Node, sop_class: str,
+    node: Node, root: Node, sop_class: str,
     table: tuple[str, str, tuple[tuple[frozenset[str], str, frozenset[str]], ...]],
 ) -> list[Finding]:
     parent = node.parent
@@ -305,27 +373,42 @@ def _check_relationship(
         return []
     name, where, rules = table
     target = node.value_type
-    if target is None:
-        if "ReferencedContentItemIdentifier" in node.ds and sop_class == ENHANCED:
+    by_reference = target is None and "ReferencedContentItemIdentifier" in node.ds
+    if by_reference:
+        if sop_class == ENHANCED:
             return [_error(node, "/ReferencedContentItemIdentifier(0040,db73)",
                            f"by-reference relationships are not allowed in {name} ({where})")]
+        referenced = _referenced(node, root)
+        if referenced is None:
+            return [_error(node, "/ReferencedContentItemIdentifier(0040,db73)",
+                           "by-reference relationship to no content item of this document "
+                           "(PS3.3 C.17.3.2.2)")]
+        target = referenced.value_type
+        if node.relationship == "HAS CONCEPT MOD" or (
+                node.relationship == "CONTAINS" and target == "CONTAINER"):
+            return [_error(node, "/ReferencedContentItemIdentifier(0040,db73)",
+                           f"{parent.value_type} {node.relationship} {target} must be by "
+                           f"value, not by reference ({where})")]
+    if target is None:
         return []
-    if sop_class == COMPREHENSIVE_3D and target == "SCOORD3D":
-        target = "SCOORD"
-    source = "SCOORD" if parent.value_type == "SCOORD3D" else parent.value_type
     for sources, relationship, targets in rules:
-        if source in sources and node.relationship == relationship and target in targets:
+        if parent.value_type in sources and node.relationship == relationship and (
+                target in targets):
             return []
+    shown = f"{target} (by reference)" if by_reference else target
     return [_error(node, "/RelationshipType(0040,a010)",
-                   f"{parent.value_type} {node.relationship} {node.value_type} is not allowed "
+                   f"{parent.value_type} {node.relationship} {shown} is not allowed "
                    f"in {name} ({where})")]
 
 
-def _check_scoord_source(node: Node) -> list[Finding]:
-    """PS3.3 C.18.6.1.1: a SCOORD is the source of exactly one SELECTED FROM an IMAGE."""
+def _check_scoord_source(node: Node, root: Node) -> list[Finding]:
+    """PS3.3 C.18.6.1.1: a SCOORD is the source of exactly one SELECTED FROM an IMAGE
+    (by value, or by reference to an IMAGE, as the Image Library entry)."""
     selected = [
         c for c in node.children
-        if c.relationship == "SELECTED FROM" and c.value_type == "IMAGE"
+        if c.relationship == "SELECTED FROM" and (
+            c.value_type == "IMAGE" or (c.value_type is None and (
+                (target := _referenced(c, root)) is not None and target.value_type == "IMAGE")))
     ]
     if len(selected) == 1:
         return []

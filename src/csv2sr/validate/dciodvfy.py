@@ -13,12 +13,16 @@ import functools
 import importlib.util
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
 
-__all__ = ["DEFAULT_TIMEOUT", "find_dciodvfy", "parse_output", "run_dciodvfy", "version"]
+__all__ = [
+    "DEFAULT_TIMEOUT", "crash_finding", "find_dciodvfy", "parse_output", "run_dciodvfy",
+    "version",
+]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds one dciodvfy run may take (it needs about 10 ms for a small SR)."""
@@ -60,11 +64,35 @@ def run_dciodvfy(binary: Path, path: Path, timeout: float = DEFAULT_TIMEOUT) -> 
         done = subprocess.run([str(binary), "-new", str(path)], stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return [_finding(Severity.ERROR, "", f"dciodvfy did not finish within {timeout:g} s")]
+        return [_finding(Severity.ERROR, "", f"dciodvfy did not finish within {timeout:g} s "
+                                             "and was stopped: it did not check this file")]
     except OSError as exc:
         return [_finding(Severity.ERROR, "", f"dciodvfy could not be run: {exc}")]
     output = (done.stderr + done.stdout).decode("utf-8", "replace")
-    return parse_output(output, done.returncode)
+    findings = parse_output(output, done.returncode)
+    crash = crash_finding(done.returncode, findings)
+    return findings if crash is None else [*findings, crash]
+
+
+def crash_finding(returncode: int, findings: list[Finding]) -> Finding | None:
+    """The error to add when dciodvfy did not end normally, else None.
+
+    Killed by a signal (``returncode < 0``, e.g. SIGSEGV on a very deep content tree): its
+    output, if any, is incomplete.  A non-zero exit without any error line: it failed
+    without saying why.  A file dciodvfy checked to the end never gets this finding.
+    """
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return _finding(Severity.ERROR, "", f"dciodvfy crashed ({name}): its check of this "
+                                            "file is missing or incomplete")
+    if returncode != 0 and not any(f.severity is Severity.ERROR for f in findings):
+        said = "printed nothing" if not findings else "reported no error"
+        return _finding(Severity.ERROR, "", f"dciodvfy exited with status {returncode} and "
+                                            f"{said}: it did not check this file")
+    return None
 
 
 def _finding(severity: Severity, attribute: str, message: str) -> Finding:

@@ -17,6 +17,7 @@ __all__ = [
     "FileReport",
     "Finding",
     "Severity",
+    "SkippedFile",
     "Source",
     "ValidationReport",
     "item_id_from_path",
@@ -110,6 +111,22 @@ class FileReport:
         return sorted(self.findings, key=Finding.sort_key)
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """An entry of a folder walk that was not validated, and why (not a failure).
+
+    A file that is not DICOM (no ``DICM`` and not named ``*.dcm``: a convert folder's
+    ``manifest.csv``), a hidden entry, or a second link to a folder already walked.
+    """
+
+    path: str
+    relative: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "relative": self.relative, "reason": self.reason}
+
+
 @dataclass
 class ValidationReport:
     """The result of :func:`csv2sr.validate.validate_files`."""
@@ -119,6 +136,8 @@ class ValidationReport:
     """Validator versions: ``csv2sr``, ``dciodvfy`` and ``pixelmed`` (None: not run)."""
     notes: list[str] = field(default_factory=list)
     """Run-wide remarks, e.g. that dciodvfy is not installed (said once, not a failure)."""
+    skipped: list[SkippedFile] = field(default_factory=list)
+    """Entries of folder walks that were not validated (listed in every report format)."""
 
     def failed(self, fail_on: Severity = Severity.ERROR) -> list[FileReport]:
         return [f for f in self.files if f.reaches(fail_on)]
@@ -140,6 +159,7 @@ class ValidationReport:
         }
         return {
             "files": len(self.files),
+            "skipped": len(self.skipped),
             "passed": sum(1 for f in self.files if f.passed),
             "failed": len(self.failed(fail_on)),
             "fail_on": fail_on.value,

@@ -55,7 +55,7 @@ ENUMERATED: dict[str, frozenset[str]] = {
     "ContinuityOfContent": frozenset({"SEPARATE", "CONTINUOUS"}),
     "ObserverType": frozenset({"PSN", "DEV"}),
     "GraphicType": frozenset({"POINT", "MULTIPOINT", "POLYLINE", "CIRCLE", "ELLIPSE",
-                              "POLYGON"}),
+                              "POLYGON", "ELLIPSOID"}),  # per value type: content.py
     "RelationshipType": frozenset({"CONTAINS", "HAS PROPERTIES", "HAS OBS CONTEXT",
                                    "HAS ACQ CONTEXT", "INFERRED FROM", "SELECTED FROM",
                                    "HAS CONCEPT MOD"}),

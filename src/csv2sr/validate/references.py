@@ -2,7 +2,9 @@
 
 PS3.3 C.17.2.3: the Current Requested Procedure Evidence Sequence and the Pertinent Other
 Evidence Sequence together list every instance the content tree references (Type 1C).
-An evidence instance no item references is allowed but suspicious (a warning).
+The other way round is not required: evidence may list instances no content item names
+(highdicom records every source image; dcmqi every image of its library), so an
+unreferenced evidence instance is no finding (issue 13).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ def _evidence(ds: Dataset) -> dict[str, str]:
 
 def check_references(ds: Dataset, root: Node) -> list[Finding]:
     evidence = _evidence(ds)
-    referenced: set[str] = set()
     findings: list[Finding] = []
     for node in iter_nodes(root):
         if node.value_type not in ("IMAGE", "COMPOSITE", "WAVEFORM"):
@@ -47,18 +48,11 @@ def check_references(ds: Dataset, root: Node) -> list[Finding]:
         uid = text(refs[0], "ReferencedSOPInstanceUID") if refs else None
         if not uid:
             continue
-        referenced.add(uid)
         if uid not in evidence:
             findings.append(Finding(
                 Severity.ERROR, Source.CSV2SR, node.id,
                 node.path + "/ReferencedSOPSequence(0008,1199)[1]",
                 f"{node.value_type} references {uid}, which is in neither the Current "
                 "Requested Procedure Evidence nor the Pertinent Other Evidence Sequence "
-                "(PS3.3 C.17.2.3)"))
-    for uid, path in sorted(evidence.items()):
-        if uid not in referenced:
-            findings.append(Finding(
-                Severity.WARNING, Source.CSV2SR, "", path,
-                f"evidence instance {uid} is not referenced by any content item "
                 "(PS3.3 C.17.2.3)"))
     return findings

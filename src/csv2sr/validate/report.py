@@ -91,6 +91,7 @@ def to_json(report: ValidationReport, fail_on: Severity = Severity.ERROR) -> str
             }
             for file in report.files
         ],
+        "skipped": [s.as_dict() for s in report.skipped],
         "summary": report.summary(fail_on),
         "tools": report.tools,
         "notes": report.notes,
@@ -103,8 +104,9 @@ def to_junit(report: ValidationReport, fail_on: Severity = Severity.ERROR) -> by
     failed = report.failed(fail_on)
     suites = etree.Element("testsuites", name="csv2sr validate")
     suite = etree.SubElement(
-        suites, "testsuite", name="csv2sr validate", tests=str(len(report.files)),
-        failures=str(len(failed)), errors="0", skipped="0",
+        suites, "testsuite", name="csv2sr validate",
+        tests=str(len(report.files) + len(report.skipped)),
+        failures=str(len(failed)), errors="0", skipped=str(len(report.skipped)),
     )
     properties = etree.SubElement(suite, "properties")
     for name, version in report.tools.items():
@@ -129,5 +131,9 @@ def to_junit(report: ValidationReport, fail_on: Severity = Severity.ERROR) -> by
                 _line(f.severity.value, f.source.value, f.item, f.attribute, f.message)
                 for f in others
             )
+    for skipped in report.skipped:
+        case = etree.SubElement(suite, "testcase", classname="csv2sr.validate",
+                                name=skipped.path)
+        etree.SubElement(case, "skipped", message=skipped.reason)
     return bytes(etree.tostring(suites, xml_declaration=True, encoding="UTF-8",
                                 pretty_print=True))
