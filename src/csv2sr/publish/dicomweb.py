@@ -62,11 +62,26 @@ class DicomwebTarget:
         )
         if self.ca_bundle is not None:
             session_utils.add_certs_to_session(session, ca_bundle=str(self.ca_bundle))
+            session.mount("https://", _pinned_adapter(str(self.ca_bundle)))
         return session
 
     @property
     def request_timeout(self) -> tuple[float, float]:
         return (min(10.0, self.timeout), self.timeout)
+
+
+def _pinned_adapter(ca_bundle: str) -> requests.adapters.HTTPAdapter:
+    """An adapter that verifies with this CA bundle whatever the environment says:
+    requests lets ``REQUESTS_CA_BUNDLE`` override ``session.verify`` (psf/requests#3829)."""
+    from requests.adapters import HTTPAdapter  # noqa: PLC0415
+
+    class Pinned(HTTPAdapter):
+        def send(self, request: requests.PreparedRequest, *args: Any,
+                 **kwargs: Any) -> requests.Response:
+            kwargs["verify"] = ca_bundle
+            return super().send(request, *args, **kwargs)
+
+    return Pinned()
 
 
 def multipart_body(parts: Sequence[bytes]) -> tuple[bytes, str]:
