@@ -4,7 +4,8 @@ Debian packages ``orthanc`` and ``orthanc-dicomweb``.  Each server gets free por
 127.0.0.1 (HTTP and, when asked, DICOM), its storage in a temporary folder, its log in
 ``HOME/orthanc.log`` (with ``verbose=True`` Orthanc logs every association there), and
 keeps its ports across :meth:`OrthancServer.restart`, so a client that was talking to it
-finds it again.  Options: HTTP basic auth (``users``), a Lua script (``lua``), any other
+finds it again; :meth:`OrthancServer.stop` is a graceful stop (Orthanc then finishes the
+associations that are open), :meth:`OrthancServer.kill` a crash.  Options: HTTP basic auth (``users``), a Lua script (``lua``), any other
 configuration key (``extra``).  (No HTTPS: Debian's Orthanc 1.10 crashes on its first TLS
 connection with OpenSSL 3; the TLS tests put a TLS relay in front, tests/netfaults.py.)
 
@@ -120,6 +121,14 @@ class OrthancServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL), as a crash does: open associations end mid-way."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=10)
         self.process = None
 
     def restart(self) -> None:
