@@ -13,11 +13,12 @@ next run sends the file again).  The last line about a SOP Instance UID decides;
 whose ``sha256`` differs from the file on disk confirms an older version of it.
 
 A line is written only after the server confirmed, by one ``write(2)`` of whole lines on a
-descriptor opened with ``O_APPEND`` (so a kill lands between lines, never inside one), and
-is flushed to disk (``fsync``) at most a second later and when the run ends.  A line counts
-only when it ends in a newline and parses: a torn last line (a power cut, a full disk) is
-ignored and cut off before anything else is appended; an unreadable line in the middle is
-skipped with a warning.  The journal is locked (``flock``) for the whole run, so two runs
+descriptor opened with ``O_APPEND``, and flushed to disk (``fsync``) at most a second later
+and when the run ends.  The write can still stop part-way (a SIGKILL during a write of
+several pages, a full disk, a power cut), so a line counts only when it ends in a newline
+and parses: a torn last line is ignored and cut off before anything else is appended (its
+files are sent again, which the server takes as the same instances); an unreadable line in
+the middle is skipped with a warning.  The journal is locked (``flock``) for the whole run, so two runs
 cannot write it at once.
 """
 
