@@ -5,9 +5,10 @@ Debian packages ``orthanc`` and ``orthanc-dicomweb``.  Each server gets free por
 ``HOME/orthanc.log`` (with ``verbose=True`` Orthanc logs every association there), and
 keeps its ports across :meth:`OrthancServer.restart`, so a client that was talking to it
 finds it again; :meth:`OrthancServer.stop` is a graceful stop (Orthanc then finishes the
-associations that are open), :meth:`OrthancServer.kill` a crash.  Options: HTTP basic auth (``users``), a Lua script (``lua``), any other
-configuration key (``extra``).  (No HTTPS: Debian's Orthanc 1.10 crashes on its first TLS
-connection with OpenSSL 3; the TLS tests put a TLS relay in front, tests/netfaults.py.)
+associations that are open), :meth:`OrthancServer.kill` a crash.  Options: HTTP basic auth
+(``users``), a Lua script (``lua``), any other configuration key (``extra``).  (No HTTPS:
+Debian's Orthanc 1.10 crashes on its first TLS connection with OpenSSL 3; the TLS tests
+put a TLS relay in front, tests/netfaults.py.)
 
 :func:`orthanc_factory` is what fixtures use: it skips, with the reason, when the binary
 or the DICOMweb plugin is not installed, and stops every server it made.

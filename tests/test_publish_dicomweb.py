@@ -215,6 +215,25 @@ def test_429_5xx_drops_and_timeouts_are_retried(make: OrthancFactory, release: P
     _assert_arrived_whole(server, release)
 
 
+def test_a_page_that_is_not_a_store_answer_confirms_nothing(
+    make: OrthancFactory, release: Path
+) -> None:
+    server = make()
+    with fault_proxy(server.http_port) as proxy:
+        proxy.faults = [Fault(200, {"Content-Type": "text/html"})] * 13  # a login portal
+        done = publish(str(release / "sr"), "--url", f"{proxy.url}/dicom-web", "--batch", "12")
+        assert done.returncode == 1
+        assert "failed 12 of 12" in done.stdout
+        assert done.stderr.count("refused by the server: HTTP 200 OK: injected fault") == 12
+        assert journal_files(release) == []
+        proxy.faults = [Fault(302, {"Location": "http://elsewhere/dicom-web/studies"})]
+        moved = publish(str(release / "sr"), "--url", f"{proxy.url}/dicom-web")
+    assert moved.returncode == 1
+    assert "HTTP 302 Found: the server redirects to http://elsewhere/dicom-web/studies" in (
+        moved.stderr)
+    assert server.instance_count() == 0
+
+
 def test_retries_are_bounded(make: OrthancFactory, release: Path) -> None:
     server = make()
     with fault_proxy(server.http_port) as proxy:

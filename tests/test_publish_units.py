@@ -25,7 +25,12 @@ from csv2sr.publish.destination import (
     parse_host_port,
     parse_url,
 )
-from csv2sr.publish.dicomweb import DicomwebTarget, multipart_body, outcomes_from_answer
+from csv2sr.publish.dicomweb import (
+    DicomwebTarget,
+    multipart_body,
+    outcomes_from_answer,
+    parse_answer,
+)
 from csv2sr.publish.dimse import DimseTarget
 from csv2sr.publish.model import (
     DestinationError,
@@ -303,3 +308,27 @@ def test_plan_reports_what_cannot_be_sent(converted: Path, tmp_path: Path) -> No
     (tmp_path / "empty").mkdir()
     with pytest.raises(PublishUsageError, match="no DICOM files"):
         make_plan([tmp_path / "empty"], None)
+
+
+def test_an_xml_answer_reads_like_the_json_one() -> None:
+    xml = b"""<?xml version="1.0" encoding="UTF-8"?>
+<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/models/NativeDICOM">
+  <DicomAttribute tag="00081199" vr="SQ" keyword="ReferencedSOPSequence">
+    <Item number="1">
+      <DicomAttribute tag="00081155" vr="UI"><Value number="1">2.25.0</Value></DicomAttribute>
+    </Item>
+  </DicomAttribute>
+  <DicomAttribute tag="00081198" vr="SQ" keyword="FailedSOPSequence">
+    <Item number="1">
+      <DicomAttribute tag="00081155" vr="UI"><Value number="1">2.25.1</Value></DicomAttribute>
+      <DicomAttribute tag="00081197" vr="US"><Value number="1">272</Value></DicomAttribute>
+    </Item>
+  </DicomAttribute>
+</NativeDicomModel>"""
+    items = [_item(0, 1), _item(1, 1)]
+    outcomes, unnamed = outcomes_from_answer(items, parse_answer(xml), "HTTP 202")
+    assert unnamed == []
+    assert [(o.key, o.status, o.code) for o in outcomes] == [
+        ("0.dcm", Status.SENT, "0000"), ("1.dcm", Status.FAILED, "0110")]
+    assert parse_answer(b"<html><body>Sign in</body></html>") is None
+    assert parse_answer(b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>') is None

@@ -7,10 +7,11 @@ through the same session, rather than through ``store_instances``: that method r
 pydicom datasets (the server must receive the bytes on disk, byte for byte, including a
 file it will refuse) and turns 202/409 answers into exceptions without Retry-After.
 
-The answer decides per instance (PS3.18 10.5.3, Annex I): Referenced SOP Sequence
-(0008,1199) items are stored, with a Warning Reason (0008,1196) if any; Failed SOP Sequence
-(0008,1198) items failed with their Failure Reason (0008,1197).  An instance the answer does
-not mention is sent again alone, then reported failed with the HTTP status.
+The answer decides per instance (PS3.18 10.5.3, Annex I; DICOM JSON or XML): Referenced
+SOP Sequence (0008,1199) items are stored, with a Warning Reason (0008,1196) if any; Failed
+SOP Sequence (0008,1198) items failed with their Failure Reason (0008,1197).  An instance
+the answer does not name (even under 200 OK: a login page is no confirmation) is sent again
+alone, then reported failed with the HTTP status.  A redirect is not followed.
 """
 
 from __future__ import annotations
@@ -165,12 +166,45 @@ def _items(answer: dict[str, Any], tag: str) -> list[dict[str, Any]]:
 
 
 def parse_answer(body: bytes) -> dict[str, Any] | None:
-    """The Store Instances Response (DICOM JSON, PS3.18 F.2) or None when not JSON."""
+    """The Store Instances Response as DICOM JSON (PS3.18 F.2), from a JSON or a Native
+    DICOM Model XML (PS3.19 A.1) body; None when it is neither."""
+    text = body.lstrip()
+    if text.startswith(b"<"):
+        return _xml_answer(text)
     try:
-        answer = json.loads(body.decode("utf-8"))
+        answer = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
     return answer if isinstance(answer, dict) else None
+
+
+def _xml_answer(body: bytes) -> dict[str, Any] | None:
+    from lxml import etree  # noqa: PLC0415
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError:
+        return None
+    return _xml_attributes(root) if etree.QName(root).localname == "NativeDicomModel" else None
+
+
+def _xml_attributes(parent: Any) -> dict[str, Any]:
+    """``<DicomAttribute tag vr><Value>|<Item>…`` as DICOM JSON (the tags used here)."""
+    out: dict[str, Any] = {}
+    for attribute in parent:
+        if not isinstance(attribute.tag, str) or not attribute.tag.endswith("DicomAttribute"):
+            continue
+        vr = attribute.get("vr", "")
+        if vr == "SQ":
+            items = [_xml_attributes(i) for i in attribute if str(i.tag).endswith("Item")]
+            out[attribute.get("tag", "")] = {"vr": vr, "Value": items}
+            continue
+        values: list[Any] = [v.text or "" for v in attribute if str(v.tag).endswith("Value")]
+        if vr in ("US", "UL", "SS", "SL"):
+            values = [int(v) for v in values if v.strip().lstrip("-").isdigit()]
+        out[attribute.get("tag", "")] = {"vr": vr, "Value": values}
+    return out
 
 
 def outcomes_from_answer(
@@ -228,9 +262,11 @@ class StowSender:
             return self.send(items[:half]) + self.send(items[half:])
         if response.status_code in (404, 405):
             raise DestinationError(self.target.url, f"{http}: no STOW-RS service at {self.url}")
+        if 300 <= response.status_code < 400:  # a POST is never followed (it would turn GET)
+            where = response.headers.get("Location", "?")
+            raise DestinationError(self.target.url, f"{http}: the server redirects to {where}; "
+                                   "give that URL")
         answer = parse_answer(response.content)
-        if response.status_code == 200 and answer is None:
-            return [Outcome(i.key, Status.SENT, "", "HTTP 200", i) for i in items]
         outcomes, unnamed = outcomes_from_answer(items, answer, http)
         if unnamed and len(items) > 1:
             log.info("%s: %d of %d instances not named in the answer; sending them alone",
@@ -254,7 +290,8 @@ class StowSender:
 
         def post() -> requests.Response:
             return self.session.post(
-                self.url, data=body, headers=headers, timeout=self.target.request_timeout
+                self.url, data=body, headers=headers, timeout=self.target.request_timeout,
+                allow_redirects=False,
             )
 
         return self.retry.call(

@@ -18,8 +18,8 @@ and when the run ends.  The write can still stop part-way (a SIGKILL during a wr
 several pages, a full disk, a power cut), so a line counts only when it ends in a newline
 and parses: a torn last line is ignored and cut off before anything else is appended (its
 files are sent again, which the server takes as the same instances); an unreadable line in
-the middle is skipped with a warning.  The journal is locked (``flock``) for the whole run, so two runs
-cannot write it at once.
+the middle is skipped with a warning.  The journal is locked (``flock``) for the whole run,
+so two runs cannot write it at once.
 """
 
 from __future__ import annotations
