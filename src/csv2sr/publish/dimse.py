@@ -7,6 +7,12 @@ many it opened.  Files are sent as they are on disk: pynetdicom's
 without decoding them, on a presentation context proposed for exactly the file's SOP Class
 and Transfer Syntax (PS3.8 7.1.1.13; at most 128 per association).
 
+The association's socket has Nagle's algorithm off (``TCP_NODELAY``): a C-STORE request
+goes out as several small writes, and with Nagle on each waits for the peer's delayed ACK
+(about 40 ms on Linux), which made one C-STORE take ~95 ms on loopback instead of ~50 ms
+(and ~5 ms when the server disables Nagle too; DCMTK-based servers do with the environment
+variable ``TCP_NODELAY=1``).
+
 C-STORE statuses (PS3.4 Table B.2-1): success and warnings (B000, B006, B007) confirm the
 file; 0111 (duplicate SOP instance) says the server already has it; anything else is a
 failure reported with the status and its Error Comment (0000,0902).
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -85,6 +92,12 @@ def contexts_for(items: Sequence[Item]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((i.sop_class_uid, i.transfer_syntax_uid) for i in items))
 
 
+def _no_delay(event: Any) -> None:
+    """EVT_CONN_OPEN handler: turn Nagle's algorithm off on the association's socket."""
+    with contextlib.suppress(AttributeError, OSError):
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class _Associations:
     """One association at a time, made again when lost."""
 
@@ -107,9 +120,12 @@ class _Associations:
         capture = _Rejections()
         acse = logging.getLogger("pynetdicom.acse")
         acse.addHandler(capture)
+        from pynetdicom import evt  # noqa: PLC0415
+
         try:
             assoc = self.ae.associate(
-                self.target.host, self.target.port, ae_title=self.target.called_aet
+                self.target.host, self.target.port, ae_title=self.target.called_aet,
+                evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
             )
         finally:
             acse.removeHandler(capture)
