@@ -9,7 +9,10 @@ storage in tmp_path) and publishes a fresh copy of the fixture release converted
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -115,6 +118,41 @@ def test_dry_run_lists_what_would_be_sent_and_writes_nothing(
     assert publish(str(release / "sr"), "--url", server.dicomweb).returncode == 0
     after = publish(str(release / "sr"), "--url", server.dicomweb, "--dry-run")
     assert "dry run: 0 to send, 12 already there" in after.stdout
+
+
+def test_progress_bar_on_a_terminal_only(make: OrthancFactory, release: Path) -> None:
+    server = make()
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "csv2sr", "publish", str(release / "sr"), "--url",
+         server.dicomweb, "--batch", "1", "--concurrency", "1"],
+        stdin=child, stdout=child, stderr=child, close_fds=True,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(child)
+    chunks: list[bytes] = []
+    with contextlib.suppress(OSError):  # the child closed the terminal
+        while data := os.read(main, 4096):
+            chunks.append(data)
+    assert process.wait(timeout=300) == 0
+    os.close(main)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+    assert "Publishing" in screen and "12/12" in screen
+    assert "sent 12, already there 0, failed 0 of 12" in screen
+    piped = publish(str(release / "sr"), "--url", server.dicomweb)
+    assert "Publishing" not in piped.stdout + piped.stderr
+
+
+def test_help_names_every_option_and_the_exit_status() -> None:
+    done = subprocess.run([sys.executable, "-m", "csv2sr", "publish", "--help"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0
+    for option in ("--url", "--dimse", "--aet", "--called-aet", "--token-env", "--token-file",
+                   "--basic-env", "--basic-file", "--ca-bundle", "--journal-dir", "--batch",
+                   "--batch-mib", "--concurrency", "--retries", "--timeout", "--verify",
+                   "--dry-run", "--quiet", "--verbose", "Exit status", "never on the command"):
+        assert option in done.stdout, option
 
 
 def test_a_refused_instance_fails_alone_with_the_servers_reason(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import random
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -332,3 +334,11 @@ def test_an_xml_answer_reads_like_the_json_one() -> None:
         ("0.dcm", Status.SENT, "0000"), ("1.dcm", Status.FAILED, "0110")]
     assert parse_answer(b"<html><body>Sign in</body></html>") is None
     assert parse_answer(b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>') is None
+
+
+def test_importing_the_package_loads_no_network_or_dicom_library() -> None:
+    code = ("import sys, csv2sr.publish; print(sorted({'pydicom', 'requests', 'urllib3', "
+            "'dicomweb_client', 'pynetdicom', 'pandas', 'numpy'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"  # they load when a run needs them
