@@ -129,3 +129,14 @@ def test_sigkill_while_appending_never_leaves_an_unreadable_journal(tmp_path: Pa
         assert data.endswith(b"\n") and parse_journal(data).torn_bytes == 0
         lines = state.lines
     assert lines > 0
+
+
+def test_a_symlinked_journal_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours\n", encoding="utf-8")
+    (tmp_path / "publish").mkdir()
+    link = tmp_path / "publish" / "j.jsonl"
+    link.symlink_to(outside)
+    with pytest.raises(DestinationError, match="cannot open the journal"):
+        Journal(link, "dest").open()
+    assert outside.read_text(encoding="utf-8") == "not ours\n"

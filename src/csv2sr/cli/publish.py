@@ -167,7 +167,12 @@ def publish_command(
     """
     setup_logging(verbose)
     _quiet_libraries(verbose)
-    from csv2sr.publish import PublishUsageError, load_credentials, make_plan  # noqa: PLC0415
+    from csv2sr.publish import (  # noqa: PLC0415
+        PublishUsageError,
+        find_release_root,
+        load_credentials,
+        make_plan,
+    )
 
     try:
         credentials = load_credentials(token_env=token_env, token_file=token_file,
@@ -175,7 +180,7 @@ def publish_command(
         destination = _destination(url, dimse, aet, called_aet, credentials, ca_bundle, timeout)
         journal = _journal_dir(paths, journal_dir) / destination.journal_name()
         _need_libraries(url is not None)
-        plan = make_plan(paths, journal.parent.parent if journal_dir is None else None)
+        plan = make_plan(paths, find_release_root(paths))
     except PublishUsageError as exc:
         raise _usage(str(exc)) from None
     except KeyboardInterrupt:
@@ -222,6 +227,10 @@ def _run(plan: Plan, destination: Destination, journal: Path, options: Options, 
                            on_outcome=_print_outcome)
     except DestinationError as exc:  # the journal could not be opened or locked
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_DATA) from None
+    except KeyboardInterrupt:  # outside the sending loop, which handles its own
+        err.print("[red]interrupted[/red]: run the same command again to resume",
+                  highlight=False)
         raise typer.Exit(EXIT_DATA) from None
 
 

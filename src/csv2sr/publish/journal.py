@@ -144,7 +144,8 @@ class Journal:
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(self.path, flags, 0o644)  # a symlinked journal is refused
         except OSError as exc:
             raise DestinationError(self.path, f"cannot open the journal: {exc.strerror}") from None
         try:
