@@ -1,6 +1,6 @@
 """What the publish tests share: a converted fixture release, running ``csv2sr publish``
 as a real process, and an independent look at what the server holds (QIDO-RS and WADO-RS
-through urllib, not through csv2sr's own client)."""
+through urllib, not through csv2sr's own client).  Its fixtures are in ``publish_fixtures``."""
 
 from __future__ import annotations
 

@@ -17,17 +17,14 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
 from netfaults import Fault, FaultProxy, fault_proxy, slow_proxy
-from orthanc import OrthancFactory, OrthancServer, free_port, orthanc_factory
+from orthanc import OrthancFactory, OrthancServer, free_port
 from publishing import (
-    convert_sample,
-    copy_release,
     interrupt,
     journal_files,
     journal_lines,
@@ -42,26 +39,10 @@ from publishing import (
     without_study_uid,
 )
 
+pytest_plugins = ["publish_fixtures"]  # converted, release, make
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
 
 SECRET = "s3cr3t-Pa55-word-0f-the-test"
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return convert_sample(tmp_path_factory.mktemp("converted") / "rel")
-
-
-@pytest.fixture
-def release(converted: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the fixture release (its own journal folder)."""
-    return copy_release(converted, tmp_path / "rel")
-
-
-@pytest.fixture
-def make(tmp_path: Path) -> Iterator[OrthancFactory]:
-    with orthanc_factory(lambda name: tmp_path / name) as factory:
-        yield factory
 
 
 def _assert_arrived_whole(server: OrthancServer, release: Path) -> None:

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
 
 from netfaults import slow_proxy
-from orthanc import AET, OrthancFactory, OrthancServer, free_port, orthanc_factory
+from orthanc import AET, OrthancFactory, OrthancServer, free_port
 from publishing import (
-    convert_sample,
-    copy_release,
     dataset_bytes,
     interrupt,
     journal_files,
@@ -33,23 +30,8 @@ from publishing import (
     without_study_uid,
 )
 
+pytest_plugins = ["publish_fixtures"]  # converted, release, make
 pytest.importorskip("pynetdicom", reason="pynetdicom is not installed (extra: test)")
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return convert_sample(tmp_path_factory.mktemp("converted") / "rel")
-
-
-@pytest.fixture
-def release(converted: Path, tmp_path: Path) -> Path:
-    return copy_release(converted, tmp_path / "rel")
-
-
-@pytest.fixture
-def make(tmp_path: Path) -> Iterator[OrthancFactory]:
-    with orthanc_factory(lambda name: tmp_path / name) as factory:
-        yield factory
 
 
 def _associations(server: OrthancServer) -> int:
