@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import csv2sr.publish as library
 from conftest import ROOT
 from netfaults import Fault, FaultProxy, fault_proxy, slow_proxy
 from orthanc import OrthancFactory, OrthancServer, free_port
@@ -450,3 +451,18 @@ def test_make_publish_after_the_release(make: OrthancFactory, tmp_path: Path) ->
     assert server.instance_count() == 12
     again = run("publish", f"URL={server.dicomweb}")
     assert again.returncode == 0 and "sent 0, already there 12" in again.stdout
+
+
+def test_a_file_removed_after_planning_fails_alone(make: OrthancFactory, release: Path) -> None:
+    server = make()
+    plan = library.make_plan([release / "sr"], release)
+    gone = sr_files(release)[7]
+    gone.unlink()
+    destination = library.DicomwebDestination(library.DicomwebTarget(server.dicomweb))
+    result = library.publish(plan, destination,
+                             release / "publish" / destination.journal_name(),
+                             library.Options(batch_files=5))
+    assert (result.sent, result.failed, result.not_sent) == (11, 1, 0)
+    assert result.failures[0].key == gone.relative_to(release).as_posix()
+    assert result.failures[0].reason == "cannot read: No such file or directory"
+    assert server.instance_count() == 11

@@ -13,6 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+import csv2sr.publish as library
 from netfaults import slow_proxy
 from orthanc import AET, OrthancFactory, OrthancServer, free_port
 from publishing import (
@@ -160,3 +161,18 @@ def test_server_crashed_mid_run_then_restarted(make: OrthancFactory, release: Pa
     assert rerun.returncode == 0, rerun.stderr
     assert f"sent {12 - confirmed}, already there {confirmed}" in rerun.stdout
     _assert_arrived_whole(server, release)
+
+
+def test_a_file_removed_after_planning_fails_alone(make: OrthancFactory, release: Path) -> None:
+    server = make()
+    assert server.dicom_port is not None
+    plan = library.make_plan([release / "sr"], release)
+    gone = sr_files(release)[7]
+    gone.unlink()
+    destination = library.DimseDestination(
+        library.DimseTarget("127.0.0.1", server.dicom_port, called_aet=AET))
+    result = library.publish(plan, destination, release / "publish" / destination.journal_name(),
+                             library.Options(concurrency=1))
+    assert (result.sent, result.failed, result.not_sent, result.associations) == (11, 1, 0, 1)
+    assert result.failures[0].reason == "cannot read: No such file or directory"
+    assert server.instance_count() == 11

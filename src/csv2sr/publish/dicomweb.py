@@ -253,8 +253,17 @@ class StowSender:
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         """Store the items; every item gets an outcome (or an exception ends the run)."""
         parts: list[bytes] = []
+        unreadable: list[Outcome] = []
+        readable: list[Item] = []
         for item in items:
-            parts.append(item.path.read_bytes())
+            try:
+                parts.append(item.path.read_bytes())
+                readable.append(item)
+            except OSError as exc:  # removed or changed since the plan
+                unreadable.append(Outcome(item.key, Status.FAILED,
+                                          f"cannot read: {exc.strerror}", "", item))
+        if unreadable:
+            return unreadable + (self.send(readable) if readable else [])
         response = self._post(parts, len(items))
         http = f"HTTP {response.status_code} {response.reason}".strip()
         if response.status_code == 413 and len(items) > 1:  # Payload Too Large: halve

@@ -192,6 +192,8 @@ class CStoreSender:
             answer = assoc.send_c_store(item.path)
         except (AttributeError, ValueError) as exc:  # no accepted context, missing meta
             return Outcome(item.key, Status.FAILED, f"not sent: {exc}", "", item)
+        except OSError as exc:  # the file was removed since the plan
+            return Outcome(item.key, Status.FAILED, f"cannot read: {exc.strerror}", "", item)
         found = _status_of(answer)
         if found is None:
             self.associations.lost()

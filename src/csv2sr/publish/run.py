@@ -187,6 +187,12 @@ def _collect(run: _Run, future: cf.Future[list[Outcome]], task: list[Item],
         run.result.not_sent += len(task)
     except StoppedError:
         run.result.not_sent += len(task)
+    except Exception as exc:  # a bug: stop the run with a message (the traceback with -v)
+        log.info("unexpected error while sending", exc_info=True)
+        if run.result.stopped is None:
+            run.result.stopped = f"{run.result.destination}: unexpected error: {exc!r}"
+        retry.stop.set()
+        run.result.not_sent += len(task)
 
 
 def _find(verifiers: _Workers[Verifier], item: Item) -> str | None:
