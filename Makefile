@@ -4,6 +4,8 @@
 #   make                      set up .venv if needed, then release the bundled fixture
 #   make release CSV=path/to/CrowdsCureCancer2017Annotations.csv [OUT=...] [JOBS=4]
 #   make convert|validate|dumps|export|report|zip   one stage (and what it needs)
+#   make publish URL=https://host/dicom-web   (or DIMSE=host:port CALLED_AET=NAME) after
+#                             a release: send OUT/sr, resumably; never part of `make`
 #   make test | fuzz | bench | lint | clean
 #
 # Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
@@ -23,6 +25,14 @@ PYTHON   = $(VENV)/bin/python
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml)
 
 CSV2SR   = $(PYTHON) -m csv2sr
+# publish: a DICOMweb root (URL) or a DICOM server (DIMSE=host:port, AE titles); options
+# such as --basic-env VAR, --token-file FILE, --ca-bundle FILE go in PUBLISH_OPTS.
+URL          =
+DIMSE        =
+AET          = CSV2SR
+CALLED_AET   = ANY-SCP
+PUBLISH_OPTS =
+PUBLISH_TO   = $(if $(URL),--url '$(URL)',$(if $(DIMSE),--dimse '$(DIMSE)' --aet '$(AET)' --called-aet '$(CALLED_AET)'))
 STAGES   = $(OUT)/stages
 ZIP      = $(DIST)/$(NAME)-$(VERSION).zip
 JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
@@ -56,7 +66,8 @@ stage = t0=$$(date +%s%N); $(2); rc=$$?; \
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all release convert validate dumps export report check zip test fuzz bench lint clean
+.PHONY: all release convert validate dumps export report check zip publish no-destination \
+        test fuzz bench lint clean
 
 all: release
 
@@ -115,6 +126,15 @@ $(STAGES)/check.done: $(STAGES)/report.done
 
 $(ZIP): $(STAGES)/check.done
 	$(CSV2SR) package $(OUT) -o $@ --root $(NAME)-$(VERSION)
+
+# After the release (the zip is made first), never before: the destination is checked at
+# once, so a missing URL fails before any stage runs.
+publish: $(if $(PUBLISH_TO),$(ZIP),no-destination)
+	$(CSV2SR) publish $(OUT)/sr $(PUBLISH_TO) --verify $(PUBLISH_OPTS)
+
+no-destination:
+	@echo "publish: give URL=https://host/dicom-web or DIMSE=host:port [CALLED_AET=NAME]" >&2
+	@exit 2
 
 # The node packages of tests/js (Cornerstone3D adapters, dcmjs); skipped without npm (the
 # tests that need them then skip and say why).

@@ -1,7 +1,8 @@
 """ImageIndex.from_dicomweb against a real Orthanc with its DICOMweb plugin, on loopback.
 
-The test starts its own Orthanc (Debian packages ``orthanc`` and ``orthanc-dicomweb``) on a
-free port of 127.0.0.1 with storage in tmp_path, no DICOM port and no authentication,
+The test starts its own Orthanc (Debian packages ``orthanc`` and ``orthanc-dicomweb``, through
+``tests/orthanc.py``) on a free port of 127.0.0.1 with storage in tmp_path, no DICOM port and
+no authentication,
 uploads the synthetic series through the REST API (``POST /instances``) and checks that
 the index read over DICOMweb equals the one read from the folder.  Skipped, with the
 reason, when the binary or the plugin is not installed.
@@ -9,15 +10,9 @@ reason, when the binary or the plugin is not installed.
 
 from __future__ import annotations
 
-import json
 import pickle
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,48 +23,9 @@ from csv2sr.images import ImageIndex, ImageIndexError, check_row_against_image, 
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows
 from imagegen import SyntheticFixture, synthetic_uid, write_fixture
+from orthanc import OrthancServer, free_port, orthanc_factory
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
-
-PLUGIN_PATHS = (
-    Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
-    Path("/usr/lib/orthanc/libOrthancDicomWeb.so"),
-)
-STARTUP_S = 60
-
-
-def _orthanc_binary() -> str | None:
-    return shutil.which("Orthanc") or (
-        "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").is_file() else None
-    )
-
-
-def _plugin() -> Path | None:
-    return next((p for p in PLUGIN_PATHS if p.is_file()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return bytes(response.read())
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"Orthanc exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            _get(f"{base}/system")
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    pytest.fail(f"Orthanc did not answer within {STARTUP_S} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -78,64 +34,19 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticFixture:
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a private Orthanc; stopped when the module's tests are done."""
-    binary, plugin = _orthanc_binary(), _plugin()
-    if binary is None:
-        pytest.skip("Orthanc is not installed (apt-get install orthanc)")
-    if plugin is None:
-        pytest.skip(
-            "the Orthanc DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)"
-        )
-    home = tmp_path_factory.mktemp("orthanc")
-    port = _free_port()
-    config = {
-        "Name": "csv2sr-tests",
-        "StorageDirectory": str(home / "storage"),
-        "IndexDirectory": str(home / "storage"),
-        "HttpPort": port,
-        "DicomServerEnabled": False,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "HttpThreadsCount": 4,
-        "ConcurrentJobs": 1,
-        "Plugins": [str(plugin)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "StudiesMetadata": "Full"},
-    }
-    (home / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
-    log = home / "orthanc.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [binary, str(home / "orthanc.json")], stdout=sink, stderr=subprocess.STDOUT,
-            cwd=home,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(base, process, log)
-        if b"dicom-web" not in _get(f"{base}/plugins/dicom-web"):
-            pytest.fail("the DICOMweb plugin did not load")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A private Orthanc (no DICOM port); stopped when the module's tests are done."""
+    with orthanc_factory(tmp_path_factory.mktemp) as make:
+        yield make("orthanc", dicom=False)
 
 
 @pytest.fixture(scope="module")
-def loaded(orthanc: str, synthetic: SyntheticFixture) -> str:
+def loaded(orthanc: OrthancServer, synthetic: SyntheticFixture) -> str:
     """The DICOMweb root of the Orthanc, loaded with the synthetic series."""
     for path in synthetic.image_files:
-        request = urllib.request.Request(
-            f"{orthanc}/instances", data=path.read_bytes(), method="POST",
-            headers={"Content-Type": "application/dicom"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
+        answer = orthanc.upload(path.read_bytes())
         assert answer["Status"] == "Success", answer
-    return f"{orthanc}/dicom-web"
+    return orthanc.dicomweb
 
 
 def test_dicomweb_index_equals_the_folder_index(loaded: str, synthetic: SyntheticFixture) -> None:
@@ -177,7 +88,7 @@ def test_rows_check_the_same_against_dicomweb(loaded: str, synthetic: SyntheticF
 
 
 def test_unreachable_server_is_a_typed_error() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/dicom-web"
+    url = f"http://127.0.0.1:{free_port()}/dicom-web"
     with pytest.raises(ImageIndexError, match="cannot list the studies"):
         ImageIndex.from_dicomweb(url, attempts=2)
 
