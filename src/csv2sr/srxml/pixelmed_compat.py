@@ -105,7 +105,8 @@ def _next_f32(value: float, step: int) -> float:
 
 
 def _even_f32(value: float) -> bool:
-    return struct.unpack("<I", struct.pack("<f", value))[0] % 2 == 0
+    bits: int = struct.unpack("<I", struct.pack("<f", value))[0]
+    return bits % 2 == 0
 
 
 def format_float32(value: float) -> str:

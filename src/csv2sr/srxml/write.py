@@ -18,8 +18,8 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.srxml.errors import SrXmlError
@@ -129,8 +129,8 @@ class _Writer:
 
     def attribute_list(self, ds: Dataset, depth: int, skip: frozenset[str] = frozenset()
                        ) -> None:
-        for tag in sorted(ds.keys()):
-            tag = Tag(tag)
+        for key in sorted(ds.keys()):
+            tag = Tag(key)
             if tag.element == 0 or tag.group == 2:
                 continue
             keyword = keyword_for_tag(tag)
@@ -444,7 +444,7 @@ _ROOT_CONTENT = frozenset(_COMMON_KEYS | {"ContinuityOfContent", "ContentTemplat
 
 def _keywords(ds: Dataset) -> set[str]:
     """The keyword of every element of ``ds`` (``(gggg,eeee)`` for private ones)."""
-    return {keyword_for_tag(tag) or str(Tag(tag)) for tag in ds.keys()}
+    return {keyword_for_tag(tag) or str(Tag(tag)) for tag in ds.keys()}  # noqa: SIM118
 
 
 def _item_id(position: list[int]) -> str:

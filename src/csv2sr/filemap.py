@@ -1,0 +1,116 @@
+"""One output file per input file in one folder: names, collisions, atomic writes.
+
+Used by the file-to-file commands (``sr-xml``, ``json``, ``xslt``).  A file argument gives
+``OUTDIR/<name><suffix>``; a folder argument is searched recursively for its pattern and
+keeps the relative path below it, so that no two inputs can share an output and nothing is
+ever written outside OUTDIR.  A file that fails is reported and leaves no output (an old
+output of the same name is removed); the other files go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from csv2sr.errors import Csv2srError, SourceError
+
+__all__ = ["FileOutcome", "OutputCollisionError", "plan_outputs", "run_files", "write_atomic"]
+
+
+class OutputCollisionError(Csv2srError):
+    """Two inputs would write the same output file (a usage error)."""
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one input: its output, or the one-line reason it has none."""
+
+    source: Path
+    output: Path
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a hidden temporary file beside ``path``, then ``os.replace``.
+
+    Mode 0644; a symbolic link at ``path`` is replaced, never followed.  (A local copy: the
+    shared atomic writer is to replace it.)
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _found(folder: Path, patterns: tuple[str, ...]) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink() and any(
+                path.match(pattern) for pattern in patterns):
+            yield path
+
+
+def plan_outputs(inputs: Iterable[Path], outdir: Path, suffix: str,
+                 patterns: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """(input, output) for every input file; OutputCollisionError if two outputs coincide."""
+    plan: list[tuple[Path, Path]] = []
+    for given in inputs:
+        if given.is_dir():
+            for path in _found(given, patterns):
+                plan.append((path, outdir / path.relative_to(given).with_suffix(suffix)))
+        else:
+            plan.append((given, outdir / (given.stem + suffix)))
+    seen: dict[Path, Path] = {}
+    for source, output in plan:
+        if output in seen:
+            raise OutputCollisionError(f"{seen[output]} and {source} would both write {output}")
+        seen[output] = source
+    return plan
+
+
+def run_files(plan: list[tuple[Path, Path]], outdir: Path, convert: Callable[[Path], bytes],
+              progress: Callable[[int], None] | None = None) -> list[FileOutcome]:
+    """Convert each input; write its output atomically, or remove a stale one on error."""
+    outcomes = []
+    for done, (source, output) in enumerate(plan, 1):
+        try:
+            data = convert(source)
+            _check_inside(outdir, output)
+            write_atomic(output, data)
+            outcomes.append(FileOutcome(source, output))
+        except SourceError as exc:
+            _remove_stale(output)
+            outcomes.append(FileOutcome(source, output, str(exc)))
+        except OSError as exc:
+            _remove_stale(output)
+            outcomes.append(FileOutcome(source, output, f"{source}: {exc.strerror or exc}"))
+        if progress is not None:
+            progress(done)
+    return outcomes
+
+
+def _check_inside(outdir: Path, output: Path) -> None:
+    """Refuse an output whose folder is (through a link) outside OUTDIR."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not output.parent.resolve().is_relative_to(outdir.resolve()):
+        raise SourceError(output, f"its folder leads outside {outdir}; not written")
+
+
+def _remove_stale(output: Path) -> None:
+    with contextlib.suppress(OSError):
+        if output.is_file() or output.is_symlink():
+            output.unlink()
