@@ -21,7 +21,8 @@ def xml_file_to_dicom(path: Path, *, pixelmed_compatible: bool = False) -> bytes
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
-    return part10_bytes(read_sr_xml(data, path), pixelmed_compatible=pixelmed_compatible)
+    ds = read_sr_xml(data, path, pixelmed_compatible=pixelmed_compatible)
+    return part10_bytes(ds, pixelmed_compatible=pixelmed_compatible)
 
 
 def dicom_file_to_xml(path: Path) -> bytes:

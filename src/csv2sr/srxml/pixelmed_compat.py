@@ -7,8 +7,10 @@ lists the experiments.  pixelmed's code was never read.
 * Text from XML is trimmed like Java's ``String.trim()`` (every code point up to U+0020 at
   either end), for every VR, in the header and in content item ``<value>`` elements; XML
   attributes (``cv``, ``csd``, ``cm``, ``datetime``, ...) are taken as written.
-* Any non-ASCII character anywhere makes the Specific Character Set ``ISO_IR 192`` (UTF-8),
-  replacing what the header said.
+* The Specific Character Set is chosen from the characters used, whatever the header said
+  (:func:`character_set_for`): none when all text is ASCII; ``ISO_IR 100``, ``126``,
+  ``144`` or ``127`` when every other character lies in the Latin-1, Greek, Cyrillic or
+  Arabic block; ``ISO_IR 192`` (UTF-8) for anything else or a mixture.
 * The file: a 128-byte zero preamble, File Meta Information with pixelmed's implementation
   class UID and version name (PS3.10 7.1), Explicit VR Little Endian, and every sequence and
   item of undefined length with delimitation items (PS3.5 7.5).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 from pydicom import Dataset
@@ -31,6 +33,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 __all__ = [
     "PIXELMED_IMPLEMENTATION_CLASS_UID",
     "PIXELMED_IMPLEMENTATION_VERSION_NAME",
+    "character_set_for",
     "format_float32",
     "format_float64",
     "java_trim",
@@ -47,6 +50,30 @@ _JAVA_WHITESPACE = "".join(chr(c) for c in range(0x21))
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "+Infinity": math.inf,
             "-Infinity": -math.inf}
+
+
+_SINGLE_BYTE_SETS = (
+    (0x80, 0xFF, "ISO_IR 100", "latin_1"),
+    (0x370, 0x3FF, "ISO_IR 126", "iso8859_7"),
+    (0x400, 0x4FF, "ISO_IR 144", "iso8859_5"),
+    (0x600, 0x6FF, "ISO_IR 127", "iso8859_6"),
+)
+"""Unicode block -> the single-byte character set pixelmed picks for it (PS3.3 C.12.1.1.2)."""
+
+
+def character_set_for(texts: Iterable[str]) -> str | None:
+    """The Specific Character Set pixelmed writes for these texts (None: leave it out)."""
+    others = {char for text in texts for char in text if ord(char) > 0x7F}
+    if not others:
+        return None
+    for low, high, term, codec in _SINGLE_BYTE_SETS:
+        if all(low <= ord(char) <= high for char in others):
+            try:
+                "".join(others).encode(codec)
+            except UnicodeEncodeError:
+                break
+            return term
+    return "ISO_IR 192"
 
 
 def java_trim(text: str) -> str:

@@ -31,7 +31,12 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import validate_value
 
 from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.pixelmed_compat import java_trim, parse_decimal, parse_float32
+from csv2sr.srxml.pixelmed_compat import (
+    character_set_for,
+    java_trim,
+    parse_decimal,
+    parse_float32,
+)
 
 __all__ = ["CONTENT_ATTRIBUTES", "ITEM_ELEMENTS", "read_sr_xml"]
 
@@ -73,6 +78,7 @@ _TEMPORAL_LISTS = {
 _STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                          "ST", "TM", "UC", "UI", "UR", "UT"})
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
+_UTF8_ALWAYS = frozenset({"LT", "ST", "UT"})
 _INT_RANGES = {"US": (0, 2**16 - 1), "SS": (-(2**15), 2**15 - 1), "UL": (0, 2**32 - 1),
                "SL": (-(2**31), 2**31 - 1), "UV": (0, 2**64 - 1), "SV": (-(2**63), 2**63 - 1)}
 _INTEGER = re.compile(r"[+-]?\d+\Z")
@@ -82,14 +88,18 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
                           huge_tree=False)
 
 
-def read_sr_xml(data: bytes, source: str | Path) -> Dataset:
-    """The dataset pixelmed's toDICOM makes of ``data`` (no File Meta), or SrXmlError."""
+def read_sr_xml(data: bytes, source: str | Path, *, pixelmed_compatible: bool = False
+                ) -> Dataset:
+    """The dataset pixelmed's toDICOM makes of ``data`` (no File Meta), or SrXmlError.
+
+    ``pixelmed_compatible`` also refuses what pixelmed would encode wrongly (see
+    :meth:`_Reader.character_set`) instead of encoding it right."""
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise SrXmlError(source, f"line {exc.lineno}" if exc.lineno else "",
                          f"not well-formed XML: {exc.msg}") from None
-    return _Reader(source, root.getroottree()).document(root)
+    return _Reader(source, root.getroottree(), pixelmed_compatible).document(root)
 
 
 @dataclass
@@ -105,7 +115,9 @@ class _Pending:
 class _Reader:
     source: str | Path
     tree: etree._ElementTree
+    pixelmed_compatible: bool = False
     ids: dict[str, list[int]] = field(default_factory=dict)
+    text_values: list[tuple[etree._Element, str]] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
 
     # ---- errors -------------------------------------------------------------------------
@@ -164,7 +176,7 @@ class _Reader:
         ds = self.header(header)
         self.content(content, ds)
         self.resolve_references()
-        _unicode_character_set(ds)
+        self.character_set(ds)
         return ds
 
     # ---- the header ---------------------------------------------------------------------
@@ -268,6 +280,8 @@ class _Reader:
                         "stores the text, not the bytes)")
 
     def check(self, element: etree._Element, name: str, vr: str, value: str) -> None:
+        if vr in _UTF8_ALWAYS:
+            self.text_values.append((element, value))
         if "\\" in value and vr not in _SINGLE_VALUED:
             raise self.fail(element, f"{name}: backslash in a value; give each value its own "
                             "<value>")
@@ -392,6 +406,28 @@ class _Reader:
             raise self.fail(element, "a <reference> needs an IDREF")
         self.pending.append(_Pending(ds, idref, element))
         return ds
+
+    def character_set(self, ds: Dataset) -> None:
+        """pixelmed's rule: the character set follows the characters used, not the header's
+        Specific Character Set (:func:`character_set_for`), but ST, LT and UT are left out
+        of the choice and always written in UTF-8.  Where that garbles the file (non-ASCII
+        text under any other character set), csv2sr chooses from every value and encodes
+        them all in it; ``pixelmed_compatible`` refuses instead."""
+        if "SpecificCharacterSet" in ds:
+            del ds.SpecificCharacterSet
+        strings = list(_strings(ds))
+        term = character_set_for(text for vr, text in strings if vr not in _UTF8_ALWAYS)
+        garbled = term != "ISO_IR 192" and any(
+            vr in _UTF8_ALWAYS and not text.isascii() for vr, text in strings)
+        if garbled:
+            if self.pixelmed_compatible:
+                where = next(el for el, text in self.text_values if not text.isascii())
+                raise self.fail(where, f"pixelmed writes ST/LT/UT in UTF-8 but declares "
+                                f"{term or 'no character set'}: its file would be garbled "
+                                "(csv2sr writes it correctly without --pixelmed-compatible)")
+            term = character_set_for(text for _, text in strings)
+        if term is not None:
+            ds.SpecificCharacterSet = term
 
     def resolve_references(self) -> None:
         for pending in self.pending:
@@ -657,23 +693,15 @@ def _one_or_many(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _strings(ds: Dataset) -> Iterable[str]:
+def _strings(ds: Dataset) -> Iterable[tuple[str, str]]:
+    """(VR, text) of every string value in the dataset."""
     for element in ds:
         if element.VR == "SQ":
             for item in element.value:
                 yield from _strings(item)
-        elif isinstance(element.value, str):
-            yield element.value
-        elif element.VM > 1 and element.VR in _STRING_VRS:
-            yield from (str(v) for v in element.value)
-        elif element.VR == "PN" and element.value is not None:
-            yield str(element.value)
-
-
-def _unicode_character_set(ds: Dataset) -> None:
-    """pixelmed's rule: any non-ASCII text makes the dataset UTF-8 (PS3.3 C.12.1.1.2)."""
-    if not all(text.isascii() for text in _strings(ds)):
-        ds.SpecificCharacterSet = "ISO_IR 192"
+        elif element.VR in _STRING_VRS and element.value is not None:
+            values = element.value if element.VM > 1 else [element.value]
+            yield from ((element.VR, str(v)) for v in values)
 
 
 def tag_name(tag: int) -> str:
