@@ -11,13 +11,13 @@ from pathlib import Path
 import pydicom
 import pytest
 from lxml import etree
-from srtree import flatten
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
 from csv2sr.codes import Codes
 from csv2sr.profiles import CCC2017
 from csv2sr.xslt_run import EXTRA, table_to_xml
+from srtree import flatten
 
 runner = CliRunner()
 STYLESHEET = Path(__file__).parent / "data" / "ccc2017-to-srxml.xsl"
@@ -48,7 +48,9 @@ RESULTS_2 = f"""<xsl:stylesheet version="2.0" {XSL}>
   <xsl:template match="/">
     <xsl:message>items: <xsl:value-of select="count(//item)"/></xsl:message>
     <xsl:for-each select="//item">
-      <xsl:result-document href="{{$prefix}}-{{position()}}.xml"><doc v="{{.}}"/></xsl:result-document>
+      <xsl:result-document href="{{$prefix}}-{{position()}}.xml">
+        <doc v="{{.}}"/>
+      </xsl:result-document>
     </xsl:for-each>
     <index n="{{count(//item)}}"/>
   </xsl:template>

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
+from pydicom.dataelem import DataElement
 from pydicom.errors import InvalidDicomError
 
 from csv2sr.errors import SourceError
@@ -107,9 +108,25 @@ def json_to_dataset(text: str, source: str | Path) -> Dataset:
     typed = {key: _typed_element(entry) if isinstance(entry, dict) else entry
              for key, entry in loaded.items()}
     try:
-        return Dataset.from_json(typed)
+        ds = Dataset.from_json(typed)
     except (KeyError, ValueError, TypeError, NotImplementedError) as exc:
         raise SourceError(source, f"not a DICOM JSON dataset (PS3.18 F.2): {exc}") from None
+    _restore_numbers(ds, typed)
+    return ds
+
+
+def _restore_numbers(ds: Dataset, entries: dict[str, Any]) -> None:
+    """pydicom's from_json rewrites DS text (``1.50`` -> ``1.5``): put the text back."""
+    for key, entry in entries.items():
+        if not isinstance(entry, dict) or "Value" not in entry:
+            continue
+        tag = int(key, 16)
+        if entry.get("vr") in _NUMBER_VRS:
+            values = [v for v in entry["Value"]]
+            ds[tag] = DataElement(tag, entry["vr"], values[0] if len(values) == 1 else values)
+        elif entry.get("vr") == "SQ":
+            for item, item_entries in zip(ds[tag].value, entry["Value"], strict=True):
+                _restore_numbers(item, item_entries)
 
 
 def dicom_file_to_json(path: Path) -> bytes:

@@ -288,7 +288,8 @@ class _Reader:
         try:
             validate_value(vr, value, pydicom_config.RAISE)
         except (ValueError, TypeError) as exc:
-            raise self.fail(element, f"{name} ({vr}) {value!r}: {exc}") from None
+            reason = str(exc).split(" Please see")[0]
+            raise self.fail(element, f"{name} ({vr}) {value!r}: {reason}") from None
 
     def integer(self, element: etree._Element, name: str, vr: str, text: str) -> int:
         low, high = _INT_RANGES[vr]
