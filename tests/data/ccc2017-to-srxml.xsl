@@ -99,6 +99,8 @@
     <xsl:variable name="study-time" select="c:study-time(c:cell(., 'StudyTime'))"/>
     <xsl:variable name="sop-class" select="c:cell(., 'SOPClassUID')"/>
     <xsl:variable name="instance" select="c:cell(., 'instanceUID')"/>
+    <xsl:variable name="saved" select="xs:dateTime('1970-01-01T00:00:00Z')
+        + xs:dayTimeDuration(concat('PT', c:cell(., 'date_unix'), 'S'))"/>
     <xsl:if test="$sop-class = ''">
       <xsl:message>line <xsl:value-of select="@line"/>: no SOPClassUID</xsl:message>
     </xsl:if>
@@ -113,22 +115,67 @@
         <StudyDate element="0020" group="0008" vr="DA">
           <value number="1"><xsl:value-of select="c:cell(., 'StudyDate')"/></value>
         </StudyDate>
+        <ContentDate element="0023" group="0008" vr="DA">
+          <value number="1"><xsl:value-of select="format-dateTime($saved, '[Y0001][M01][D01]')"/></value>
+        </ContentDate>
+        <StudyTime element="0030" group="0008" vr="TM">
+          <xsl:if test="c:cell(., 'StudyTime') != ''">
+            <value number="1"><xsl:value-of select="$study-time"/></value>
+          </xsl:if>
+        </StudyTime>
+        <ContentTime element="0033" group="0008" vr="TM">
+          <value number="1"><xsl:value-of select="format-dateTime($saved, '[H01][m01][s01]')"/></value>
+        </ContentTime>
+        <AccessionNumber element="0050" group="0008" vr="SH"/>
         <Modality element="0060" group="0008" vr="CS"><value number="1">SR</value></Modality>
+        <Manufacturer element="0070" group="0008" vr="LO"/>
+        <ReferringPhysicianName element="0090" group="0008" vr="PN"/>
+        <ReferencedPerformedProcedureStepSequence element="1111" group="0008" vr="SQ"/>
         <PatientName element="0010" group="0010" vr="PN">
           <value number="1"><xsl:value-of select="c:cell(., 'patientID')"/></value>
         </PatientName>
         <PatientID element="0020" group="0010" vr="LO">
           <value number="1"><xsl:value-of select="c:cell(., 'patientID')"/></value>
         </PatientID>
+        <PatientBirthDate element="0030" group="0010" vr="DA"/>
+        <PatientSex element="0040" group="0010" vr="CS"/>
         <StudyInstanceUID element="000d" group="0020" vr="UI">
           <value number="1"><xsl:value-of select="c:cell(., 'StudyInstanceUID')"/></value>
         </StudyInstanceUID>
         <SeriesInstanceUID element="000e" group="0020" vr="UI">
           <value number="1"><xsl:value-of select="c:uid($order, 'series_instance_uid')"/></value>
         </SeriesInstanceUID>
+        <StudyID element="0010" group="0020" vr="SH"/>
+        <SeriesNumber element="0011" group="0020" vr="IS"><value number="1">4578</value>
+        </SeriesNumber>
         <InstanceNumber element="0013" group="0020" vr="IS">
           <value number="1"><xsl:value-of select="$order"/></value>
         </InstanceNumber>
+        <PerformedProcedureCodeSequence element="a372" group="0040" vr="SQ"/>
+        <CurrentRequestedProcedureEvidenceSequence element="a375" group="0040" vr="SQ">
+          <Item number="1">
+            <ReferencedSeriesSequence element="1115" group="0008" vr="SQ">
+              <Item number="1">
+                <ReferencedSOPSequence element="1199" group="0008" vr="SQ">
+                  <Item number="1">
+                    <ReferencedSOPClassUID element="1150" group="0008" vr="UI">
+                      <value number="1"><xsl:value-of select="$sop-class"/></value>
+                    </ReferencedSOPClassUID>
+                    <ReferencedSOPInstanceUID element="1155" group="0008" vr="UI">
+                      <value number="1"><xsl:value-of select="$instance"/></value>
+                    </ReferencedSOPInstanceUID>
+                  </Item>
+                </ReferencedSOPSequence>
+                <SeriesInstanceUID element="000e" group="0020" vr="UI">
+                  <value number="1"><xsl:value-of select="c:cell(., 'seriesUID')"/></value>
+                </SeriesInstanceUID>
+              </Item>
+            </ReferencedSeriesSequence>
+            <StudyInstanceUID element="000d" group="0020" vr="UI">
+              <value number="1"><xsl:value-of select="c:cell(., 'StudyInstanceUID')"/></value>
+            </StudyInstanceUID>
+          </Item>
+        </CurrentRequestedProcedureEvidenceSequence>
         <CompletionFlag element="a491" group="0040" vr="CS">
           <value number="1">COMPLETE</value>
         </CompletionFlag>
