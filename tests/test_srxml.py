@@ -309,3 +309,23 @@ def test_cli_collisions_and_links_outside(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "outside" in result.output
     assert list(outside.iterdir()) == []
+
+
+def test_a_default_namespace_is_accepted_a_prefix_is_not() -> None:
+    with_default = GOOD.replace("<DicomStructuredReport>",
+                                '<DicomStructuredReport xmlns="urn:example">', 1)
+    assert read_sr_xml(with_default.encode("utf-8"), "ns.xml") == read_sr_xml(
+        GOOD.encode("utf-8"), "plain.xml")
+    prefixed = GOOD.replace("<DicomStructuredReport>",
+                            '<DicomStructuredReport xmlns:p="urn:example">', 1).replace(
+        "<Modality ", "<p:Modality ", 1).replace("</Modality>", "</p:Modality>", 1)
+    with pytest.raises(SrXmlError, match="no namespace prefix"):
+        read_sr_xml(prefixed.encode("utf-8"), "prefixed.xml")
+
+
+def test_the_documented_makefile_is_the_example() -> None:
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "sr-xml.md").read_text(encoding="utf-8")
+    block = doc.split("```make\n", 1)[1].split("```", 1)[0]
+    example = (root / "docs" / "examples" / "legacy-srxml.mk").read_text(encoding="utf-8")
+    assert example.endswith(block)

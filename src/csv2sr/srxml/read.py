@@ -99,7 +99,17 @@ def read_sr_xml(data: bytes, source: str | Path, *, pixelmed_compatible: bool = 
     except etree.XMLSyntaxError as exc:
         raise SrXmlError(source, f"line {exc.lineno}" if exc.lineno else "",
                          f"not well-formed XML: {exc.msg}") from None
+    _drop_default_namespace(root)
     return _Reader(source, root.getroottree(), pixelmed_compatible).document(root)
+
+
+def _drop_default_namespace(root: etree._Element) -> None:
+    """pixelmed matches element names without their namespace: a default namespace (no
+    prefix) is accepted, so it is removed here; a prefixed element is refused later."""
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.prefix is None and element.tag[:1] == "{":
+            element.tag = etree.QName(element).localname
+    etree.cleanup_namespaces(root)
 
 
 @dataclass
