@@ -202,6 +202,10 @@ def test_generated_text_round_trips() -> None:
     (lambda ds: ds.add_new(0x00420011, "OB", b"\x01\x02"), "EncapsulatedDocument: a OB value"),
     (lambda ds: setattr(ds.ContentSequence[4], "TextValue", "  lead"),
      "content item 1.5: TextValue: leading white space"),
+    (lambda ds: delattr(ds.ContentSequence[5], "RelationshipType"),
+     "content item 1.6: no Relationship Type"),
+    (lambda ds: delattr(ds.ContentSequence[13], "GraphicData"),
+     "content item 1.14: no Graphic Type or Graphic Data"),
 ])
 def test_what_the_format_cannot_carry_is_refused(change: object, message: str) -> None:
     ds = kitchen_sink()

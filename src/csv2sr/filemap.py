@@ -10,6 +10,7 @@ output of the same name is removed); the other files go on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from csv2sr.errors import Csv2srError, SourceError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FileOutcome", "OutputCollisionError", "plan_outputs", "run_files", "write_atomic"]
 
@@ -98,6 +101,11 @@ def run_files(plan: list[tuple[Path, Path]], outdir: Path, convert: Callable[[Pa
         except OSError as exc:
             _remove_stale(output)
             outcomes.append(FileOutcome(source, output, f"{source}: {exc.strerror or exc}"))
+        except Exception as exc:  # a bug or an input no check foresaw: the batch goes on
+            log.debug("%s", source, exc_info=True)
+            _remove_stale(output)
+            outcomes.append(FileOutcome(source, output, f"{source}: cannot convert: {exc!r} "
+                                        "(-vv shows where)"))
         if progress is not None:
             progress(done)
     return outcomes

@@ -340,6 +340,9 @@ def transform_files(engine: Engine, plan: list[tuple[Path, Path]], outdir: Path
             run.error = str(exc)
         except OSError as exc:
             run.error = f"{source}: {exc.strerror or exc}"
+        except Exception as exc:  # an engine failure no check foresaw: the batch goes on
+            log.debug("%s", source, exc_info=True)
+            run.error = f"{source}: transformation failed: {exc!r} (-vv shows where)"
         yield run
 
 

@@ -202,6 +202,8 @@ class _Writer:
             raise self.fail(where, f"value type {value_type!r} has no SR XML element")
         attributes = {"ID": _item_id(position)}
         if position != [1]:
+            if "RelationshipType" not in ds:
+                raise self.fail(where, "no Relationship Type (PS3.3 C.17.3.2.4)")
             attributes["relationship"] = str(ds.RelationshipType)
         for key, keyword in (("datetime", "ObservationDateTime"), ("uid", "ObservationUID")):
             if keyword in ds:
@@ -223,6 +225,8 @@ class _Writer:
         self.close(depth, name)
 
     def reference(self, ds: Dataset, position: list[int], depth: int, where: str) -> None:
+        if "RelationshipType" not in ds:
+            raise self.fail(where, "no Relationship Type (PS3.3 C.17.3.2.4)")
         target = ds.ReferencedContentItemIdentifier
         path = [int(v) for v in (target if ds["ReferencedContentItemIdentifier"].VM > 1
                                  else [target])]
@@ -384,8 +388,8 @@ def _composite(kind: str) -> _Part:
 def _scoord(axes: str) -> _Part:
     def write(writer: _Writer, ds: Dataset, depth: int, where: str) -> None:
         shape = str(ds.get("GraphicType", "")).lower()
-        if not shape:
-            raise writer.fail(where, "no Graphic Type")
+        if not shape or "GraphicData" not in ds:
+            raise writer.fail(where, "no Graphic Type or Graphic Data (PS3.3 C.18.6)")
         points = [float(v) for v in ds.GraphicData]
         writer.open(depth, shape, {})
         for n, value in enumerate(points):
