@@ -8,7 +8,8 @@ a fresh process with its wall time and peak resident memory:
 
 * ``make -f docs/examples/legacy-srxml.mk`` up to the DICOM files: ``csv2sr xslt`` (SaxonC-HE,
   the table to 2,345 SR XML files) and ``csv2sr sr-xml to-dicom --pixelmed-compatible``;
-* ``csv2sr sr-xml to-dicom`` alone, on pixelmed's own 2,345 SR XML files, and ``to-xml``;
+* ``csv2sr sr-xml to-dicom`` alone, on pixelmed's own 2,345 SR XML files (one process, and
+  the default of one per CPU), and ``to-xml``;
 * pixelmed's toDICOM as the legacy Makefile ran it, one ``java`` per file: on N files
   (``--jvm-sample``, default 20) and projected to 2,345, or on every file (``--jvm-all``,
   about an hour);
@@ -102,6 +103,9 @@ def main() -> None:
         lines.append(_line("make legacy-srxml.mk: csv2sr xslt + sr-xml to-dicom", n,
                            seconds, mib))
         for label, command in (
+            ("csv2sr sr-xml to-dicom (pixelmed's XML), 1 process",
+             [*CSV2SR, "sr-xml", "to-dicom", str(pm_xml), "-o", str(work / "d0"), "-q",
+              "--jobs", "1"]),
             ("csv2sr sr-xml to-dicom (pixelmed's XML)",
              [*CSV2SR, "sr-xml", "to-dicom", str(pm_xml), "-o", str(work / "d1"), "-q"]),
             ("csv2sr sr-xml to-dicom --pixelmed-compatible",

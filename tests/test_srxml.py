@@ -333,3 +333,22 @@ def test_the_documented_makefile_is_the_example() -> None:
     block = doc.split("```make\n", 1)[1].split("```", 1)[0]
     example = (root / "docs" / "examples" / "legacy-srxml.mk").read_text(encoding="utf-8")
     assert example.endswith(block)
+
+
+def test_worker_processes_give_the_same_files(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for n in range(11):
+        (inputs / f"f{n:02d}.xml").write_text(GOOD.replace("Doe^Jane", f"Doe^N{n}"),
+                                              encoding="utf-8")
+    (inputs / "f99.xml").write_text(GOOD.replace("<units ", "<unit/><units "), encoding="utf-8")
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = runner.invoke(app, ["sr-xml", "to-dicom", str(inputs), "-o", str(out),
+                                     "--jobs", jobs, "--pixelmed-compatible"])
+        assert result.exit_code == 1
+        assert "f99.xml" in result.output and "<unit>" in result.output
+        outputs[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(outputs["1"]) == 11
+    assert outputs["1"] == outputs["2"]

@@ -10,10 +10,13 @@ output of the same name is removed); the other files go on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,27 +88,51 @@ def plan_outputs(inputs: Iterable[Path], outdir: Path, suffix: str,
     return plan
 
 
+def _convert_one(convert: Callable[[Path], bytes], source: Path) -> bytes | str:
+    """The output bytes of ``source``, or the one-line reason there are none."""
+    try:
+        return convert(source)
+    except SourceError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{source}: {exc.strerror or exc}"
+    except Exception as exc:  # a bug or an input no check foresaw: the batch goes on
+        log.debug("%s", source, exc_info=True)
+        return f"{source}: cannot convert: {exc!r} (-vv shows where)"
+
+
+def _results(plan: list[tuple[Path, Path]], convert: Callable[[Path], bytes], jobs: int
+             ) -> Iterator[bytes | str]:
+    sources = [source for source, _ in plan]
+    if jobs <= 1 or len(plan) < 4 * jobs:
+        yield from (_convert_one(convert, source) for source in sources)
+        return
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(functools.partial(_convert_one, convert), sources,
+                            chunksize=max(1, min(64, len(plan) // (8 * jobs))))
+
+
 def run_files(plan: list[tuple[Path, Path]], outdir: Path, convert: Callable[[Path], bytes],
-              progress: Callable[[int], None] | None = None) -> list[FileOutcome]:
-    """Convert each input; write its output atomically, or remove a stale one on error."""
+              progress: Callable[[int], None] | None = None, jobs: int = 1
+              ) -> list[FileOutcome]:
+    """Convert each input (in ``jobs`` processes; ``convert`` must then be picklable), and
+    write its output atomically from this process, or remove a stale one on error."""
     outcomes = []
-    for done, (source, output) in enumerate(plan, 1):
+    for done, ((source, output), result) in enumerate(
+            zip(plan, _results(plan, convert, jobs), strict=True), 1):
         try:
-            data = convert(source)
+            if isinstance(result, str):
+                raise SourceError(source, result.removeprefix(f"{source}: "))
             _check_inside(outdir, output)
-            write_atomic(output, data)
+            write_atomic(output, result)
             outcomes.append(FileOutcome(source, output))
         except SourceError as exc:
             _remove_stale(output)
             outcomes.append(FileOutcome(source, output, str(exc)))
         except OSError as exc:
             _remove_stale(output)
-            outcomes.append(FileOutcome(source, output, f"{source}: {exc.strerror or exc}"))
-        except Exception as exc:  # a bug or an input no check foresaw: the batch goes on
-            log.debug("%s", source, exc_info=True)
-            _remove_stale(output)
-            outcomes.append(FileOutcome(source, output, f"{source}: cannot convert: {exc!r} "
-                                        "(-vv shows where)"))
+            outcomes.append(FileOutcome(source, output, f"{output}: {exc.strerror or exc}"))
         if progress is not None:
             progress(done)
     return outcomes

@@ -6,6 +6,7 @@ Heavy modules (pydicom, lxml, saxonche) are imported inside the commands, so tha
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
+    Jobs,
     Quiet,
     Verbose,
     err,
@@ -62,7 +64,7 @@ def _error(message: str) -> None:
 
 
 def _run(inputs: list[Path], outdir: Path, suffix: str, patterns: tuple[str, ...],
-         convert: Callable[[Path], bytes], what: str, quiet: bool) -> None:
+         convert: Callable[[Path], bytes], what: str, quiet: bool, jobs: int | None) -> None:
     from csv2sr.filemap import OutputCollisionError, plan_outputs, run_files  # noqa: PLC0415
 
     try:
@@ -77,7 +79,8 @@ def _run(inputs: list[Path], outdir: Path, suffix: str, patterns: tuple[str, ...
     except OSError as exc:
         raise _usage(f"cannot create {outdir}: {exc.strerror or exc}") from None
     with progress_bar(what, len(plan), enabled=not quiet) as advance:
-        outcomes = run_files(plan, outdir, convert, progress=advance)
+        outcomes = run_files(plan, outdir, convert, progress=advance,
+                             jobs=jobs or os.cpu_count() or 1)
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         _error(str(outcome.error))
@@ -99,6 +102,7 @@ def sr_xml_to_dicom(
                      help="pixelmed's File Meta and sequence encoding: the bytes pixelmed's "
                           "toDICOM writes."),
     ] = False,
+    jobs: Jobs = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -113,12 +117,12 @@ def sr_xml_to_dicom(
     from csv2sr.srxml.files import xml_file_to_dicom  # noqa: PLC0415
 
     _run(inputs, outdir, ".dcm", ("*.xml",),
-         lambda path: xml_file_to_dicom(path, pixelmed_compatible=pixelmed_compatible),
-         "SR XML -> DICOM", quiet)
+         functools.partial(xml_file_to_dicom, pixelmed_compatible=pixelmed_compatible),
+         "SR XML -> DICOM", quiet, jobs)
 
 
 @sr_xml_app.command("to-xml")
-def sr_xml_to_xml(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
+def sr_xml_to_xml(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quiet = False,
                   verbose: Verbose = 0) -> None:
     """DICOM SR files -> SR XML files (OUTDIR/NAME.xml), laid out as pixelmed's toXML.
 
@@ -130,11 +134,11 @@ def sr_xml_to_xml(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
     setup_logging(verbose)
     from csv2sr.srxml.files import dicom_file_to_xml  # noqa: PLC0415
 
-    _run(inputs, outdir, ".xml", ("*.dcm",), dicom_file_to_xml, "DICOM -> SR XML", quiet)
+    _run(inputs, outdir, ".xml", ("*.dcm",), dicom_file_to_xml, "DICOM -> SR XML", quiet, jobs)
 
 
 @json_app.command("to-dicom")
-def json_to_dicom(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
+def json_to_dicom(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quiet = False,
                   verbose: Verbose = 0) -> None:
     """DICOM JSON files -> DICOM files (OUTDIR/NAME.dcm, csv2sr's File Meta).
 
@@ -143,11 +147,12 @@ def json_to_dicom(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
     setup_logging(verbose)
     from csv2sr.dicomjson import json_file_to_dicom  # noqa: PLC0415
 
-    _run(inputs, outdir, ".dcm", ("*.json",), json_file_to_dicom, "JSON -> DICOM", quiet)
+    _run(inputs, outdir, ".dcm", ("*.json",), json_file_to_dicom, "JSON -> DICOM", quiet,
+         jobs)
 
 
 @json_app.command("to-json")
-def json_to_json(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
+def json_to_json(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quiet = False,
                  verbose: Verbose = 0) -> None:
     """DICOM files -> DICOM JSON files (OUTDIR/NAME.json), DS and IS values as written.
 
@@ -156,7 +161,8 @@ def json_to_json(inputs: Inputs, outdir: OutDir, quiet: Quiet = False,
     setup_logging(verbose)
     from csv2sr.dicomjson import dicom_file_to_json  # noqa: PLC0415
 
-    _run(inputs, outdir, ".json", ("*.dcm",), dicom_file_to_json, "DICOM -> JSON", quiet)
+    _run(inputs, outdir, ".json", ("*.dcm",), dicom_file_to_json, "DICOM -> JSON", quiet,
+         jobs)
 
 
 class EngineName(str, Enum):

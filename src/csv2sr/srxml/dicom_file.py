@@ -36,13 +36,9 @@ def part10_bytes(ds: Dataset, *, pixelmed_compatible: bool = False) -> bytes:
     bytes pixelmed's toDICOM writes for the same XML.
     """
     out = copy.copy(ds)
-    if pixelmed_compatible:
-        out = copy.deepcopy(ds)
-        mark_undefined_lengths(out)
-        out.file_meta = pixelmed_file_meta(out)
-    else:
-        out.file_meta = csv2sr_file_meta(out)
+    out.file_meta = pixelmed_file_meta(out) if pixelmed_compatible else csv2sr_file_meta(out)
     out.preamble = b"\x00" * 128
+    mark_undefined_lengths(out, undefined=pixelmed_compatible)  # sets the flags of ds's items
     buffer = io.BytesIO()
     dcmwrite(buffer, out, enforce_file_format=True)
     return buffer.getvalue()

@@ -184,10 +184,11 @@ def _datasets(ds: Dataset) -> Iterator[Dataset]:
                 yield from _datasets(item)
 
 
-def mark_undefined_lengths(ds: Dataset) -> None:
-    """Every sequence and item of undefined length, as pixelmed writes them (PS3.5 7.5.1)."""
+def mark_undefined_lengths(ds: Dataset, undefined: bool = True) -> None:
+    """Every sequence and item of undefined length, as pixelmed writes them (PS3.5 7.5.1);
+    ``undefined=False`` puts defined lengths back."""
     for item in _datasets(ds):
-        item.is_undefined_length_sequence_item = True
+        item.is_undefined_length_sequence_item = undefined
         for element in item:
             if element.VR == "SQ":
-                element.is_undefined_length = True
+                element.is_undefined_length = undefined
