@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
 from pydicom.dataelem import DataElement
-from pydicom.errors import InvalidDicomError
 
 from csv2sr.errors import SourceError
+from csv2sr.filemap import read_dicom_file
 
 __all__ = ["dataset_to_json", "dicom_file_to_json", "json_file_to_dicom", "json_to_dataset"]
 
@@ -131,13 +131,7 @@ def _restore_numbers(ds: Dataset, entries: dict[str, Any]) -> None:
 
 def dicom_file_to_json(path: Path) -> bytes:
     """The DICOM JSON of the Part 10 file ``path``."""
-    try:
-        ds = dcmread(path)
-    except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
-        raise SourceError(path, f"not a readable DICOM file: {exc}") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
-    return dataset_to_json(ds).encode("utf-8")
+    return dataset_to_json(read_dicom_file(path)).encode("utf-8")
 
 
 def json_file_to_dicom(path: Path) -> bytes:

@@ -19,12 +19,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from csv2sr.errors import Csv2srError, SourceError
 
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
 log = logging.getLogger(__name__)
 
-__all__ = ["FileOutcome", "OutputCollisionError", "plan_outputs", "run_files", "write_atomic"]
+__all__ = ["FileOutcome", "OutputCollisionError", "plan_outputs", "read_dicom_file",
+           "run_files", "write_atomic"]
 
 
 class OutputCollisionError(Csv2srError):
@@ -61,6 +66,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_dicom_file(path: Path) -> Dataset:
+    """``pydicom.dcmread(path)``, its failures as one SourceError naming the file."""
+    from pydicom import dcmread  # noqa: PLC0415  (keeps the CLI's start light)
+    from pydicom.errors import InvalidDicomError  # noqa: PLC0415
+
+    try:
+        return dcmread(path)
+    except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
+        raise SourceError(path, f"not a readable DICOM file: {exc}") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _found(folder: Path, patterns: tuple[str, ...]) -> Iterator[Path]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
-
 from csv2sr.errors import SourceError
+from csv2sr.filemap import read_dicom_file
 from csv2sr.srxml.dicom_file import part10_bytes
 from csv2sr.srxml.read import read_sr_xml
 from csv2sr.srxml.write import write_sr_xml
@@ -27,10 +25,4 @@ def xml_file_to_dicom(path: Path, *, pixelmed_compatible: bool = False) -> bytes
 
 def dicom_file_to_xml(path: Path) -> bytes:
     """The SR XML of the DICOM SR file ``path`` (see :func:`write_sr_xml`)."""
-    try:
-        ds = dcmread(path)
-    except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
-        raise SourceError(path, f"not a readable DICOM file: {exc}") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
-    return write_sr_xml(ds, path)
+    return write_sr_xml(read_dicom_file(path), path)

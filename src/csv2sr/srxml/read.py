@@ -25,7 +25,7 @@ from typing import Any
 from lxml import etree
 from pydicom import Dataset
 from pydicom import config as pydicom_config
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import validate_value
@@ -713,8 +713,3 @@ def _strings(ds: Dataset) -> Iterable[tuple[str, str]]:
         elif element.VR in _STRING_VRS and element.value is not None:
             values = element.value if element.VM > 1 else [element.value]
             yield from ((element.VR, str(v)) for v in values)
-
-
-def tag_name(tag: int) -> str:
-    """The keyword of ``tag`` or ``(gggg,eeee)``."""
-    return keyword_for_tag(tag) or str(Tag(tag))

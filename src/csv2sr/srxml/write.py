@@ -12,7 +12,7 @@ spaces of ST/LT/UT values, and characters XML 1.0 cannot hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -464,10 +464,3 @@ def _escape_text(text: str) -> str:
 def _escape_attribute(text: str) -> str:
     out = _escape_text(text).replace('"', "&quot;")
     return out.replace("\t", "&#9;").replace("\n", "&#10;")
-
-
-def iter_items(ds: Dataset) -> Iterator[Dataset]:
-    """Every content item of the tree, root first."""
-    yield ds
-    for child in ds.get("ContentSequence", []):
-        yield from iter_items(child)
