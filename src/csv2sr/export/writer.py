@@ -3,14 +3,16 @@
 Memory stays flat whatever the number of files: paths are read by a process pool in
 chunks (``imap`` keeps the input order), and each file's rows are written as soon as they
 arrive (CSV and JSON lines line by line, Parquet in row groups of :data:`BATCH_ROWS`).  The
-table is written to a temporary file in the output's folder and renamed into place
-(``os.replace``) only when complete.
+table is written by :func:`csv2sr.atomic.atomic_open`: a temporary file in the output's
+folder, renamed into place (``os.replace``) only when complete; a failure to write it is a
+:class:`csv2sr.atomic.OutputError` naming the table.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import logging
 import multiprocessing
@@ -19,8 +21,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
+from csv2sr.atomic import atomic_open
 from csv2sr.export.files import ExportInputError, find_dicom_files
 from csv2sr.export.model import Problem
 from csv2sr.export.reader import read_file
@@ -224,7 +227,7 @@ class _JsonLinesSink:
 class _ParquetSink:
     """Parquet, every column a string, one row group per :data:`BATCH_ROWS` rows."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+    def __init__(self, path: BinaryIO, columns: tuple[str, ...]) -> None:
         try:
             import pyarrow as pa  # noqa: PLC0415  (optional dependency)
             import pyarrow.parquet as pq  # noqa: PLC0415
@@ -234,7 +237,7 @@ class _ParquetSink:
         self.pa: Any = pa
         self.columns = columns
         self.schema = pa.schema([(name, pa.string()) for name in columns])
-        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.writer = pq.ParquetWriter(path, self.schema)
         self.pending: list[list[str]] = []
 
     def _flush(self) -> None:
@@ -278,7 +281,8 @@ def write_table(
     even when other files have problems; the file appears only once complete.
 
     Raises :class:`ExportInputError` for a missing path and :class:`ExportFormatError`
-    for an unknown format or profile, before anything is written.
+    for an unknown format or profile, before anything is written, and
+    :class:`csv2sr.atomic.OutputError` when the table cannot be written.
     """
     started = time.perf_counter()
     target = Path(out)
@@ -287,13 +291,9 @@ def write_table(
     _check_inputs(given, profile)
     columns = _table(profile).columns
     result = ExportResult(output=target, format=kind, profile=profile)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        rows = iter_rows(given, profile=profile, jobs=jobs, progress=progress)
-        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    rows = iter_rows(given, profile=profile, jobs=jobs, progress=progress)
+    with atomic_open(target) as handle:
+        _write(handle, kind, columns, results=rows, result=result, on_problem=on_problem)
     result.seconds = time.perf_counter() - started
     log.info("%s: %d rows from %d files, %d problems (%d errors) in %.1f s", target,
              result.rows, result.files, len(result.problems), len(result.errors),
@@ -302,7 +302,7 @@ def write_table(
 
 
 def _write(
-    tmp: Path, kind: Format, columns: tuple[str, ...], *,
+    handle: BinaryIO, kind: Format, columns: tuple[str, ...], *,
     results: Iterator[tuple[str, list[list[str]], list[Problem]]], result: ExportResult,
     on_problem: Callable[[Problem], None] | None,
 ) -> None:
@@ -319,11 +319,12 @@ def _write(
         sink.close()
 
     if kind == "parquet":
-        consume(_ParquetSink(tmp, columns))
+        consume(_ParquetSink(handle, columns))
         return
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        sink: _Sink = _CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns)
-        consume(sink)
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    sink: _Sink = _CsvSink(text, columns) if kind == "csv" else _JsonLinesSink(text, columns)
+    consume(sink)
+    text.detach()  # flushed; the handle is closed and renamed by atomic_open
 
 
 def export_table(
