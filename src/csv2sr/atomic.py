@@ -237,6 +237,11 @@ def _open_folder_inside(root: Path, parts: tuple[str, ...], *, create: bool) -> 
             try:
                 child = os.open(part, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
             except OSError as exc:
+                # Linux says ENOTDIR, not ELOOP, for a link opened with O_DIRECTORY
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP) and stat.S_ISLNK(
+                    os.lstat(part, dir_fd=fd).st_mode
+                ):
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(here)) from None
                 exc.filename = str(here)
                 raise
             os.close(fd)
