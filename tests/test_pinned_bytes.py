@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 from conftest import ROOT
-
 from csv2sr.uids import SCHEMA_VERSION
 
 PINS = ROOT / "tests" / "data" / "ccc2017-sr-sha256.txt"
