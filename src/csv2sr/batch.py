@@ -39,6 +39,7 @@ import re
 import signal
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -256,6 +257,19 @@ def _chunks(items: Iterable[Annotation | RowError]) -> Iterator[list[Annotation 
         yield chunk
 
 
+def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Any:
+    """The worker pool, started with SIGINT ignored: a process started with a signal
+    ignored keeps it ignored (POSIX exec), so the fork server and every worker it forks
+    ignore Ctrl-C from birth (the parent ends them), with no window for a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _results(
     items: Iterable[Annotation | RowError], jobs: int, worker_args: tuple[Any, ...]
 ) -> Iterator[_Done | RowError]:
@@ -265,7 +279,7 @@ def _results(
             yield from _run_chunk(chunk)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,)) as pool:
+    with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
         pool.close()  # done: let the workers end on their own (an error terminates them)

@@ -13,18 +13,18 @@ from csv2sr.cli import export as _export  # noqa: F401  (registers the command)
 from csv2sr.cli import release as _release  # noqa: F401  (registers the release commands)
 from csv2sr.cli import validate as _validate  # noqa: F401  (registers the command)
 from csv2sr.cli.app import app
-from csv2sr.cli.common import Interrupted, catch_interrupts, err
+from csv2sr.cli.common import err
+from csv2sr.errors import Interrupted, catch_interrupts
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Console-script entry point: an interrupt ends the command cleanly, without a
-    traceback, with status 128 + the signal number."""
+    """Run a command: an interrupt ends it cleanly, without a traceback, with status 128 +
+    the signal number (``csv2sr.__main__.run`` catches the signals even earlier)."""
     catch_interrupts()
     try:
         app()
     except Interrupted as exc:
-        err.print(f"csv2sr: interrupted by {exc.name}: stopped, nothing half-written left "
-                  "in place", highlight=False)
+        err.print(exc.message, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_status)

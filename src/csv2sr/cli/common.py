@@ -1,12 +1,10 @@
-"""What every command shares: consoles, logging set-up, a progress bar, interrupts."""
+"""What every command shares: consoles, logging set-up and a progress bar."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -27,8 +25,6 @@ err = Console(stderr=True)
 EXIT_OK = 0
 EXIT_DATA = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 128
-"""Plus the signal number: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, as a shell reports."""
 
 # Options every command spells the same way.
 Jobs = Annotated[
@@ -72,37 +68,3 @@ def progress_bar(
         task = bar.add_task(description, total=total)
         yield lambda done: bar.update(task, completed=done)
 
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: raised in the main thread so that every ``with`` and
-    ``finally`` on the way out runs (temporary files removed, pools ended, the lock freed).
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` turns
-    it into a rejected row or a finding, and click does not turn it into "Aborted!".
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-    @property
-    def exit_status(self) -> int:
-        return EXIT_INTERRUPTED + self.signum
-
-
-def _interrupted(signum: int, frame: FrameType | None) -> None:
-    # A second signal while cleaning up ends the process at once (the next run removes
-    # what is left); the first one unwinds.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise Interrupted(signum)
-
-
-def catch_interrupts() -> None:
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` (the console script's main)."""
-    signal.signal(signal.SIGINT, _interrupted)
-    signal.signal(signal.SIGTERM, _interrupted)

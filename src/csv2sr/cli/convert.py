@@ -18,7 +18,6 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
-    Interrupted,
     Jobs,
     Quiet,
     Verbose,
@@ -27,6 +26,7 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.errors import Interrupted
 from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
 from csv2sr.rows import InputFileError
