@@ -282,8 +282,8 @@ def _results(
     with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
-        pool.close()  # done: let the workers end on their own (an error terminates them)
-        pool.join()
+    # Leaving the block terminates the workers (SIGTERM: each removes the file it is
+    # writing and ends at once); every result is in by then.
 
 
 def is_own_sr(path: str | os.PathLike[str]) -> bool:
