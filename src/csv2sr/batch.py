@@ -60,6 +60,7 @@ from csv2sr.atomic import (
 )
 from csv2sr.codes import CodeMode
 from csv2sr.encode import dataset_bytes, encode, row_uids
+from csv2sr.errors import leave_interrupts
 from csv2sr.fastpath import FastEncoder
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import Profile, get_profile
@@ -236,7 +237,7 @@ def _init_pool_worker(args: tuple[Any, ...]) -> None:
     """A worker process: Ctrl-C is the parent's to handle (it ends the pool); SIGTERM (the
     pool ending it, or a signal to the whole process group) removes the file being
     written and ends the process at once, without a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_interrupts()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _init_worker(args)
 

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["Csv2srError", "Interrupted", "SourceError", "catch_interrupts"]
+__all__ = ["Csv2srError", "Interrupted", "SourceError", "catch_interrupts", "leave_interrupts"]
 
 
 class Csv2srError(Exception):
@@ -68,3 +68,9 @@ def catch_interrupts() -> None:
     before anything heavy is imported)."""
     signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
+
+
+def leave_interrupts() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle (it ends the pool), so the
+    worker ignores SIGINT and prints no traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from lxml import etree
 
 from csv2sr.atomic import OutputError, open_inside, remove_inside, write_atomic
+from csv2sr.errors import leave_interrupts
 from csv2sr.profiles import Profile, get_profile
 from csv2sr.report_xml import (
     STAGES,
@@ -239,7 +240,7 @@ def _run_pages(tasks: list[_PageTask], jobs: int | None) -> list[str]:
     if workers <= 1:
         results: Iterable[str | None] = map(_page_job, tasks)
         return [r for r in results if r]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=leave_interrupts) as pool:
         return [r for r in pool.map(_page_job, tasks, chunksize=64) if r]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 from csv2sr.atomic import atomic_open
+from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, find_dicom_files
 from csv2sr.export.model import Problem
 from csv2sr.export.reader import read_file
@@ -119,6 +120,7 @@ _WORKER_PROFILE = "generic"
 
 def _init_worker(profile: str) -> None:
     global _WORKER_PROFILE  # noqa: PLW0603  (one profile per worker process)
+    leave_interrupts()  # Ctrl-C: the parent ends the pool, no traceback from here
     _WORKER_PROFILE = profile
 
 
