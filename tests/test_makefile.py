@@ -394,3 +394,44 @@ def test_real_csv_release_has_no_validation_error(tmp_path: Path) -> None:
         assert sum(n.endswith(".dcm") for n in zf.namelist()) == 2345
     page = html.fromstring((tmp_path / "out" / "report" / "index.html").read_bytes())
     assert "Ready to publish" in page.get_element_by_id("verdict").text_content()
+
+
+def test_rows_removed_from_the_csv_leave_the_release(released: Path, tmp_path: Path) -> None:
+    """make release after deleting rows: the removed rows' SRs are gone from sr/,
+    export.csv, the reports and the zip, and the release check proves it."""
+    tree = tmp_path / "r"
+    shutil.copytree(released, tree)
+    data = tree / SAMPLE
+    lines = data.read_text().splitlines(keepends=True)
+    kept, removed = lines[:1] + lines[1:-4], lines[-4:]
+    data.write_text("".join(kept))
+    done = _make(tree, "release", "JOBS=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = _out(tree)
+    manifest = _rows(out / "manifest.csv")
+    gone = {row.split(",")[12] for row in removed}  # their _id
+    assert len(manifest) == len(kept) - 1
+    assert {r["_id"] for r in _rows(out / "export.csv")} == {m["_id"] for m in manifest}
+    assert not gone & {r["_id"] for r in _rows(out / "export.csv")}
+    listed = {m["path"] for m in manifest}
+    assert {p.relative_to(out).as_posix() for p in (out / "sr").rglob("*.dcm")} == listed
+    with zipfile.ZipFile(tree / "dist" / f"ccc2017-sample-{VERSION}.zip") as zf:
+        root = f"ccc2017-sample-{VERSION}/"
+        packed = {n[len(root):] for n in zf.namelist() if n.endswith(".dcm")}
+        reports = [n for n in zf.namelist() if n.startswith(root + "reports/")]
+    assert packed == listed and len(reports) == len(listed)
+
+
+def test_a_stale_sr_planted_after_convert_blocks_the_release(
+    released: Path, tmp_path: Path
+) -> None:
+    tree = tmp_path / "s"
+    shutil.copytree(released, tree)
+    out = _out(tree)
+    first = sorted((out / "sr").rglob("*.dcm"))[0]
+    shutil.copy2(first, first.with_name("order-9999.dcm"))  # csv2sr's, but not listed
+    (out / "stages" / "check.done").unlink()
+    done = _make(tree, "release")
+    assert done.returncode != 0
+    assert "not converted rows of the manifest" in done.stderr and "order-9999" in done.stderr
+    assert not (tree / "dist" / f"ccc2017-sample-{VERSION}.zip").exists()

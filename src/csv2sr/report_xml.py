@@ -22,19 +22,17 @@ import importlib.metadata
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from lxml import etree
 from pydicom import Dataset, dcmread
@@ -64,7 +62,7 @@ __all__ = [
     "sr_file_to_xml",
     "sr_to_xml",
     "tool_versions",
-    "write_text_atomic",
+    "xml_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,10 +114,53 @@ def _text(value: object) -> str:
     return str(value)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""What XML 1.0 cannot hold (section 2.2, Char: C0 controls but tab, LF and CR; U+FFFE,
+U+FFFF, lone surrogates) and what it discourages (DEL, C1 controls)."""
+
+
+def xml_text(value: str) -> str:
+    """``value`` with every character XML 1.0 cannot hold shown visibly as ``\\xNN`` or
+    ``\\uNNNN``, so that a control character anywhere in the data reaches the report
+    (and shows where it is) instead of stopping it."""
+
+    def visible(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _NOT_XML.sub(visible, value)
+
+
+def _attrs(attrib: dict[str, str] | None, extra: dict[str, str]) -> dict[str, str]:
+    return {key: xml_text(str(value)) for key, value in {**(attrib or {}), **extra}.items()}
+
+
+def _sub(
+    parent: etree._Element, tag: str, attrib: dict[str, str] | None = None, /, *,
+    text: str | None = None, **extra: str,
+) -> etree._Element:
+    """``etree.SubElement`` whose attribute values and text pass :func:`xml_text`: every
+    element of the summary and of an SR's XML is made here, so no value can break them."""
+    node = etree.SubElement(parent, tag, _attrs(attrib, extra))
+    if text is not None:
+        node.text = xml_text(text)
+    return node
+
+
+def _el(tag: str, attrib: dict[str, str] | None = None, /, **extra: str) -> etree._Element:
+    """``etree.Element`` with :func:`xml_text` values (see :func:`_sub`)."""
+    return etree.Element(tag, _attrs(attrib, extra))
+
+
+def _set(node: etree._Element, key: str, value: str) -> None:
+    """``node.set`` with an :func:`xml_text` value (see :func:`_sub`)."""
+    node.set(key, xml_text(value))
+
+
 def _code(parent: etree._Element, tag: str, item: Dataset) -> None:
     """A code sequence item (PS3.3 Table 8.8-1) as ``<tag value scheme meaning/>``."""
     value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
-    etree.SubElement(
+    _sub(
         parent,
         tag,
         value=_text(value),
@@ -132,7 +173,7 @@ def _reference(parent: etree._Element, item: Dataset) -> None:
     """IMAGE / COMPOSITE / WAVEFORM value: Referenced SOP Sequence (PS3.3 Table C.18.3-1)."""
     for ref in item.get("ReferencedSOPSequence", []):
         sop_class = UID(_text(ref.get("ReferencedSOPClassUID")))
-        node = etree.SubElement(
+        node = _sub(
             parent,
             "reference",
             {
@@ -143,7 +184,7 @@ def _reference(parent: etree._Element, item: Dataset) -> None:
         )
         frames = ref.get("ReferencedFrameNumber")
         if frames is not None:
-            node.set("frames", _text(frames))
+            _set(node, "frames", _text(frames))
 
 
 def _coordinates(values: Iterable[object]) -> str:
@@ -161,19 +202,19 @@ def _value(node: etree._Element, item: Dataset) -> None:
         "TIME": "Time", "DATETIME": "DateTime",
     }
     if kind in simple:
-        etree.SubElement(node, "text").text = _text(item.get(simple[kind]))
+        _sub(node, "text", text=_text(item.get(simple[kind])))
     elif kind == "CODE":
         for code in item.get("ConceptCodeSequence", []):
             _code(node, "code", code)
     elif kind == "NUM":
         for measured in item.get("MeasuredValueSequence", []):
-            num = etree.SubElement(node, "num", value=_text(measured.get("NumericValue")))
+            num = _sub(node, "num", value=_text(measured.get("NumericValue")))
             for unit in measured.get("MeasurementUnitsCodeSequence", []):
                 _code(num, "unit", unit)
     elif kind in ("IMAGE", "COMPOSITE", "WAVEFORM"):
         _reference(node, item)
     elif kind in ("SCOORD", "SCOORD3D"):
-        etree.SubElement(
+        _sub(
             node,
             "graphic",
             type=_text(item.get("GraphicType")),
@@ -181,9 +222,10 @@ def _value(node: etree._Element, item: Dataset) -> None:
             frame_of_reference=_text(item.get("ReferencedFrameOfReferenceUID")),
         )
     elif kind == "CONTAINER":
-        node.set("continuity", _text(item.get("ContinuityOfContent")))
+        _set(node, "continuity", _text(item.get("ContinuityOfContent")))
         for template in item.get("ContentTemplateSequence", []):
-            node.set(
+            _set(
+                node,
                 "template",
                 f"{_text(template.get('MappingResource'))} "
                 f"{_text(template.get('TemplateIdentifier'))}".strip(),
@@ -192,7 +234,7 @@ def _value(node: etree._Element, item: Dataset) -> None:
 
 def _item(parent: etree._Element, item: Dataset, number: str) -> None:
     """One content item and, recursively, its Content Sequence (PS3.3 C.17.3)."""
-    node = etree.SubElement(
+    node = _sub(
         parent,
         "item",
         id=number,
@@ -201,7 +243,7 @@ def _item(parent: etree._Element, item: Dataset, number: str) -> None:
     )
     by_reference = item.get("ReferencedContentItemIdentifier")
     if by_reference is not None:
-        node.set("by-reference", ".".join(str(int(v)) for v in by_reference))
+        _set(node, "by-reference", ".".join(str(int(v)) for v in by_reference))
     for concept in item.get("ConceptNameCodeSequence", []):
         _code(node, "concept", concept)
     _value(node, item)
@@ -215,38 +257,39 @@ def sr_to_xml(ds: Dataset, *, path: str = "") -> etree._Element:
     ``path`` (the file's path in the release, e.g. ``sr/P/order-0001.dcm``) is recorded so
     the page can name and link its file.
     """
-    root = etree.Element("sr", path=path)
+    root = _el("sr", path=path)
     sop_class = UID(_text(ds.get("SOPClassUID")))
-    root.set("sop-class", str(sop_class))
-    root.set("sop-class-name", sop_class.name if sop_class.is_valid else "")
-    header = etree.SubElement(root, "header")
+    _set(root, "sop-class", str(sop_class))
+    _set(root, "sop-class-name", sop_class.name if sop_class.is_valid else "")
+    header = _sub(root, "header")
     for label, keyword in _HEADER:
         if keyword in ds:
-            etree.SubElement(header, "field", name=label, keyword=keyword).text = _text(
-                ds.get(keyword)
-            )
+            _sub(header, "field", name=label, keyword=keyword, text=_text(ds.get(keyword)))
     for author in ds.get("AuthorObserverSequence", []):
         name = author.get("PersonName") or author.get("DeviceObserverName")
-        etree.SubElement(header, "field", name="Author Observer", keyword="").text = _text(name)
-    evidence = etree.SubElement(root, "evidence")
+        _sub(header, "field", name="Author Observer", keyword="", text=_text(name))
+    evidence = _sub(root, "evidence")
     for study in ds.get("CurrentRequestedProcedureEvidenceSequence", []):
         for series in study.get("ReferencedSeriesSequence", []):
-            node = etree.SubElement(
+            node = _sub(
                 evidence,
                 "series",
                 study=_text(study.get("StudyInstanceUID")),
                 uid=_text(series.get("SeriesInstanceUID")),
             )
             _reference(node, series)
-    content = etree.SubElement(root, "content")
+    content = _sub(root, "content")
     _item(content, ds, "1")
     return root
 
 
-def sr_file_to_xml(path: Path, relpath: str) -> etree._Element:
-    """Read ``path`` (an SR file) and render it; :class:`ReportRenderError` if it is not one."""
+def sr_file_to_xml(
+    path: Path, relpath: str, handle: BinaryIO | None = None
+) -> etree._Element:
+    """Read ``path`` (an SR file; from ``handle`` when given, already open) and render it;
+    :class:`ReportRenderError` if it is not one."""
     try:
-        ds = dcmread(path)
+        ds = dcmread(handle if handle is not None else path)
     except Exception as exc:  # pydicom raises many types for damaged files
         raise ReportRenderError(path, f"not readable as DICOM: {exc}") from exc
     if "ValueType" not in ds or "ConceptNameCodeSequence" not in ds:
@@ -272,20 +315,6 @@ def render(xml: etree._Element, stylesheet: Path, **params: str) -> bytes:
     except etree.XSLTApplyError as exc:
         raise ReportRenderError(stylesheet, f"transformation failed: {exc}") from exc
     return bytes(result)
-
-
-def write_text_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ReleaseError(Csv2srError):
@@ -452,7 +481,7 @@ def _histogram(parent: etree._Element, values: Sequence[float], width: float, bi
     counts = [0] * (bins + 1)
     for value in values:
         counts[min(int(value // width), bins)] += 1
-    node = etree.SubElement(
+    node = _sub(
         parent, "histogram", {"bin-width": _fmt(width), "bins": str(bins + 1),
                               "max-count": str(max(counts))},
     )
@@ -460,7 +489,7 @@ def _histogram(parent: etree._Element, values: Sequence[float], width: float, bi
         attrs = {"i": str(index), "lo": _fmt(index * width), "count": str(count)}
         if index < bins:
             attrs["hi"] = _fmt((index + 1) * width)
-        etree.SubElement(node, "bin", attrs)
+        _sub(node, "bin", attrs)
 
 
 def _lengths(row: dict[str, str]) -> float | None:
@@ -508,11 +537,11 @@ def _collections(
     p99 = everything[int(0.99 * (len(everything) - 1))] if everything else 1.0
     width = _nice_width(p99, HISTOGRAM_BINS)
     bins = max(1, math.ceil(p99 / width))
-    node = etree.SubElement(parent, "collections", {"length-unit": "mm"})
+    node = _sub(parent, "collections", {"length-unit": "mm"})
     known = list(profile.collections)
     for anatomy in known + sorted(a for a in tallies if a not in profile.collections):
         tally = tallies.get(anatomy, _Tally())
-        item = etree.SubElement(
+        item = _sub(
             node,
             "collection",
             {
@@ -526,7 +555,7 @@ def _collections(
             },
         )
         if tally.lengths:
-            etree.SubElement(
+            _sub(
                 item,
                 "lengths",
                 n=str(len(tally.lengths)),
@@ -538,10 +567,10 @@ def _collections(
 
 
 def _statuses(parent: etree._Element, tallies: dict[str, _Tally]) -> None:
-    node = etree.SubElement(parent, "annotator-statuses")
+    node = _sub(parent, "annotator-statuses")
     for status in sorted(tallies):
         tally = tallies[status]
-        etree.SubElement(
+        _sub(
             node,
             "status",
             name=status,
@@ -553,9 +582,9 @@ def _statuses(parent: etree._Element, tallies: dict[str, _Tally]) -> None:
 
 
 def _rejected(parent: etree._Element, rejected: list[dict[str, str]]) -> None:
-    node = etree.SubElement(parent, "rejected", count=str(len(rejected)))
+    node = _sub(parent, "rejected", count=str(len(rejected)))
     for row in sorted(rejected, key=lambda r: int(r.get("line", "0") or 0)):
-        item = etree.SubElement(
+        item = _sub(
             node,
             "row",
             line=row.get("line", ""),
@@ -564,7 +593,7 @@ def _rejected(parent: etree._Element, rejected: list[dict[str, str]]) -> None:
             anatomy=row.get("anatomy", ""),
             patient=row.get("patientID", ""),
         )
-        etree.SubElement(item, "reason").text = row.get("reason", "")
+        _sub(item, "reason", text=row.get("reason", ""))
 
 
 def severity_name(value: object) -> str:
@@ -608,16 +637,16 @@ _VALUE = re.compile(r"<[^<>]*>")
 def _validation(
     parent: etree._Element, out: Path, validation: dict[str, Any] | None, findings: _Findings
 ) -> None:
-    node = etree.SubElement(parent, "validation", ran="yes" if validation is not None else "no")
-    node.set("files", str(len(findings.by_file)))
+    node = _sub(parent, "validation", ran="yes" if validation is not None else "no")
+    _set(node, "files", str(len(findings.by_file)))
     severities = Counter(f[0] for f in findings.flat)
     for severity in sorted(severities, key=lambda s: (_SEVERITY_ORDER.get(s, 9), s)):
-        etree.SubElement(node, "severity", name=severity, count=str(severities[severity]))
+        _sub(node, "severity", name=severity, count=str(severities[severity]))
     sources: dict[str, Counter[str]] = defaultdict(Counter)
     for severity, source, *_ in findings.flat:
         sources[source][severity] += 1
     for source in sorted(sources):
-        etree.SubElement(
+        _sub(
             node,
             "source",
             name=source,
@@ -634,14 +663,14 @@ def _validation(
     for (severity, source, message), where in sorted(
         groups.items(), key=lambda g: (_SEVERITY_ORDER.get(g[0][0], 9), -len(g[1]), g[0])
     ):
-        group = etree.SubElement(
+        group = _sub(
             node, "message", severity=severity, source=source, count=str(len(where)),
             files=str(len({w[0] for w in where})),
         )
-        etree.SubElement(group, "text").text = message
+        _sub(group, "text", text=message)
         limit = len(where) if severity == "error" else 5
         for relpath, place, detail in sorted(where)[:limit]:
-            etree.SubElement(
+            _sub(
                 group, "in", file=relpath, where=place, detail=detail,
                 report=_report_link(out, relpath),
             )
@@ -673,11 +702,11 @@ def _files(
     converted: list[tuple[dict[str, str], dict[str, str]]],
     findings: _Findings,
 ) -> None:
-    node = etree.SubElement(parent, "files", count=str(len(converted)))
+    node = _sub(parent, "files", count=str(len(converted)))
     for manifest, source in converted:
         relpath = manifest["path"]
         counts = findings.by_file.get(relpath, Counter())
-        etree.SubElement(
+        _sub(
             node,
             "file",
             {
@@ -708,7 +737,7 @@ def _uids(
         counted = Counter(v for v in values if v)
         return len(counted), sum(n - 1 for n in counted.values() if n > 1)
 
-    node = etree.SubElement(parent, "uids")
+    node = _sub(parent, "uids")
     for label, unique, values in (
         ("SOP Instance UID (new)", True,
          [m.get("sop_instance_uid", "") for m, _ in converted]),
@@ -722,7 +751,7 @@ def _uids(
          [s.get("instanceUID", "") for _, s in converted]),
     ):
         count, repeats = distinct(values)
-        etree.SubElement(
+        _sub(
             node, "uid", kind=label, distinct=str(count), repeats=str(repeats),
             unique="yes" if unique else "no",
         )
@@ -734,12 +763,12 @@ def _roundtrip(
     converted: list[tuple[dict[str, str], dict[str, str]]],
 ) -> None:
     """Compare the exported table with the input on the cells an SR carries verbatim."""
-    node = etree.SubElement(parent, "roundtrip", ran="yes" if export_path.is_file() else "no")
+    node = _sub(parent, "roundtrip", ran="yes" if export_path.is_file() else "no")
     if not export_path.is_file():
         return
     exported = read_csv_rows(export_path)
     by_id = {row.get("_id", ""): row for row in exported}
-    node.set("exported", str(len(exported)))
+    _set(node, "exported", str(len(exported)))
     columns = ("_id", "patientID", "anatomy", "length", "annotator", "instanceUID")
     matched = 0
     mismatches: list[tuple[str, str, str, str]] = []
@@ -751,11 +780,11 @@ def _roundtrip(
         bad = [c for c in columns if c in row and row[c] != source.get(c, "")]
         mismatches.extend((source.get("order", ""), c, source.get(c, ""), row[c]) for c in bad)
         matched += not bad
-    node.set("matched", str(matched))
-    node.set("compared-columns", " ".join(columns))
+    _set(node, "matched", str(matched))
+    _set(node, "compared-columns", " ".join(columns))
     for order, column, expected, found in mismatches[:50]:
-        etree.SubElement(node, "mismatch", order=order, column=column, csv=expected, sr=found)
-    node.set("mismatches", str(len(mismatches)))
+        _sub(node, "mismatch", order=order, column=column, csv=expected, sr=found)
+    _set(node, "mismatches", str(len(mismatches)))
 
 
 def build_summary(
@@ -784,11 +813,11 @@ def build_summary(
         if m.get("status") == "converted" and m.get("line", "").isdigit()
     ]
     digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
-    root = etree.Element(
+    root = _el(
         "release", name=name, version=version, profile=profile.name, generator="csv2sr"
     )
-    etree.SubElement(root, "input", file=csv_path.name, sha256=digest, rows=str(len(source)))
-    etree.SubElement(
+    _sub(root, "input", file=csv_path.name, sha256=digest, rows=str(len(source)))
+    _sub(
         root,
         "counts",
         {
@@ -807,12 +836,12 @@ def build_summary(
     _validation(root, out, validation, findings)
     _uids(root, converted)
     _roundtrip(root, out / "export.csv", converted)
-    listed = etree.SubElement(root, "tools")
+    listed = _sub(root, "tools")
     for tool, tool_version in tool_versions(validation, tools):
-        etree.SubElement(listed, "tool", name=tool, version=tool_version)
-    timings = etree.SubElement(root, "timings")
+        _sub(listed, "tool", name=tool, version=tool_version)
+    timings = _sub(root, "timings")
     for stage, (status, seconds) in read_stages(out / "stages").items():
-        etree.SubElement(timings, "stage", name=stage, status=str(status), seconds=f"{seconds:.3f}")
+        _sub(timings, "stage", name=stage, status=str(status), seconds=f"{seconds:.3f}")
     _files(root, out, converted, findings)
     return root
 

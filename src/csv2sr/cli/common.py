@@ -67,3 +67,4 @@ def progress_bar(
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda done: bar.update(task, completed=done)
+

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from csv2sr.atomic import OutputError
 from csv2sr.batch import ConversionResult, convert
 from csv2sr.cli.app import app
 from csv2sr.cli.common import (
@@ -24,6 +25,7 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.errors import Interrupted
 from csv2sr.images import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
 from csv2sr.rows import InputFileError, read_table
@@ -127,8 +129,12 @@ def convert_command(
     (one line per input row), OUTDIR/rejected.csv. The same CSV always gives
     byte-identical files.
 
-    Exit status: 0 all rows converted; 1 a row was rejected or the file is unusable;
-    2 usage error.
+    OUTDIR/sr must hold only what csv2sr wrote there (anything else stops the run
+    before it starts); SRs of rows no longer in the CSV are removed. One run at a time
+    per OUTDIR: a second one stops at once and names the first.
+
+    Exit status: 0 all rows converted; 1 a row was rejected, the file is unusable or
+    OUTDIR cannot be written; 2 usage error; 130/143 interrupted (Ctrl-C/SIGTERM).
     """
     setup_logging(verbose)
     if images is not None and images_url is not None:
@@ -150,6 +156,17 @@ def convert_command(
     except (InputFileError, ImageIndexError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
+    except OutputError as exc:  # the system failed (1), or -o names a path through a file (2)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE if exc.wrong_path else EXIT_DATA) from None
+    except Interrupted:
+        err.print(
+            f"convert: stopped before the last row, so no manifest.csv was written; the SRs "
+            f"in {escape(os.fspath(output / 'sr'))} are complete files. Run the same command "
+            "again to finish: it removes what this run left.",
+            highlight=False, soft_wrap=True,
+        )
+        raise
     _report(result, quiet=quiet)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from csv2sr.atomic import OutputError
 from csv2sr.cli.app import app
 from csv2sr.cli.common import (
     EXIT_DATA,
@@ -104,7 +105,7 @@ def export_command(
     evaluations) is reported as a note.
 
     Exit status: 0 every file understood; 1 a file or a measurement could not be
-    read; 2 usage error.
+    read, or TABLE could not be written; 2 usage error.
     """
     setup_logging(verbose)
     try:
@@ -115,7 +116,6 @@ def export_command(
     if not files:
         raise _usage("no DICOM files in " + ", ".join(os.fspath(p) for p in paths))
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
                 files, output, format=kind, profile=str(profile.value), jobs=jobs,
@@ -123,8 +123,12 @@ def export_command(
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None
-    except OSError as exc:
-        raise _usage(f"cannot write {os.fspath(output)}: {exc}") from None
+    except OutputError as exc:  # disk full, no permission, read-only: not a usage error
+        if exc.wrong_path:  # -o names a path through a file, or a folder
+            raise _usage(f"cannot write {exc}") from None
+        err.print(f"[red]error:[/red] cannot write {escape(str(exc))}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_DATA) from None
     if not quiet:
         _summary(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)

@@ -2,7 +2,8 @@
 
 Each command works on a release folder OUT as ``csv2sr convert -o OUT`` made it.
 Exit status: 0 success, 1 a problem in the data (failed dumps, a release not fit to
-publish, unreadable SRs), 2 usage error (a missing folder or file).
+publish, unreadable SRs) or an output that cannot be written (disk full, no permission,
+read-only), 2 usage error (a missing folder or file).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from csv2sr.atomic import OutputError
 from csv2sr.cli.app import app
 from csv2sr.cli.common import (
     EXIT_DATA,
@@ -47,6 +49,11 @@ def _fail(message: str, status: int) -> typer.Exit:
     return typer.Exit(status)
 
 
+def _cannot_write(exc: OutputError) -> typer.Exit:
+    """An output the system refused (1), or a path named that cannot be one (2)."""
+    return _fail(f"cannot write {exc}", EXIT_USAGE if exc.wrong_path else EXIT_DATA)
+
+
 def _need_folder(path: Path) -> None:
     if not path.is_dir():
         raise _fail(f"{path}: no such folder", EXIT_USAGE)
@@ -69,7 +76,10 @@ def dumps_command(
     """
     setup_logging(verbose)
     _need_folder(sr_dir)
-    result = run_dumps(sr_dir, output, jobs=jobs)
+    try:
+        result = run_dumps(sr_dir, output, jobs=jobs)
+    except OutputError as exc:
+        raise _cannot_write(exc) from None
     for message in result.failed:
         err.print(escape(message), soft_wrap=True, highlight=False)
     if result.tool is None:
@@ -124,6 +134,8 @@ def report_command(
         failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir, jobs=jobs)
     except (ReleaseError, ReportRenderError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    except OutputError as exc:
+        raise _cannot_write(exc) from None
     for message in failures:
         err.print(escape(message), soft_wrap=True, highlight=False)
     if not quiet:
@@ -139,7 +151,9 @@ def check_command(
     """Exit 1, saying why, when OUT must not be published.
 
     Blocks on a rejected row (OUT/manifest.csv), a validation error (OUT/validation.json),
-    or a stage that failed or did not run (OUT/stages/*.status).
+    a stage that failed or did not run (OUT/stages/*.status), and on OUT/sr not holding
+    exactly the manifest's converted rows (a stale or foreign file, a link, a missing SR),
+    or a validation or export.csv that does not cover exactly them.
     """
     _need_folder(release)
     try:
@@ -173,13 +187,16 @@ def package_command(
 
     Holds the SRs, manifest and rejected rows, validation reports, dumps, the round-trip
     table, the HTML report and a SHA256SUMS; entries sorted, dated 1980-01-01 (or
-    SOURCE_DATE_EPOCH), mode 0644.
+    SOURCE_DATE_EPOCH), mode 0644. Only the files of the manifest's converted rows are
+    packed, and no symbolic link inside OUT is followed.
     """
     _need_folder(release)
     try:
         files = package(release, output, root=root or output.stem)
     except ReleaseError as exc:
         raise _fail(str(exc), EXIT_DATA) from None
+    except OutputError as exc:
+        raise _cannot_write(exc) from None
     if not quiet:
         out.print(f"{len(files) + 1} files -> {escape(os.fspath(output))}", highlight=False)
     raise typer.Exit(EXIT_OK)

@@ -2,7 +2,8 @@
 
 Exit status: 0 when no finding reaches ``--fail-on`` (default error), 1 otherwise, 2 for
 usage errors.  ``--format`` chooses stdout; ``--json``/``--junit``/``--report-dir`` write
-files atomically.
+files atomically; a file that cannot be written (disk full, no permission, read-only) is
+exit status 1 with its path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from csv2sr.atomic import OutputError
 from csv2sr.cli.app import app
 from csv2sr.cli.common import (
     EXIT_DATA,
@@ -109,12 +111,12 @@ def validate_command(
     if report.skipped and not quiet:
         err.print(f"[dim]info:[/dim] {len(report.skipped)} file(s) skipped (not validated): "
                   f"{escape(_skipped_names(report))}", soft_wrap=True, highlight=False)
-    if json_file is not None:
-        write_atomic(json_file, to_json(report, threshold))
-    if junit_file is not None:
-        write_atomic(junit_file, to_junit(report, threshold))
-    if report_dir is not None:
-        write_report_dir(report, report_dir)
+    try:
+        _write_outputs(report, threshold, json_file, junit_file, report_dir)
+    except OutputError as exc:  # the system failed (1), or the path named is wrong (2)
+        err.print(f"[red]error:[/red] cannot write {escape(str(exc))}", soft_wrap=True,
+                  highlight=False)
+        raise typer.Exit(EXIT_USAGE if exc.wrong_path else EXIT_DATA) from None
     if output_format is OutputFormat.json:
         sys.stdout.write(to_json(report, threshold))
     elif output_format is OutputFormat.junit:
@@ -128,6 +130,19 @@ def _skipped_names(report: ValidationReport, limit: int = 10) -> str:
     names = [s.relative for s in report.skipped]
     more = f", ... and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more + " (see --json)"
+
+
+def _write_outputs(
+    report: ValidationReport, threshold: Severity, json_file: Path | None,
+    junit_file: Path | None, report_dir: Path | None,
+) -> None:
+    """The files asked for, each atomically (:mod:`csv2sr.atomic`)."""
+    if json_file is not None:
+        write_atomic(json_file, to_json(report, threshold))
+    if junit_file is not None:
+        write_atomic(junit_file, to_junit(report, threshold))
+    if report_dir is not None:
+        write_report_dir(report, report_dir)
 
 
 def _check_against_images(

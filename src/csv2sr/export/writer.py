@@ -3,8 +3,9 @@
 Memory stays flat whatever the number of files: paths are read by a process pool in
 chunks (``imap`` keeps the input order), and each file's rows are written as soon as they
 arrive (CSV and JSON lines line by line, Parquet in row groups of :data:`BATCH_ROWS`).  The
-table is written to a temporary file in the output's folder and renamed into place
-(``os.replace``) only when complete.
+table is written by :func:`csv2sr.atomic.atomic_open`: a temporary file in the output's
+folder, renamed into place (``os.replace``) only when complete; a failure to write it is a
+:class:`csv2sr.atomic.OutputError` naming the table.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import io
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
+from csv2sr.atomic import atomic_open
+from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
@@ -139,6 +144,7 @@ _WORKER_PROFILE = "generic"
 
 def _init_worker(profile: str) -> None:
     global _WORKER_PROFILE  # noqa: PLW0603  (one profile per worker process)
+    leave_interrupts()  # Ctrl-C: the parent ends the pool, no traceback from here
     _WORKER_PROFILE = profile
 
 
@@ -274,7 +280,7 @@ class _JsonLinesSink:
 class _ParquetSink:
     """Parquet, every column a string, one row group per :data:`BATCH_ROWS` rows."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+    def __init__(self, path: BinaryIO, columns: tuple[str, ...]) -> None:
         try:
             import pyarrow as pa  # noqa: PLC0415  (optional dependency)
             import pyarrow.parquet as pq  # noqa: PLC0415
@@ -284,7 +290,7 @@ class _ParquetSink:
         self.pa: Any = pa
         self.columns = columns
         self.schema = pa.schema([(name, pa.string()) for name in columns])
-        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.writer = pq.ParquetWriter(path, self.schema)
         self.pending: list[list[str]] = []
 
     def _flush(self) -> None:
@@ -328,7 +334,8 @@ def write_table(
     even when other files have problems; the file appears only once complete.
 
     Raises :class:`ExportInputError` for a missing path and :class:`ExportFormatError`
-    for an unknown format or profile, before anything is written.
+    for an unknown format or profile, before anything is written, and
+    :class:`csv2sr.atomic.OutputError` when the table cannot be written.
     """
     started = time.perf_counter()
     target = Path(out)
@@ -337,14 +344,10 @@ def write_table(
     _check_inputs(given, profile)
     columns = _table(profile).columns
     result = ExportResult(output=target, format=kind, profile=profile)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
-        _write(tmp, kind, columns, results=rows, result=result, on_problem=on_problem,
-               qualitative=_table(profile).qualitative)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
+    with atomic_open(target) as handle:
+        _write(handle, kind, columns, results=rows, result=result, on_problem=on_problem,
+               qualitative=_table(profile).qualitative, spool_dir=target.parent)
     result.seconds = time.perf_counter() - started
     log.info("%s: %d rows from %d files, %d problems (%d errors) in %.1f s", target,
              result.rows, result.files, len(result.problems), len(result.errors),
@@ -353,9 +356,10 @@ def write_table(
 
 
 def _write(
-    tmp: Path, kind: Format, columns: tuple[str, ...], *,
+    handle: BinaryIO, kind: Format, columns: tuple[str, ...], *,
     results: Iterator[_FileRows], result: ExportResult,
     on_problem: Callable[[Problem], None] | None, qualitative: bool = False,
+    spool_dir: Path | None = None,
 ) -> None:
     def account(file_rows: _FileRows) -> None:
         result.files += 1
@@ -367,14 +371,16 @@ def _write(
                 on_problem(problem)
 
     if qualitative and kind == "jsonl":
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            sink = _JsonLinesSink(fh, columns)
-            for file_rows in results:
-                account(file_rows)
-                sink.write_nested(file_rows.rows, file_rows.qualitative)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        nested = _JsonLinesSink(text, columns)
+        for file_rows in results:
+            account(file_rows)
+            nested.write_nested(file_rows.rows, file_rows.qualitative)
+        text.flush()
+        text.detach()
         return
     if qualitative:
-        _write_with_qualitative_columns(tmp, kind, columns, results, account)
+        _write_with_qualitative_columns(handle, kind, columns, results, account, spool_dir)
         return
 
     def consume(sink: _Sink) -> None:
@@ -384,45 +390,46 @@ def _write(
         sink.close()
 
     if kind == "parquet":
-        consume(_ParquetSink(tmp, columns))
+        consume(_ParquetSink(handle, columns))
         return
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        consume(_CsvSink(fh, columns) if kind == "csv" else _JsonLinesSink(fh, columns))
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    sink: _Sink = _CsvSink(text, columns) if kind == "csv" else _JsonLinesSink(text, columns)
+    consume(sink)
+    text.detach()  # flushed; the handle is closed and renamed by atomic_open
 
 
 def _write_with_qualitative_columns(
-    tmp: Path, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
-    account: Callable[[_FileRows], None],
+    handle: BinaryIO, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
+    account: Callable[[_FileRows], None], spool_dir: Path | None,
 ) -> None:
     """CSV or Parquet with ``qualitative_<concept>`` columns, known only at the end: rows
-    are spooled to a JSON lines file beside the output (memory stays flat), then written
-    with the fixed columns and the sorted qualitative columns."""
-    spool = tmp.with_name(tmp.name + ".spool")
+    are spooled to an anonymous temporary file beside the output (memory stays flat, no
+    name is ever left behind), then written with the fixed columns and the sorted
+    qualitative columns."""
     found: set[str] = set()
-    try:
-        with spool.open("w", encoding="utf-8") as fh:
-            for file_rows in results:
-                account(file_rows)
-                for row, evaluations in zip(file_rows.rows, file_rows.qualitative,
-                                            strict=True):
-                    cells = qualitative_cells(evaluations)
-                    found.update(cells)
-                    fh.write(json.dumps([row, cells], ensure_ascii=False))
-                    fh.write("\n")
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=spool_dir) as spool:
+        for file_rows in results:
+            account(file_rows)
+            for row, evaluations in zip(file_rows.rows, file_rows.qualitative, strict=True):
+                cells = qualitative_cells(evaluations)
+                found.update(cells)
+                spool.write(json.dumps([row, cells], ensure_ascii=False))
+                spool.write("\n")
         extra = tuple(sorted(found))
+        spool.seek(0)
+        text: io.TextIOWrapper | None = None
         sink: _Sink
-        with spool.open(encoding="utf-8") as source, contextlib.ExitStack() as stack:
-            if kind == "parquet":
-                sink = _ParquetSink(tmp, columns + extra)
-            else:
-                sink = _CsvSink(stack.enter_context(
-                    tmp.open("w", newline="", encoding="utf-8")), columns + extra)
-            for line in source:
-                row, cells = json.loads(line)
-                sink.write([[*row, *(cells.get(column, "") for column in extra)]])
-            sink.close()
-    finally:
-        spool.unlink(missing_ok=True)
+        if kind == "parquet":
+            sink = _ParquetSink(handle, columns + extra)
+        else:
+            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+            sink = _CsvSink(text, columns + extra)
+        for line in spool:
+            row, cells = json.loads(line)
+            sink.write([[*row, *(cells.get(column, "") for column in extra)]])
+        sink.close()
+        if text is not None:
+            text.detach()
 
 
 def export_table(

@@ -2,42 +2,31 @@
 
 All output is deterministic: findings sorted (source, severity, item id, attribute,
 message), no timestamps, paths as given.  The JSON schema is documented in
-docs/validation.md.
+docs/validation.md.  Files are written by :func:`csv2sr.atomic.write_atomic` (temporary
+file, rename, mode 0666 less the umask); the reports of ``--report-dir`` never through a
+symbolic link inside that folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
+from csv2sr.atomic import write_atomic
 from csv2sr.validate.findings import FileReport, Severity, ValidationReport
 
 __all__ = [
     "file_report_text",
     "report_name",
+    "report_names",
     "to_json",
     "to_junit",
     "write_atomic",
     "write_report_dir",
 ]
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to a temporary file in ``path``'s folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _line(severity: str, source: str, item: str, attribute: str, message: str) -> str:
@@ -69,12 +58,55 @@ def report_name(relative: str) -> str:
     return relative + ".txt"
 
 
+def _hashed(name: str, path: str) -> str:
+    """``P/x.txt`` -> ``P/x-<8 hex of the input path's SHA-256>.txt``."""
+    pure = PurePosixPath(name)
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return pure.with_name(f"{pure.stem}-{digest}{pure.suffix}").as_posix()
+
+
+def report_names(files: list[FileReport]) -> list[str]:
+    """One report name per input file, unique and stable (the same inputs, the same names).
+
+    A file's report is named after its path relative to its PATH argument
+    (:func:`report_name`).  Names that would clash (two inputs of the same name from two
+    arguments, ``x.dcm`` next to ``x``, names differing only in case, which a
+    case-insensitive file system would merge, or a report name that is another report's
+    folder) get 8 hex digits of the SHA-256 of the input's path as given:
+    ``order-0001-1f2e3d4c.txt``.
+    """
+    names = [report_name(file.relative) for file in files]
+    folded = [name.casefold() for name in names]
+    count: dict[str, int] = {}
+    for name in folded:
+        count[name] = count.get(name, 0) + 1
+    folders = {
+        PurePosixPath(*PurePosixPath(name).parts[:depth]).as_posix()
+        for name in folded for depth in range(1, len(PurePosixPath(name).parts))
+    }
+    unique = [
+        _hashed(name, file.path) if count[key] > 1 or key in folders else name
+        for name, key, file in zip(names, folded, files, strict=True)
+    ]
+    used: set[str] = set()
+    for index, name in enumerate(unique):  # the same path given twice: number the copies
+        candidate, copy = name, 1
+        while candidate.casefold() in used:
+            copy += 1
+            pure = PurePosixPath(name)
+            candidate = pure.with_name(f"{pure.stem}~{copy}{pure.suffix}").as_posix()
+        used.add(candidate.casefold())
+        unique[index] = candidate
+    return unique
+
+
 def write_report_dir(report: ValidationReport, folder: Path) -> list[Path]:
-    """One text report per input file under ``folder``, named after its relative path."""
+    """One text report per input file under ``folder`` (names: :func:`report_names`),
+    written atomically and never through a symbolic link inside ``folder``."""
     written = []
-    for file in report.files:
-        target = folder / report_name(file.relative)
-        write_atomic(target, file_report_text(file, report.tools))
+    for file, name in zip(report.files, report_names(report.files), strict=True):
+        target = folder / name
+        write_atomic(target, file_report_text(file, report.tools), root=folder, durable=False)
         written.append(target)
     return written
 
@@ -86,10 +118,11 @@ def to_json(report: ValidationReport, fail_on: Severity = Severity.ERROR) -> str
             {
                 "path": file.path,
                 "relative": file.relative,
+                "report": name,
                 "passed": file.passed,
                 "findings": [f.as_dict() for f in file.sorted_findings()],
             }
-            for file in report.files
+            for file, name in zip(report.files, report_names(report.files), strict=True)
         ],
         "skipped": [s.as_dict() for s in report.skipped],
         "summary": report.summary(fail_on),
