@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,8 +276,18 @@ def _truncation(ds: Dataset, path: str) -> str:
 
 
 def read_file(path: str | Path) -> FileResult:
-    """Read one file; never raises for bad input (the problem is returned instead)."""
-    name = str(path)
+    """Read one file; never raises for bad input (the problem is returned instead).
+
+    pydicom's warnings about values it reads (an invalid UI, a value too long for its VR)
+    are not shown: what export cannot use is reported as a :class:`Problem`, and values
+    are checked by ``csv2sr validate``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_file(str(path))
+
+
+def _read_file(name: str) -> FileResult:
     try:
         ds = dcmread(name, force=False)
     except InvalidDicomError:
