@@ -26,7 +26,11 @@ def test_derived_uids_are_stable_valid_and_distinct() -> None:
         ("1..2", False),
         ("", False),
         ("1." + "1" * 63, False),
-        ("0.1", True),
+        ("0.1", False),  # ITU-T arc 0.1 does not exist (dciodvfy: "non-existent ITU-T arc")
+        ("0.2.1", True),
+        ("1.2", False),  # a member body arc with nothing below it
+        ("2.25.1", True),
+        ("2.1.5", False),
         ("1.2.٣", False),
     ],
 )
