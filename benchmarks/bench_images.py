@@ -51,7 +51,7 @@ def _child_index(folder: str, jobs: int) -> dict[str, float]:
 
 
 def _child_rows(folder: str, csv_path: str, encode_rows: int) -> dict[str, float]:
-    from csv2sr.codes import CodeMode  # noqa: PLC0415
+    from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
     from csv2sr.encode import encode  # noqa: PLC0415
     from csv2sr.images import (  # noqa: PLC0415
         ImageIndex,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import dataset_bytes, encode
 from csv2sr.fastpath import FastEncoder
 from csv2sr.profiles import get_profile

@@ -19,7 +19,7 @@ from pydicom.uid import MRImageStorage
 
 from conftest import dicom3tools_binary
 from csv2sr import images
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.images import (
     LENGTH_ABSOLUTE_TOLERANCE_MM,

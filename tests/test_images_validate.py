@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from csv2sr import validate_images
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import get_profile

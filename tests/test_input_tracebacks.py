@@ -21,7 +21,7 @@ import pytest
 
 from conftest import FIXTURES, FUZZ
 from csv2sr.batch import _Worker
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, RowError, read_rows
 

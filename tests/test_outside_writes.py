@@ -227,7 +227,7 @@ def test_a_file_name_too_long_is_a_rejected_row_not_a_traceback(tmp_path: Path) 
 def test_a_name_the_file_system_refuses_is_a_rejected_row(tmp_path: Path) -> None:
     """The writer's own rule, below any row check: ENAMETOOLONG from the system."""
     from csv2sr.batch import _Worker  # noqa: PLC0415
-    from csv2sr.codes import CodeMode  # noqa: PLC0415
+    from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
     from csv2sr.profiles import get_profile  # noqa: PLC0415
     from csv2sr.rows import Annotation, read_rows  # noqa: PLC0415
 

@@ -21,7 +21,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
 import imagegen
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows

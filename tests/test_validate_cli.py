@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import csv2sr
 import csv2sr.validate as validate_module
 from csv2sr.cli import app
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import encode
 from csv2sr.profiles import get_profile
 from csv2sr.rows import Annotation, read_rows

@@ -14,7 +14,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
-from csv2sr.codes import Codes
+from csv2sr.dicom.codes import Codes
 from csv2sr.profiles import CCC2017
 from csv2sr.xslt_run import EXTRA, table_to_xml
 from srtree import flatten

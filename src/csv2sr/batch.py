@@ -58,7 +58,7 @@ from csv2sr.atomic import (
     remove_inside,
     write_atomic,
 )
-from csv2sr.codes import CodeMode
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import dataset_bytes, encode, failure_problem, row_uids
 from csv2sr.errors import leave_interrupts
 from csv2sr.fastpath import FastEncoder

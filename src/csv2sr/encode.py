@@ -28,10 +28,10 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
-from csv2sr.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
+from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
 from csv2sr.profiles import Profile
 from csv2sr.rows import Annotation, RowProblem
-from csv2sr.uids import derive_uid
+from csv2sr.dicom.uids import derive_uid
 
 __all__ = [
     "RowUIDs",
@@ -50,7 +50,7 @@ IMPLEMENTATION_VERSION_NAME = f"CSV2SR_{__version__}"[:16]
 
 @dataclass(frozen=True)
 class RowUIDs:
-    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.uids`)."""
+    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.dicom.uids`)."""
 
     series: str
     sop_instance: str

@@ -31,7 +31,7 @@ from pydicom import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
-from csv2sr.codes import CodeMode, Codes, code_key, image_modality, to_srt
+from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, to_srt
 from csv2sr.encode import dataset_bytes, encode, row_uids
 from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile

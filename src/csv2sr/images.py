@@ -43,7 +43,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
-from csv2sr.codes import image_modality
+from csv2sr.dicom.codes import image_modality
 from csv2sr.errors import SourceError
 from csv2sr.rows import Annotation, RowProblem
 

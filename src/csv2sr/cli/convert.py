@@ -34,7 +34,7 @@ ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  
 
 
 class Codes(str, Enum):
-    """SNOMED flavour (see ``csv2sr.codes.CodeMode``)."""
+    """SNOMED flavour (see ``csv2sr.dicom.codes.CodeMode``)."""
 
     sct = "sct"
     srt = "srt"

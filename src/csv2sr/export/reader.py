@@ -8,7 +8,7 @@ Every encoding of a measured line seen in the wild is recognised:
   row 7): highdicom's ``PlanarROIMeasurementsAndQualitativeEvaluations``, Imaging Data Commons;
 * by-value or by-reference (PS3.3 C.17.3.2.2, Referenced Content Item Identifier) links;
 * SNOMED CT and the deprecated SNOMED-RT codes (PS3.16 Annex O), compared with
-  :func:`csv2sr.codes.code_key`; with or without Content Template Sequence identifiers.
+  :func:`csv2sr.dicom.codes.code_key`; with or without Content Template Sequence identifiers.
 
 What is not understood becomes a :class:`~csv2sr.export.model.Problem` naming the file and
 the content item (numbered as dcsrdump does: ``1.5.1.4``); nothing is skipped silently.
@@ -28,7 +28,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 
-from csv2sr.codes import Codes, code_key
+from csv2sr.dicom.codes import Codes, code_key
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
