@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from csv2sr.dicom.paths import item_id_from_path
 from csv2sr.validate import pixelmed, validate_files
 from csv2sr.validate.coding import loinc_valid, verhoeff_valid
 from csv2sr.validate.dciodvfy import parse_output, run_dciodvfy, version
-from csv2sr.validate.findings import Severity, Source, item_id_from_path
+from csv2sr.validate.findings import Severity, Source
 
 PIXELMED_CSV2SR = """\
 Found EnhancedSR IOD

@@ -28,8 +28,8 @@ from pydicom.tag import Tag
 from pydicom.valuerep import VR_REGEXES
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.dicom.codes import CodeMode
 from csv2sr.dicom import vr
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.encode import dataset_bytes, encode
 from csv2sr.fastpath import FastEncoder
 from csv2sr.profiles import get_profile

@@ -13,7 +13,6 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import highdicom as hd
@@ -29,9 +28,10 @@ from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
 from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
+from csv2sr.dicom.tree import datasets
+from csv2sr.dicom.uids import derive_uid
 from csv2sr.profiles import Profile
 from csv2sr.rows import Annotation, RowProblem
-from csv2sr.dicom.uids import derive_uid
 
 __all__ = [
     "RowUIDs",
@@ -255,21 +255,13 @@ def build_content(
     return report
 
 
-def _walk(ds: Dataset) -> Iterator[Dataset]:
-    yield ds
-    for element in ds:
-        if element.VR == "SQ":
-            for item in element.value:
-                yield from _walk(item)
-
-
 def _verbatim_length(ds: Dataset, length: str) -> None:
     """TID 300 row 1: the Length NUM carries ``length`` exactly as the CSV wrote it (a DS).
 
     Only the Length measurement: the TID 1604 descriptors of an Image Library entry are
     NUMs too and keep the image's values.
     """
-    for item in _walk(ds):
+    for item in datasets(ds):
         names = item.get("ConceptNameCodeSequence")
         if (
             item.get("ValueType") == "NUM"
@@ -286,7 +278,7 @@ def _verbatim_length(ds: Dataset, length: str) -> None:
 
 def _to_srt(ds: Dataset) -> None:
     """Replace every SNOMED CT code that has a 2018 SNOMED-RT equivalent (``--codes srt``)."""
-    for item in _walk(ds):
+    for item in datasets(ds):
         if item.get("CodingSchemeDesignator") == "SCT":
             srt = to_srt(Code(item.CodeValue, "SCT", item.CodeMeaning))
             item.CodeValue = srt.value
@@ -300,7 +292,7 @@ def _unnamed_references(ds: Dataset) -> None:
     measurement is INFERRED FROM, and the IMAGE it is SELECTED FROM) give these items no
     concept name; the reference SR has none (PS3.3 C.17.3: optional for these value types).
     """
-    for item in _walk(ds):
+    for item in datasets(ds):
         if item.get("ValueType") in {"IMAGE", "SCOORD"} and "ConceptNameCodeSequence" in item:
             name = item.ConceptNameCodeSequence[0]
             if name.CodeValue == Codes.SOURCE.value:
@@ -322,7 +314,7 @@ _TEXT_VRS = {"PN", "LO", "SH", "UT", "ST", "LT"}
 
 
 def _needs_unicode(ds: Dataset) -> bool:
-    for item in _walk(ds):
+    for item in datasets(ds):
         for element in item:
             value = element.value
             if element.VR in _TEXT_VRS and value and not str(value).isascii():

@@ -32,6 +32,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, to_srt
+from csv2sr.dicom.tree import content_items
 from csv2sr.encode import dataset_bytes, encode, row_uids
 from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile
@@ -112,12 +113,6 @@ _SENTINELS: dict[str, Value] = {
 }
 
 
-def _items(ds: Dataset) -> Iterator[Dataset]:
-    for item in ds.get("ContentSequence", []):
-        yield item
-        yield from _items(item)
-
-
 def _name(item: Dataset) -> tuple[str, str] | None:
     names = item.get("ConceptNameCodeSequence")
     if not names:
@@ -165,7 +160,7 @@ def set_fields(ds: Dataset, values: dict[str, Value]) -> Dataset:
     series = evidence.ReferencedSeriesSequence[0]
     series.SeriesInstanceUID = values["series_uid"]
     _reference(series.ReferencedSOPSequence[0], values)
-    for item in _items(ds):
+    for _, item in content_items(ds):
         _set_item(item, values)
     return ds
 

@@ -39,6 +39,7 @@ from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
 from csv2sr import __version__
+from csv2sr.dicom.tree import ROOT_ID, children, item_id
 from csv2sr.errors import Csv2srError, SourceError
 from csv2sr.profiles import Profile
 from csv2sr.rows import InputFileError, read_table
@@ -243,12 +244,12 @@ def _item(parent: etree._Element, item: Dataset, number: str) -> None:
     )
     by_reference = item.get("ReferencedContentItemIdentifier")
     if by_reference is not None:
-        _set(node, "by-reference", ".".join(str(int(v)) for v in by_reference))
+        _set(node, "by-reference", item_id(int(v) for v in by_reference))
     for concept in item.get("ConceptNameCodeSequence", []):
         _code(node, "concept", concept)
     _value(node, item)
-    for index, child in enumerate(item.get("ContentSequence", []), start=1):
-        _item(node, child, f"{number}.{index}")
+    for child, child_item in children(item, number):
+        _item(node, child_item, child)
 
 
 def sr_to_xml(ds: Dataset, *, path: str = "") -> etree._Element:
@@ -279,7 +280,7 @@ def sr_to_xml(ds: Dataset, *, path: str = "") -> etree._Element:
             )
             _reference(node, series)
     content = _sub(root, "content")
-    _item(content, ds, "1")
+    _item(content, ds, ROOT_ID)
     return root
 
 

@@ -33,8 +33,8 @@ from typing import TypeVar
 
 from pydicom.uid import CTImageStorage
 
-from csv2sr.dicom.codes import image_modality
 from csv2sr.dicom import vr
+from csv2sr.dicom.codes import image_modality
 from csv2sr.errors import SourceError
 from csv2sr.profiles import Profile
 

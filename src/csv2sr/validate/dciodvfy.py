@@ -17,7 +17,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+from csv2sr.dicom.paths import item_id_from_path
+from csv2sr.validate.findings import Finding, Severity, Source
 
 __all__ = [
     "DEFAULT_TIMEOUT", "crash_finding", "find_dciodvfy", "parse_output", "run_dciodvfy",
