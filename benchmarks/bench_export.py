@@ -116,7 +116,7 @@ def _run_child(sr_dir: str, jobs: int, repeat: int, fmt: str, profile: str) -> N
 def _sr_dir(argv: list[str], tmp: str) -> str:
     if argv:
         return argv[0]
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     out = Path(tmp) / "converted"
     started = time.perf_counter()

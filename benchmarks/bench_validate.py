@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import find_dciodvfy, run_dciodvfy
 

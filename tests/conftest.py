@@ -70,7 +70,7 @@ def dciodvfy() -> Path:
 @pytest.fixture(scope="session")
 def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real CSV converted once per test session (default SNOMED CT codes)."""
-    from csv2sr.batch import convert  # noqa: PLC0415  (import the package under test late)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (import the package under test late)
 
     outdir = tmp_path_factory.mktemp("real-sct")
     result = convert(real_csv, outdir)

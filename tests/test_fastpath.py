@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.encode import dataset_bytes, encode
-from csv2sr.fastpath import FastEncoder
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 
 PROFILE = get_profile("ccc2017")
 

@@ -19,8 +19,9 @@ from pydicom.uid import MRImageStorage
 
 from conftest import dicom3tools_binary
 from csv2sr import images
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.encode import encode
 from csv2sr.images import (
     LENGTH_ABSOLUTE_TOLERANCE_MM,
     LENGTH_RELATIVE_TOLERANCE,
@@ -32,7 +33,6 @@ from csv2sr.images import (
     library_ready,
 )
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from imagegen import (
     SyntheticFixture,
     broken_rows,
@@ -360,7 +360,7 @@ def test_enriched_srs_pass_dcentvfy_with_their_images(
 def test_convert_with_images_rejects_broken_rows_and_enriches_the_rest(
     synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
 ) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415  (the lead's module, wired to images)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the lead's module, wired to images)
 
     result = convert(synthetic.all_csv, tmp_path / "out", jobs=1, images=index)
     assert (result.rows_read, result.converted, result.rejected) == (11, 4, 7)
@@ -380,7 +380,7 @@ def test_convert_with_images_rejects_broken_rows_and_enriches_the_rest(
 def test_convert_without_images_changes_nothing(
     synthetic: SyntheticFixture, tmp_path: Path
 ) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     result = convert(synthetic.all_csv, tmp_path / "out", jobs=1)
     assert (result.converted, result.rejected) == (11, 0)

@@ -10,11 +10,11 @@ import pydicom
 import pytest
 
 from csv2sr import validate_images
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.encode import encode
 from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from csv2sr.validate_images import (
     ImageFinding,
     find_dcentvfy,

@@ -27,7 +27,8 @@ import pydicom
 import pytest
 
 from csv2sr.atomic import is_temporary
-from csv2sr.batch import LOCK_NAME, convert
+from csv2sr.conversion.batch import convert
+from csv2sr.conversion.outputs import LOCK_NAME
 from rowgen import synthetic_csv
 from test_stale_output import assert_invariant
 

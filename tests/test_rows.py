@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
+from csv2sr.conversion.checks import (
+    Annotation,
+    InputFileError,
+    RowError,
+    read_rows,
+    repair_study_time,
+)
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, InputFileError, RowError, read_rows, repair_study_time
 
 PROFILE = get_profile("ccc2017")
 

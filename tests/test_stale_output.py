@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydicom.dataset import FileMetaDataset
 
 from csv2sr.atomic import is_temporary, temp_name
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from csv2sr.release import _sr_invariant, check_release, converted_paths
 from rowgen import SAMPLE, sample_rows, synthetic_csv
 

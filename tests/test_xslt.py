@@ -207,7 +207,7 @@ def _pipeline(csv_path: Path, converted: Path, work: Path) -> None:
 
 def test_legacy_pipeline_on_the_fixture(sample_csv: Path, tmp_path: Path) -> None:
     _saxon()
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     converted = tmp_path / "convert"
     assert convert(sample_csv, converted).converted == 12

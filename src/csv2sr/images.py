@@ -9,7 +9,8 @@ dataset it copies the patient and study attributes from (PS3.3 C.7.1.1, C.7.2.1,
 and highdicom's ``ImageLibrary`` describes the image with (PS3.16 TID 1600, 1601, 1602,
 1604).
 
-Checks (each a :class:`csv2sr.rows.RowProblem` naming the column, as for any bad input):
+Checks (each a :class:`csv2sr.conversion.read.RowProblem` naming the column, as for any bad
+input):
 
 ========================  =================  ==============================================
 check                     column             rule
@@ -43,9 +44,9 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
+from csv2sr.conversion.checks import Annotation, RowProblem
 from csv2sr.dicom.codes import image_modality
 from csv2sr.errors import SourceError
-from csv2sr.rows import Annotation, RowProblem
 
 __all__ = [
     "GEOMETRY_KEYWORDS",

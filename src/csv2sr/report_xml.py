@@ -39,10 +39,11 @@ from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
 from csv2sr import __version__
+from csv2sr.conversion.checks import InputFileError
+from csv2sr.conversion.read import read_table
 from csv2sr.dicom.tree import ROOT_ID, children, item_id
 from csv2sr.errors import Csv2srError, SourceError
 from csv2sr.profiles import Profile
-from csv2sr.rows import InputFileError, read_table
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -404,7 +405,7 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 def read_source(path: Path) -> dict[int, dict[str, str]]:
     """The input table's rows by the physical line each starts on (the header is line 1).
 
-    Read by :func:`csv2sr.rows.read_table`, the reader ``convert`` uses, so the line
+    Read by :func:`csv2sr.conversion.read.read_table`, the reader ``convert`` uses, so the line
     numbers are the manifest's and a multi-line (quoted newline) record keeps its cells.
     A table that cannot be read at all gives no rows (the report says what convert said).
     """

@@ -49,7 +49,7 @@ PROCESS_THRESHOLD = 24
 """Below this many files the own checks run in this process (a pool costs more)."""
 
 Progress = Callable[[int], None]
-"""Called with the number of files done so far (as ``csv2sr.batch.convert``'s)."""
+"""Called with the number of files done so far (as ``csv2sr.conversion.batch.convert``'s)."""
 
 
 class ValidationError(Csv2srError):

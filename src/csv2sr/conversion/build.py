@@ -2,8 +2,8 @@
 
 This is the reference builder: the content tree is made by highdicom's TID 1500 classes,
 then the few values highdicom cannot express are set on the dataset (verbatim ``length``,
-reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.fastpath` must produce exactly the
-same datasets; a test proves it on every row of the real CSV.
+reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.conversion.fastpath` must produce
+exactly the same datasets; a test proves it on every row of the real CSV.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
+from csv2sr.conversion.checks import Annotation, RowProblem
 from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
 from csv2sr.dicom.tree import datasets
 from csv2sr.dicom.uids import derive_uid
 from csv2sr.profiles import Profile
-from csv2sr.rows import Annotation, RowProblem
 
 __all__ = [
     "RowUIDs",
@@ -73,8 +73,8 @@ def row_uids(row: Annotation, profile: Profile, mode: CodeMode) -> RowUIDs:
 def modality(row: Annotation) -> Code:
     """The modality of the row's image, from its SOP Class (PS3.16 TID 1602 row 1, CID 29).
 
-    :func:`csv2sr.rows.check_row` accepts only SOP classes that have one; an image header
-    of another class (``encode(header=...)``) is refused here, naming the column.
+    :func:`csv2sr.conversion.checks.check_row` accepts only SOP classes that have one; an
+    image header of another class (``encode(header=...)``) is refused here, naming the column.
     """
     code = image_modality(row.sop_class_uid)
     if code is None:
@@ -436,7 +436,7 @@ def failure_problem(row: Annotation, exc: BaseException) -> RowProblem:
     exception: ...", with a whole traceback each time), so the message can be 100,000
     characters; only the innermost attribute and the first line of its cause are kept.
     The column is the one that feeds that attribute, else the one whose value the message
-    quotes, else ``(row)``.  :func:`csv2sr.rows.check_row` is meant to make this rare.
+    quotes, else ``(row)``.  :func:`csv2sr.conversion.checks.check_row` is meant to make this rare.
     """
     text = str(exc)
     wrapped = list(_WRAPPED.finditer(text))
