@@ -28,7 +28,7 @@ from csv2sr.conversion.batch import ConversionResult, convert
 from csv2sr.conversion.checks import InputFileError
 from csv2sr.conversion.read import read_table
 from csv2sr.errors import Interrupted
-from csv2sr.images import ImageIndex, ImageIndexError
+from csv2sr.images.index import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
 
 ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  # type: ignore[misc]

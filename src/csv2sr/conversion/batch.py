@@ -51,7 +51,9 @@ from csv2sr.conversion.outputs import (
 )
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
-from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
+from csv2sr.images.checks import check_row_against_image
+from csv2sr.images.enrich import enriched_header
+from csv2sr.images.index import ImageIndex
 from csv2sr.profiles import Profile, get_profile
 
 __all__ = [

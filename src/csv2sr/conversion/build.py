@@ -368,7 +368,7 @@ def encode(
     """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
     ``header`` is the annotated image's header when the source images are known
-    (:func:`csv2sr.images.enriched_header`): it is the evidence highdicom copies the
+    (:func:`csv2sr.images.enrich.enriched_header`): it is the evidence highdicom copies the
     Patient and General Study modules from, and, when it holds the image attributes
     (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
     Otherwise :func:`source_header` stands in for it.

@@ -1,6 +1,6 @@
 """Cross-file checks of SR files against their source images (``csv2sr validate --images``).
 
-Each SR is checked against an :class:`csv2sr.images.ImageIndex`:
+Each SR is checked against an :class:`csv2sr.images.index.ImageIndex`:
 
 - every reference resolves (PS3.3 C.17.2.3 Current Requested Procedure Evidence Sequence,
   and every IMAGE content item and SCOORD source, PS3.3 C.18.3 / C.18.6): the instance
@@ -35,7 +35,7 @@ from pydicom import Dataset, dcmread
 
 from csv2sr.dicom.paths import content_step, keyword_path
 from csv2sr.dicom.tree import ROOT_ID, child_id
-from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
+from csv2sr.images.index import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
 from csv2sr.validate.dciodvfy import version as dicom3tools_version
 from csv2sr.validate.findings import FileReport, Finding, Severity, Source, ValidationReport
 
