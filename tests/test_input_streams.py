@@ -29,7 +29,7 @@ from csv2sr.conversion.batch import convert
 from csv2sr.conversion.checks import Annotation, InputFileError, RowError, read_rows
 from csv2sr.conversion.read import read_table
 from csv2sr.profiles import get_profile
-from csv2sr.report_xml import read_source
+from csv2sr.release.folder import read_source
 
 PROFILE = get_profile("ccc2017")
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
