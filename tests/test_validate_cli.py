@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import csv2sr
 import csv2sr.validate as validate_module
+from csv2sr import tools
 from csv2sr.cli import app
 from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Annotation, read_rows
@@ -128,7 +129,7 @@ def test_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
 def test_missing_dciodvfy_is_a_note_not_a_failure(
     sr_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate_module._dciodvfy, "find_dciodvfy", lambda: None)
+    monkeypatch.setattr(tools, "find_dciodvfy", lambda: None)
     report = validate_files([sr_tree], jobs=1)
     assert report.ok() and report.tools["dciodvfy"] is None
     assert len(report.notes) == 1 and "dciodvfy not found" in report.notes[0]

