@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from csv2sr.cli import app
 from csv2sr.dicom.codes import Codes
+from csv2sr.formats.xslt import EXTRA, table_to_xml
 from csv2sr.profiles import CCC2017
-from csv2sr.xslt_run import EXTRA, table_to_xml
 from srtree import flatten
 
 runner = CliRunner()

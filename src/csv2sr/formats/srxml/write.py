@@ -23,9 +23,9 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.dicom.tree import item_id
-from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.pixelmed_compat import format_float32, format_float64, java_trim
-from csv2sr.srxml.read import CONTENT, CONTENT_ATTRIBUTES, HEADER, ITEM_ELEMENTS, ROOT
+from csv2sr.formats.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.pixelmed_compat import format_float32, format_float64, java_trim
+from csv2sr.formats.srxml.read import CONTENT, CONTENT_ATTRIBUTES, HEADER, ITEM_ELEMENTS, ROOT
 
 __all__ = ["write_sr_xml"]
 
