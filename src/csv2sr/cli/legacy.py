@@ -226,7 +226,8 @@ def xslt_command(
     --fail-on-message); 2 usage error (also: the stylesheet cannot be compiled).
     """
     setup_logging(verbose)
-    from csv2sr.formats.filemap import OutputCollisionError, plan_outputs, write_atomic  # noqa: PLC0415
+    from csv2sr.atomic import write_atomic  # noqa: PLC0415
+    from csv2sr.formats.filemap import OutputCollisionError, plan_outputs  # noqa: PLC0415
     from csv2sr.formats.xslt import StylesheetError, compile_stylesheet, transform_files  # noqa: PLC0415
 
     params = _params(param or [])
