@@ -16,7 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from csv2sr import __version__, tools
-from csv2sr.errors import Csv2srError
+from csv2sr.errors import Csv2srError, leave_interrupts
 from csv2sr.inputs import InputList, InputPathError, find_inputs
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
@@ -204,7 +204,8 @@ def _retry_alone(report: FileReport, use_processes: bool) -> None:
     """The own checks of one file in a fresh worker (a crash there is this file's)."""
     try:
         if use_processes:
-            with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as pool:
+            with ProcessPoolExecutor(1, mp_context=get_context("forkserver"),
+                                     initializer=leave_interrupts) as pool:
                 result = pool.submit(check_files, [report.path]).result()
         else:
             result = check_files([report.path])
@@ -228,7 +229,8 @@ class _NoPool:
 def _own_pool(use: bool, workers: int) -> ProcessPoolExecutor | _NoPool:
     if not use:
         return _NoPool()
-    return ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
+    return ProcessPoolExecutor(workers, mp_context=get_context("forkserver"),
+                               initializer=leave_interrupts)
 
 
 def _run_pixelmed(
