@@ -7,8 +7,8 @@ data ``csv2sr.xslt`` (:data:`XSLT_DIR`): ``release-report.xsl`` turns ``summary.
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,11 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def _xslt_dir() -> Path:
-    """``xslt/`` next to ``src/`` (a checkout, an editable install), else the copy a wheel
-    installs under ``<prefix>/share/csv2sr/xslt`` (pyproject ``data-files``)."""
-    source = Path(__file__).resolve().parents[3] / "xslt"
-    installed = Path(sys.prefix) / "share" / "csv2sr" / "xslt"
-    return source if source.is_dir() or not installed.is_dir() else installed
+    """The package data ``csv2sr.xslt`` (the project's top-level ``xslt/`` folder, which a
+    wheel carries inside ``csv2sr/`` and an editable install maps), found through
+    ``importlib.resources`` wherever csv2sr is installed; when csv2sr runs from a source
+    tree that was never installed (``PYTHONPATH=src``), the tree's own ``xslt/``."""
+    try:
+        found = importlib.resources.files("csv2sr.xslt")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[3] / "xslt"
+    # installed as files (wheels are unpacked), so the resource is a real folder
+    return Path(str(found))
 
 
 XSLT_DIR = _xslt_dir()
