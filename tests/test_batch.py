@@ -1,4 +1,4 @@
-"""batch.py: files, manifest, rejected rows, determinism, safe names, atomic writes."""
+"""conversion/batch.py: files, manifest, rejected rows, determinism, safe names, atomic writes."""
 
 from __future__ import annotations
 

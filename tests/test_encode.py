@@ -1,5 +1,5 @@
-"""encode.py: the SR for CSV row order=1 matches the reference SR item for item, apart from
-the differences ../shared/docs/encoding.md lists on purpose; the header is right."""
+"""conversion/build.py: the SR for CSV row order=1 matches the reference SR item for item,
+apart from the differences ../shared/docs/encoding.md lists on purpose; the header is right."""
 
 from __future__ import annotations
 

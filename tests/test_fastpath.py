@@ -1,4 +1,5 @@
-"""fastpath.py is proven equal to the highdicom builder, byte for byte, on every real row."""
+"""conversion/fastpath.py is proven equal to the highdicom builder, byte for byte, on every
+real row."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""rows.py: the CSV read as text, every row rule, and whole-file errors."""
+"""conversion/read.py and checks.py: the CSV read as text, every row rule, and whole-file errors."""
 
 from __future__ import annotations
 

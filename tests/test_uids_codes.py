@@ -1,4 +1,5 @@
-"""uids.py and codes.py: deterministic valid UIDs; one code table, SNOMED CT <-> SNOMED-RT."""
+"""dicom/uids.py and dicom/codes.py: deterministic valid UIDs; one code table, SNOMED CT <->
+SNOMED-RT."""
 
 from __future__ import annotations
 
