@@ -28,12 +28,12 @@ from pydicom.tag import Tag
 from pydicom.valuerep import VR_REGEXES
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.codes import CodeMode
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Annotation, RowError, check_row
+from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom import vr
-from csv2sr.encode import dataset_bytes, encode
-from csv2sr.fastpath import FastEncoder
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, RowError, check_row
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Severity

@@ -3,8 +3,9 @@
 Every ``check_*`` function takes ONE value as text and returns what is wrong with it, or
 ``None``; the caller splits a multi-valued element on the backslash first
 (:func:`split_values`, PS3.5 6.4).  Every ``parse_*`` function returns the typed value or
-raises :class:`VRError` with the same message.  The row checks (:mod:`csv2sr.rows`) and the
-validator's value checks (:mod:`csv2sr.validate.iod`, :mod:`csv2sr.validate.content`) use
+raises :class:`VRError` with the same message.  The row checks
+(:mod:`csv2sr.conversion.checks`) and the validator's value checks
+(:mod:`csv2sr.validate.iod`, :mod:`csv2sr.validate.content`) use
 these functions and no others, so a value one accepts the other accepts too.
 
 Two rules go beyond the letter of the standard, each where real tools count differently:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.sr.coding import Code
 
-from csv2sr.codes import ANATOMY_CODES, Codes, code_key
+from csv2sr.dicom.codes import ANATOMY_CODES, Codes, code_key
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 from csv2sr.profiles import PROFILES, Profile, get_profile
 
