@@ -25,7 +25,6 @@ from csv2sr.cli.common import (
     setup_logging,
 )
 from csv2sr.export import (
-    PROFILE_NAMES,
     ExportFormatError,
     ExportInputError,
     ExportResult,
@@ -34,10 +33,6 @@ from csv2sr.export import (
     write_table,
 )
 from csv2sr.export.files import export_inputs
-
-TableProfileName = Enum(  # type: ignore[misc]
-    "TableProfileName", {name: name for name in PROFILE_NAMES}, type=str
-)
 
 
 class TableFormat(str, Enum):
@@ -83,13 +78,13 @@ def export_command(
         ),
     ] = None,
     profile: Annotated[
-        TableProfileName,
+        str,
         typer.Option(
-            "--profile",
-            help="generic: one row per NUM with all its context; ccc2017: exactly the "
-                 "columns of the Crowds Cure Cancer 2017 CSV.",
+            "--profile", "-p", metavar="generic|NAME|PATH.toml",
+            help="generic: one row per NUM with all its context; a profile (ccc2017, or a "
+                 "TOML file): exactly the columns of the table it reads, one row per row.",
         ),
-    ] = "generic",  # type: ignore[assignment]
+    ] = "generic",
     jobs: Jobs = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -118,7 +113,7 @@ def export_command(
     try:
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
-                files, output, format=kind, profile=str(profile.value), jobs=jobs,
+                files, output, format=kind, profile=profile, jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
             )
     except ExportFormatError as exc:

@@ -17,7 +17,6 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 __all__ = [
-    "ANATOMY_CODES",
     "CODE_TABLE",
     "CodeMode",
     "Codes",
@@ -76,6 +75,7 @@ class Codes:
     # TID 1500 row 3 > TID 1001 > TID 1002: observer context
     OBSERVER_TYPE = codes.DCM.ObserverType
     PERSON = codes.DCM.Person
+    DEVICE = codes.DCM.Device  # TID 1002 row 1 for a device observer (TID 1004)
     PERSON_OBSERVER_NAME = codes.DCM.PersonObserverName
     PERSON_OBSERVER_LOGIN_NAME = codes.DCM.PersonObserverLoginName
     PERSON_OBSERVER_ROLE = codes.DCM.PersonObserverRoleInTheOrganization
@@ -110,7 +110,7 @@ class Codes:
     MILLIMETER = codes.UCUM.Millimeter
     # highdicom's name for the image library entry
     SOURCE = codes.SCT.Source
-    # organs of the CCC2017 collections (Finding Site values)
+    # organs of the CCC2017 collections (Finding Site values, named by its profile)
     KIDNEY = codes.SCT.Kidney
     OVARY = codes.SCT.Ovary
     LUNG = codes.SCT.Lung
@@ -130,14 +130,6 @@ class Codes:
     ALGORITHM_VERSION = codes.DCM.AlgorithmVersion  # TID 4019 row 2
     DEVICE_OBSERVER_UID = codes.DCM.DeviceObserverUID  # TID 1004 row 1
     DEVICE_OBSERVER_NAME = codes.DCM.DeviceObserverName  # TID 1004 row 2
-
-
-ANATOMY_CODES: dict[str, Code] = {
-    "Kidney": Codes.KIDNEY,
-    "Ovary": Codes.OVARY,
-    "Lung": Codes.LUNG,
-    "Liver": Codes.LIVER,
-}
 
 
 def _all_codes() -> Iterable[Code]:

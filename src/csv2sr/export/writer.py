@@ -30,8 +30,8 @@ from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
+from csv2sr.mapping.load import ProfileError
 from csv2sr.export.tables import (
-    PROFILE_NAMES,
     TableProfile,
     qualitative_cells,
     qualitative_nested,
@@ -129,13 +129,13 @@ def _rows_of(path: str, profile: str) -> _FileRows:
     problems = list(result.problems)
     rows: list[list[str]] = []
     qualitative: list[tuple[Qualitative, ...]] = []
-    for measurement in result.measurements:
-        row, found = table.row(measurement)
+    for row, found in table.rows(result.measurements):
         problems.extend(found)
         if row is not None:
             rows.append(row)
-            qualitative.append(measurement.qualitative)
-    return _FileRows(path, rows, problems, qualitative if table.qualitative else [])
+    if table.qualitative:  # the generic table: one row per measurement
+        qualitative = [m.qualitative for m in result.measurements]
+    return _FileRows(path, rows, problems, qualitative)
 
 
 _WORKER_PROFILE = "generic"
@@ -171,9 +171,10 @@ def _as_list(paths: Paths) -> list[Path] | InputList:
 
 
 def _check_inputs(paths: list[Path] | InputList, profile: str) -> None:
-    if profile not in PROFILE_NAMES:
-        raise ExportFormatError(
-            f"unknown profile {profile!r}; known: {', '.join(PROFILE_NAMES)}")
+    try:
+        _table(profile)
+    except ProfileError as exc:
+        raise ExportFormatError(str(exc)) from None
     for path in paths:
         if not isinstance(path, InputEntry) and not os.path.lexists(path):
             raise ExportInputError(path, "no such file or folder")
