@@ -65,8 +65,8 @@ def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
 
 
 _READ = (
-    "import sys, time; from pathlib import Path; from csv2sr.profiles import get_profile; "
-    "from csv2sr.conversion.checks import read_rows; profile = get_profile('ccc2017'); "
+    "import sys, time; from pathlib import Path; from csv2sr.mapping.load import load_profile; "
+    "from csv2sr.conversion.checks import read_rows; profile = load_profile('ccc2017'); "
     "t = time.perf_counter(); n = sum(1 for _ in read_rows(Path(sys.argv[1]), profile)); "
     "print(n, time.perf_counter() - t)"
 )

@@ -476,10 +476,11 @@ def encode(
         for image in images
     ]
     uids = document_uids(document, spec, mode)
-    content = build_content(document, evidence, classes)
     with warnings.catch_warnings():
-        # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)
+        # Patient's Name = Patient ID, as in TCIA's images, and observer names of one
+        # component (a login as the name): documented in conformance.md
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")
+        content = build_content(document, evidence, classes)
         sr = _enhanced_sr(document, spec, uids, [h for _, h in evidence], content[0])
     dataset = Dataset()
     dataset.update(sr)

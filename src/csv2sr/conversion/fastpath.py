@@ -76,11 +76,13 @@ def _code(visit: Visit, name: str, concept: Concept | None) -> Concept | None:
     return None if concept is None else visit(name, "code", concept)
 
 
-def _image(visit: Visit, name: str, image: ImageRef, seen: dict[str, ImageRef]) -> ImageRef:
-    """An image is visited once (every geometry on it then names the same slots); its
-    SOP class stays (it is part of the shape: the Modality and procedure follow it)."""
+def _image(visit: Visit, image: ImageRef, seen: dict[str, ImageRef]) -> ImageRef:
+    """An image is visited once per document (every geometry and record on it then names
+    the same slots, ``i0``, ``i1`` in the order first met); its SOP class stays (it is
+    part of the shape: the Modality and procedure follow it)."""
     known = seen.get(image.sop_instance_uid)
     if known is None:
+        name = f"i{len(seen)}"
         known = seen[image.sop_instance_uid] = ImageRef(
             image.sop_class_uid, visit(f"{name}.instance", "uid", image.sop_instance_uid),
             visit(f"{name}.series", "uid", image.series_uid), image.frames)
@@ -114,10 +116,8 @@ def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -
     )
 
 
-def _record(visit: Visit, name: str, record: Record) -> Record:
-    images: dict[str, ImageRef] = {}
-    for i, image in enumerate(record.images):
-        _image(visit, f"{name}.i{i}", image, images)
+def _record(visit: Visit, name: str, record: Record, images: dict[str, ImageRef]) -> Record:
+    own = [_image(visit, image, images) for image in record.images]
     observer = record.observer
     return Record(
         line=0,
@@ -126,7 +126,7 @@ def _record(visit: Visit, name: str, record: Record) -> Record:
         study_uid=visit(f"{name}.study_uid", "uid", record.study_uid),
         study_date=visit(f"{name}.study_date", "date", record.study_date),
         study_time=visit(f"{name}.study_time", "time", record.study_time),
-        images=tuple(images.values()),
+        images=tuple(own),
         observer=Observer(
             observer.kind, visit(f"{name}.observer", "text", observer.name),
             visit(f"{name}.login", "text", observer.login),
@@ -144,8 +144,10 @@ def _record(visit: Visit, name: str, record: Record) -> Record:
 def _walk(document: Document, visit: Visit) -> Document:
     """The document with every value replaced by ``visit``'s answer; what the SR does not
     carry (identity, file name, series key, line, cells) is dropped."""
+    images: dict[str, ImageRef] = {}
     return Document(
-        records=tuple(_record(visit, f"r{i}", r) for i, r in enumerate(document.records)),
+        records=tuple(_record(visit, f"r{i}", r, images)
+                      for i, r in enumerate(document.records)),
         relpath="",
         instance_number=visit("instance_number", "int", document.instance_number),
         series_key=(),
@@ -153,17 +155,27 @@ def _walk(document: Document, visit: Visit) -> Document:
 
 
 class _Sentinels:
-    """A distinct sentinel per slot, valid for its kind; empty values stay empty (an
-    empty value is left out of the SR or written empty: part of the shape)."""
+    """A sentinel per distinct value, valid for its kind: values that are equal get the
+    same sentinel (equal UIDs group the evidence by series and study, equal images share
+    an Image Library entry: which values are equal is part of the shape), different
+    values different ones.  Empty values stay empty (an empty value is left out of the SR
+    or written empty: part of the shape too)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.seen: dict[tuple[str, Any], Any] = {}
 
     def __call__(self, name: str, kind: str, value: Any) -> Any:
         if kind == "datetime":
             return _SENTINEL_TIME
         if value == "" or value == ():
             return value
+        key = (kind, value)
+        if key not in self.seen:
+            self.seen[key] = self._new(kind, value)
+        return self.seen[key]
+
+    def _new(self, kind: str, value: Any) -> Any:
         self.count += 1
         n = self.count
         if kind == "code":
@@ -342,9 +354,7 @@ class ByteTemplate:
                 continue
             key = _encode_value(value, b"").rstrip(b"\x00 ") if not isinstance(
                 value, tuple) else _encode_value(value, b"")
-            if key in keys:
-                raise TemplateError(f"slots {keys[key]} and {name} have the same sentinel")
-            keys[key] = name
+            keys.setdefault(key, name)  # equal values: one slot (equal in the whole shape)
         if data[128:132] != b"DICM":
             raise TemplateError("no DICM prefix")
         self.prefix = data[:132]

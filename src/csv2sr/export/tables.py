@@ -227,8 +227,10 @@ def _image(m: Measurement) -> ImageRef | None:
 
 
 def _geometry(m: Measurement) -> Geometry | None:
-    if m.coordinate_type != "SCOORD" or not m.points:
+    if not m.coordinate_type or not m.points:
         return None
+    if m.coordinate_type != "SCOORD":  # not image pixels: named so, never read as 2D
+        return Geometry(f"{m.coordinate_type} {m.graphic_type}", m.points, None)
     return Geometry(m.graphic_type, m.points, _image(m))
 
 
@@ -285,30 +287,38 @@ def _sr_record(groups: list[Group], first: Measurement) -> Record:
     )
 
 
-def _align(group: Group, spec_group: GroupSpec, problem: Callable[[str], None]) -> Group:
+def _align(
+    group: Group, items: list[str], spec_group: GroupSpec, problem: Callable[[str, str], None]
+) -> tuple[Group, bool]:
     """The group's NUMs in the order of the profile's measurements, matched by concept
-    (SNOMED-RT as SNOMED CT); what has no place is reported."""
-    left = list(group.measurements)
+    (SNOMED-RT as SNOMED CT), and whether every one is there with a value in its unit
+    (else no row); NUMs the profile does not have are reported."""
+    left = list(zip(group.measurements, items, strict=True))
     ordered: list[RecordMeasurement] = []
+    whole = True
     for wanted in spec_group.measurements:
         identity = _identity(wanted.concept)
-        found = next((m for m in left if _identity(m.concept) == identity), None)
-        if found is None:
-            problem(f"no NUM {wanted.concept.meaning} ({wanted.concept.label()}) for "
-                    f"{wanted.key}: its columns left empty")
-            found = RecordMeasurement(wanted.concept, "", wanted.unit, None)
-        else:
-            left.remove(found)
-            if found.unit.value != wanted.unit.value:
-                problem(f"NUM {wanted.concept.meaning} is in {found.unit.value!r}, not "
-                        f"{wanted.unit.value!r}")
-            if not found.value:
-                problem(f"NUM {wanted.concept.meaning} has no measured value")
+        pair = next((p for p in left if _identity(p[0].concept) == identity), None)
+        label = f"{wanted.concept.meaning} ({wanted.concept.label()})"
+        if pair is None:
+            problem(f"no NUM {label} for {wanted.key}: no row", "")
+            ordered.append(RecordMeasurement(wanted.concept, "", wanted.unit, None))
+            whole = False
+            continue
+        left.remove(pair)
+        found, item = pair
+        if not found.value:
+            problem(f"NUM {label} has no measured value: no row", item)
+            whole = False
+        elif found.unit.value != wanted.unit.value:
+            problem(f"NUM {label} is in {found.unit.value or 'no unit'!r}, not "
+                    f"{wanted.unit.value!r}: no row", item)
+            whole = False
         ordered.append(found)
-    for extra in left:
+    for extra, item in left:
         problem(f"NUM '{extra.concept.meaning}' ({extra.concept.label()}) is not a "
-                f"measurement of the profile ({spec_group.key}): not exported")
-    return replace(group, measurements=tuple(ordered))
+                f"measurement of the profile ({spec_group.key}): not exported", item)
+    return replace(group, measurements=tuple(ordered)), whole
 
 
 def _profile_rows(
@@ -327,24 +337,31 @@ def _profile_rows(
         problems: list[Problem] = []
         item = members[0][0].group_item
 
-        def problem(message: str, item: str = item) -> None:
-            problems.append(Problem(file, item, message, ProblemKind.UNRECOGNISED))
+        def problem(message: str, where: str = "", item: str = item) -> None:
+            problems.append(Problem(file, where or item, message, ProblemKind.UNRECOGNISED))
 
         if len(members) < per_row:
             problem(f"{len(members)} measurement group(s) left where the profile makes "
                     f"{per_row} per row: no row")
             rows.append((None, problems))
             continue
-        sr_groups = [_align(_sr_group(rows_), spec.groups[i], problem)
-                     for i, rows_ in enumerate(members)]
+        complete = True
+        sr_groups = []
         for i, rows_ in enumerate(members):
-            wanted = spec.groups[i].template
-            if rows_[0].template != wanted:
-                problem(f"a TID {rows_[0].template} group where the profile has TID {wanted}")
+            items = [m.item for m in rows_ if m.row_type == "measurement"]
+            group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
+            sr_groups.append(group)
+            complete = complete and whole
+        if not complete:
+            rows.append((None, problems))
+            continue
         record = _sr_record(sr_groups, members[0][0])
         cells, missing = inverse.cells(record)
         for message in missing:
             problem(message)
+        if cells is None:
+            rows.append((None, problems))
+            continue
         rows.append(([cells[c] for c in spec.columns], problems))
     return rows
 

@@ -110,6 +110,11 @@ class _Row:
         if column in self.failed:
             raise _RowFailed(column)
 
+    def typed(self, column: str) -> Parsed:
+        """The parsed value of a column (raises when the cell was refused)."""
+        self._check(column)
+        return self.values[column]
+
     def code(self, source: CodeSource | None, key: str) -> Concept | None:
         if source is None:
             return None
@@ -208,7 +213,7 @@ class Forward:
             content_datetime=self._when(row, document.content_datetime),
             groups=groups,
             identity=identity,
-            instance_number=int(row.values[number]) if number else None,  # type: ignore[arg-type]
+            instance_number=int(row.typed(number)) if number else None,  # type: ignore[arg-type]
             procedure=row.code(document.procedure, "document.procedure"),
             file_name=row.text(Source(template=document.file_name)),
             keys=tuple((c, self._canonical(row, c)) for c in spec.unique_columns),

@@ -98,6 +98,14 @@ def _template_parser(template: str) -> Callable[[str], dict[str, str] | None]:
     return parse
 
 
+_WANTED = {
+    "point": "a one-point SCOORD POINT", "line": "a two-point SCOORD line (POLYLINE)",
+    "polyline": "an SCOORD POLYLINE", "polygon": "a closed SCOORD POLYLINE",
+    "box": "a closed 5-point SCOORD POLYLINE (box)", "ellipse": "a 4-point SCOORD ELLIPSE",
+    "circle": "a 2-point SCOORD CIRCLE",
+}
+
+
 class Inverse:
     """The record -> cells mapping of one profile (build once, call per record)."""
 
@@ -209,9 +217,12 @@ class Inverse:
 
     # -- a record --
 
-    def cells(self, record: Record) -> tuple[dict[str, str], list[str]]:
-        """The row of ``record`` in the profile's columns, and what could not be given back."""
+    def cells(self, record: Record) -> tuple[dict[str, str] | None, list[str]]:
+        """The row of ``record`` in the profile's columns (None when a measurement or a
+        geometry of the profile is not in the SR: no row), and what could not be given
+        back."""
         problems: list[str] = []
+        fatal: list[str] = []
         cells = dict.fromkeys(self.spec.columns, "")
         for column, roles in self.getters.items():
             for _role, getter in roles:
@@ -223,26 +234,31 @@ class Inverse:
             group = record.groups[g] if g < len(record.groups) else None
             shape: Geometry | None = None
             if group is not None:
+                numbers = group.measurements
                 if m < 0:
-                    shape = group.region
-                elif m < len(group.measurements):
-                    shape = group.measurements[m].geometry
-            if shape is None:
-                problems.append(f"no geometry for {geometry.key}: "
-                                f"{', '.join(geometry.columns)} left empty")
-                continue
+                    # a TID 1501 group read for a region: its first NUM's SCOORD
+                    shape = group.region or next(
+                        (n.geometry for n in numbers if n.geometry is not None), None)
+                elif m < len(numbers):
+                    # a TID 1410 group read for a NUM's own SCOORD: the group's region
+                    shape = numbers[m].geometry or group.region
             try:
+                if shape is None:
+                    raise ValueError("the SR has no SCOORD")
                 cells.update(self._geometry(geometry, shape, cells))
             except ValueError as exc:
-                problems.append(f"{geometry.key}: {exc}: {', '.join(geometry.columns)} left "
-                                "empty")
+                fatal.append(f"{exc} where {geometry.key} needs {_WANTED[geometry.type]}: "
+                             "no row")
         for column, cell in self.spec.cells.items():
             if cell.type == "spreadsheet_day" and cells.get(cell.of):
                 cells[column] = spreadsheet_serial(cells[cell.of])
         for column, cell in self.spec.cells.items():
             if not cells[column] and cell.type not in ("ignore", "spreadsheet_day") \
-                    and not cell.optional and self.getters[column]:
+                    and not cell.optional and self.getters[column] \
+                    and not any(column in g.columns for _, _, g in self.geometry):
                 problems.append(f"no value for {column} in the SR: left empty")
+        if fatal:
+            return None, fatal
         return cells, problems
 
     # -- geometry back to cells --
@@ -265,7 +281,7 @@ class Inverse:
             wanted, count = kinds[spec.type]
             if shape.graphic_type != wanted or len(points) != count:
                 raise ValueError(f"the SR has a {shape.graphic_type} of {len(points) // 2} "
-                                 f"points, not a {spec.type}")
+                                 "point(s)")
         shift = spec.shift
         out: dict[str, str] = {}
 
