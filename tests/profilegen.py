@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ROOT
+from csv2sr.mapping.inverse import spreadsheet_serial
 from csv2sr.mapping.load import load_profile
 from csv2sr.mapping.spec import CellSpec, Spec
 
@@ -186,6 +187,9 @@ def generate_rows(spec: Spec, count: int, seed: int) -> list[dict[str, str]]:
             row[class_column.column] = chance.choice([
                 "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                 "1.2.840.10008.5.1.4.1.1.2.1"])
+        for column, cell in spec.cells.items():
+            if cell.type == "spreadsheet_day" and row.get(cell.of):
+                row[column] = spreadsheet_serial(row[cell.of])  # what export recomputes
         rows.append(row)
     return rows
 

@@ -39,6 +39,7 @@ class TableFormat(str, Enum):
     """Output formats of ``csv2sr export``."""
 
     csv = "csv"
+    tsv = "tsv"
     parquet = "parquet"
     jsonl = "jsonl"
 
@@ -74,7 +75,7 @@ def export_command(
         TableFormat | None,
         typer.Option(
             "--format", "-f",
-            help="csv, parquet or jsonl (default: from TABLE's suffix, else csv).",
+            help="csv, tsv, parquet or jsonl (default: from TABLE's suffix, else csv).",
         ),
     ] = None,
     profile: Annotated[

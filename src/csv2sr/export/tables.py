@@ -14,9 +14,7 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pydicom.sr.coding import Code
 
@@ -34,11 +32,11 @@ __all__ = [
     "QUALITATIVE_PREFIX",
     "TableProfile",
     "float32_text",
+    "profile_names",
     "qualitative_cells",
     "qualitative_column",
     "qualitative_nested",
     "spreadsheet_serial",
-    "profile_names",
     "table_profile",
     "unix_time",
 ]
@@ -337,7 +335,8 @@ def _profile_rows(
         problems: list[Problem] = []
         item = members[0][0].group_item
 
-        def problem(message: str, where: str = "", item: str = item) -> None:
+        def problem(message: str, where: str = "", item: str = item,
+                    problems: list[Problem] = problems) -> None:
             problems.append(Problem(file, where or item, message, ProblemKind.UNRECOGNISED))
 
         if len(members) < per_row:

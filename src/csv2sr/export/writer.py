@@ -30,7 +30,6 @@ from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
-from csv2sr.mapping.load import ProfileError
 from csv2sr.export.tables import (
     TableProfile,
     qualitative_cells,
@@ -38,6 +37,7 @@ from csv2sr.export.tables import (
     table_profile,
 )
 from csv2sr.inputs import EntryKind, InputEntry, InputList
+from csv2sr.mapping.load import ProfileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,8 +56,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Format = Literal["csv", "parquet", "jsonl"]
-FORMATS: tuple[Format, ...] = ("csv", "parquet", "jsonl")
+Format = Literal["csv", "tsv", "parquet", "jsonl"]
+FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet", "jsonl")
 BATCH_ROWS = 2000
 """Rows per Parquet row group."""
 CHUNK_FILES = 32
@@ -238,10 +238,11 @@ class _Sink(Protocol):
 
 
 class _CsvSink:
-    """RFC 4180 CSV (CRLF line ends, as the published CCC2017 table has)."""
+    """RFC 4180 CSV (CRLF line ends, as the published CCC2017 table has); ``tsv`` the
+    same with tabs (the quoting of the csv module: a cell with a tab is quoted)."""
 
-    def __init__(self, fh: IO[str], columns: tuple[str, ...]) -> None:
-        self.writer = csv.writer(fh, lineterminator="\r\n")
+    def __init__(self, fh: IO[str], columns: tuple[str, ...], delimiter: str = ",") -> None:
+        self.writer = csv.writer(fh, lineterminator="\r\n", delimiter=delimiter)
         self.writer.writerow(columns)
 
     def write(self, rows: list[list[str]]) -> None:
@@ -393,7 +394,8 @@ def _write(
         consume(_ParquetSink(handle, columns))
         return
     text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-    sink: _Sink = _CsvSink(text, columns) if kind == "csv" else _JsonLinesSink(text, columns)
+    sink: _Sink = _CsvSink(text, columns, "\t" if kind == "tsv" else ",") \
+        if kind in ("csv", "tsv") else _JsonLinesSink(text, columns)
     consume(sink)
     text.detach()  # flushed; the handle is closed and renamed by atomic_open
 
@@ -435,7 +437,7 @@ def _spool_then_write(
             sink = _ParquetSink(handle, columns + extra)
         else:
             text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            sink = _CsvSink(text, columns + extra)
+            sink = _CsvSink(text, columns + extra, "\t" if kind == "tsv" else ",")
         for line in spool:
             row, cells = json.loads(line)
             sink.write([[*row, *(cells.get(column, "") for column in extra)]])

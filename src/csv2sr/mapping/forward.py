@@ -12,8 +12,10 @@ spacing).  Every problem of the row is returned, in the table's column order.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,7 +50,7 @@ _GRAPHIC = {"point": "POINT", "line": "POLYLINE", "polyline": "POLYLINE",
 POLYLINE: POLYGON exists for SCOORD3D only)."""
 
 
-class _RowFailed(Exception):
+class _RowFailedError(Exception):
     """A value of the row cannot be made (the problem is already recorded)."""
 
 
@@ -108,7 +110,7 @@ class _Row:
 
     def _check(self, column: str) -> None:
         if column in self.failed:
-            raise _RowFailed(column)
+            raise _RowFailedError(column)
 
     def typed(self, column: str) -> Parsed:
         """The parsed value of a column (raises when the cell was refused)."""
@@ -125,7 +127,7 @@ class _Row:
         if cell not in source.map:
             self.problem(source.column, f"no code for this value in {key}.map "
                          f"(known: {', '.join(source.map)})")
-            raise _RowFailed(source.column)
+            raise _RowFailedError(source.column)
         return source.map[cell]
 
 
@@ -160,10 +162,8 @@ class Forward:
                 row.problem(column, str(exc))
         self._role_rules(row)
         record: Record | None = None
-        try:
+        with contextlib.suppress(_RowFailedError):  # the problem is recorded in the row
             record = self._record(row, line)
-        except _RowFailed:
-            pass
         if row.problems or record is None:
             return sorted(row.problems, key=lambda p: self.order.get(p.column, len(self.order)))
         return record
@@ -271,7 +271,7 @@ class Forward:
         if problem is not None:
             column = (group.tracking_identifier.columns or ("(row)",))[0]
             row.problem(column, f"{problem} once written as the Tracking Identifier")
-            raise _RowFailed(column)
+            raise _RowFailedError(column)
         return text
 
     def _measurement(self, row: _Row, spec: MeasurementSpec, image: ImageRef,
@@ -296,8 +296,10 @@ class Forward:
         if rows_mm <= 0 or columns_mm <= 0:
             column = (spacing[0].columns or spacing[1].columns or ("(row)",))[0]
             row.problem(column, "a pixel spacing must be above 0")
-            raise _RowFailed(column)
-        points = shape.points
+            raise _RowFailedError(column)
+        # the coordinates as the SR stores them (FL, PS3.3 C.18.6.1.2): the value agrees
+        # with the SR's own geometry, and a table read back from the SR gives it again
+        points = array("f", shape.points)
         xs = [points[i] * columns_mm for i in range(0, len(points), 2)]
         ys = [points[i] * rows_mm for i in range(1, len(points), 2)]
         kind = shape.graphic_type
@@ -311,7 +313,7 @@ class Forward:
                 if not math.isclose(rows_mm, columns_mm):
                     column = (self.spec.image.pixel_spacing[0].columns or ("(row)",))[0]  # type: ignore[index]
                     row.problem(column, "the diameter of a circle needs square pixels")
-                    raise _RowFailed(column)
+                    raise _RowFailedError(column)
                 return 2 * radius_px * columns_mm
             del radius_x, radius_y
             return math.pi * radius_px * radius_px * rows_mm * columns_mm
@@ -324,6 +326,18 @@ class Forward:
 
     # -- geometry --
 
+    def points_of(self, spec: GeometrySpec, values: dict[str, float]) -> list[float]:
+        """A geometry's DICOM points from typed values by column (what the inverse
+        mapping checks its answers with: the same arithmetic as a row's)."""
+        row = _Row({}, self.spec)
+        row.values.update(values)
+        try:
+            flat = _GEOMETRY_MAKERS[spec.type](self, row, spec)
+        except _RowFailedError as exc:
+            raise ValueError(f"{exc}: out of range") from None
+        shift = spec.shift
+        return [v + shift for v in flat] if shift else list(flat)
+
     def _geometry(self, row: _Row, spec: GeometrySpec, image: ImageRef) -> Geometry:
         """A geometry in DICOM pixel coordinates (PS3.3 C.18.6.1.1): the profile's origin
         and base applied, fractions scaled by the image size."""
@@ -335,7 +349,7 @@ class Forward:
             if problem is not None:
                 column = (spec.columns or ("(row)",))[0]
                 row.problem(column, f"{problem} (a coordinate of {spec.key})")
-                raise _RowFailed(column)
+                raise _RowFailedError(column)
         return Geometry(_GRAPHIC[spec.type], points, image, spec.columns)
 
     def _pairs(self, row: _Row, pairs: Sequence[tuple[Source, Source]]) -> list[float]:
@@ -351,7 +365,7 @@ class Forward:
         if value <= 0:
             column = (source.columns or ("(row)",))[0]
             row.problem(column, f"the {what} of a {spec.type} must be above 0")
-            raise _RowFailed(column)
+            raise _RowFailedError(column)
         return value
 
     def _simple(self, row: _Row, spec: GeometrySpec) -> list[float]:

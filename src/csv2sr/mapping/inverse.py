@@ -14,14 +14,16 @@ returned as a problem (the cell stays empty), never guessed.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from csv2sr.mapping.record import Concept, Geometry, Group, Measurement, Record
-from csv2sr.mapping.spec import CodeSource, GeometrySpec, Source, Spec
+from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
 __all__ = ["Inverse", "float32_text", "shortest", "spreadsheet_serial"]
 
@@ -106,6 +108,10 @@ _WANTED = {
 }
 
 
+_DIRECT = {("point", ""), ("line", ""), ("ellipse", "points"), ("circle", "point")}
+"""Geometry forms whose columns are the stored numbers themselves."""
+
+
 class Inverse:
     """The record -> cells mapping of one profile (build once, call per record)."""
 
@@ -115,6 +121,7 @@ class Inverse:
         self.getters: dict[str, list[tuple[str, Getter]]] = {c: [] for c in spec.columns}
         self.geometry: list[tuple[int, int, GeometrySpec]] = []
         """(group, measurement or -1 for the region, spec) of every geometry."""
+        self._forward: Any = None
         self._plan()
 
     # -- the plan: where each column comes back from --
@@ -191,7 +198,7 @@ class Inverse:
                              lambda r, num=num: (x.value if (x := num(r)) else None))
                 if measurement.geometry is not None:
                     self.geometry.append((g, m, measurement.geometry))
-            for q, qualitative in enumerate(group.qualitative):
+            for qualitative in group.qualitative:
                 concept = self.identity(qualitative.concept)
 
                 def evaluation(r: Record, of=of, concept=concept) -> Concept | None:  # type: ignore[no-untyped-def]
@@ -230,6 +237,7 @@ class Inverse:
                 if value:
                     cells[column] = value
                     break
+        solved: set[str] = set()  # a column several geometries share: the first solves it
         for g, m, geometry in self.geometry:
             group = record.groups[g] if g < len(record.groups) else None
             shape: Geometry | None = None
@@ -245,7 +253,9 @@ class Inverse:
             try:
                 if shape is None:
                     raise ValueError("the SR has no SCOORD")
-                cells.update(self._geometry(geometry, shape, cells))
+                found = self._geometry(geometry, shape, cells, solved)
+                cells.update(found)
+                solved.update(found)
             except ValueError as exc:
                 fatal.append(f"{exc} where {geometry.key} needs {_WANTED[geometry.type]}: "
                              "no row")
@@ -272,8 +282,10 @@ class Inverse:
             raise ValueError(f"{source.column} is needed to read the geometry back")
         return float(text)
 
-    def _geometry(self, spec: GeometrySpec, shape: Geometry,
-                  cells: dict[str, str]) -> dict[str, str]:
+    def _geometry(self, spec: GeometrySpec, shape: Geometry, cells: dict[str, str],
+                  solved: set[str]) -> dict[str, str]:
+        """The geometry's columns from the stored points: each the shortest decimal for
+        which the profile's own forward mapping gives the same 32-bit floats."""
         kinds = {"point": ("POINT", 2), "line": ("POLYLINE", 4), "box": ("POLYLINE", 10),
                  "ellipse": ("ELLIPSE", 8), "circle": ("CIRCLE", 4)}
         points = shape.points
@@ -282,90 +294,423 @@ class Inverse:
             if shape.graphic_type != wanted or len(points) != count:
                 raise ValueError(f"the SR has a {shape.graphic_type} of {len(points) // 2} "
                                  "point(s)")
-        shift = spec.shift
-        out: dict[str, str] = {}
-
-        def put(source: Source | None, stored: float,
-                forward: Callable[[float], float] = lambda v: v) -> None:
-            if source is None or source.const is not None:
-                return
-            out[source.column] = shortest(stored, lambda v: forward(v) + shift) \
-                if shift else (float32_text(stored) if forward(1.0) - forward(0.0) == 1.0
-                               and forward(0.0) == 0.0 else shortest(stored, forward))
-
-        if spec.type in ("point", "line") or (spec.type == "ellipse" and spec.form == "points") \
-                or (spec.type == "circle" and spec.form == "point"):
-            for i, (x, y) in enumerate(spec.points):
-                put(x, points[2 * i])
-                put(y, points[2 * i + 1])
-        elif spec.type in ("polyline", "polygon"):
+        elif shape.graphic_type != "POLYLINE":
+            raise ValueError(f"the SR has a {shape.graphic_type}")
+        if spec.type in ("polyline", "polygon"):
             flat = list(points)
             if spec.type == "polygon" and len(flat) >= 4 and flat[:2] == flat[-2:]:
                 flat = flat[:-2]
-            out[spec.column] = " ".join(
-                shortest(v, lambda t: t + shift) if shift else float32_text(v) for v in flat)
-        elif spec.type == "box":
-            out.update(self._box(spec, points, cells, put))
-        elif spec.type == "ellipse":
-            cx, cy = (points[0] + points[2]) / 2, (points[1] + points[3]) / 2
-            horizontal = abs(points[1] - points[3]) < abs(points[0] - points[2])
-            major = math.hypot(points[2] - points[0], points[3] - points[1])
-            minor = math.hypot(points[6] - points[4], points[7] - points[5])
-            width, height = (major, minor) if horizontal else (minor, major)
-            put(spec.points[0][0], cx)
-            put(spec.points[0][1], cy)
-            _size(out, spec.width, width)
-            _size(out, spec.height, height)
-        elif spec.type == "circle":
-            put(spec.points[0][0], points[0])
-            put(spec.points[0][1], points[1])
-            radius = math.hypot(points[2] - points[0], points[3] - points[1])
-            _size(out, spec.radius, radius * 2 if spec.form == "diameter" else radius)
-        return out
-
-    def _box(self, spec: GeometrySpec, points: tuple[float, ...], cells: dict[str, str],
-             put: Callable[..., None]) -> dict[str, str]:
-        x0, y0, x1, y1 = points[0], points[1], points[4], points[5]
-        shift = spec.shift
-        sx = sy = 1.0
+            shift = spec.shift
+            return {spec.column: " ".join(shortest(v, lambda t: t + shift) for v in flat)}
+        if not spec.shift and (spec.type, spec.form) in _DIRECT:
+            # each column is one stored number: its shortest float32 decimal
+            direct: dict[str, str] = {}
+            for i, (x, y) in enumerate(spec.points):
+                for source, value in ((x, points[2 * i]), (y, points[2 * i + 1])):
+                    if source.column and source.column not in solved:
+                        direct[source.column] = float32_text(value)
+            return direct
+        unknowns = list(dict.fromkeys(s.column for s in _sources(spec)
+                                      if s.column and s.column not in solved))
+        known = {name: float(cells[name]) for name in self._known(spec, cells)}
+        known.update((name, float(cells[name])) for name in solved if name in spec.columns)
+        scale = (1.0, 1.0)
         if spec.units == "fraction":
-            sx = self._number(self.spec.image.columns, cells)
-            sy = self._number(self.spec.image.rows, cells)
-        out: dict[str, str] = {}
+            image = self.spec.image
+            scale = (_number(image.columns, known), _number(image.rows, known))
+        estimate = {name: value for name, value in _estimate(spec, points, scale).items()
+                    if name in unknowns}
+        return _solve_cells(self._points_of(spec), unknowns, estimate, known,
+                            np.asarray(points, dtype=np.float32))
 
-        def back(source: Source | None, stored: float, scale: float,
-                 offset: float = 0.0) -> None:
-            if source is None or source.const is not None:
-                return
-            out[source.column] = shortest(stored, lambda v: (v + offset) * scale + shift)
+    def _known(self, spec: GeometrySpec, cells: dict[str, str]) -> list[str]:
+        """Columns the geometry needs that it does not give back (the image size)."""
+        if spec.units != "fraction":
+            return []
+        found = []
+        for source in (self.spec.image.columns, self.spec.image.rows):
+            if source is not None and source.column:
+                if not cells.get(source.column):
+                    raise ValueError(f"{source.column} is needed to read the box back")
+                found.append(source.column)
+        return found
 
+    def _points_of(self, spec: GeometrySpec) -> Callable[[dict[str, float]], np.ndarray]:
+        """The forward mapping of one geometry, on typed values by column (float64: what
+        the SR stores is its float32 rounding)."""
+        from csv2sr.mapping.forward import Forward  # noqa: PLC0415
+
+        forward = self._forward or Forward(self.spec)
+        self._forward = forward
+
+        cells = self.spec.cells
+
+        def points(values: dict[str, float]) -> np.ndarray:
+            for name in spec.columns:
+                if name in values and not _in_range(cells[name], values[name]):
+                    raise ValueError(f"{name} out of its range")
+            return np.asarray(forward.points_of(spec, values), dtype=np.float64)
+        return points
+
+
+def _in_range(cell: CellSpec, value: float) -> bool:
+    """The bounds the profile puts on a cell (what convert would check)."""
+    return not ((cell.minimum is not None and value < cell.minimum)
+                or (cell.maximum is not None and value > cell.maximum)
+                or (cell.greater_than is not None and value <= cell.greater_than))
+
+
+def _sources(spec: GeometrySpec) -> list[Source]:
+    found: list[Source] = []
+    for x, y in spec.points:
+        found.extend((x, y))
+    found.extend(s for s in (spec.x, spec.y, spec.width, spec.height, spec.radius) if s)
+    return found
+
+
+def _number(source: Source | None, known: dict[str, float]) -> float:
+    assert source is not None
+    return float(source.const) if source.const is not None else known[source.column]
+
+
+def _estimate(spec: GeometrySpec, points: tuple[float, ...],
+              scale: tuple[float, float]) -> dict[str, float]:
+    """A float64 inverse of the forward mapping (refined by :func:`_solve_cells`)."""
+    s = spec.shift
+    out: dict[str, float] = {}
+
+    def put(source: Source | None, value: float) -> None:
+        if source is not None and source.column:
+            out[source.column] = value
+
+    if spec.type in ("point", "line") or (spec.type, spec.form) in (
+            ("ellipse", "points"), ("circle", "point")):
+        for i, (x, y) in enumerate(spec.points):
+            put(x, points[2 * i] - s)
+            put(y, points[2 * i + 1] - s)
+        return out
+    if spec.type == "box":
+        sx, sy = scale
+        x0, y0, x1, y1 = ((points[0] - s) / sx, (points[1] - s) / sy,
+                          (points[4] - s) / sx, (points[5] - s) / sy)
         if spec.form == "corners":
             (ax, ay), (bx, by) = spec.points
-            back(ax, x0, sx)
-            back(ay, y0, sy)
-            back(bx, x1, sx)
-            back(by, y1, sy)
-            return out
-        if spec.form == "xywh":
-            back(spec.x, x0, sx)
-            back(spec.y, y0, sy)
-            left = float(out[spec.x.column]) if spec.x and spec.x.column else (x0 - shift) / sx
-            top = float(out[spec.y.column]) if spec.y and spec.y.column else (y0 - shift) / sy
-            back(spec.width, x1, sx, left)
-            back(spec.height, y1, sy, top)
-            return out
-        (cx, cy), = spec.points
-        _size(out, spec.width, (x1 - x0) / sx)
-        _size(out, spec.height, (y1 - y0) / sy)
-        w = float(out[spec.width.column]) if spec.width and spec.width.column else (x1 - x0) / sx
-        h = float(out[spec.height.column]) if spec.height and spec.height.column else (
-            (y1 - y0) / sy)
-        back(cx, x0, sx, -w / 2)
-        back(cy, y0, sy, -h / 2)
+            put(ax, x0)
+            put(ay, y0)
+            put(bx, x1)
+            put(by, y1)
+        elif spec.form == "xywh":
+            put(spec.x, x0)
+            put(spec.y, y0)
+            put(spec.width, x1 - x0)
+            put(spec.height, y1 - y0)
+        else:
+            (cx, cy), = spec.points
+            put(cx, (x0 + x1) / 2)
+            put(cy, (y0 + y1) / 2)
+            put(spec.width, x1 - x0)
+            put(spec.height, y1 - y0)
         return out
+    if spec.type == "ellipse":
+        (cx, cy), = spec.points
+        horizontal = abs(points[1] - points[3]) < abs(points[0] - points[2])
+        major = math.hypot(points[2] - points[0], points[3] - points[1])
+        minor = math.hypot(points[6] - points[4], points[7] - points[5])
+        # the centre is stored itself: across = (cx - w/2, cy, cx + w/2, cy) and
+        # down = (cx, cy - h/2, cx, cy + h/2), the major axis first
+        put(cx, (points[4] if horizontal else points[0]) - s)
+        put(cy, (points[1] if horizontal else points[5]) - s)
+        put(spec.width, major if horizontal else minor)
+        put(spec.height, minor if horizontal else major)
+        return out
+    (cx, cy), = spec.points[:1]
+    put(cx, points[0] - s)
+    put(cy, points[1] - s)
+    radius = math.hypot(points[2] - points[0], points[3] - points[1])
+    put(spec.radius, radius * 2 if spec.form == "diameter" else radius)
+    return out
 
 
-def _size(out: dict[str, str], source: Source | None, value: float) -> None:
-    """A width, height, radius or diameter: not shifted by the origin."""
-    if source is not None and source.const is None:
-        out[source.column] = shortest(value, lambda v: v)
+def _candidates(value: float) -> list[str]:
+    """Decimals near ``value``, shortest first: at each number of decimal places the
+    rounding and its two neighbours, then ``repr`` and its float64 neighbours."""
+    found: list[str] = []
+    with decimal.localcontext() as context:
+        context.prec = 80
+        exact = decimal.Decimal(repr(value))
+        for places in range(18):
+            step = decimal.Decimal(1).scaleb(-places)
+            rounded = exact.quantize(step, rounding=decimal.ROUND_HALF_EVEN)
+            for near in (rounded, rounded - step, rounded + step):
+                text = format(near, "f")
+                if "." in text:
+                    text = text.rstrip("0").rstrip(".")
+                found.append("0" if text in ("-0", "") else text)
+    here = value
+    found.append(repr(here))
+    for direction in (math.inf, -math.inf):
+        here = value
+        for _ in range(3):
+            here = float(np.nextafter(here, direction))
+            found.append(repr(here))
+    return list(dict.fromkeys(found))
+
+
+PointsOf = Callable[[dict[str, float]], np.ndarray]
+
+
+def _depends(points_of: PointsOf, unknowns: list[str], estimate: dict[str, float],
+             known: dict[str, float]) -> dict[str, set[int]]:
+    """Which stored numbers each unknown column moves (numerically: nudge it)."""
+    base = points_of({**known, **estimate}).astype(np.float64)
+    found: dict[str, set[int]] = {}
+    for name in unknowns:
+        nudged = {**known, **estimate, name: estimate[name] + max(abs(estimate[name]), 1.0) / 64}
+        moved = points_of(nudged).astype(np.float64) != base
+        found[name] = {int(i) for i in np.flatnonzero(moved)}
+    return found
+
+
+def _solve_cells(points_of: PointsOf, unknowns: list[str], estimate: dict[str, float],
+                 known: dict[str, float], target: np.ndarray) -> dict[str, str]:
+    """Decimals for the unknown columns whose forward mapping gives ``target`` exactly,
+    each as short as it can be.  Columns that move the same stored numbers (a box's x and
+    its width) are solved together: first one at a time, a column that alone moves some
+    numbers (the x) before the others (the width); when that finds no exact answer, all
+    of them at once, fewest decimals first."""
+    try:
+        depends = _depends(points_of, unknowns, estimate, known)
+    except ValueError:
+        return {n: repr(estimate[n]) for n in unknowns}
+    chosen: dict[str, str] = {}
+    left = list(unknowns)
+    while left:
+        names = _component(left[0], left, depends)
+        indices = sorted(set().union(*(depends[n] for n in names)))
+        found = _one_at_a_time(points_of, names, depends, chosen, estimate, known, target)
+        if found is None or not _exact(points_of, found, indices, chosen, estimate, known,
+                                       target):
+            found = _through_window(points_of, names, indices, depends, chosen, estimate,
+                                    known, target)
+        if found is None:
+            found = _search(points_of, names, indices, chosen, estimate, known, target)
+        chosen.update(found)
+        left = [n for n in left if n not in names]
+    return chosen
+
+
+def _through_window(points_of: PointsOf, names: list[str], indices: list[int],
+                    depends: dict[str, set[int]], chosen: dict[str, str],
+                    estimate: dict[str, float], known: dict[str, float],
+                    target: np.ndarray) -> dict[str, str] | None:
+    """A column that alone moves some numbers (a centre stored by itself) may take any
+    value of a float32 window; its partner (the width) fits only part of it.  Walk the
+    window's decimals, fewest places first, solving the partners for each."""
+    leads = [n for n in names
+             if any(not any(i in depends[o] for o in names if o != n) for i in depends[n])]
+    if len(leads) != 1:
+        return None
+    lead = leads[0]
+    own = sorted(i for i in depends[lead]
+                 if not any(i in depends[o] for o in names if o != lead))
+    fixed = {**known, **estimate, **{n: float(t) for n, t in chosen.items()}}
+
+    def fits(value: float) -> bool:
+        try:
+            stored = _stored(points_of, {**fixed, lead: value})
+            return bool(np.array_equal(stored[own], target[own]))
+        except (ValueError, OverflowError):
+            return False
+
+    centre = next((v for v in (estimate[lead], *map(float, _candidates(estimate[lead])))
+                   if fits(v)), None)
+    if centre is None:
+        return None
+    low, high = _edge(fits, centre, -1.0), _edge(fits, centre, 1.0)
+    rest = [n for n in names if n != lead]
+    for text in _decimals_between(low, high, cap=400):
+        trial = {**chosen, lead: text}
+        found = _one_at_a_time(points_of, rest, depends, trial, estimate, known, target)
+        if found is not None and _exact(points_of, {lead: text, **found}, indices, chosen,
+                                        estimate, known, target):
+            return {lead: text, **found}
+    return None
+
+
+def _edge(fits: Callable[[float], bool], inside: float, direction: float) -> float:
+    """The last value that fits, from ``inside`` towards ``direction`` (bisection)."""
+    step = max(abs(inside), 1.0) * 1e-9
+    outside = inside + direction * step
+    while fits(outside) and step < 1e6:
+        inside, step = outside, step * 2
+        outside = inside + direction * step
+    for _ in range(60):
+        middle = (inside + outside) / 2
+        if middle in (inside, outside):
+            break
+        if fits(middle):
+            inside = middle
+        else:
+            outside = middle
+    return inside
+
+
+def _decimals_between(low: float, high: float, cap: int) -> Iterator[str]:
+    """Decimals in [low, high], fewest places first (at most ``cap`` of them)."""
+    produced = 0
+    seen: set[str] = set()
+    with decimal.localcontext() as context:
+        context.prec = 80
+        lo, hi = decimal.Decimal(repr(low)), decimal.Decimal(repr(high))
+        for places in range(18):
+            step = decimal.Decimal(1).scaleb(-places)
+            value = lo.quantize(step, rounding=decimal.ROUND_CEILING)
+            while value <= hi:
+                text = format(value, "f")
+                if "." in text:
+                    text = text.rstrip("0").rstrip(".")
+                if text not in seen:
+                    seen.add(text)
+                    yield "0" if text == "-0" else text
+                    produced += 1
+                    if produced >= cap:
+                        return
+                value += step
+
+
+def _one_at_a_time(points_of: PointsOf, names: list[str], depends: dict[str, set[int]],
+                   chosen: dict[str, str], estimate: dict[str, float],
+                   known: dict[str, float], target: np.ndarray) -> dict[str, str] | None:
+    """Each column alone, one that alone moves some stored numbers first; None when
+    every column left shares all its numbers with another (search them together)."""
+    found: dict[str, str] = {}
+    left = list(names)
+    while left:
+        for name in left:
+            own = sorted(i for i in depends[name]
+                         if not any(i in depends[o] for o in left if o != name))
+            if own:
+                break
+        else:
+            return None
+        found.update(_search(points_of, [name], own, {**chosen, **found}, estimate, known,
+                             target))
+        left.remove(name)
+    return found
+
+
+def _exact(points_of: PointsOf, found: dict[str, str], indices: list[int],
+           chosen: dict[str, str], estimate: dict[str, float], known: dict[str, float],
+           target: np.ndarray) -> bool:
+    values = {**known, **estimate, **{n: float(t) for n, t in {**chosen, **found}.items()}}
+    try:
+        return bool(np.array_equal(_stored(points_of, values)[indices], target[indices]))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _component(first: str, left: list[str], depends: dict[str, set[int]]) -> list[str]:
+    """``first`` and every column that moves a stored number with it, transitively."""
+    found = [first]
+    for name in found:
+        found.extend(o for o in left if o not in found and depends[o] & depends[name])
+    return found
+
+
+def _search(points_of: PointsOf, names: list[str], indices: list[int], chosen: dict[str, str],
+            estimate: dict[str, float], known: dict[str, float],
+            target: np.ndarray) -> dict[str, str]:
+    """The combination of candidates for ``names`` (fewest decimals in all first) whose
+    stored numbers at ``indices`` equal the target; the estimates when none does (the
+    round-trip check then reports the difference)."""
+    wanted = target[indices]
+    options = [_candidates(estimate[n]) for n in names]
+    fixed = {**known, **estimate, **{n: float(t) for n, t in chosen.items()}}
+    if len(names) == 1:
+        return _shortest_in_window(points_of, names[0], indices, fixed, options[0], wanted)
+    for combination in _by_length(options, limit=1 if len(names) == 1 else 5000):
+        trial = {**fixed, **{n: float(t) for n, t in zip(names, combination, strict=True)}}
+        try:
+            got = _stored(points_of, trial)[indices]
+        except (ValueError, OverflowError):
+            continue
+        if np.array_equal(got, wanted):
+            return dict(zip(names, combination, strict=True))
+    return {n: repr(estimate[n]) for n in names}
+
+
+def _shortest_in_window(points_of: PointsOf, name: str, indices: list[int],
+                        fixed: dict[str, float], options: list[str],
+                        wanted: np.ndarray) -> dict[str, str]:
+    """One column: a value that fits (the estimate or a near decimal), the float32 window
+    of values around it that fit as well, and the decimal of fewest places in it."""
+    def fits(value: float, where: list[int] = indices) -> bool:
+        try:
+            return bool(np.array_equal(_stored(points_of, {**fixed, name: value})[where],
+                                       target_at(where)))
+        except (ValueError, OverflowError):
+            return False
+
+    def target_at(where: list[int]) -> np.ndarray:
+        return wanted[[indices.index(i) for i in where]]
+
+    inside = next((v for v in (fixed[name], *map(float, options)) if fits(v)), None)
+    if inside is not None:
+        low, high = _edge(fits, inside, -1.0), _edge(fits, inside, 1.0)
+    else:  # each stored number's own window (the mapping is affine), intersected
+        low, high = -math.inf, math.inf
+        for i, goal in zip(indices, wanted, strict=True):
+            at = _affine_solve(points_of, name, i, fixed, float(goal))
+            if at is None or not fits(at, [i]):
+                return {name: repr(fixed[name])}
+            low = max(low, _edge(lambda v, i=i: fits(v, [i]), at, -1.0))
+            high = min(high, _edge(lambda v, i=i: fits(v, [i]), at, 1.0))
+        if low > high or not fits((low + high) / 2):
+            return {name: repr(fixed[name])}
+    return {name: next(_decimals_between(low, high, cap=1), repr(low))}
+
+
+def _affine_solve(points_of: PointsOf, name: str, index: int, fixed: dict[str, float],
+                  goal: float) -> float | None:
+    """The value of ``name`` that puts stored number ``index`` at ``goal``."""
+    here = fixed[name]
+    step = max(abs(here), 1.0) / 64
+    try:
+        a = float(points_of({**fixed, name: here})[index])
+        b = float(points_of({**fixed, name: here + step})[index])
+    except (ValueError, OverflowError):
+        return None
+    if a == b:
+        return None
+    return here + (goal - a) * step / (b - a)
+
+
+def _stored(points_of: PointsOf, values: dict[str, float]) -> np.ndarray:
+    """The numbers as the SR stores them (FL, PS3.3 C.18.6.1.2)."""
+    return points_of(values).astype(np.float32)
+
+
+def _by_length(options: list[list[str]], limit: int) -> Iterator[tuple[str, ...]]:
+    """Combinations of one candidate per list, by the sum of their positions (shortest
+    first); for one list, every candidate; for several, at most ``limit``."""
+    if len(options) == 1:
+        yield from ((t,) for t in options[0])
+        return
+    sizes = [len(o) for o in options]
+    produced = 0
+    for total in range(sum(sizes) - len(sizes) + 1):
+        for positions in _compositions(total, sizes):
+            yield tuple(o[p] for o, p in zip(options, positions, strict=True))
+            produced += 1
+            if produced >= limit:
+                return
+
+
+def _compositions(total: int, sizes: list[int]) -> Iterator[tuple[int, ...]]:
+    if len(sizes) == 1:
+        if total < sizes[0]:
+            yield (total,)
+        return
+    for first in range(min(total, sizes[0] - 1) + 1):
+        for rest in _compositions(total - first, sizes[1:]):
+            yield (first, *rest)

@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 __all__ = [
     "Concept",
-    "RowProblem",
     "Document",
     "Geometry",
     "Group",
@@ -28,6 +27,7 @@ __all__ = [
     "Observer",
     "Qualitative",
     "Record",
+    "RowProblem",
     "shown",
 ]
 
