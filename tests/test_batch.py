@@ -15,8 +15,8 @@ import pytest
 
 from conftest import FIXTURES
 from csv2sr.conversion.batch import convert, manifest_columns
-from csv2sr.mapping.load import load_profile
 from csv2sr.conversion.outputs import safe_name
+from csv2sr.mapping.load import load_profile
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -64,7 +64,7 @@ def test_non_ascii_rows_fall_back_to_highdicom(sample_csv: Path) -> None:
     assert _mismatches(([row, odd], "sct")) == []
 
 
-def fast_document(row: Record):  # type: ignore[no-untyped-def]  # noqa: ANN201
+def fast_document(row: Record):  # type: ignore[no-untyped-def]
     from csv2sr.conversion.build import as_document  # noqa: PLC0415
 
     return as_document(row, PROFILE)

@@ -12,6 +12,7 @@ import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -31,7 +32,6 @@ from csv2sr.images.checks import (
 from csv2sr.images.enrich import enriched_header, library_ready
 from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
 from csv2sr.mapping.load import load_profile
-from records import instance_uid, length, order, points, radiologist, with_length, with_points
 from imagegen import (
     SyntheticFixture,
     broken_rows,
@@ -43,8 +43,14 @@ from imagegen import (
     write_junk,
     write_malformed_spacing,
 )
+from records import instance_uid, length, order, points, with_length, with_points
 
 PROFILE = load_profile("ccc2017")
+
+
+def _against(row: Record, index: ImageIndex, *, path: Path) -> tuple[Any, list[Any]]:
+    """The image checks of one ccc2017 row."""
+    return check_row_against_image(row, index, path=path, spec=PROFILE)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,7 @@ def test_matching_rows_have_no_problem(synthetic: SyntheticFixture, index: Image
     rows = annotations(synthetic.good_csv)
     assert len(rows) == 4
     for row in rows:
-        header, problems = check_row_against_image(row, index, path=synthetic.good_csv, spec=PROFILE)
+        header, problems = _against(row, index, path=synthetic.good_csv)
         assert problems == []
         assert header is not None and header.SOPInstanceUID == instance_uid(row)
 
@@ -170,7 +176,7 @@ def test_each_check_fires_alone(
 ) -> None:
     order = int(broken_rows(synthetic.collection)[broken]["order"])
     row = by_order(synthetic.broken_csv)[order]
-    header, problems = check_row_against_image(row, index, path=synthetic.broken_csv, spec=PROFILE)
+    header, problems = _against(row, index, path=synthetic.broken_csv)
     column, fragment = EXPECTED[broken]
     assert [p.column for p in problems] == [column]
     assert fragment in problems[0].message
@@ -180,7 +186,7 @@ def test_each_check_fires_alone(
 
 def test_messages_name_the_image_file(synthetic: SyntheticFixture, index: ImageIndex) -> None:
     row = by_order(synthetic.broken_csv)[16]
-    _, (problem,) = check_row_against_image(row, index, path=synthetic.broken_csv, spec=PROFILE)
+    _, (problem,) = _against(row, index, path=synthetic.broken_csv)
     named = re.search(r"of the image (\S+\.dcm)", problem.message)
     assert named is not None and Path(named.group(1)).is_file()
     assert "Pixel Spacing 0.6\\0.9 (row\\column, mm)" in problem.message
@@ -191,7 +197,7 @@ def test_sop_class_in_the_row_must_be_the_images(
 ) -> None:
     row = annotations(synthetic.good_csv)[0]
     cells = dict(row.cells, SOPClassUID="1.2.840.10008.5.1.4.1.1.4")
-    _, problems = check_row_against_image(replace(row, cells=cells), index, path=Path("t.csv"),
+    _, problems = _against(replace(row, cells=cells), index, path=Path("t.csv"),
                                           spec=PROFILE)
     assert [p.column for p in problems] == ["SOPClassUID"]
 
@@ -214,15 +220,15 @@ def test_length_tolerance_is_what_the_docs_say(
     assert measured == pytest.approx(90.0)
     inside = measured * (1 + 0.9 * LENGTH_RELATIVE_TOLERANCE)
     outside = measured * (1 + 1.2 * LENGTH_RELATIVE_TOLERANCE)
-    assert check_row_against_image(_with_length(row, inside), index, path=Path("t"), spec=PROFILE)[1] == []
-    (problem,) = check_row_against_image(_with_length(row, outside), index, path=Path("t"), spec=PROFILE)[1]
+    assert _against(_with_length(row, inside), index, path=Path("t"))[1] == []
+    (problem,) = _against(_with_length(row, outside), index, path=Path("t"))[1]
     assert problem.column == "length" and f"{outside / measured:.4f} times" in problem.message
     # a short line: the absolute tolerance applies
     short = _with_points(row, (100.0, 100.0, 101.0, 100.0))  # 0.9 mm
     near = _with_length(short, 0.9 + 0.9 * LENGTH_ABSOLUTE_TOLERANCE_MM)
     far = _with_length(short, 0.9 + 1.5 * LENGTH_ABSOLUTE_TOLERANCE_MM)
-    assert check_row_against_image(near, index, path=Path("t"), spec=PROFILE)[1] == []
-    assert [p.column for p in check_row_against_image(far, index, path=Path("t"), spec=PROFILE)[1]] == [
+    assert _against(near, index, path=Path("t"))[1] == []
+    assert [p.column for p in _against(far, index, path=Path("t"))[1]] == [
         "length"
     ]
 
@@ -234,10 +240,10 @@ def test_image_edge_is_inside_and_beyond_it_is_not(
     alpha = synthetic.collection.series[0]
     edge = (0.0, 0.0, 512.0, 512.0)
     ok = _with_length(_with_points(row, edge), line_length_mm(alpha, edge))
-    assert check_row_against_image(ok, index, path=Path("t"), spec=PROFILE)[1] == []
+    assert _against(ok, index, path=Path("t"))[1] == []
     beyond = (0.0, 512.5, 10.0, 10.0)
     bad = _with_length(_with_points(row, beyond), line_length_mm(alpha, beyond))
-    problems = check_row_against_image(bad, index, path=Path("t"), spec=PROFILE)[1]
+    problems = _against(bad, index, path=Path("t"))[1]
     assert [p.column for p in problems] == ["start_y"]
     assert "rows run from 0 to 512" in problems[0].message
 
@@ -295,7 +301,7 @@ def _write_srs(
     for row in rows:
         header = None
         if index is not None:
-            found, problems = check_row_against_image(row, index, path=Path("good.csv"), spec=PROFILE)
+            found, problems = _against(row, index, path=Path("good.csv"))
             assert problems == [] and found is not None
             header = enriched_header(found, row)
         path = folder / f"order-{order(row):04d}.dcm"
@@ -438,7 +444,7 @@ def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
     row = by_order(synthetic.good_csv)[3]
     source = Path(index.source(instance_uid(row)) or "")
     broken = ImageIndex.from_folder(write_malformed_spacing(source, tmp_path / "bad.dcm").parent)
-    header, problems = check_row_against_image(row, broken, path=synthetic.good_csv, spec=PROFILE)
+    header, problems = _against(row, broken, path=synthetic.good_csv)
     assert header is not None
     assert [p.column for p in problems] == ["instanceUID"]
     assert "unusable" in problems[0].message and "x.6" in problems[0].message
@@ -460,7 +466,7 @@ def test_sr_references_the_images_real_sop_class(
     index = ImageIndex.from_folder(tmp_path)
     row = by_order(synthetic.good_csv)[1]
     row = replace(row, cells=dict(row.cells, SOPClassUID=""))
-    header, problems = check_row_against_image(row, index, path=Path("t.csv"), spec=PROFILE)
+    header, problems = _against(row, index, path=Path("t.csv"))
     assert problems == [] and header is not None
     sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, enriched_header(header, row)))
     classes = {
@@ -478,7 +484,7 @@ def test_a_different_study_date_is_logged_and_the_images_used(
     row = by_order(synthetic.good_csv)[1]
     row = replace(row, study_date="20040101", cells=dict(row.cells, StudyDate="20040101"))
     with caplog.at_level("WARNING", logger="csv2sr.images.index"):
-        header, problems = check_row_against_image(row, index, path=synthetic.good_csv, spec=PROFILE)
+        header, problems = _against(row, index, path=synthetic.good_csv)
     assert problems == [] and header is not None
     assert "StudyDate '20040101' differs from the image's '20030227'" in caplog.text
     assert enriched_header(header, row).StudyDate == "20030227"

@@ -23,9 +23,9 @@ from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
 from csv2sr.mapping.load import load_profile
-from records import instance_uid, length, order, points, radiologist, with_length, with_points
 from imagegen import SyntheticFixture, synthetic_uid, write_fixture
 from orthanc import OrthancServer, free_port, orthanc_factory
+from records import order
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
 
@@ -76,11 +76,11 @@ def test_dicomweb_index_of_chosen_studies(loaded: str, synthetic: SyntheticFixtu
 
 def test_rows_check_the_same_against_dicomweb(loaded: str, synthetic: SyntheticFixture) -> None:
     remote = ImageIndex.from_dicomweb(loaded)
-    profile = PROFILE = load_profile("ccc2017")
+    profile = load_profile("ccc2017")
     rows = [r for r in read_rows(synthetic.all_csv, profile) if isinstance(r, Record)]
     columns = {}
     for row in rows:
-        _, problems = check_row_against_image(row, remote, path=synthetic.all_csv, spec=PROFILE)
+        _, problems = check_row_against_image(row, remote, path=synthetic.all_csv, spec=profile)
         columns[order(row)] = [p.column for p in problems]
     assert columns == {
         1: [], 2: [], 3: [], 4: [],

@@ -19,7 +19,6 @@ from csv2sr.images.cross import ImageFinding, parse_dcentvfy, validate_against_i
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
 from csv2sr.mapping.load import load_profile
-from records import instance_uid, length, order, points, radiologist, with_length, with_points
 from csv2sr.tools import find_dcentvfy
 from imagegen import (
     SyntheticFixture,
@@ -28,6 +27,7 @@ from imagegen import (
     write_fixture,
     write_malformed_spacing,
 )
+from records import instance_uid, order
 
 PROFILE = load_profile("ccc2017")
 KEYS = {"path", "severity", "source", "item", "attribute", "message"}
@@ -55,7 +55,8 @@ def _write(row: Record, folder: Path, index: ImageIndex | None = None) -> Path:
         header = enriched_header(found, row)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"order-{order(row):04d}.dcm"
-    encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, header)).save_as(path, enforce_file_format=True)
+    sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, header))
+    sr.save_as(path, enforce_file_format=True)
     return path
 
 

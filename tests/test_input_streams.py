@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from conftest import FIXTURES, ROOT
 from csv2sr.conversion import read as rows_module
 from csv2sr.conversion.batch import convert
-from csv2sr.conversion.checks import Record, InputFileError, RowError, read_rows
+from csv2sr.conversion.checks import InputFileError, Record, RowError, read_rows
 from csv2sr.conversion.read import read_table
 from csv2sr.mapping.load import load_profile
 from csv2sr.release.folder import read_source

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csv2sr.conversion.batch import OutputError, convert, manifest_columns
-from csv2sr.mapping.load import load_profile
 from csv2sr.conversion.outputs import SAFE_NAME_MAX, safe_name
+from csv2sr.mapping.load import load_profile
 from rowgen import SAMPLE, sample_rows
 
 

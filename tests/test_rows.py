@@ -8,8 +8,8 @@ import pytest
 
 from conftest import FIXTURES
 from csv2sr.conversion.checks import (
-    Record,
     InputFileError,
+    Record,
     RowError,
     read_rows,
     repair_study_time,

@@ -25,11 +25,11 @@ from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.load import load_profile
-from records import instance_uid, length, order, points, radiologist, with_length, with_points
 from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Finding, Severity, Source
+from records import radiologist
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 

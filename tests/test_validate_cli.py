@@ -21,10 +21,10 @@ from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.load import load_profile
-from records import instance_uid, length, order, points, radiologist, with_length, with_points
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import FileReport
 from csv2sr.validate.report import report_name, report_names
+from records import order
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 runner = CliRunner()

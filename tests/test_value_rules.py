@@ -34,11 +34,11 @@ from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom import vr
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.load import load_profile
-from records import image, radiologist, with_role, with_sop_class
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Severity
 from csv2sr.validate.iod import check_values
+from records import image, radiologist, with_role, with_sop_class
 
 PROFILE = load_profile("ccc2017")
 PATH = Path("table.csv")

@@ -33,7 +33,7 @@ profile_app = typer.Typer(
 app.add_typer(profile_app)
 
 
-def load_or_exit(name: str):  # type: ignore[no-untyped-def]  # noqa: ANN201
+def load_or_exit(name: str):  # type: ignore[no-untyped-def]
     """The loaded profile, or exit 2 with the profile error on one line."""
     from csv2sr.mapping.load import ProfileError, load_profile  # noqa: PLC0415
 

@@ -346,7 +346,7 @@ def convert(
     started = time.perf_counter()
     source = Path(csv_path)
     out = Path(outdir)
-    spec = profile if isinstance(profile, Spec) else load_profile(profile)
+    spec = profile if isinstance(profile, Spec) else load_profile(os.fspath(profile))
     mode = CodeMode(codes)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     result = ConversionResult(csv_path=source, outdir=out)

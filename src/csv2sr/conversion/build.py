@@ -272,7 +272,10 @@ def _with_class(image: ImageRef, classes: Mapping[str, str]) -> ImageRef:
     return ImageRef(sop_class, image.sop_instance_uid, image.series_uid, image.frames)
 
 
-def _measurement_group(group: Group, classes: Mapping[str, str]) -> hd.sr.Template:
+def _measurement_group(
+    group: Group, classes: Mapping[str, str],
+) -> (hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+      | hd.sr.MeasurementsAndQualitativeEvaluations):
     """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8), the
     TID 300 NUMs (row 9) and the qualitative evaluations (row 11); or TID 1410: the same
     around the Image Region (row 7) every NUM is made on."""

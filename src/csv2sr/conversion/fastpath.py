@@ -168,7 +168,7 @@ class _Sentinels:
     def __call__(self, name: str, kind: str, value: Any) -> Any:
         if kind == "datetime":
             return _SENTINEL_TIME
-        if value == "" or value == ():
+        if value in ("", ()):
             return value
         key = (kind, value)
         if key not in self.seen:
@@ -180,7 +180,7 @@ class _Sentinels:
         n = self.count
         if kind == "code":
             return Concept(f"ZZ{n}vZZ", f"ZZ{n}sZZ", f"ZZ{n}mZZ")
-        return {
+        makers: dict[str, Callable[[], Any]] = {
             "text": lambda: f"ZZ{n}ZZ",
             "uid": lambda: f"1.2.3.999{n:03d}",
             "date": lambda: f"19{n % 100:02d}0102",
@@ -188,7 +188,8 @@ class _Sentinels:
             "ds": lambda: f"9{n:04d}.4321",
             "int": lambda: 987654000 + n,
             "points": lambda: tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))),
-        }[kind]()
+        }
+        return makers[kind]()
 
 
 def sentinel_document(item: Document | Record, spec: Spec) -> Document:
@@ -235,9 +236,8 @@ def _ascii(document: Document) -> bool:
 
     def check(name: str, kind: str, value: Any) -> Any:
         nonlocal ok
-        if kind == "text" and not value.isascii():
-            ok = False
-        elif kind == "code" and not all(part.isascii() for part in value):
+        if (kind == "text" and not value.isascii()) or (
+                kind == "code" and not all(part.isascii() for part in value)):
             ok = False
         return value
 
@@ -350,7 +350,7 @@ class ByteTemplate:
     def __init__(self, data: bytes, sentinels: dict[str, Value]) -> None:
         keys: dict[bytes, str] = {}
         for name, value in sentinels.items():
-            if value == "" or value == ():
+            if value in ("", ()):
                 continue
             key = _encode_value(value, b"").rstrip(b"\x00 ") if not isinstance(
                 value, tuple) else _encode_value(value, b"")

@@ -373,7 +373,7 @@ class Forward:
 
     def _path(self, row: _Row, spec: GeometrySpec) -> list[float]:
         row._check(spec.column)
-        flat = list(row.values[spec.column])  # type: ignore[arg-type]
+        flat = [float(v) for v in row.values[spec.column]]  # type: ignore[union-attr]
         if spec.type == "polygon" and flat[:2] != flat[-2:]:
             flat.extend(flat[:2])  # closed: the last point is the first (PS3.3 C.18.6.1.2)
         return flat

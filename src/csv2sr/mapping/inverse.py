@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from csv2sr.mapping.record import Concept, Geometry, Group, Measurement, Record
+from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Record
 from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
 __all__ = ["Inverse", "float32_text", "shortest", "spreadsheet_serial"]
@@ -158,18 +158,17 @@ class Inverse:
     def _plan(self) -> None:
         spec = self.spec
         ident = spec.identity
-        image = lambda r: r.images[0] if r.images else None  # noqa: E731
         self._source(ident.patient_id, "identity.patient_id", lambda r: r.patient_id)
         self._source(ident.patient_name, "identity.patient_name", lambda r: r.patient_name)
         self._source(ident.study_uid, "identity.study_uid", lambda r: r.study_uid)
         self._source(ident.study_date, "identity.study_date", lambda r: r.study_date)
         self._source(ident.study_time, "identity.study_time", lambda r: r.study_time)
         self._source(ident.series_uid, "identity.series_uid",
-                     lambda r: (i.series_uid if (i := image(r)) else None))
+                     lambda r: (i.series_uid if (i := _image(r)) else None))
         self._source(ident.sop_instance_uid, "identity.sop_instance_uid",
-                     lambda r: (i.sop_instance_uid if (i := image(r)) else None))
+                     lambda r: (i.sop_instance_uid if (i := _image(r)) else None))
         self._source(ident.sop_class_uid, "identity.sop_class_uid",
-                     lambda r: (i.sop_class_uid if (i := image(r)) else None))
+                     lambda r: (i.sop_class_uid if (i := _image(r)) else None))
         if spec.document.instance_number:
             self._put(spec.document.instance_number, "document.instance_number",
                       lambda r: None if r.instance_number is None else str(r.instance_number))
@@ -181,35 +180,32 @@ class Inverse:
         self._source(observer.device_uid, "observer.device_uid",
                      lambda r: r.observer.device_uid)
         for g, group in enumerate(spec.groups):
-            def of(r: Record, g: int = g) -> Group | None:
-                return r.groups[g] if g < len(r.groups) else None
             self._source(group.tracking_identifier, f"{group.key}.tracking_identifier",
-                         lambda r, of=of: (x.tracking_identifier if (x := of(r)) else None))
-            self._code(group.finding, f"{group.key}.finding",
-                       lambda r, of=of: (x.finding if (x := of(r)) else None))
+                         _group_text(g, "tracking_identifier"))
+            self._code(group.finding, f"{group.key}.finding", _group_code(g, "finding"))
             self._code(group.finding_site, f"{group.key}.finding_site",
-                       lambda r, of=of: (x.finding_site if (x := of(r)) else None))
+                       _group_code(g, "finding_site"))
             for m, measurement in enumerate(group.measurements):
-                def num(r: Record, of=of, m: int = m) -> Measurement | None:  # type: ignore[no-untyped-def]
-                    x = of(r)
-                    return x.measurements[m] if x is not None and m < len(x.measurements) \
-                        else None
                 self._source(measurement.value, f"{measurement.key}.value",
-                             lambda r, num=num: (x.value if (x := num(r)) else None))
+                             _measurement_value(g, m))
                 if measurement.geometry is not None:
                     self.geometry.append((g, m, measurement.geometry))
             for qualitative in group.qualitative:
-                concept = self.identity(qualitative.concept)
-
-                def evaluation(r: Record, of=of, concept=concept) -> Concept | None:  # type: ignore[no-untyped-def]
-                    x = of(r)
-                    for found in x.qualitative if x is not None else ():
-                        if self.identity(found.concept) == concept:
-                            return found.value
-                    return None
-                self._code(qualitative.value, f"{qualitative.key}.value", evaluation)
+                self._code(qualitative.value, f"{qualitative.key}.value",
+                           self._evaluation(g, self.identity(qualitative.concept)))
             if group.region is not None:
                 self.geometry.append((g, -1, group.region))
+
+    def _evaluation(self, g: int, concept: tuple[str, str]) -> Callable[[Record],
+                                                                         Concept | None]:
+        """The value of group ``g``'s evaluation of ``concept`` (TID 1501 row 11)."""
+        def value(record: Record) -> Concept | None:
+            group = _group(record, g)
+            for found in group.qualitative if group is not None else ():
+                if self.identity(found.concept) == concept:
+                    return found.value
+            return None
+        return value
 
     def _when(self, source: Source) -> None:
         if not source.column:
@@ -318,7 +314,8 @@ class Inverse:
         if spec.units == "fraction":
             image = self.spec.image
             scale = (_number(image.columns, known), _number(image.rows, known))
-        estimate = {name: value for name, value in _estimate(spec, points, scale).items()
+        estimate = {name: _clamped(self.spec.cells[name], value)
+                    for name, value in _estimate(spec, points, scale).items()
                     if name in unknowns}
         return _solve_cells(self._points_of(spec), unknowns, estimate, known,
                             np.asarray(points, dtype=np.float32))
@@ -351,6 +348,49 @@ class Inverse:
                     raise ValueError(f"{name} out of its range")
             return np.asarray(forward.points_of(spec, values), dtype=np.float64)
         return points
+
+
+def _image(record: Record) -> ImageRef | None:
+    return record.images[0] if record.images else None
+
+
+def _group(record: Record, g: int) -> Group | None:
+    return record.groups[g] if g < len(record.groups) else None
+
+
+def _group_text(g: int, name: str) -> Getter:
+    def value(record: Record) -> str | None:
+        group = _group(record, g)
+        return None if group is None else str(getattr(group, name))
+    return value
+
+
+def _group_code(g: int, name: str) -> Callable[[Record], Concept | None]:
+    def value(record: Record) -> Concept | None:
+        group = _group(record, g)
+        code: Concept | None = None if group is None else getattr(group, name)
+        return code
+    return value
+
+
+def _measurement_value(g: int, m: int) -> Getter:
+    def value(record: Record) -> str | None:
+        group = _group(record, g)
+        if group is None or m >= len(group.measurements):
+            return None
+        return group.measurements[m].value
+    return value
+
+
+def _clamped(cell: CellSpec, value: float) -> float:
+    """``value`` moved inside the cell's bounds (an estimate a rounding put outside)."""
+    if cell.minimum is not None:
+        value = max(value, cell.minimum)
+    if cell.maximum is not None:
+        value = min(value, cell.maximum)
+    if cell.greater_than is not None and value <= cell.greater_than:
+        value = float(np.nextafter(cell.greater_than, math.inf))
+    return value
 
 
 def _in_range(cell: CellSpec, value: float) -> bool:
@@ -462,12 +502,20 @@ PointsOf = Callable[[dict[str, float]], np.ndarray]
 def _depends(points_of: PointsOf, unknowns: list[str], estimate: dict[str, float],
              known: dict[str, float]) -> dict[str, set[int]]:
     """Which stored numbers each unknown column moves (numerically: nudge it)."""
-    base = points_of({**known, **estimate}).astype(np.float64)
+    base = points_of({**known, **estimate})
     found: dict[str, set[int]] = {}
     for name in unknowns:
-        nudged = {**known, **estimate, name: estimate[name] + max(abs(estimate[name]), 1.0) / 64}
-        moved = points_of(nudged).astype(np.float64) != base
-        found[name] = {int(i) for i in np.flatnonzero(moved)}
+        step = max(abs(estimate[name]), 1.0) / 64
+        sets = []
+        for nudge in (step, -step):  # both ways: an ellipse whose width passes its height
+            try:                     # swaps its axes one way only
+                moved = points_of({**known, **estimate, name: estimate[name] + nudge}) != base
+            except ValueError:
+                continue  # beyond the cell's range
+            sets.append({int(i) for i in np.flatnonzero(moved)})
+        if not sets:
+            raise ValueError(f"{name} cannot move")
+        found[name] = set.intersection(*sets)
     return found
 
 
@@ -508,25 +556,30 @@ def _through_window(points_of: PointsOf, names: list[str], indices: list[int],
     window's decimals, fewest places first, solving the partners for each."""
     leads = [n for n in names
              if any(not any(i in depends[o] for o in names if o != n) for i in depends[n])]
-    if len(leads) != 1:
+    if len(leads) > 1:
         return None
-    lead = leads[0]
-    own = sorted(i for i in depends[lead]
-                 if not any(i in depends[o] for o in names if o != lead))
-    fixed = {**known, **estimate, **{n: float(t) for n, t in chosen.items()}}
+    if leads:
+        lead = leads[0]
+        own = sorted(i for i in depends[lead]
+                     if not any(i in depends[o] for o in names if o != lead))
+        fixed = {**known, **estimate, **{n: float(t) for n, t in chosen.items()}}
 
-    def fits(value: float) -> bool:
-        try:
-            stored = _stored(points_of, {**fixed, lead: value})
-            return bool(np.array_equal(stored[own], target[own]))
-        except (ValueError, OverflowError):
-            return False
+        def fits(value: float) -> bool:
+            try:
+                stored = _stored(points_of, {**fixed, lead: value})
+                return bool(np.array_equal(stored[own], target[own]))
+            except (ValueError, OverflowError):
+                return False
 
-    centre = next((v for v in (estimate[lead], *map(float, _candidates(estimate[lead])))
-                   if fits(v)), None)
-    if centre is None:
-        return None
-    low, high = _edge(fits, centre, -1.0), _edge(fits, centre, 1.0)
+        centre = next((v for v in (estimate[lead], *map(float, _candidates(estimate[lead])))
+                       if fits(v)), None)
+        if centre is None:
+            return None
+        low, high = _edge(fits, centre, -1.0), _edge(fits, centre, 1.0)
+    else:  # no column moves a number alone (a box centre and its width): a float32
+        lead = names[0]  # ulp or two around the first one's estimate
+        reach = max(abs(estimate[lead]) * 2.0**-21, 1e-12)
+        low, high = estimate[lead] - reach, estimate[lead] + reach
     rest = [n for n in names if n != lead]
     for text in _decimals_between(low, high, cap=400):
         trial = {**chosen, lead: text}
@@ -663,8 +716,10 @@ def _shortest_in_window(points_of: PointsOf, name: str, indices: list[int],
             at = _affine_solve(points_of, name, i, fixed, float(goal))
             if at is None or not fits(at, [i]):
                 return {name: repr(fixed[name])}
-            low = max(low, _edge(lambda v, i=i: fits(v, [i]), at, -1.0))
-            high = min(high, _edge(lambda v, i=i: fits(v, [i]), at, 1.0))
+            def alone(value: float, i: int = i) -> bool:
+                return fits(value, [i])
+            low = max(low, _edge(alone, at, -1.0))
+            high = min(high, _edge(alone, at, 1.0))
         if low > high or not fits((low + high) / 2):
             return {name: repr(fixed[name])}
     return {name: next(_decimals_between(low, high, cap=1), repr(low))}

@@ -170,7 +170,7 @@ def _schema_message(error: Any) -> str:
         names = ", ".join(extra) or error.message
         return f"unknown key {names}; allowed: {', '.join(allowed)}"
     if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
+        return str(error.message).replace("is a required property", "is required")
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator in ("oneOf", "anyOf"):
@@ -188,8 +188,9 @@ def _pydicom_codes() -> dict[tuple[str, str], tuple[str, ...]]:
     """(scheme, value) -> the meanings pydicom's concept dictionary gives it."""
     from pydicom.sr._concepts_dict import concepts  # noqa: PLC0415  (heavy, once)
 
+    catalogue: dict[str, dict[str, dict[str, tuple[str, list[str]]]]] = concepts  # type: ignore[assignment]
     table: dict[tuple[str, str], list[str]] = {}
-    for scheme, keywords in concepts.items():
+    for scheme, keywords in catalogue.items():
         for values in keywords.values():
             for value, (meaning, _cids) in values.items():
                 meanings = table.setdefault((scheme, value), [])

@@ -73,7 +73,7 @@ def read_source(path: Path, spec: Spec | None = None) -> dict[int, dict[str, str
     try:
         options = ({"delimiter": spec.input.delimiter, "encoding": spec.input.encoding}
                    if spec is not None else {})
-        with read_table(path, **options) as table:  # type: ignore[arg-type]
+        with read_table(path, **options) as table:
             for record in table:
                 rows[record.line] = record.cells
     except InputFileError as exc:

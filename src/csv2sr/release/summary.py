@@ -389,7 +389,8 @@ def _uids(
 
 def _compared(spec: Spec) -> tuple[list[str], list[str]]:
     """The columns an SR gives back as written, and those given back as float32."""
-    exact, coordinates = [], []
+    exact: list[str] = []
+    coordinates: list[str] = []
     for name in spec.columns:
         cell = spec.cells[name]
         if cell.type in ("ignore", "spreadsheet_day") or (cell.type == "TM" and cell.repair):
