@@ -168,7 +168,7 @@ def _offset(value: str) -> dt.timedelta:
 
 def unix_time(date: str, time: str, offset: str) -> str:
     """Content Date/Time (PS3.3 C.17.2) and its Timezone Offset From UTC -> Unix seconds,
-    written as an integer when whole (the CSV's ``date_unix``)."""
+    written as an integer when whole (a ``unix_time`` cell)."""
     moment = dt.datetime.combine(_date(date), dt.time()) + _time(time) - _offset(offset)
     delta = moment - dt.datetime(1970, 1, 1)
     if delta.microseconds == 0:
