@@ -104,6 +104,10 @@ def export_command(
     read, or TABLE could not be written; 2 usage error.
     """
     setup_logging(verbose)
+    if profile != "generic":
+        from csv2sr.cli.profile import load_or_exit  # noqa: PLC0415
+
+        load_or_exit(profile)  # a broken profile: exit 2 before anything is read
     try:
         kind = format_for(output, table_format.value if table_format else None)
         files = export_inputs(paths)

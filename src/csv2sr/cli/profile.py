@@ -79,5 +79,5 @@ def check_command(
                         else f"./{path}")
     out.print(f"{escape(str(path))}: profile {spec.name!r} is valid: {len(spec.columns)} "
               f"columns, {len(spec.groups)} group(s) per row, one SR per "
-              f"{spec.document.per}", highlight=False)
+              f"{spec.document.per}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)
