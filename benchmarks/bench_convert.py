@@ -3,7 +3,9 @@
 Converts the real CCC2017 CSV (2,345 rows) and a synthetic 20,000-row CSV in the same
 format (the real rows repeated with new `order`, `_id` and shifted coordinates), each in
 its own process, both with the default (template) path and with highdicom for every row
-(`--reference-builder`, real CSV only).  Prints SR/s and the peak resident memory of the
+(`--reference-builder`, real CSV only); then a generated 20,000-row table of every test
+profile (tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s and
+the peak resident memory of the
 converting processes, and how fast the table alone is read and checked
 (`csv2sr.conversion.checks.read_rows`); writes the table to benchmarks/results/convert.txt.
 
@@ -43,6 +45,26 @@ def synthetic(path: Path, rows: int) -> None:
             writer.writerow(row)
 
 
+def profile_tables(folder: Path, rows: int) -> list[tuple[str, Path, Path]]:
+    """(name, table, profile file) of every test profile, ``rows`` generated rows each."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from profilegen import (  # noqa: PLC0415  (the tests' seeded generator)
+        TEST_PROFILES,
+        generate_rows,
+        profile_path,
+        test_profile,
+        write_table,
+    )
+
+    found = []
+    for name in TEST_PROFILES:
+        spec = test_profile(name)
+        suffix = ".tsv" if spec.input.delimiter == "\t" else ".csv"
+        table = write_table(folder / f"{name}{suffix}", spec, generate_rows(spec, rows, seed=1))
+        found.append((name, table, profile_path(name)))
+    return found
+
+
 _PROBE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
@@ -50,7 +72,7 @@ _PROBE = (
 
 
 def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
-    """(rows, seconds, peak RSS MiB of the conversion and its workers)."""
+    """(SR files, seconds, peak RSS MiB of the conversion and its workers)."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "csv2sr", "convert", str(csv_path), "-o", out,
                    "--quiet", *extra]
@@ -101,6 +123,14 @@ def main() -> None:
             rows, seconds, peak = run(path, *extra)
             line = (f"{label:<34}{builder:<12}{rows:>7}{seconds:>9.1f}{rows / seconds:>8.0f}"
                     f"{peak:>10.0f}")
+            print(line, flush=True)
+            lines.append(line)
+        lines.append(f"{'profile (generated 20,000 rows)':<34}{'rows':>7}{'SRs':>7}"
+                     f"{'seconds':>9}{'rows/s':>8}{'SR/s':>8}{'peak MiB':>10}")
+        for name, table, profile in profile_tables(Path(tmp), 20_000):
+            files, seconds, peak = run(table, "--profile", str(profile))
+            line = (f"{name:<34}{20_000:>7}{files:>7}{seconds:>9.1f}{20_000 / seconds:>8.0f}"
+                    f"{files / seconds:>8.0f}{peak:>10.0f}")
             print(line, flush=True)
             lines.append(line)
         lines.append(f"{'reading and checking rows only':<46}{'rows':>7}{'seconds':>9}"
