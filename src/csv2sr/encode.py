@@ -58,13 +58,16 @@ class RowUIDs:
 
 
 def row_uids(row: Annotation, profile: Profile, mode: CodeMode) -> RowUIDs:
-    """Deterministic UIDs: one SR series per study, an instance per row and code mode.
+    """Deterministic UIDs: an SR series and an instance per row and code mode.
 
-    The tracking UID names the finding (the line), so it does not depend on the code mode.
+    One series per SR, as the 2018 TCIA release had: OHIF shows one SR per series (the one
+    with the highest Instance Number), so a series per study would hide all but one of its
+    rows (docs/conformance.md, "Series").  The tracking UID names the finding (the line),
+    so it does not depend on the code mode.
     """
     identity = (row.annotation_id, row.instance_uid, *(repr(p) for p in row.points))
     return RowUIDs(
-        series=derive_uid("series", profile.name, mode.value, row.study_uid),
+        series=derive_uid("series", profile.name, mode.value, *identity),
         sop_instance=derive_uid("sop", profile.name, mode.value, *identity),
         tracking=derive_uid("tracking", profile.name, *identity),
     )
