@@ -10,7 +10,6 @@ folder, renamed into place (``os.replace``) only when complete; a failure to wri
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import io
