@@ -168,7 +168,7 @@ class _Worker:
 
     def __init__(
         self, csv_path: Path, outdir: Path, profile: Profile, mode: CodeMode,
-        images: ImageIndex | None, fast: bool, ohif: bool,
+        images: ImageIndex | None, fast: bool, ohif: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
