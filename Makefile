@@ -43,14 +43,24 @@ JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
 CONVERT_ARGS = $(strip $(if $(filter-out 0,$(OHIF)),--ohif) $(CONVERT_OPTS))
 PKG      = src/csv2sr
 
-# The code each stage runs (a change rebuilds that stage and what follows it).
-CONVERT_SRC  = $(filter-out $(PKG)/release.py $(PKG)/report_xml.py,$(wildcard $(PKG)/*.py)) \
-               $(wildcard $(PKG)/cli/convert.py)
-VALIDATE_SRC = $(wildcard $(PKG)/validate/*.py $(PKG)/cli/validate.py $(PKG)/inputs.py)
-EXPORT_SRC   = $(wildcard $(PKG)/export/*.py $(PKG)/export.py $(PKG)/cli/export.py $(PKG)/inputs.py \
-                         $(PKG)/ohif.py)
-DUMPS_SRC    = $(PKG)/release.py
-REPORT_SRC   = $(wildcard $(PKG)/release.py $(PKG)/report_xml.py $(PKG)/cli/release.py xslt/*.xsl)
+# The code each stage runs (a change rebuilds that stage and what follows it): what every
+# command shares (the DICOM knowledge in dicom/, errors, the atomic writer, the profiles,
+# the tool finder, the command line's frame), then each stage's own packages.  A change
+# elsewhere (formats/, publish/) rebuilds nothing.
+COMMON_SRC   = $(wildcard $(PKG)/__init__.py $(PKG)/__main__.py $(PKG)/errors.py \
+                          $(PKG)/atomic.py $(PKG)/profiles.py $(PKG)/tools.py $(PKG)/dicom/*.py \
+                          $(PKG)/cli/__init__.py $(PKG)/cli/app.py $(PKG)/cli/common.py)
+CONVERT_SRC  = $(COMMON_SRC) $(wildcard $(PKG)/conversion/*.py $(PKG)/images/index.py \
+                                        $(PKG)/images/checks.py $(PKG)/images/enrich.py \
+                                        $(PKG)/cli/convert.py)
+VALIDATE_SRC = $(COMMON_SRC) $(wildcard $(PKG)/validate/*.py $(PKG)/images/index.py \
+                                        $(PKG)/images/cross.py $(PKG)/inputs.py \
+                                        $(PKG)/cli/validate.py)
+EXPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/export/*.py $(PKG)/inputs.py $(PKG)/cli/export.py)
+DUMPS_SRC    = $(COMMON_SRC) $(wildcard $(PKG)/release/dumps.py $(PKG)/release/folder.py \
+                                        $(PKG)/cli/release.py)
+REPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/release/*.py $(PKG)/conversion/read.py \
+                                        $(PKG)/cli/release.py xslt/*.xsl)
 
 # A changed CSV rebuilds even when its time did not move (cp -p, touch -d): its SHA-256
 # names a stamp file, which does not exist yet for new content.

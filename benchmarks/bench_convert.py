@@ -6,7 +6,7 @@ its own process, both with the default (template) path and with highdicom for ev
 (`--reference-builder`, real CSV only), and the real CSV with `--ohif` (the OHIF Tracking
 Identifiers, same template path).  Prints SR/s and the peak resident memory of the
 converting processes, and how fast the table alone is read and checked
-(`csv2sr.rows.read_rows`); writes the table to benchmarks/results/convert.txt.
+(`csv2sr.conversion.checks.read_rows`); writes the table to benchmarks/results/convert.txt.
 
     python benchmarks/bench_convert.py            (or: make bench)
 """
@@ -67,14 +67,15 @@ def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
 
 _READ = (
     "import sys, time; from pathlib import Path; from csv2sr.profiles import get_profile; "
-    "from csv2sr.rows import read_rows; profile = get_profile('ccc2017'); "
+    "from csv2sr.conversion.checks import read_rows; profile = get_profile('ccc2017'); "
     "t = time.perf_counter(); n = sum(1 for _ in read_rows(Path(sys.argv[1]), profile)); "
     "print(n, time.perf_counter() - t)"
 )
 
 
 def read_only(csv_path: Path) -> tuple[int, float]:
-    """(rows, seconds) to read and check every row (csv2sr.rows.read_rows), imports excluded."""
+    """(rows, seconds) to read and check every row (csv2sr.conversion.checks.read_rows),
+    imports excluded."""
     done = subprocess.run([sys.executable, "-c", _READ, str(csv_path)], check=True,
                           capture_output=True, text=True)
     rows, seconds = done.stdout.split()

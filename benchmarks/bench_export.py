@@ -83,11 +83,12 @@ class _WorkerMemory(threading.Thread):
 
 def _run_child(sr_dir: str, jobs: int, repeat: int, fmt: str, profile: str) -> None:
     """One export in this process; print its numbers as JSON."""
-    from csv2sr.export import find_dicom_files, write_table  # noqa: PLC0415
+    from csv2sr.export import write_table  # noqa: PLC0415
+    from csv2sr.inputs import input_files  # noqa: PLC0415
 
     sampler = _WorkerMemory()
     with tempfile.TemporaryDirectory() as tmp:
-        originals = list(find_dicom_files([sr_dir]))
+        originals = list(input_files([sr_dir]))
         folders = [Path(sr_dir)]
         for copy in range(1, repeat):  # more files: hard links under other names
             folder = Path(tmp, f"copy{copy}")
@@ -116,7 +117,7 @@ def _run_child(sr_dir: str, jobs: int, repeat: int, fmt: str, profile: str) -> N
 def _sr_dir(argv: list[str], tmp: str) -> str:
     if argv:
         return argv[0]
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     out = Path(tmp) / "converted"
     started = time.perf_counter()

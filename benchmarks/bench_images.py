@@ -37,7 +37,7 @@ def _peak_mib() -> tuple[float, float]:
 def _child_index(folder: str, jobs: int) -> dict[str, float]:
     import pickle  # noqa: PLC0415
 
-    from csv2sr.images import ImageIndex  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
 
     started = time.perf_counter()
     index = ImageIndex.from_folder(Path(folder), jobs=jobs)
@@ -51,15 +51,13 @@ def _child_index(folder: str, jobs: int) -> dict[str, float]:
 
 
 def _child_rows(folder: str, csv_path: str, encode_rows: int) -> dict[str, float]:
-    from csv2sr.codes import CodeMode  # noqa: PLC0415
-    from csv2sr.encode import encode  # noqa: PLC0415
-    from csv2sr.images import (  # noqa: PLC0415
-        ImageIndex,
-        check_row_against_image,
-        enriched_header,
-    )
+    from csv2sr.conversion.build import encode  # noqa: PLC0415
+    from csv2sr.conversion.checks import Annotation, read_rows  # noqa: PLC0415
+    from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
+    from csv2sr.images.checks import check_row_against_image  # noqa: PLC0415
+    from csv2sr.images.enrich import enriched_header  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
     from csv2sr.profiles import get_profile  # noqa: PLC0415
-    from csv2sr.rows import Annotation, read_rows  # noqa: PLC0415
 
     profile = get_profile("ccc2017")
     index = ImageIndex.from_folder(Path(folder), jobs=1)
@@ -83,9 +81,9 @@ def _child_rows(folder: str, csv_path: str, encode_rows: int) -> dict[str, float
 
 
 def _child_validate(folder: str, csv_path: str, tmp: str) -> dict[str, float]:
-    from csv2sr.batch import convert  # noqa: PLC0415
-    from csv2sr.images import ImageIndex  # noqa: PLC0415
-    from csv2sr.validate_images import validate_against_images  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
+    from csv2sr.images.cross import validate_against_images  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
 
     convert(Path(csv_path), Path(tmp) / "srs", jobs=1)  # the fast path, not timed
     srs = sorted((Path(tmp) / "srs" / "sr").rglob("*.dcm"))

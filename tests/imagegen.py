@@ -413,7 +413,7 @@ def write_images_like(csv_path: Path, folder: Path) -> dict[str, Path]:
     the 1,466 images' spacings are (field of view over 512), else to ten digits.
     Returns instance UID -> file.
     """
-    from csv2sr.rows import repair_study_time  # noqa: PLC0415
+    from csv2sr.conversion.checks import repair_study_time  # noqa: PLC0415
 
     firsts: dict[str, dict[str, str]] = {}
     with csv_path.open(encoding="utf-8", newline="") as fh:

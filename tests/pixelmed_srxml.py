@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from csv2sr.validate.pixelmed import find_java, find_pixelmed_jar
+from csv2sr.tools import find_java, find_pixelmed_jar
 
 CLASS = "Csv2srSrXmlBatch"
 FACTORY = "com.pixelmed.dicom.XMLRepresentationOfStructuredReportObjectFactory"

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csv2sr.atomic import (
+    AppendLog,
     OutputError,
     atomic_open,
     atomic_text,
@@ -183,3 +184,44 @@ def test_umask_077_gives_private_files(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "p")], check=True)
     assert stat.S_IMODE((tmp_path / "p").stat().st_mode) == 0o600
+
+
+_LINES = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+                  max_size=20)
+
+
+@pytest.mark.property
+@settings(database=None, deadline=None)
+@given(_LINES, st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")))
+def test_an_append_log_cuts_a_torn_tail_and_appends_whole_lines(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], torn: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("log") / "sub" / "log.jsonl"
+    path.parent.mkdir()
+    path.write_bytes(b"".join(lines) + torn)
+    log = AppendLog(path)
+    try:
+        assert log.open() == b"".join(lines) and log.torn == len(torn)
+        assert path.read_bytes() == b"".join(lines)  # cut off before anything is appended
+        with pytest.raises(BlockingIOError):
+            AppendLog(path).open()  # locked while open
+        log.append(b"next\n")
+        log.sync()
+    finally:
+        log.close()
+    assert path.read_bytes() == b"".join(lines) + b"next\n"
+    assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0
+
+
+def test_an_empty_append_log_leaves_no_file_and_a_link_is_refused(tmp_path: Path) -> None:
+    log = AppendLog(tmp_path / "new" / "log.jsonl")
+    assert log.open() == b"" and log.torn == 0
+    log.close()
+    assert not (tmp_path / "new" / "log.jsonl").exists()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    (tmp_path / "link.jsonl").symlink_to(victim)
+    with pytest.raises(OSError) as refused:
+        AppendLog(tmp_path / "link.jsonl").open()
+    assert refused.value.errno == errno.ELOOP
+    assert victim.read_bytes() == b"precious\n"

@@ -1,4 +1,4 @@
-"""batch.py: files, manifest, rejected rows, determinism, safe names, atomic writes."""
+"""conversion/batch.py: files, manifest, rejected rows, determinism, safe names, atomic writes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pydicom
 import pytest
 
 from conftest import FIXTURES
-from csv2sr.batch import MANIFEST_COLUMNS, convert, safe_name
+from csv2sr.conversion.batch import MANIFEST_COLUMNS, convert
+from csv2sr.conversion.outputs import safe_name
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.batch import LOCK_NAME, convert
+from csv2sr.conversion.batch import convert
+from csv2sr.conversion.outputs import LOCK_NAME
 from rowgen import synthetic_csv
 from test_stale_output import assert_invariant
 

@@ -12,8 +12,8 @@ from pydicom.dataset import Dataset
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
-from csv2sr.dicomjson import dataset_to_json, json_to_dataset
 from csv2sr.errors import SourceError
+from csv2sr.formats.dicomjson import dataset_to_json, json_to_dataset
 
 runner = CliRunner()
 

@@ -29,7 +29,7 @@ import pytest
 
 from conftest import dicom3tools_binary
 from csv2sr.atomic import is_temporary
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from rowgen import SAMPLE
 
 UNSHARE = shutil.which("unshare")

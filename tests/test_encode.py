@@ -1,5 +1,5 @@
-"""encode.py: the SR for CSV row order=1 matches the reference SR item for item, apart from
-the differences ../shared/docs/encoding.md lists on purpose; the header is right."""
+"""conversion/build.py: the SR for CSV row order=1 matches the reference SR item for item,
+apart from the differences ../shared/docs/encoding.md lists on purpose; the header is right."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from csv2sr.codes import CodeMode, Codes, code_key
-from csv2sr.encode import encode, row_uids
+from csv2sr.conversion.build import encode, row_uids
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.dicom.codes import CodeMode, Codes, code_key
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from srtree import Node, flatten
 
 PROFILE = get_profile("ccc2017")

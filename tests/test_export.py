@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 import csv2sr
-from csv2sr.batch import convert
 from csv2sr.cli import app
+from csv2sr.conversion.batch import convert
 from csv2sr.export import (
     GENERIC_COLUMNS,
     ExportFormatError,

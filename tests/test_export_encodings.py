@@ -23,9 +23,9 @@ from pydicom.sr.coding import Code
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from typer.testing import CliRunner
 
-from csv2sr.batch import convert
 from csv2sr.cli import app
-from csv2sr.codes import Codes
+from csv2sr.conversion.batch import convert
+from csv2sr.dicom.codes import Codes
 from csv2sr.export import ProblemKind, export_table, read_file, write_table
 
 ROOT = Path(__file__).resolve().parent.parent

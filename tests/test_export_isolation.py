@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from csv2sr.batch import convert
 from csv2sr.cli import app
+from csv2sr.conversion.batch import convert
 from csv2sr.export import ProblemKind, read_file, write_table
 from csv2sr.export.writer import iter_rows
 from test_validator_isolation import corrupt_meta, deepen, mutate

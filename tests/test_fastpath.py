@@ -1,5 +1,5 @@
-"""fastpath.py is proven equal to the highdicom builder, byte for byte, on every real row
-(both code modes, with and without ``--ohif``)."""
+"""conversion/fastpath.py is proven equal to the highdicom builder, byte for byte, on every
+real row (both code modes, with and without ``--ohif``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.codes import CodeMode
-from csv2sr.encode import dataset_bytes, encode
-from csv2sr.fastpath import FastEncoder
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 
 PROFILE = get_profile("ccc2017")
 

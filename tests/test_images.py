@@ -1,4 +1,4 @@
-"""csv2sr.images: the header index, the row cross-checks and the enriched evidence.
+"""csv2sr.images (index, checks, enrich): the header index, the row checks, the evidence.
 
 Everything runs on real files: a synthetic CT collection written by ``imagegen`` (512 x 512,
 real geometry, RLE-compressed constant pixels) and CSVs whose rows match or break it.
@@ -18,21 +18,19 @@ import pytest
 from pydicom.uid import MRImageStorage
 
 from conftest import dicom3tools_binary
-from csv2sr import images
-from csv2sr.codes import CodeMode
-from csv2sr.encode import encode
-from csv2sr.images import (
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.images import enrich
+from csv2sr.images import index as index_module
+from csv2sr.images.checks import (
     LENGTH_ABSOLUTE_TOLERANCE_MM,
     LENGTH_RELATIVE_TOLERANCE,
-    ImageIndex,
-    ImageIndexError,
     check_row_against_image,
-    enriched_header,
-    header_values,
-    library_ready,
 )
+from csv2sr.images.enrich import enriched_header, library_ready
+from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from imagegen import (
     SyntheticFixture,
     broken_rows,
@@ -104,7 +102,7 @@ def test_index_keeps_headers_only(synthetic: SyntheticFixture, index: ImageIndex
 def test_parallel_read_equals_serial_read(
     synthetic: SyntheticFixture, index: ImageIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "_CHUNK", 2)  # 10 files -> 5 chunks over 2 processes
+    monkeypatch.setattr(index_module, "_CHUNK", 2)  # 10 files -> 5 chunks over 2 processes
     parallel = ImageIndex.from_folder(synthetic.image_dir, jobs=2)
     assert parallel.uids() == index.uids()
     for uid in index.uids():
@@ -360,7 +358,7 @@ def test_enriched_srs_pass_dcentvfy_with_their_images(
 def test_convert_with_images_rejects_broken_rows_and_enriches_the_rest(
     synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path
 ) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415  (the lead's module, wired to images)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the lead's module, wired to images)
 
     result = convert(synthetic.all_csv, tmp_path / "out", jobs=1, images=index)
     assert (result.rows_read, result.converted, result.rejected) == (11, 4, 7)
@@ -380,7 +378,7 @@ def test_convert_with_images_rejects_broken_rows_and_enriches_the_rest(
 def test_convert_without_images_changes_nothing(
     synthetic: SyntheticFixture, tmp_path: Path
 ) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     result = convert(synthetic.all_csv, tmp_path / "out", jobs=1)
     assert (result.converted, result.rejected) == (11, 0)
@@ -434,7 +432,7 @@ def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
     synthetic: SyntheticFixture, index: ImageIndex, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(images, "_LIBRARY_READY", {})  # the broken header is seen first
+    monkeypatch.setattr(enrich, "_LIBRARY_READY", {})  # the broken header is seen first
     row = by_order(synthetic.good_csv)[3]
     source = Path(index.source(row.instance_uid) or "")
     broken = ImageIndex.from_folder(write_malformed_spacing(source, tmp_path / "bad.dcm").parent)
@@ -477,7 +475,7 @@ def test_a_different_study_date_is_logged_and_the_images_used(
 ) -> None:
     row = by_order(synthetic.good_csv)[1]
     row = replace(row, study_date="20040101", cells=dict(row.cells, StudyDate="20040101"))
-    with caplog.at_level("WARNING", logger="csv2sr.images"):
+    with caplog.at_level("WARNING", logger="csv2sr.images.index"):
         header, problems = check_row_against_image(row, index, path=synthetic.good_csv)
     assert problems == [] and header is not None
     assert "StudyDate '20040101' differs from the image's '20030227'" in caplog.text

@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from conftest import dicom3tools_binary
-from csv2sr.images import ImageIndex
-from csv2sr.validate_images import validate_against_images
+from csv2sr.images.cross import validate_against_images
+from csv2sr.images.index import ImageIndex
 from imagegen import SyntheticFixture, write_fixture
 
 

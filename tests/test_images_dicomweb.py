@@ -19,9 +19,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from csv2sr.images import ImageIndex, ImageIndexError, check_row_against_image, header_values
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.images.checks import check_row_against_image
+from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from imagegen import SyntheticFixture, synthetic_uid, write_fixture
 from orthanc import OrthancServer, free_port, orthanc_factory
 

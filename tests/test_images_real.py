@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.images import ImageIndex, check_row_against_image, length_problem
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.images.checks import check_row_against_image, length_problem
+from csv2sr.images.index import ImageIndex
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from imagegen import write_images_like
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""csv2sr.validate_images: SR files checked against their source images (and dcentvfy)."""
+"""csv2sr.images.cross: SR files checked against their source images (and dcentvfy)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,17 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from csv2sr import validate_images
-from csv2sr.codes import CodeMode
-from csv2sr.encode import encode
-from csv2sr.images import ImageIndex, check_row_against_image, enriched_header
+from csv2sr import tools
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.images import cross
+from csv2sr.images.checks import check_row_against_image
+from csv2sr.images.cross import ImageFinding, parse_dcentvfy, validate_against_images
+from csv2sr.images.enrich import enriched_header
+from csv2sr.images.index import ImageIndex
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
-from csv2sr.validate_images import (
-    ImageFinding,
-    find_dcentvfy,
-    parse_dcentvfy,
-    validate_against_images,
-)
+from csv2sr.tools import find_dcentvfy
 from imagegen import (
     SyntheticFixture,
     make_collection,
@@ -255,8 +254,8 @@ def test_dcentvfy_gets_each_studys_srs_and_only_their_images(
         calls.append(files)
         return []
 
-    monkeypatch.setattr(validate_images, "find_dcentvfy", lambda: Path("dcentvfy"))
-    monkeypatch.setattr(validate_images, "run_dcentvfy", record)
+    monkeypatch.setattr(tools, "find_dcentvfy", lambda: Path("dcentvfy"))
+    monkeypatch.setattr(cross, "run_dcentvfy", record)
     validate_against_images(enriched, index)
     assert len(calls) == 2  # two studies
     for files in calls:

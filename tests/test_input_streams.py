@@ -24,11 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, ROOT
-from csv2sr import rows as rows_module
-from csv2sr.batch import convert
+from csv2sr.conversion import read as rows_module
+from csv2sr.conversion.batch import convert
+from csv2sr.conversion.checks import Annotation, InputFileError, RowError, read_rows
+from csv2sr.conversion.read import read_table
 from csv2sr.profiles import get_profile
-from csv2sr.report_xml import read_source
-from csv2sr.rows import Annotation, InputFileError, RowError, read_rows, read_table
+from csv2sr.release.folder import read_source
 
 PROFILE = get_profile("ccc2017")
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
@@ -202,7 +203,7 @@ _WIDE = """
 import sys
 from pathlib import Path
 from csv2sr.profiles import get_profile
-from csv2sr.rows import InputFileError, read_rows
+from csv2sr.conversion.checks import InputFileError, read_rows
 try:
     print(sum(1 for _ in read_rows(Path(sys.argv[1]), get_profile("ccc2017"))))
 except InputFileError as exc:

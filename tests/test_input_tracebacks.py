@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, FUZZ
-from csv2sr.batch import _Worker
-from csv2sr.codes import CodeMode
+from csv2sr.conversion.batch import _Worker
+from csv2sr.conversion.checks import Annotation, RowError, read_rows
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, RowError, read_rows
 
 PROFILE = get_profile("ccc2017")
 SAMPLE = FIXTURES / "ccc2017-sample.csv"

@@ -27,7 +27,8 @@ import pydicom
 import pytest
 
 from csv2sr.atomic import is_temporary
-from csv2sr.batch import LOCK_NAME, convert
+from csv2sr.conversion.batch import convert
+from csv2sr.conversion.outputs import LOCK_NAME
 from rowgen import synthetic_csv
 from test_stale_output import assert_invariant
 
@@ -134,6 +135,33 @@ def test_workers_ignore_ctrl_c_from_birth(tables: tuple[Path, Path], tmp_path: P
             time.sleep(0.1)
         ignored = [_ignores_sigint(pid) for pid in workers]
         assert len(ignored) >= 3 and all(ignored), workers
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+
+
+def test_validate_workers_leave_ctrl_c_to_the_parent(
+    tables: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """validate's own checks run in a pool started as export's and the report's are: each
+    worker ignores SIGINT, so a Ctrl-C is the parent's to handle and no worker prints a
+    traceback of its own."""
+    out = tmp_path / "o"
+    assert convert(tables[0], out, jobs=1).converted == 500
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "csv2sr", "validate", str(out / "sr"), "--jobs", "2", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _descendants(proc.pid)  # the fork server and the workers it forked
+            if len(workers) >= 3 and all(_ignores_sigint(pid) for pid in workers):
+                break
+            time.sleep(0.05)
+        assert len(workers) >= 3 and all(_ignores_sigint(pid) for pid in workers), workers
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

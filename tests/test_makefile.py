@@ -190,6 +190,33 @@ def test_ohif_release_rebuilds_with_ohif_srs_and_the_same_table(
     assert _rows(out / "export.csv") == _rows(_out(released) / "export.csv")
 
 
+_STAGES = ("convert", "validate", "dumps", "export", "report")
+
+
+@pytest.mark.parametrize(("touched", "stale"), [
+    ("src/csv2sr/dicom/vr.py", _STAGES),
+    ("src/csv2sr/conversion/batch.py", _STAGES),  # every stage reads what convert wrote
+    ("src/csv2sr/images/enrich.py", _STAGES),
+    ("src/csv2sr/validate/iod.py", ("validate", "report")),
+    ("src/csv2sr/images/cross.py", ("validate", "report")),
+    ("src/csv2sr/export/reader.py", ("export", "report")),
+    ("src/csv2sr/release/dumps.py", ("dumps", "report")),
+    ("src/csv2sr/release/summary.py", ("report",)),
+    ("xslt/sr.xsl", ("report",)),
+    ("src/csv2sr/formats/xslt.py", ()),
+    ("src/csv2sr/publish/run.py", ()),
+])
+def test_a_changed_module_reruns_the_stages_that_run_it(
+    released: Path, tmp_path: Path, touched: str, stale: tuple[str, ...]
+) -> None:
+    tree = tmp_path / "t"
+    shutil.copytree(released, tree)  # times kept: the copy is as up to date as the original
+    os.utime(tree / touched)  # now: newer than every stamp of the copied build
+    for stage in _STAGES:
+        question = _make(tree, "-q", f"build/ccc2017-sample/stages/{stage}.done")
+        assert question.returncode == (1 if stage in stale else 0), (touched, stage)
+
+
 def test_dry_run_from_clean_lists_every_stage_and_writes_nothing(tmp_path: Path) -> None:
     tree = _tree(tmp_path / "n")
     dry = _make(tree, "-n", "release", "JOBS=3")

@@ -35,13 +35,13 @@ from typer.testing import CliRunner
 
 from conftest import FUZZ
 from corpus import JS, node_ready
-from csv2sr.batch import convert
 from csv2sr.cli import app
-from csv2sr.codes import to_srt
+from csv2sr.conversion.batch import convert
+from csv2sr.dicom.codes import to_srt
+from csv2sr.dicom.ohif import CORNERSTONE3D_TAG, LEGACY_TAG, row_identifier, tracking_identifier
+from csv2sr.dicom.uids import derive_uid
 from csv2sr.export import export_table, write_table
-from csv2sr.ohif import CORNERSTONE3D_TAG, LEGACY_TAG, row_identifier, tracking_identifier
 from csv2sr.profiles import get_profile
-from csv2sr.uids import derive_uid
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import Severity, Source
 

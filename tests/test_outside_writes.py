@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csv2sr.batch import MANIFEST_COLUMNS, SAFE_NAME_MAX, OutputError, convert, safe_name
+from csv2sr.conversion.batch import MANIFEST_COLUMNS, OutputError, convert
+from csv2sr.conversion.outputs import SAFE_NAME_MAX, safe_name
 from rowgen import SAMPLE, sample_rows
 
 
@@ -226,10 +227,10 @@ def test_a_file_name_too_long_is_a_rejected_row_not_a_traceback(tmp_path: Path) 
 
 def test_a_name_the_file_system_refuses_is_a_rejected_row(tmp_path: Path) -> None:
     """The writer's own rule, below any row check: ENAMETOOLONG from the system."""
-    from csv2sr.batch import _Worker  # noqa: PLC0415
-    from csv2sr.codes import CodeMode  # noqa: PLC0415
+    from csv2sr.conversion.batch import _Worker  # noqa: PLC0415
+    from csv2sr.conversion.checks import Annotation, read_rows  # noqa: PLC0415
+    from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
     from csv2sr.profiles import get_profile  # noqa: PLC0415
-    from csv2sr.rows import Annotation, read_rows  # noqa: PLC0415
 
     profile = get_profile("ccc2017")
     row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Annotation))

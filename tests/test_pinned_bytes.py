@@ -1,7 +1,7 @@
 """The SR bytes are pinned: every real CCC2017 row, and row 1 in both code modes.
 
 The hashes in ``tests/data/ccc2017-sr-sha256.txt`` belong to one UID schema version
-(:data:`csv2sr.uids.SCHEMA_VERSION`).  A change that alters any SR byte on purpose bumps the
+(:data:`csv2sr.dicom.uids.SCHEMA_VERSION`).  A change that alters any SR byte on purpose bumps the
 schema version and rewrites the hashes in the same commit; a dependency upgrade or a
 restructuring that changes a byte by accident fails here.
 """
@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from conftest import ROOT
-from csv2sr.uids import SCHEMA_VERSION
+from csv2sr.dicom.uids import SCHEMA_VERSION
 
 PINS = ROOT / "tests" / "data" / "ccc2017-sr-sha256.txt"
 
@@ -54,7 +54,7 @@ def test_every_real_sr_matches_its_pinned_hash(converted_real: Path) -> None:
 
 
 def test_row_one_in_srt_mode_matches_its_pinned_hash(real_csv: Path, tmp_path: Path) -> None:
-    from csv2sr.batch import convert  # noqa: PLC0415  (the package under test, late)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the package under test, late)
 
     one_row = tmp_path / "one.csv"
     lines = real_csv.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -175,7 +175,7 @@ def test_interrupted_publish_resumes_with_no_duplicate(
         confirmed = len(stored_counts(release))
         assert 3 <= before <= confirmed < 12
         if sig == signal.SIGINT:
-            assert code == 1 and "interrupted" in err
+            assert code == 130 and "interrupted" in err
             assert f"{12 - confirmed} file(s) not sent: run the same command again" in err
         else:
             assert code == -signal.SIGKILL

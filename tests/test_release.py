@@ -1,4 +1,4 @@
-"""csv2sr.release and csv2sr.report_xml on real files: SRs converted from the fixture, the
+"""csv2sr.release on real files: SRs converted from the fixture, the
 reference SR and its dcsrdump, the real dcsrdump binary, and the zip written to disk."""
 
 from __future__ import annotations
@@ -21,19 +21,16 @@ from hypothesis import strategies as st
 from lxml import etree, html
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from csv2sr.profiles import get_profile
-from csv2sr.release import (
-    ARCHIVED,
-    ReleaseError,
-    build_summary,
-    check_release,
-    package,
-    render_report,
-    run_dumps,
-    tool_versions,
-)
-from csv2sr.report_xml import XSLT_DIR, ReportRenderError, render, sr_file_to_xml, xml_text
+from csv2sr.release.check import check_release
+from csv2sr.release.dumps import run_dumps
+from csv2sr.release.elements import xml_text
+from csv2sr.release.folder import ReleaseError
+from csv2sr.release.package import ARCHIVED, package
+from csv2sr.release.pages import render_report, sr_file_to_xml
+from csv2sr.release.render import XSLT_DIR, ReportRenderError, render
+from csv2sr.release.summary import build_summary, tool_versions
 
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 BAD = FIXTURES / "ccc2017-bad.csv"
@@ -263,10 +260,10 @@ def test_dumps_are_the_binary_output(released: Path, tmp_path: Path) -> None:
 def test_dumps_without_dicom3tools_write_nothing(
     released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from csv2sr import release  # noqa: PLC0415
+    from csv2sr import tools  # noqa: PLC0415
 
-    monkeypatch.setattr(release, "find_dicom3tools", lambda name: None)
-    result = release.run_dumps(released / "sr", tmp_path / "dumps")
+    monkeypatch.setattr(tools, "find_dicom3tools", lambda name: None)
+    result = run_dumps(released / "sr", tmp_path / "dumps")
     assert result.tool is None and result.written == 0 and result.failed == []
     assert not (tmp_path / "dumps").exists()
 

@@ -1,4 +1,4 @@
-"""rows.py: the CSV read as text, every row rule, and whole-file errors."""
+"""conversion/read.py and checks.py: the CSV read as text, every row rule, and whole-file errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
+from csv2sr.conversion.checks import (
+    Annotation,
+    InputFileError,
+    RowError,
+    read_rows,
+    repair_study_time,
+)
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, InputFileError, RowError, read_rows, repair_study_time
 
 PROFILE = get_profile("ccc2017")
 

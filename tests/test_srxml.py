@@ -19,16 +19,16 @@ from pydicom.sequence import Sequence
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
-from csv2sr.srxml.dicom_file import part10_bytes
-from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.pixelmed_compat import (
+from csv2sr.formats.srxml.dicom_file import part10_bytes
+from csv2sr.formats.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.pixelmed_compat import (
     character_set_for,
     format_float32,
     java_trim,
     parse_float32,
 )
-from csv2sr.srxml.read import read_sr_xml
-from csv2sr.srxml.write import write_sr_xml
+from csv2sr.formats.srxml.read import read_sr_xml
+from csv2sr.formats.srxml.write import write_sr_xml
 
 runner = CliRunner()
 

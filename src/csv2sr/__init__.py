@@ -2,7 +2,7 @@
 
 Public API (each name is imported on first use, so ``import csv2sr`` stays cheap)::
 
-    csv2sr.convert(csv_path, outdir, ...)      -> ConversionResult   (csv2sr.batch)
+    csv2sr.convert(csv_path, outdir, ...)      -> ConversionResult   (csv2sr.conversion.batch)
     csv2sr.validate_files(paths, ...)          -> ValidationReport   (csv2sr.validate)
     csv2sr.export_table(paths, ...)            -> pandas.DataFrame   (csv2sr.export)
     csv2sr.write_table(paths, out, ...)        -> ExportResult       (csv2sr.export, streams)
@@ -16,8 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "convert": "csv2sr.batch",
-    "ConversionResult": "csv2sr.batch",
+    "convert": "csv2sr.conversion.batch",
+    "ConversionResult": "csv2sr.conversion.batch",
     "validate_files": "csv2sr.validate",
     "export_table": "csv2sr.export",
     "write_table": "csv2sr.export",

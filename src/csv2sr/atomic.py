@@ -29,6 +29,10 @@ Two kinds of target:
 
 :func:`open_inside` reads the same way (``package`` and ``check-release`` never follow a
 link inside the release folder).
+
+A log that only grows (``publish``'s journal) cannot be replaced at each record: it is an
+:class:`AppendLog`, opened with ``O_APPEND`` and locked, each append of whole lines one
+``write(2)``; a torn last line (a write stopped part-way) is cut off when it is opened.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 from csv2sr.errors import SourceError
 
 __all__ = [
+    "AppendLog",
     "OutputError",
     "atomic_open",
     "atomic_text",
@@ -381,6 +386,79 @@ def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", str(full))
     return os.fdopen(fd, "rb")
+
+
+class AppendLog:
+    """A file of newline-ended records that is only ever appended to, by one process.
+
+    :meth:`open` opens it with ``O_APPEND`` (created mode 0644, a symbolic link at its
+    name refused), takes an exclusive ``flock`` for as long as it is open, and returns its
+    complete lines: a torn last line (no newline: a write stopped part-way by a kill, a
+    full disk or a power cut) is cut off, and fsynced, before anything is appended.
+    :meth:`append` writes whole lines in one ``write(2)`` (a regular file takes them
+    whole; a short write is continued), :meth:`sync` fsyncs them, :meth:`close` fsyncs
+    and unlocks, and removes a file that holds nothing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.torn = 0
+        """Bytes of the torn last line cut off by :meth:`open`."""
+        self._fd = -1
+
+    def open(self) -> bytes:
+        """Open and lock the file; its complete lines.  Raises :class:`OSError` when it
+        cannot be opened, :class:`BlockingIOError` when another process holds it."""
+        import fcntl  # noqa: PLC0415  (POSIX only)
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | _NOFOLLOW
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise BlockingIOError(exc.errno, "held by another process", str(self.path)) from None
+        self._fd = fd
+        data = _read_all(fd)
+        complete = data.rfind(b"\n") + 1
+        self.torn = len(data) - complete
+        if self.torn:
+            os.ftruncate(fd, complete)
+            os.fsync(fd)
+        return data[:complete]
+
+    def append(self, data: bytes) -> None:
+        """Append ``data`` (whole lines) in one ``write(2)``."""
+        view = memoryview(data)
+        while view:  # a regular file takes it whole; loop only for a short write
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def sync(self) -> None:
+        """fsync what was appended."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """fsync, unlock and close (idempotent); a file that holds nothing is removed."""
+        if self._fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)
+            if os.fstat(self._fd).st_size == 0:  # nothing appended, ever: leave no file
+                self.path.unlink()
+        os.close(self._fd)  # releases the lock
+        self._fd = -1
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def remove_inside(root: str | os.PathLike[str], relpath: str, *, folder: bool = False) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -37,9 +38,13 @@ __all__ = [
     "InputList",
     "InputPathError",
     "find_inputs",
+    "input_files",
     "is_dicom_file",
+    "unique_inputs",
     "walk_inputs",
 ]
+
+log = logging.getLogger(__name__)
 
 _PREFIX = b"DICM"
 _PREAMBLE = 128
@@ -237,3 +242,46 @@ def find_inputs(paths: Iterable[str | os.PathLike[str]] | InputList) -> InputLis
     if isinstance(paths, InputList):
         return paths
     return InputList(walk_inputs(paths))
+
+
+def unique_inputs(paths: Iterable[str | os.PathLike[str]] | InputList) -> InputList:
+    """The files to read and the input problems, in walk order, each file once (``export
+    OUT OUT/sr/a.dcm`` lists ``a.dcm`` once); skipped entries are logged, not listed.
+
+    Raises :class:`InputPathError` for a PATH that does not exist.
+    """
+    out = InputList()
+    seen: set[Path] = set()
+    skipped = 0
+    for entry in find_inputs(paths):
+        if entry.kind is EntryKind.SKIPPED:
+            skipped += 1
+            log.debug("%s: passed over: %s", entry.path, entry.reason)
+            continue
+        if entry.kind is EntryKind.FILE and not _first_time(entry, seen):
+            continue
+        out.append(entry)
+    if skipped:
+        log.info("%d non-DICOM or hidden entries passed over", skipped)
+    return out
+
+
+def _first_time(entry: InputEntry, seen: set[Path]) -> bool:
+    key = entry.path.resolve()  # safe: the walk lists no loop as a file
+    if key in seen:
+        log.info("%s: already listed, read once", entry.path)
+        return False
+    seen.add(key)
+    return True
+
+
+def input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Every file to read under ``paths``, once, in walk order (each folder sorted by name).
+
+    Input problems (dangling links, loops) are not files and are left out here; use
+    :func:`unique_inputs` to see them.  Raises :class:`InputPathError` for a PATH that
+    does not exist.
+    """
+    for entry in unique_inputs(paths):
+        if entry.kind is EntryKind.FILE:
+            yield entry.path

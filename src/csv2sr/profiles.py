@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydicom.sr.coding import Code
 
-from csv2sr.codes import ANATOMY_CODES
+from csv2sr.dicom.codes import ANATOMY_CODES
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
@@ -25,7 +25,7 @@ class Profile:
     required: tuple[str, ...]
     """Columns a conversion needs; a file missing any of them is rejected as a whole."""
     anatomy: dict[str, str]
-    """``anatomy`` cell -> organ keyword of :data:`csv2sr.codes.ANATOMY_CODES`."""
+    """``anatomy`` cell -> organ keyword of :data:`csv2sr.dicom.codes.ANATOMY_CODES`."""
     collections: dict[str, str]
     """``anatomy`` cell -> TCIA collection name (for reports)."""
     series_description: str

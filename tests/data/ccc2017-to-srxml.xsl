@@ -6,7 +6,7 @@
 
   Parameters (strings, given with csv2sr xslt - -param):
     codes     URI of an XML list of the codes to write: <codes><code name= cv= csd= cm=/>
-              <anatomy cell= organ=/></codes> (the tests make it from csv2sr.codes, so no
+              <anatomy cell= organ=/></codes> (the tests make it from csv2sr.dicom.codes, so no
               code is typed twice)
     manifest  URI of csv2sr convert's manifest.csv, for the UIDs of each row
 -->

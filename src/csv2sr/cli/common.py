@@ -46,6 +46,10 @@ def setup_logging(verbose: int) -> None:
         handlers=[RichHandler(console=err, show_time=False, show_path=False)],
         force=True,
     )
+    # pydicom logs a warning for every odd value it reads (an invalid UI in a file being
+    # validated or exported): csv2sr reports what matters as findings or problems, so
+    # pydicom's own words are shown only with -v.
+    logging.getLogger("pydicom").setLevel(logging.ERROR if verbose <= 0 else level)
 
 
 @contextlib.contextmanager

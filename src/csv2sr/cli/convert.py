@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 
 from csv2sr.atomic import OutputError
-from csv2sr.batch import ConversionResult, convert
 from csv2sr.cli.app import app
 from csv2sr.cli.common import (
     EXIT_DATA,
@@ -25,16 +24,18 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.conversion.batch import ConversionResult, convert
+from csv2sr.conversion.checks import InputFileError
+from csv2sr.conversion.read import read_table
 from csv2sr.errors import Interrupted
-from csv2sr.images import ImageIndex, ImageIndexError
+from csv2sr.images.index import ImageIndex, ImageIndexError
 from csv2sr.profiles import PROFILES
-from csv2sr.rows import InputFileError, read_table
 
 ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  # type: ignore[misc]
 
 
 class Codes(str, Enum):
-    """SNOMED flavour (see ``csv2sr.codes.CodeMode``)."""
+    """SNOMED flavour (see ``csv2sr.dicom.codes.CodeMode``)."""
 
     sct = "sct"
     srt = "srt"

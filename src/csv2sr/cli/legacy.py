@@ -65,7 +65,7 @@ def _error(message: str) -> None:
 
 def _run(inputs: list[Path], outdir: Path, suffix: str, patterns: tuple[str, ...],
          convert: Callable[[Path], bytes], what: str, quiet: bool, jobs: int | None) -> None:
-    from csv2sr.filemap import OutputCollisionError, plan_outputs, run_files  # noqa: PLC0415
+    from csv2sr.formats.filemap import OutputCollisionError, plan_outputs, run_files  # noqa: PLC0415
 
     try:
         plan = plan_outputs(inputs, outdir, suffix, patterns)
@@ -114,7 +114,7 @@ def sr_xml_to_dicom(
     Exit status: 0 every file written; 1 a file was refused; 2 usage error.
     """
     setup_logging(verbose)
-    from csv2sr.srxml.files import xml_file_to_dicom  # noqa: PLC0415
+    from csv2sr.formats.srxml.files import xml_file_to_dicom  # noqa: PLC0415
 
     _run(inputs, outdir, ".dcm", ("*.xml",),
          functools.partial(xml_file_to_dicom, pixelmed_compatible=pixelmed_compatible),
@@ -132,7 +132,7 @@ def sr_xml_to_xml(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quie
     Exit status: 0 every file written; 1 a file was refused; 2 usage error.
     """
     setup_logging(verbose)
-    from csv2sr.srxml.files import dicom_file_to_xml  # noqa: PLC0415
+    from csv2sr.formats.srxml.files import dicom_file_to_xml  # noqa: PLC0415
 
     _run(inputs, outdir, ".xml", ("*.dcm",), dicom_file_to_xml, "DICOM -> SR XML", quiet, jobs)
 
@@ -145,7 +145,7 @@ def json_to_dicom(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quie
     Exit status: 0 every file written; 1 a file could not be converted; 2 usage error.
     """
     setup_logging(verbose)
-    from csv2sr.dicomjson import json_file_to_dicom  # noqa: PLC0415
+    from csv2sr.formats.dicomjson import json_file_to_dicom  # noqa: PLC0415
 
     _run(inputs, outdir, ".dcm", ("*.json",), json_file_to_dicom, "JSON -> DICOM", quiet,
          jobs)
@@ -159,7 +159,7 @@ def json_to_json(inputs: Inputs, outdir: OutDir, jobs: Jobs = None, quiet: Quiet
     Exit status: 0 every file written; 1 a file could not be converted; 2 usage error.
     """
     setup_logging(verbose)
-    from csv2sr.dicomjson import dicom_file_to_json  # noqa: PLC0415
+    from csv2sr.formats.dicomjson import dicom_file_to_json  # noqa: PLC0415
 
     _run(inputs, outdir, ".json", ("*.dcm",), dicom_file_to_json, "DICOM -> JSON", quiet,
          jobs)
@@ -226,12 +226,9 @@ def xslt_command(
     --fail-on-message); 2 usage error (also: the stylesheet cannot be compiled).
     """
     setup_logging(verbose)
-    from csv2sr.filemap import OutputCollisionError, plan_outputs, write_atomic  # noqa: PLC0415
-    from csv2sr.xslt_run import (  # noqa: PLC0415
-        StylesheetError,
-        compile_stylesheet,
-        transform_files,
-    )
+    from csv2sr.atomic import write_atomic  # noqa: PLC0415
+    from csv2sr.formats.filemap import OutputCollisionError, plan_outputs  # noqa: PLC0415
+    from csv2sr.formats.xslt import StylesheetError, compile_stylesheet, transform_files  # noqa: PLC0415
 
     params = _params(param or [])
     try:

@@ -26,6 +26,7 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.errors import Interrupted
 
 if TYPE_CHECKING:
     from csv2sr.publish import Credentials, Options, Outcome, Plan, PublishResult
@@ -183,15 +184,22 @@ def publish_command(
         plan = make_plan(paths, find_release_root(paths))
     except PublishUsageError as exc:
         raise _usage(str(exc)) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as exc:
         err.print("[red]interrupted[/red] before anything was sent")
-        raise typer.Exit(EXIT_DATA) from None
+        raise typer.Exit(_interrupt_status(exc)) from None
     if dry_run:
         raise typer.Exit(_dry_run(plan, destination, journal))
     options = _options(batch, batch_mib, concurrency, retries, verify)
     result = _run(plan, destination, journal, options, quiet=quiet)
     _report(result, quiet=quiet)
+    if result.interrupted:
+        raise typer.Exit(result.interrupt_status)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _interrupt_status(exc: BaseException) -> int:
+    """128 + the signal number (130 for Ctrl-C, 143 for SIGTERM), as every command."""
+    return exc.exit_status if isinstance(exc, Interrupted) else 130
 
 
 def _need_libraries(dicomweb: bool) -> None:
@@ -228,10 +236,10 @@ def _run(plan: Plan, destination: Destination, journal: Path, options: Options, 
     except DestinationError as exc:  # the journal could not be opened or locked
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
-    except KeyboardInterrupt:  # outside the sending loop, which handles its own
+    except (KeyboardInterrupt, Interrupted) as exc:  # outside the sending loop
         err.print("[red]interrupted[/red]: run the same command again to resume",
                   highlight=False)
-        raise typer.Exit(EXIT_DATA) from None
+        raise typer.Exit(_interrupt_status(exc)) from None
 
 
 def _dry_run(plan: Plan, destination: Destination, journal: Path) -> int:

@@ -28,16 +28,13 @@ from csv2sr.cli.common import (
     out,
     setup_logging,
 )
-from csv2sr.release import (
-    ReleaseError,
-    build_summary,
-    check_release,
-    package,
-    profile_named,
-    render_report,
-    run_dumps,
-)
-from csv2sr.report_xml import XSLT_DIR, ReportRenderError
+from csv2sr.release.check import check_release
+from csv2sr.release.dumps import run_dumps
+from csv2sr.release.folder import ReleaseError, profile_named
+from csv2sr.release.package import package
+from csv2sr.release.pages import render_report
+from csv2sr.release.render import XSLT_DIR, ReportRenderError
+from csv2sr.release.summary import build_summary
 
 _OUT = typer.Argument(
     metavar="OUT", help="The release folder (csv2sr convert -o OUT).", file_okay=False

@@ -30,11 +30,11 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
-from csv2sr.images import ImageIndex, ImageIndexError
+from csv2sr.images.cross import add_to_report, validate_against_images
+from csv2sr.images.index import ImageIndex, ImageIndexError
 from csv2sr.validate import ValidationError, list_inputs, validate_files
 from csv2sr.validate.findings import Severity, Source, ValidationReport
 from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
-from csv2sr.validate_images import add_to_report, validate_against_images
 
 
 class OutputFormat(str, Enum):
@@ -148,7 +148,7 @@ def _write_outputs(
 def _check_against_images(
     report: ValidationReport, images: Path | None, url: str | None
 ) -> None:
-    """Cross-file checks against the source images (csv2sr.validate_images)."""
+    """Cross-file checks against the source images (csv2sr.images.cross)."""
     if images is not None and url is not None:
         raise ValidationError("give --images or --images-url, not both")
     if images is not None:

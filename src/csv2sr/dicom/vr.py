@@ -3,8 +3,9 @@
 Every ``check_*`` function takes ONE value as text and returns what is wrong with it, or
 ``None``; the caller splits a multi-valued element on the backslash first
 (:func:`split_values`, PS3.5 6.4).  Every ``parse_*`` function returns the typed value or
-raises :class:`VRError` with the same message.  The row checks (:mod:`csv2sr.rows`) and the
-validator's value checks (:mod:`csv2sr.validate.iod`, :mod:`csv2sr.validate.content`) use
+raises :class:`VRError` with the same message.  The row checks
+(:mod:`csv2sr.conversion.checks`) and the validator's value checks
+(:mod:`csv2sr.validate.iod`, :mod:`csv2sr.validate.content`) use
 these functions and no others, so a value one accepts the other accepts too.
 
 Two rules go beyond the letter of the standard, each where real tools count differently:
@@ -201,8 +202,11 @@ def check_ui(value: str) -> str | None:
     zeros, at most 64 bytes, an OID (ISO/IEC 9834-1, ITU-T X.660: the root arc is 0, 1 or
     2, the arc below 0 or 1 at most 39, and not only zeros).
 
-    dciodvfy also knows which arcs below the roots are registered (it refuses ``1.2``,
-    ``0.0.1`` or ``2.1``); that registry is not repeated here.
+    The arcs below the root must be ones that exist (X.660 Annex A, as dciodvfy checks
+    them, :data:`ROOT_ARCS`): ``1.0``-``1.3`` (ISO standard, registration authority, member
+    body, identified organization), ``2.16`` (country) and ``2.25`` (UUID), ``0.2``-``0.5``
+    and ``0.0.1``/``0.0.2`` (ITU-T), each with at least one arc below it.  dciodvfy refuses
+    ``1.2``, ``1.4.5``, ``2.1.5`` and ``0.0.1`` as UIDs of "non-existent" arcs.
     """
     if len(value) > MAX_LENGTH["UI"]:
         return "not a valid UID (longer than 64 characters)"
@@ -215,7 +219,29 @@ def check_ui(value: str) -> str | None:
         return "not a valid UID (the arc below root 0 or 1 is at most 39, ITU-T X.660)"
     if set(arcs) == {"0"}:
         return "not a valid UID (only zero components)"
+    if not _registered(arcs):
+        return ("not a valid UID (its root is not an existing OID arc: 1.0-1.3, 2.16, 2.25, "
+                "0.2-0.5, 0.0.1-0.0.2, each with an arc below it)")
     return None
+
+
+ROOT_ARCS: dict[tuple[str, ...], int] = {
+    **{("1", str(arc)): 3 for arc in range(4)},
+    ("2", "16"): 3,
+    ("2", "25"): 3,
+    **{("0", str(arc)): 3 for arc in range(2, 6)},
+    ("0", "0", "1"): 4,
+    ("0", "0", "2"): 4,
+}
+"""The OID arcs a UID may start with -> the fewest components a UID under it has (the arcs
+dciodvfy knows; X.660 Annex A)."""
+
+
+def _registered(arcs: list[str]) -> bool:
+    for prefix, fewest in ROOT_ARCS.items():
+        if tuple(arcs[: len(prefix)]) == prefix:
+            return len(arcs) >= fewest
+    return False
 
 
 DICOM_ROOT = "1.2.840.10008"
@@ -232,8 +258,11 @@ def check_instance_uid(value: str) -> str | None:
     (:func:`check_ui`) outside the root 1.2.840.10008, which "shall not be used for
     privately defined items (such as an Image Instance)"."""
     problem = check_ui(value)
-    if problem is None and (value == DICOM_ROOT or value.startswith(DICOM_ROOT + ".")):
-        return f"a UID under the DICOM root {DICOM_ROOT} names a standard item, not an instance"
+    if problem is None and value.startswith(DICOM_ROOT):
+        # ``1.2.840.100081...`` is another organisation's root, but dciodvfy takes any UID
+        # whose text starts with the DICOM root for a standard one: refused too.
+        return (f"a UID starting with the DICOM root {DICOM_ROOT} names a standard item, "
+                "not an instance")
     return problem
 
 

@@ -14,7 +14,7 @@ the ``ccc2017`` CSV), :mod:`csv2sr.export.writer` streams them to disk.
 
 from __future__ import annotations
 
-from csv2sr.export.files import ExportInputError, export_inputs, find_dicom_files
+from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind
 from csv2sr.export.reader import FileResult, read_dataset, read_file
 from csv2sr.export.tables import GENERIC_COLUMNS, PROFILE_NAMES, float32_text
@@ -42,7 +42,6 @@ __all__ = [
     "ProblemKind",
     "export_inputs",
     "export_table",
-    "find_dicom_files",
     "float32_text",
     "format_for",
     "iter_rows",

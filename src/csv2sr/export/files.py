@@ -13,23 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 
 from csv2sr.errors import SourceError
-from csv2sr.inputs import (
-    EntryKind,
-    InputEntry,
-    InputList,
-    InputPathError,
-    find_inputs,
-    is_dicom_file,
-)
+from csv2sr.inputs import InputList, InputPathError, is_dicom_file, unique_inputs
 
 __all__ = [
     "ExportInputError",
     "export_inputs",
-    "find_dicom_files",
     "is_dicom_file",
 ]
 
@@ -41,47 +32,12 @@ class ExportInputError(SourceError):
 
 
 def export_inputs(paths: Iterable[str | os.PathLike[str]] | InputList) -> InputList:
-    """The files to read and the input problems, in walk order; skipped entries logged.
+    """The files to read and the input problems, in walk order, each file once
+    (:func:`csv2sr.inputs.unique_inputs`; skipped entries are logged).
 
-    A file reached twice (``export OUT OUT/sr/a.dcm``) is listed once.  Raises
-    :class:`ExportInputError` for a path that does not exist.
+    Raises :class:`ExportInputError` for a path that does not exist.
     """
     try:
-        listing = find_inputs(paths)
+        return unique_inputs(paths)
     except InputPathError as exc:
         raise ExportInputError(exc.source, exc.message) from None
-    out = InputList()
-    seen: set[Path] = set()
-    skipped = 0
-    for entry in listing:
-        if entry.kind is EntryKind.SKIPPED:
-            skipped += 1
-            log.debug("%s: passed over: %s", entry.path, entry.reason)
-            continue
-        if entry.kind is EntryKind.FILE and not _first_time(entry, seen):
-            continue
-        out.append(entry)
-    if skipped:
-        log.info("%d non-DICOM or hidden entries passed over", skipped)
-    return out
-
-
-def _first_time(entry: InputEntry, seen: set[Path]) -> bool:
-    key = entry.path.resolve()  # safe: the walk lists no loop as a file
-    if key in seen:
-        log.info("%s: already listed, read once", entry.path)
-        return False
-    seen.add(key)
-    return True
-
-
-def find_dicom_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Yield every file to read, in a stable order (each folder sorted by name).
-
-    Input problems (dangling links, loops) are not files and are left out here; use
-    :func:`export_inputs` to see them.  Raises :class:`ExportInputError` for a path that
-    does not exist.
-    """
-    for entry in export_inputs(paths):
-        if entry.kind is EntryKind.FILE:
-            yield entry.path

@@ -8,7 +8,7 @@ Every encoding of a measured line seen in the wild is recognised:
   row 7): highdicom's ``PlanarROIMeasurementsAndQualitativeEvaluations``, Imaging Data Commons;
 * by-value or by-reference (PS3.3 C.17.3.2.2, Referenced Content Item Identifier) links;
 * SNOMED CT and the deprecated SNOMED-RT codes (PS3.16 Annex O), compared with
-  :func:`csv2sr.codes.code_key`; with or without Content Template Sequence identifiers.
+  :func:`csv2sr.dicom.codes.code_key`; with or without Content Template Sequence identifiers.
 
 What is not understood becomes a :class:`~csv2sr.export.model.Problem` naming the file and
 the content item (numbered as dcsrdump does: ``1.5.1.4``); nothing is skipped silently.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 
-from csv2sr.codes import Codes, code_key
+from csv2sr.dicom.codes import Codes, code_key
+from csv2sr.dicom.tree import ROOT_ID, children, resolve
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
@@ -172,10 +174,6 @@ def _declared_template(item: Dataset) -> str:
     return str(templates[0].get("TemplateIdentifier", ""))
 
 
-def _children(item: Dataset) -> Iterable[tuple[str, Dataset]]:
-    return ((str(i), child) for i, child in enumerate(item.get("ContentSequence") or [], 1))
-
-
 def _numbers(value: object, kind: type[Any] = int) -> list[Any]:
     """A multi-valued numeric element (VM 1-n) as a list, whatever pydicom made of it."""
     if value is None or value == "":
@@ -185,24 +183,10 @@ def _numbers(value: object, kind: type[Any] = int) -> list[Any]:
     return [kind(v) for v in value]  # type: ignore[attr-defined]
 
 
-def _resolve(root: Dataset, identifier: Iterable[int]) -> Dataset | None:
-    """Follow a by-reference relationship (PS3.3 C.17.3.2.2: 1-based positions from root)."""
-    positions = list(identifier)
-    if not positions or positions[0] != 1:
-        return None
-    node = root
-    for position in positions[1:]:
-        children = node.get("ContentSequence") or []
-        if not 1 <= position <= len(children):
-            return None
-        node = children[position - 1]
-    return node
-
-
 def _target(item: Dataset, ctx: _Context) -> Dataset | None:
     """The content item itself, or the one it references (by-reference relationship)."""
     if "ReferencedContentItemIdentifier" in item and "ValueType" not in item:
-        return _resolve(ctx.root, _numbers(item.ReferencedContentItemIdentifier))
+        return resolve(ctx.root, _numbers(item.ReferencedContentItemIdentifier))
     return item
 
 
@@ -275,8 +259,18 @@ def _truncation(ds: Dataset, path: str) -> str:
 
 
 def read_file(path: str | Path) -> FileResult:
-    """Read one file; never raises for bad input (the problem is returned instead)."""
-    name = str(path)
+    """Read one file; never raises for bad input (the problem is returned instead).
+
+    pydicom's warnings about values it reads (an invalid UI, a value too long for its VR)
+    are not shown: what export cannot use is reported as a :class:`Problem`, and values
+    are checked by ``csv2sr validate``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_file(str(path))
+
+
+def _read_file(name: str) -> FileResult:
     try:
         ds = dcmread(name, force=False)
     except InvalidDicomError:
@@ -313,8 +307,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
     procedure: CodedValue | None = None
     measurements: list[Measurement] = []
     found = False
-    for position, item in _children(ds):
-        item_id = f"1.{position}"
+    for item_id, item in children(ds):
         concept = _identity(_concept(item))
         if concept == _PROCEDURE_REPORTED and procedure is None:
             procedure = _coded(item.get("ConceptCodeSequence"))
@@ -323,8 +316,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
             if not item.get("ContentSequence"):
                 ctx.problem(item_id, "Imaging Measurements holds no measurement group: "
                             "nothing to export", ProblemKind.NOTE)
-            for group_position, group in _children(item):
-                group_id = f"{item_id}.{group_position}"
+            for group_id, group in children(item, item_id):
                 if (group.get("ValueType") == "CONTAINER"
                         and _identity(_concept(group)) == _MEASUREMENT_GROUP):
                     measurements.extend(_group(group, group_id, observer, procedure, ctx))
@@ -336,7 +328,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
             ctx.problem(item_id, f"{_describe(item)} is not exported (only the measurements "
                         "of Imaging Measurements are)", ProblemKind.NOTE)
     if not found:
-        ctx.problem("1", "no Imaging Measurements container (TID 1500 row 6): "
+        ctx.problem(ROOT_ID, "no Imaging Measurements container (TID 1500 row 6): "
                     "not a measurement report", ProblemKind.UNRECOGNISED)
     return FileResult(path, tuple(measurements), tuple(ctx.problems))
 
@@ -378,10 +370,10 @@ def _group(
     """PS3.16 TID 1501 / 1410 / 1411: the group's context and its NUMs; a group without
     NUM (a region-only box or point, a segment, qualitative evaluations) is one row."""
     found = _Group()
-    for position, item in _children(group):
-        _group_item(item, f"{group_id}.{position}", found, ctx)
+    for item_id, item in children(group, group_id):
+        _group_item(item, item_id, found, ctx)
     template = _declared_template(group) or ("1410" if found.region is not None else "1501")
-    group_observer = _observer((c for _, c in _children(group)), observer)
+    group_observer = _observer((c for _, c in children(group, group_id)), observer)
 
     def record(item_id: str, number: Dataset | None, details: _NumDetails) -> Measurement:
         return _record(ctx, observer=group_observer, procedure=procedure, template=template,
@@ -506,8 +498,7 @@ def _measurement(number: Dataset, item_id: str, group: _Group, ctx: _Context) ->
     geometry: _Geometry | None = None
     site = derivation = method = None
     name, version = group.algorithm
-    for position, child in _children(number):
-        child_id = f"{item_id}.{position}"
+    for child_id, child in children(number, item_id):
         target = _target(child, ctx)
         relationship = child.get("RelationshipType")
         if target is None:
@@ -578,13 +569,13 @@ def _geometry(item: Dataset, item_id: str, ctx: _Context) -> _Geometry | None:
     if value_type == "SCOORD3D":
         return _Geometry(value_type, graphic_type, points,
                          frame_of_reference_uid=_text(item.get("ReferencedFrameOfReferenceUID")))
-    for position, child in _children(item):
+    for child_id, child in children(item, item_id):
         target = _target(child, ctx)
         if (child.get("RelationshipType") == "SELECTED FROM" and target is not None
                 and target.get("ValueType") == "IMAGE"):
             sop_class, instance, frames = _referenced_image(target)
             return _Geometry(value_type, graphic_type, points, sop_class, instance, frames)
-        ctx.problem(f"{item_id}.{position}", f"{_describe(child)} under a SCOORD is not "
+        ctx.problem(child_id, f"{_describe(child)} under a SCOORD is not "
                     "understood", ProblemKind.UNRECOGNISED)
     ctx.problem(item_id, "SCOORD is SELECTED FROM no IMAGE (TID 320 row 2): the image its "
                 "points are on is unknown", ProblemKind.UNRECOGNISED)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.sr.coding import Code
 
-from csv2sr.codes import ANATOMY_CODES, Codes, code_key
+from csv2sr.dicom.codes import ANATOMY_CODES, Codes, code_key
+from csv2sr.dicom.ohif import row_identifier
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
-from csv2sr.ohif import row_identifier
 from csv2sr.profiles import PROFILES, Profile, get_profile
 
 __all__ = [
@@ -236,7 +236,7 @@ def _ccc2017_row(
     The row is dropped (and the reason reported) when the measurement cannot be a line:
     not a Length in mm, or not a two-point POLYLINE.  Other missing values are reported
     and left empty.  ``_id`` is the Tracking Identifier without the Cornerstone3D prefix
-    of ``convert --ohif`` (:func:`csv2sr.ohif.row_identifier`).
+    of ``convert --ohif`` (:func:`csv2sr.dicom.ohif.row_identifier`).
     """
     problems: list[Problem] = []
 

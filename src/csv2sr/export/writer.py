@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
-from csv2sr.atomic import atomic_open
+from csv2sr.atomic import atomic_open, output_error
 from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import Problem, ProblemKind, Qualitative
@@ -346,7 +346,7 @@ def write_table(
     rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
     with atomic_open(target) as handle:
         _write(handle, kind, columns, results=rows, result=result, on_problem=on_problem,
-               qualitative=_table(profile).qualitative, spool_dir=target.parent)
+               qualitative=_table(profile).qualitative, target=target)
     result.seconds = time.perf_counter() - started
     log.info("%s: %d rows from %d files, %d problems (%d errors) in %.1f s", target,
              result.rows, result.files, len(result.problems), len(result.errors),
@@ -358,7 +358,7 @@ def _write(
     handle: BinaryIO, kind: Format, columns: tuple[str, ...], *,
     results: Iterator[_FileRows], result: ExportResult,
     on_problem: Callable[[Problem], None] | None, qualitative: bool = False,
-    spool_dir: Path | None = None,
+    target: Path | None = None,
 ) -> None:
     def account(file_rows: _FileRows) -> None:
         result.files += 1
@@ -379,7 +379,7 @@ def _write(
         text.detach()
         return
     if qualitative:
-        _write_with_qualitative_columns(handle, kind, columns, results, account, spool_dir)
+        _write_with_qualitative_columns(handle, kind, columns, results, account, target)
         return
 
     def consume(sink: _Sink) -> None:
@@ -399,14 +399,26 @@ def _write(
 
 def _write_with_qualitative_columns(
     handle: BinaryIO, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
-    account: Callable[[_FileRows], None], spool_dir: Path | None,
+    account: Callable[[_FileRows], None], target: Path | None,
 ) -> None:
     """CSV or Parquet with ``qualitative_<concept>`` columns, known only at the end: rows
     are spooled to an anonymous temporary file beside the output (memory stays flat, no
     name is ever left behind), then written with the fixed columns and the sorted
-    qualitative columns."""
+    qualitative columns.  A failure of the spool (disk full, file too large) is an
+    :class:`csv2sr.atomic.OutputError` naming the table, as one of the table itself."""
+    folder = None if target is None else target.parent
+    try:
+        _spool_then_write(handle, kind, columns, results, account, folder)
+    except OSError as exc:
+        raise output_error(target if target is not None else "spool", exc) from None
+
+
+def _spool_then_write(
+    handle: BinaryIO, kind: Format, columns: tuple[str, ...], results: Iterator[_FileRows],
+    account: Callable[[_FileRows], None], folder: Path | None,
+) -> None:
     found: set[str] = set()
-    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=spool_dir) as spool:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=folder) as spool:
         for file_rows in results:
             account(file_rows)
             for row, evaluations in zip(file_rows.rows, file_rows.qualitative, strict=True):

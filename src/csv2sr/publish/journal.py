@@ -24,17 +24,15 @@ so two runs cannot write it at once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from csv2sr.atomic import AppendLog
 from csv2sr.publish.model import DestinationError
 
 __all__ = [
@@ -124,12 +122,15 @@ def parse_journal(data: bytes) -> JournalState:
 
 
 class Journal:
-    """An open, locked journal: read once, then appended to.  Use as a context manager."""
+    """An open, locked journal: read once, then appended to.  Use as a context manager.
+
+    The file is a :class:`csv2sr.atomic.AppendLog` (``O_APPEND``, one ``write(2)`` per
+    answer, locked, a torn last line cut off when it is opened)."""
 
     def __init__(self, path: Path, source: str) -> None:
         self.path = path
         self.source = source
-        self._fd = -1
+        self._log = AppendLog(path)
         self._last_sync = 0.0
         self._dirty = False
         self.state = JournalState(last={})
@@ -143,25 +144,18 @@ class Journal:
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-            fd = os.open(self.path, flags, 0o644)  # a symlinked journal is refused
-        except OSError as exc:
-            raise DestinationError(self.path, f"cannot open the journal: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+            data = self._log.open()  # a symlinked journal is refused
+        except BlockingIOError:
             raise DestinationError(
                 self.path, "another csv2sr publish is writing this journal"
             ) from None
-        self._fd = fd
-        self.state = parse_journal(_read_all(fd))
+        except OSError as exc:
+            raise DestinationError(self.path, f"cannot open the journal: {exc.strerror}") from None
+        self.state = parse_journal(data)
+        self.state.torn_bytes = self._log.torn
         if self.state.torn_bytes:
             log.warning("%s: ignored a torn last line (%d bytes) and cut it off",
                         self.path, self.state.torn_bytes)
-            os.ftruncate(fd, self.state.complete_length)
-            os.fsync(fd)
         if self.state.unreadable:
             log.warning("%s: %d unreadable line(s) ignored", self.path, self.state.unreadable)
 
@@ -171,10 +165,7 @@ class Journal:
         data = b"".join(record.to_line() for record in batch)
         if not data:
             return
-        view = memoryview(data)
-        while view:  # a regular file takes it whole; loop only for a short write
-            written = os.write(self._fd, view)
-            view = view[written:]
+        self._log.append(data)
         for record in batch:
             self.state.last[record.sop_instance_uid] = record
         self._dirty = True
@@ -182,29 +173,14 @@ class Journal:
             self.sync()
 
     def sync(self) -> None:
-        if self._fd >= 0 and self._dirty:
-            os.fsync(self._fd)
+        if self._dirty:
+            self._log.sync()
             self._dirty = False
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        if self._fd < 0:
-            return
-        with contextlib.suppress(OSError):
-            self.sync()
-            if os.fstat(self._fd).st_size == 0:  # nothing confirmed, ever: leave no file
-                self.path.unlink()
-        os.close(self._fd)  # releases the lock
-        self._fd = -1
-
-
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    offset = 0
-    while chunk := os.pread(fd, 1 << 20, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
+        self._dirty = False  # the log fsyncs as it closes
+        self._log.close()
 
 
 def read_journal(path: Path) -> JournalState:

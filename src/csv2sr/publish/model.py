@@ -103,6 +103,7 @@ class PublishResult:
     seconds: float = 0.0
     stopped: str | None = None  # why the run stopped early (a DestinationError message)
     interrupted: bool = False
+    interrupt_status: int = 130  # 128 + the signal that interrupted the run (SIGINT 130)
     verified: int | None = None  # None: --verify was not asked
     missing: list[Outcome] = field(default_factory=list)
     associations: int = 0  # DIMSE associations opened (0 for DICOMweb)

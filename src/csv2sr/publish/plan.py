@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from csv2sr.inputs import InputPathError, input_files
 from csv2sr.publish.journal import JournalState, Record
 from csv2sr.publish.model import Item, Outcome, PublishUsageError, Status
 
@@ -116,11 +117,9 @@ class Plan:
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
-    from csv2sr.export.files import ExportInputError, find_dicom_files  # noqa: PLC0415
-
     try:
-        return list(find_dicom_files(paths))
-    except ExportInputError as exc:
+        return list(input_files(paths))
+    except InputPathError as exc:
         raise PublishUsageError(exc.source, exc.message) from None
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from csv2sr.errors import Interrupted
 from csv2sr.publish.destination import Destination, Sender, Verifier
 from csv2sr.publish.journal import Journal, Record, read_journal, utc_now
 from csv2sr.publish.model import DestinationError, Item, Outcome, PublishResult, Status
@@ -165,8 +166,8 @@ def _send_all(run: _Run, destination: Destination, tasks: list[list[Item]],
                 finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     _collect(run, future, in_flight.pop(future), retry)
-        except KeyboardInterrupt:
-            run.result.interrupted = True
+        except (KeyboardInterrupt, Interrupted) as exc:
+            _interrupted(run.result, exc)
             retry.stop.set()
             for future in list(in_flight):
                 if future.cancel():
@@ -226,13 +227,22 @@ def _verify(run: _Run, plan: Plan, destination: Destination, options: Options,
         run.result.stopped = f"verify: {exc}"
     except StoppedError:
         pass
-    except KeyboardInterrupt:
-        run.result.interrupted = True
+    except (KeyboardInterrupt, Interrupted) as exc:
+        _interrupted(run.result, exc)
     finally:
         retry.stop.set()  # wakes workers in a backoff; the pool drops what did not start
         pool.shutdown(wait=True, cancel_futures=True)
         verifiers.close()
     run.result.verified = found
+
+
+
+def _interrupted(result: PublishResult, exc: BaseException) -> None:
+    """Ctrl-C or SIGTERM: the run ends after the requests in flight; the command exits
+    128 + the signal number, as every csv2sr command does (:class:`csv2sr.errors.Interrupted`)."""
+    result.interrupted = True
+    if isinstance(exc, Interrupted):
+        result.interrupt_status = exc.exit_status
 
 
 def publish(

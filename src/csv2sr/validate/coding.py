@@ -19,8 +19,9 @@ from pydicom import Dataset
 from pydicom._uid_dict import UID_dictionary
 from pydicom.sr import _concepts_dict
 
+from csv2sr.dicom.paths import item_id_from_path
 from csv2sr.validate.access import sequence, sequence_items, text
-from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+from csv2sr.validate.findings import Finding, Severity, Source
 
 __all__ = ["KNOWN_SCHEMES", "check_codes", "loinc_valid", "verhoeff_valid"]
 

@@ -18,6 +18,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from csv2sr.dicom.paths import item_id_from_trail
 from csv2sr.errors import Csv2srError
 from csv2sr.validate.access import text
 from csv2sr.validate.findings import Finding, Severity, Source
@@ -29,7 +30,6 @@ MAX_DEPTH = 128
 """Nested sequences checked at most (PS3.3 C.17.3 sets no limit on the depth of a content
 tree; TID 1500 needs 6 levels).  A deeper file is one error naming the item where the
 limit is reached, and is not checked further: see docs/reliability.md."""
-_CONTENT_SEQUENCE = 0x0040A730
 _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
                        b"UT", b"SV", b"UV"})
@@ -58,21 +58,11 @@ class DepthError(ScanError):
     """Sequences nested deeper than :data:`MAX_DEPTH`."""
 
     def __init__(self, trail: list[tuple[int, int]]) -> None:
-        self.item = _item_id(trail)
+        self.item = item_id_from_trail(trail)
         where = f" at content item {self.item}" if self.item else ""
         super().__init__(
             f"sequences nested deeper than {MAX_DEPTH} levels{where}: the file is not "
             f"checked further (PS3.3 C.17.3 sets no depth limit; csv2sr checks {MAX_DEPTH})")
-
-
-def _item_id(trail: list[tuple[int, int]]) -> str:
-    """The content item id of the deepest run of ContentSequence items from the root."""
-    ids = ["1"]
-    for tag, index in trail:
-        if tag != _CONTENT_SEQUENCE:
-            break
-        ids.append(str(index))
-    return ".".join(ids) if len(ids) > 1 else ""
 
 
 @dataclass

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pydicom import Dataset
 
 from csv2sr.dicom import vr
+from csv2sr.dicom.paths import content_step
+from csv2sr.dicom.tree import ROOT_ID, child_id
 from csv2sr.validate.access import sequence, text
 from csv2sr.validate.findings import Finding, Severity, Source
 
@@ -139,7 +141,7 @@ def _code_of(ds: Dataset, keyword: str) -> tuple[str, str, str] | None:
 
 def build_tree(ds: Dataset) -> Node:
     """The content tree rooted at the data set (PS3.3 C.17.3)."""
-    root = Node("1", "", ds, None, None, text(ds, "ValueType"),
+    root = Node(ROOT_ID, "", ds, None, None, text(ds, "ValueType"),
                 _code_of(ds, "ConceptNameCodeSequence"))
     _add_children(root)
     return root
@@ -148,7 +150,7 @@ def build_tree(ds: Dataset) -> Node:
 def _add_children(node: Node) -> None:
     for index, item in enumerate(sequence(node.ds, "ContentSequence") or [], start=1):
         child = Node(
-            f"{node.id}.{index}", f"{node.path}/ContentSequence(0040,a730)[{index}]", item,
+            child_id(node.id, index), node.path + content_step(index), item,
             node, text(item, "RelationshipType"), text(item, "ValueType"),
             _code_of(item, "ConceptNameCodeSequence"),
         )

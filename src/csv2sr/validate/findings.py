@@ -3,25 +3,23 @@
 Every finding names the file it belongs to (through its :class:`FileReport`), a severity
 (error, warning, info), the source that produced it (csv2sr's own checks, dciodvfy or
 pixelmed), the content item id (``1.5.1.4``, root = ``1``, PS3.3 C.17.3 tree order) or
-``""`` for header attributes, an attribute path and a message.
+``""`` for header attributes, an attribute path and a message (:mod:`csv2sr.dicom.paths`).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 
+from csv2sr.dicom.tree import sort_key
+
 __all__ = [
-    "ROOT_CONTENT_KEYWORDS",
     "FileReport",
     "Finding",
     "Severity",
     "SkippedFile",
     "Source",
     "ValidationReport",
-    "item_id_from_path",
-    "item_sort_key",
 ]
 
 
@@ -71,15 +69,10 @@ class Finding:
         return (
             self.source.value,
             self.severity.rank,
-            item_sort_key(self.item),
+            sort_key(self.item),
             self.attribute,
             self.message,
         )
-
-
-def item_sort_key(item: str) -> tuple[int, ...]:
-    """``"1.10.2"`` -> ``(1, 10, 2)`` so that item ids sort numerically; ``""`` first."""
-    return tuple(int(part) for part in item.split(".") if part.isdigit())
 
 
 @dataclass
@@ -166,52 +159,3 @@ class ValidationReport:
             "by_severity": by_severity,
             "by_source": by_source,
         }
-
-
-ROOT_CONTENT_KEYWORDS = frozenset(
-    {
-        "ValueType",
-        "ConceptNameCodeSequence",
-        "ContinuityOfContent",
-        "ContentTemplateSequence",
-        "ContentSequence",
-    }
-)
-"""Attributes of the SR Document Content Module that belong to the root item (PS3.3 C.17.3)."""
-
-_COMPONENT = re.compile(r"([A-Za-z0-9]+)?\(([0-9a-fA-F]{4}),([0-9a-fA-F]{4})\)(?:\[(\d+)\])?")
-
-
-def item_id_from_path(path: str) -> str:
-    """Map a dciodvfy-style attribute path to a content item id (PS3.3 C.17.3).
-
-    ``/ContentSequence(0040,a730)[5]/ContentSequence(0040,a730)[1]/ValueType(0040,a040)``
-    is item ``1.5.1``; an attribute of the root item is ``1``; a header attribute is ``""``.
-    """
-    parts = [p for p in path.strip("<>").split("/") if p]
-    ids: list[str] = []
-    for part in parts:
-        match = _COMPONENT.fullmatch(part)
-        if match is None:
-            break
-        group, element, index = match.group(2), match.group(3), match.group(4)
-        if (group.lower(), element.lower()) == ("0040", "a730") and index is not None:
-            ids.append(index)
-            continue
-        if not ids and _keyword_of(match) not in ROOT_CONTENT_KEYWORDS:
-            return ""
-        break
-    return ".".join(["1", *ids]) if parts else ""
-
-
-def _keyword_of(match: re.Match[str]) -> str:
-    keyword = match.group(1) or ""
-    if keyword:
-        return keyword
-    return {
-        "0040a040": "ValueType",
-        "0040a043": "ConceptNameCodeSequence",
-        "0040a050": "ContinuityOfContent",
-        "0040a504": "ContentTemplateSequence",
-    }.get((match.group(2) + match.group(3)).lower(), "")
-

@@ -18,8 +18,9 @@ from pydicom import Dataset
 from pydicom.charset import convert_encodings, decode_bytes
 
 from csv2sr.dicom import vr
+from csv2sr.dicom.paths import item_id_from_path
 from csv2sr.validate.access import text, walk
-from csv2sr.validate.findings import Finding, Severity, Source, item_id_from_path
+from csv2sr.validate.findings import Finding, Severity, Source
 
 __all__ = ["ENUMERATED", "MODULES", "check_attributes", "check_values"]
 

@@ -1,4 +1,6 @@
-"""pixelmed's DicomSRValidator (opt-in): find java and a jar, run many files, parse stdout.
+"""pixelmed's DicomSRValidator (opt-in): run many files in one JVM, parse its stdout.
+
+java and the jar are found by :mod:`csv2sr.tools`.
 
 DicomSRValidator checks the IOD and the templates (PS3.16) with XSLT.  Its exit code is
 always 0, so its stdout is the only result; on Java 17 the JDK's XPath limits must be lifted
@@ -11,9 +13,7 @@ where each file's output begins and ends.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 import zipfile
@@ -25,8 +25,6 @@ from csv2sr.validate.findings import Finding, Severity, Source
 __all__ = [
     "BATCH_SOURCE",
     "JAVA_OPTIONS",
-    "find_java",
-    "find_pixelmed_jar",
     "parse_output",
     "parse_stream",
     "run_pixelmed",
@@ -39,9 +37,6 @@ JAVA_OPTIONS = (
     "-Djdk.xml.xpathTotalOpLimit=0",
 )
 """Without these, Java 17's XPath limits make DicomSRValidator print nothing."""
-
-_CANDIDATE_JARS = (Path("/usr/share/java/pixelmed.jar"),)
-"""Where Debian's ``libpixelmed-java`` puts the jar."""
 
 BEGIN, END = "@@csv2sr-file@@ ", "@@csv2sr-end@@"
 
@@ -68,19 +63,6 @@ public class Csv2srPixelmedBatch {{
 
 _LINE = re.compile(r"^(Error|Warning):\s*(.*)$")
 _ITEM = re.compile(r":\s(1(?:\.\d+)*):\s(/[^:]*?)(?::\s|$)")
-
-
-def find_java() -> Path | None:
-    found = shutil.which("java")
-    return Path(found) if found else None
-
-
-def find_pixelmed_jar(explicit: Path | None = None) -> Path | None:
-    """``explicit`` (``--pixelmed-jar``), else ``$PIXELMED_JAR``, else Debian's jar."""
-    for candidate in (explicit, os.environ.get("PIXELMED_JAR"), *_CANDIDATE_JARS):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydicom.sr import _cid_dict, _concepts_dict
 
-from csv2sr.codes import Codes
+from csv2sr.dicom.codes import Codes
 from csv2sr.validate.access import sequence, text
 from csv2sr.validate.content import Node
 from csv2sr.validate.findings import Finding, Severity, Source

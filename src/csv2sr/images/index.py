@@ -1,34 +1,16 @@
-"""The source images of an annotation table: an index of their headers, and the row checks.
+"""The source images of an annotation table: an index of their headers.
 
 A row carries only UIDs.  When the curator has the annotated CT series (a folder tree of
 DICOM files, or a DICOMweb server), :class:`ImageIndex` reads the *headers* of every
 instance once (never pixel data: ``stop_before_pixels`` and ``specific_tags``), keyed by
-SOP Instance UID (PS3.3 C.12.1.1.1).  :func:`check_row_against_image` then checks each row
-against the image it names, and :func:`enriched_header` gives the encoder the evidence
-dataset it copies the patient and study attributes from (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2)
-and highdicom's ``ImageLibrary`` describes the image with (PS3.16 TID 1600, 1601, 1602,
-1604).
-
-Checks (each a :class:`csv2sr.rows.RowProblem` naming the column, as for any bad input):
-
-========================  =================  ==============================================
-check                     column             rule
-========================  =================  ==============================================
-instance found            instanceUID        the SOP Instance UID is in the index
-same series               seriesUID          Series Instance UID of the image (C.7.3.1)
-same study                StudyInstanceUID   Study Instance UID of the image (C.7.2.1)
-same patient              patientID          Patient ID of the image (C.7.1.1)
-same SOP class            SOPClassUID        only when the cell is not empty
-inside the image          start_x ... end_y  0 <= x <= Columns, 0 <= y <= Rows (C.18.6.1.1)
-length matches spacing    length             within :data:`LENGTH_RELATIVE_TOLERANCE` or
-                                             :data:`LENGTH_ABSOLUTE_TOLERANCE_MM`
-========================  =================  ==============================================
+SOP Instance UID (PS3.3 C.12.1.1.1).  :mod:`csv2sr.images.checks` checks each row against
+the image it names, :mod:`csv2sr.images.enrich` gives the encoder the evidence dataset,
+and :mod:`csv2sr.images.cross` checks SR files against the index (``validate --images``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,52 +18,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import highdicom as hd
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
-from csv2sr.codes import image_modality
 from csv2sr.errors import SourceError
-from csv2sr.rows import Annotation, RowProblem
 
 __all__ = [
     "GEOMETRY_KEYWORDS",
     "HEADER_KEYWORDS",
-    "LENGTH_ABSOLUTE_TOLERANCE_MM",
-    "LENGTH_RELATIVE_TOLERANCE",
     "PARALLEL_THRESHOLD",
     "PATIENT_STUDY_KEYWORDS",
     "DuplicateInstance",
     "ImageIndex",
     "ImageIndexError",
     "SkippedFile",
-    "check_row_against_image",
-    "enriched_header",
     "header_values",
-    "length_problem",
-    "library_ready",
-    "line_length_mm",
     "slim_header",
 ]
 
 log = logging.getLogger(__name__)
-
-LENGTH_RELATIVE_TOLERANCE = 0.0005
-"""A row's ``length`` may differ from the line's length in mm by 0.05 % ...
-
-In the published CCC2017 table ``length`` equals the pixel distance times the image's
-Pixel Spacing to 2e-8 (both are written with ten significant digits), so 0.05 % accepts
-any length rounded to four significant digits or more.  The lengths imply that 1,428 of
-its 1,466 images have a spacing that is a multiple of 1/1024 mm; one such step is 0.05 %
-to 0.2 % of the spacing, so the spacing of a neighbouring image is caught for every line
-longer than 20 mm.
-Spacings closer than that (0.78125 vs 0.7813 mm) cannot be told apart by any tolerance."""
-
-LENGTH_ABSOLUTE_TOLERANCE_MM = 0.01
-"""... or by 0.01 mm, whichever is larger (short lines written with two decimals)."""
 
 PARALLEL_THRESHOLD = 5000
 """Folders with fewer files are read in this process.  Measured (benchmarks/bench_images.py,
@@ -101,12 +59,6 @@ PATIENT_STUDY_KEYWORDS: tuple[str, ...] = (
     "AccessionNumber", "StudyDescription",
 )
 """What the SR copies from its image so that both agree (issue 6)."""
-
-_TYPE2_KEYWORDS: tuple[str, ...] = (
-    "PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-    "ReferringPhysicianName", "StudyID", "AccessionNumber",
-)
-"""Type 2 attributes highdicom reads from the evidence: present, maybe empty."""
 
 GEOMETRY_KEYWORDS: tuple[str, ...] = (
     # PS3.3 C.7.6.3 Image Pixel, C.7.6.2 Image Plane, C.7.4.1 Frame of Reference
@@ -500,241 +452,3 @@ def _all_studies(client: Any) -> list[str]:
         if value:
             uids.append(str(value[0]))
     return sorted(set(uids))
-
-
-# --------------------------------------------------------------------------- row checks
-
-
-def line_length_mm(
-    points: tuple[float, float, float, float], pixel_spacing: Sequence[float]
-) -> float:
-    """Length in mm of the line (x = column, y = row) on an image with ``pixel_spacing``.
-
-    Pixel Spacing is (row spacing, column spacing): the distance between the centres of
-    adjacent rows, then of adjacent columns (PS3.3 C.7.6.2.1.1), so a step in x is a
-    column step and is scaled by the second value.
-    """
-    row_spacing, column_spacing = float(pixel_spacing[0]), float(pixel_spacing[1])
-    x0, y0, x1, y1 = points
-    return math.hypot((x1 - x0) * column_spacing, (y1 - y0) * row_spacing)
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return "" if value is None else str(value)
-
-
-def _identity_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
-    problems = []
-    pairs = (
-        ("seriesUID", "SeriesInstanceUID", row.series_uid, "series"),
-        ("StudyInstanceUID", "StudyInstanceUID", row.study_uid, "study"),
-        ("patientID", "PatientID", row.patient_id, "patient"),
-    )
-    for column, keyword, value, what in pairs:
-        actual = _text(header, keyword)
-        if actual != value:
-            problems.append(RowProblem(
-                column, f"not the {what} of the image {where}, which is {actual!r}", value
-            ))
-    written = row.cells.get("SOPClassUID", "").strip()
-    actual_class = _text(header, "SOPClassUID")
-    if written and written != actual_class:
-        problems.append(
-            RowProblem("SOPClassUID", f"the image {where} is of SOP class {actual_class}", written)
-        )
-    return problems
-
-
-def _geometry_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
-    rows, columns = header.get("Rows"), header.get("Columns")
-    if not rows or not columns:
-        log.debug("%s: no Rows/Columns: coordinates not checked", where)
-        return []
-    problems = []
-    limits = (("start_x", columns, "columns"), ("start_y", rows, "rows"),
-              ("end_x", columns, "columns"), ("end_y", rows, "rows"))
-    for (column, limit, what), value in zip(limits, row.points, strict=True):
-        if not 0 <= value <= int(limit):
-            problems.append(RowProblem(
-                column,
-                f"outside the image {where}: its {what} run from 0 to {int(limit)} "
-                "(PS3.3 C.18.6.1.1)",
-                row.cells.get(column, repr(value)),
-            ))
-    return problems
-
-
-def length_problem(
-    row: Annotation, header: Dataset, where: str = "the image"
-) -> RowProblem | None:
-    """The ``length`` check alone: None when it matches Pixel Spacing or cannot be checked."""
-    spacing = header.get("PixelSpacing")
-    if not spacing or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
-        log.debug("%s: no usable Pixel Spacing: length not checked", where)
-        return None
-    measured = line_length_mm(row.points, spacing)
-    written = float(row.length)
-    tolerance = max(LENGTH_RELATIVE_TOLERANCE * measured, LENGTH_ABSOLUTE_TOLERANCE_MM)
-    if abs(written - measured) <= tolerance:
-        return None
-    ratio = written / measured if measured > 0 else math.inf
-    spacing_text = "\\".join(f"{float(v):g}" for v in spacing)
-    return RowProblem(
-        "length",
-        f"{ratio:.4f} times the {measured:.4f} mm the line measures with Pixel Spacing "
-        f"{spacing_text} (row\\column, mm) of the image {where} "
-        f"(tolerance {LENGTH_RELATIVE_TOLERANCE:.2%} or {LENGTH_ABSOLUTE_TOLERANCE_MM} mm)",
-        row.length,
-    )
-
-
-def check_row_against_image(
-    row: Annotation, index: ImageIndex, *, path: Path
-) -> tuple[Dataset | None, list[RowProblem]]:
-    """Find the row's image in ``index`` and check the row against its header.
-
-    Returns the header (None when the instance is not indexed) and every problem found;
-    ``path`` is the CSV file (named in log messages).  Messages name the image's file or
-    URL.  A row with problems is to be rejected like any other bad row.
-    """
-    header = index.get(row.instance_uid)
-    if header is None:
-        origin = index.origin or "the image index"
-        return None, [RowProblem(
-            "instanceUID",
-            f"no source image with this SOP Instance UID in {origin} "
-            f"({len(index)} instances indexed)",
-            row.instance_uid,
-        )]
-    where = index.source(row.instance_uid) or row.instance_uid
-    problems = _identity_problems(row, header, where)
-    try:
-        problems.extend(_geometry_problems(row, header, where))
-        length = length_problem(row, header, where)
-    except (ValueError, TypeError, OverflowError) as exc:  # a malformed IS/DS/US value
-        problems.append(RowProblem(
-            "instanceUID",
-            f"the header of the image {where} has an unusable Rows, Columns or Pixel "
-            f"Spacing ({exc})",
-            row.instance_uid,
-        ))
-        length = None
-    if length is not None:
-        problems.append(length)
-    for keyword, value in (("StudyDate", row.study_date), ("StudyTime", row.study_time)):
-        actual = _text(header, keyword)
-        if value and actual and not _same_time_or_date(actual, value):
-            log.warning(
-                "%s:%d: %s %r differs from the image's %r (%s); the image's value is used",
-                path, row.line, keyword, value, actual, where,
-            )
-    return header, problems
-
-
-def _same_time_or_date(a: str, b: str) -> bool:
-    try:
-        return abs(float(a) - float(b)) < 1e-6
-    except ValueError:
-        return a == b
-
-
-# --------------------------------------------------------------------------- enrichment
-
-
-_LIBRARY_READY: dict[tuple[Any, ...], bool] = {}
-"""library_ready's verdict per header *shape* (SOP class, modality, which values exist)."""
-
-
-def _shape(header: Dataset) -> tuple[Any, ...]:
-    present = []
-    for keyword in GEOMETRY_KEYWORDS:
-        value = header.get(keyword)
-        if value is None or value == "":
-            present.append(0)
-        elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            present.append(sum(v not in (None, "") for v in value))
-        else:
-            present.append(1)
-    return (str(header.get("SOPClassUID", "")), str(header.get("Modality", "")), *present)
-
-
-_NUMERIC_GEOMETRY = (
-    "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
-    "SliceThickness", "ImagerPixelSpacing",
-)
-
-
-def _numbers_readable(header: Dataset) -> bool:
-    """Every numeric geometry value present decodes as a finite number."""
-    try:
-        for keyword in _NUMERIC_GEOMETRY:
-            value = header.get(keyword)
-            if value is None or value == "":
-                continue
-            items = value if isinstance(value, (list, tuple)) or type(value).__name__ == (
-                "MultiValue") else [value]
-            if not all(math.isfinite(float(v)) for v in items):
-                return False
-    except (ValueError, TypeError, OverflowError):
-        return False
-    return True
-
-
-def library_ready(header: Dataset) -> bool:
-    """True when highdicom can describe the image in TID 1602/1603/1604 from ``header``.
-
-    Decided by building ``hd.sr.ImageLibraryEntryDescriptors`` once per header shape
-    (SOP class, modality, number of values of each geometry attribute), then cached.
-    """
-    if not header.get("Rows") or not header.get("Columns") or not header.get("SOPClassUID"):
-        return False
-    if not _numbers_readable(header):
-        return False
-    shape = _shape(header)
-    verdict = _LIBRARY_READY.get(shape)
-    if verdict is None:
-        try:
-            hd.sr.ImageLibraryEntryDescriptors(header)
-            verdict = True
-        except Exception as exc:  # highdicom raises several types for missing values
-            log.debug("%s: no Image Library descriptors (%s)", header.get("SOPInstanceUID"), exc)
-            verdict = False
-        _LIBRARY_READY[shape] = verdict
-    return verdict
-
-
-def enriched_header(header: Dataset, row: Annotation) -> Dataset:
-    """The evidence dataset for the row's SR, built from its image's header.
-
-    Patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) are the image's, so
-    that the SR agrees with its images; the Type 2 ones that the image lacks are present
-    and empty (the row's Study Date/Time stand in when the image has no such element).
-    SOP Class, Series and Modality are the image's.  Rows, Columns and the geometry of
-    TID 1602/1604 (Pixel Spacing, Image Orientation/Position (Patient), Slice Thickness,
-    Frame of Reference UID) are copied *only* when :func:`library_ready` holds, so the
-    encoder can rely on "has Rows" to call ``hd.sr.ImageLibrary([header])``.
-    """
-    out = Dataset()
-    for keyword in ("SpecificCharacterSet", *PATIENT_STUDY_KEYWORDS,
-                    "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "Modality"):
-        if keyword in header:
-            out[keyword] = header[keyword]
-    fallback = {"StudyDate": row.study_date, "StudyTime": row.study_time,
-                "PatientID": row.patient_id, "StudyInstanceUID": row.study_uid,
-                "SeriesInstanceUID": row.series_uid, "SOPInstanceUID": row.instance_uid,
-                "SOPClassUID": row.sop_class_uid}
-    for keyword, value in fallback.items():
-        if keyword not in out:
-            setattr(out, keyword, value)
-    for keyword in _TYPE2_KEYWORDS:
-        if keyword not in out:
-            setattr(out, keyword, "")
-    if "Modality" not in out:
-        modality = image_modality(str(out.SOPClassUID))
-        out.Modality = modality.value if modality is not None else "OT"
-    if library_ready(header):
-        for keyword in GEOMETRY_KEYWORDS:
-            if keyword in header:
-                out[keyword] = header[keyword]
-    return out

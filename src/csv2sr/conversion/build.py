@@ -2,8 +2,8 @@
 
 This is the reference builder: the content tree is made by highdicom's TID 1500 classes,
 then the few values highdicom cannot express are set on the dataset (verbatim ``length``,
-reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.fastpath` must produce exactly the
-same datasets; a test proves it on every row of the real CSV.
+reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.conversion.fastpath` must produce
+exactly the same datasets; a test proves it on every row of the real CSV.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import highdicom as hd
@@ -28,11 +27,12 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
-from csv2sr.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
-from csv2sr.ohif import UID_PART, tracking_identifier
+from csv2sr.conversion.checks import Annotation, RowProblem
+from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
+from csv2sr.dicom.ohif import UID_PART, tracking_identifier
+from csv2sr.dicom.tree import datasets
+from csv2sr.dicom.uids import derive_uid
 from csv2sr.profiles import Profile
-from csv2sr.rows import Annotation, RowProblem
-from csv2sr.uids import derive_uid
 
 __all__ = [
     "RowUIDs",
@@ -51,7 +51,7 @@ IMPLEMENTATION_VERSION_NAME = f"CSV2SR_{__version__}"[:16]
 
 @dataclass(frozen=True)
 class RowUIDs:
-    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.uids`)."""
+    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.dicom.uids`)."""
 
     series: str
     sop_instance: str
@@ -66,7 +66,7 @@ def row_uids(
     One series per SR, as the 2018 TCIA release had: OHIF shows one SR per series (the one
     with the highest Instance Number), so a series per study would hide all but one of its
     rows (docs/conformance.md, "Series").  ``ohif`` (the Cornerstone3D Tracking Identifier,
-    :mod:`csv2sr.ohif`) changes the bytes as the code mode does, so it names a different
+    :mod:`csv2sr.dicom.ohif`) changes the bytes as the code mode does, so it names a different
     series and instance.  The tracking UID names the finding (the line), so it depends on
     neither.
     """
@@ -82,8 +82,8 @@ def row_uids(
 def modality(row: Annotation) -> Code:
     """The modality of the row's image, from its SOP Class (PS3.16 TID 1602 row 1, CID 29).
 
-    :func:`csv2sr.rows.check_row` accepts only SOP classes that have one; an image header
-    of another class (``encode(header=...)``) is refused here, naming the column.
+    :func:`csv2sr.conversion.checks.check_row` accepts only SOP classes that have one; an
+    image header of another class (``encode(header=...)``) is refused here, naming the column.
     """
     code = image_modality(row.sop_class_uid)
     if code is None:
@@ -214,7 +214,7 @@ def _measurement_group(
     and one TID 300 Length (row 9) INFERRED FROM its SCOORD POLYLINE (TID 300 row 12).
 
     The Tracking Identifier is ``_id``, after the Cornerstone3D Length prefix with ``ohif``
-    (:func:`csv2sr.ohif.tracking_identifier`)."""
+    (:func:`csv2sr.dicom.ohif.tracking_identifier`)."""
     x0, y0, x1, y1 = row.points
     line = hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
@@ -268,21 +268,13 @@ def build_content(
     return report
 
 
-def _walk(ds: Dataset) -> Iterator[Dataset]:
-    yield ds
-    for element in ds:
-        if element.VR == "SQ":
-            for item in element.value:
-                yield from _walk(item)
-
-
 def _verbatim_length(ds: Dataset, length: str) -> None:
     """TID 300 row 1: the Length NUM carries ``length`` exactly as the CSV wrote it (a DS).
 
     Only the Length measurement: the TID 1604 descriptors of an Image Library entry are
     NUMs too and keep the image's values.
     """
-    for item in _walk(ds):
+    for item in datasets(ds):
         names = item.get("ConceptNameCodeSequence")
         if (
             item.get("ValueType") == "NUM"
@@ -299,7 +291,7 @@ def _verbatim_length(ds: Dataset, length: str) -> None:
 
 def _to_srt(ds: Dataset) -> None:
     """Replace every SNOMED CT code that has a 2018 SNOMED-RT equivalent (``--codes srt``)."""
-    for item in _walk(ds):
+    for item in datasets(ds):
         if item.get("CodingSchemeDesignator") == "SCT":
             srt = to_srt(Code(item.CodeValue, "SCT", item.CodeMeaning))
             item.CodeValue = srt.value
@@ -313,7 +305,7 @@ def _unnamed_references(ds: Dataset) -> None:
     measurement is INFERRED FROM, and the IMAGE it is SELECTED FROM) give these items no
     concept name; the reference SR has none (PS3.3 C.17.3: optional for these value types).
     """
-    for item in _walk(ds):
+    for item in datasets(ds):
         if item.get("ValueType") in {"IMAGE", "SCOORD"} and "ConceptNameCodeSequence" in item:
             name = item.ConceptNameCodeSequence[0]
             if name.CodeValue == Codes.SOURCE.value:
@@ -335,7 +327,7 @@ _TEXT_VRS = {"PN", "LO", "SH", "UT", "ST", "LT"}
 
 
 def _needs_unicode(ds: Dataset) -> bool:
-    for item in _walk(ds):
+    for item in datasets(ds):
         for element in item:
             value = element.value
             if element.VR in _TEXT_VRS and value and not str(value).isascii():
@@ -390,11 +382,11 @@ def encode(
     """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
     ``header`` is the annotated image's header when the source images are known
-    (:func:`csv2sr.images.enriched_header`): it is the evidence highdicom copies the
+    (:func:`csv2sr.images.enrich.enriched_header`): it is the evidence highdicom copies the
     Patient and General Study modules from, and, when it holds the image attributes
     (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
     Otherwise :func:`source_header` stands in for it.  ``ohif`` writes the Tracking
-    Identifier OHIF loads as an editable Length tool (:mod:`csv2sr.ohif`).
+    Identifier OHIF loads as an editable Length tool (:mod:`csv2sr.dicom.ohif`).
     """
     if header is not None and header.get("SOPClassUID"):
         # the image's own SOP Class wins over the table's (or its CT default)
@@ -459,7 +451,7 @@ def failure_problem(row: Annotation, exc: BaseException) -> RowProblem:
     exception: ...", with a whole traceback each time), so the message can be 100,000
     characters; only the innermost attribute and the first line of its cause are kept.
     The column is the one that feeds that attribute, else the one whose value the message
-    quotes, else ``(row)``.  :func:`csv2sr.rows.check_row` is meant to make this rare.
+    quotes, else ``(row)``.  :func:`csv2sr.conversion.checks.check_row` is meant to make this rare.
     """
     text = str(exc)
     wrapped = list(_WRAPPED.finditer(text))

@@ -9,6 +9,6 @@ the format cannot carry; ``encode`` gives the Part 10 bytes, csv2sr's or pixelme
 
 from __future__ import annotations
 
-from csv2sr.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.errors import SrXmlError
 
 __all__ = ["SrXmlError"]

@@ -1,4 +1,4 @@
-"""The same SR files as :func:`csv2sr.encode.encode`, an order of magnitude faster.
+"""The same SR files as :func:`csv2sr.conversion.build.encode`, an order of magnitude faster.
 
 highdicom's SR constructor costs 16-21 ms per document (deep copies, the evidence walk, a
 re-parse of the content tree) and pydicom's writer another 3-5 ms.  Rows of one *shape*
@@ -32,12 +32,13 @@ from pydicom import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
-from csv2sr.codes import CodeMode, Codes, code_key, image_modality, to_srt
-from csv2sr.encode import dataset_bytes, encode, row_uids
+from csv2sr.conversion.build import dataset_bytes, encode, row_uids
+from csv2sr.conversion.checks import Annotation
+from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, to_srt
+from csv2sr.dicom.ohif import tracking_identifier
+from csv2sr.dicom.tree import content_items
 from csv2sr.errors import Csv2srError
-from csv2sr.ohif import tracking_identifier
 from csv2sr.profiles import Profile
-from csv2sr.rows import Annotation
 
 __all__ = ["FastEncoder", "TemplateError", "row_values", "set_fields"]
 
@@ -116,12 +117,6 @@ _SENTINELS: dict[str, Value] = {
 }
 
 
-def _items(ds: Dataset) -> Iterator[Dataset]:
-    for item in ds.get("ContentSequence", []):
-        yield item
-        yield from _items(item)
-
-
 def _name(item: Dataset) -> tuple[str, str] | None:
     names = item.get("ConceptNameCodeSequence")
     if not names:
@@ -142,7 +137,8 @@ _FINDING_SITE = code_key(Codes.FINDING_SITE)
 
 
 def set_fields(ds: Dataset, values: dict[str, Value]) -> Dataset:
-    """Set every row-dependent value of an SR made by :func:`csv2sr.encode.encode`, in place.
+    """Set every row-dependent value of an SR made by :func:`~csv2sr.conversion.build.encode`
+    (in place).
 
     The places are those the encoder fills from a row: the Patient and General Study
     modules (PS3.3 C.7.1.1, C.7.2.1), SR Document Series and General (C.17.1, C.17.2:
@@ -169,7 +165,7 @@ def set_fields(ds: Dataset, values: dict[str, Value]) -> Dataset:
     series = evidence.ReferencedSeriesSequence[0]
     series.SeriesInstanceUID = values["series_uid"]
     _reference(series.ReferencedSOPSequence[0], values)
-    for item in _items(ds):
+    for _, item in content_items(ds):
         _set_item(item, values)
     return ds
 
@@ -379,7 +375,7 @@ class FastEncoder:
         self.templates: dict[_Shape, ByteTemplate | None] = {}
 
     def encode_bytes(self, row: Annotation) -> bytes:
-        """The Part 10 file :func:`csv2sr.encode.encode` would give for ``row``."""
+        """The Part 10 file :func:`csv2sr.conversion.build.encode` would give for ``row``."""
         shape = _shape(row)
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:

@@ -22,9 +22,10 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag, Tag
 
-from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.pixelmed_compat import format_float32, format_float64, java_trim
-from csv2sr.srxml.read import CONTENT, CONTENT_ATTRIBUTES, HEADER, ITEM_ELEMENTS, ROOT
+from csv2sr.dicom.tree import item_id
+from csv2sr.formats.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.pixelmed_compat import format_float32, format_float64, java_trim
+from csv2sr.formats.srxml.read import CONTENT, CONTENT_ATTRIBUTES, HEADER, ITEM_ELEMENTS, ROOT
 
 __all__ = ["write_sr_xml"]
 
@@ -192,7 +193,7 @@ class _Writer:
     # ---- the content tree ---------------------------------------------------------------
 
     def item(self, ds: Dataset, position: list[int], depth: int) -> None:
-        where = f"content item {'.'.join(map(str, position))}"
+        where = f"content item {item_id(position)}"
         if "ReferencedContentItemIdentifier" in ds:
             self.reference(ds, position, depth, where)
             return
@@ -452,7 +453,8 @@ def _keywords(ds: Dataset) -> set[str]:
 
 
 def _item_id(position: list[int]) -> str:
-    return "ci_" + ".".join(str(n) for n in position)
+    """The XML ID of a content item: ``ci_`` and its id (:mod:`csv2sr.dicom.tree`)."""
+    return "ci_" + item_id(position)
 
 
 def _escape_text(text: str) -> str:

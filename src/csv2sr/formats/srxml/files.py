@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from csv2sr.errors import SourceError
-from csv2sr.filemap import read_dicom_file
-from csv2sr.srxml.dicom_file import part10_bytes
-from csv2sr.srxml.read import read_sr_xml
-from csv2sr.srxml.write import write_sr_xml
+from csv2sr.formats.filemap import read_dicom_file
+from csv2sr.formats.srxml.dicom_file import part10_bytes
+from csv2sr.formats.srxml.read import read_sr_xml
+from csv2sr.formats.srxml.write import write_sr_xml
 
 __all__ = ["dicom_file_to_xml", "xml_file_to_dicom"]
 

@@ -11,8 +11,8 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from csv2sr import __version__
-from csv2sr.srxml.pixelmed_compat import mark_undefined_lengths, pixelmed_file_meta
-from csv2sr.uids import derive_uid
+from csv2sr.dicom.uids import derive_uid
+from csv2sr.formats.srxml.pixelmed_compat import mark_undefined_lengths, pixelmed_file_meta
 
 __all__ = ["csv2sr_file_meta", "part10_bytes"]
 

@@ -1,0 +1,349 @@
+"""Run a conversion: rows in, one SR file per good row, a manifest and the rejected rows out.
+
+Rows stream from :func:`csv2sr.conversion.checks.read_rows` in input order, are encoded in
+worker processes in small chunks (memory stays flat), and every file is written by
+:mod:`csv2sr.atomic`: a temporary file in the target folder, then ``os.replace``, never
+through a symbolic link.  An interrupted run leaves no partial ``.dcm``.  The manifest has
+one line per input row, converted or rejected.  What a run owns in OUTDIR (and so may
+replace or remove), the stale-file removal and the OUTDIR lock are
+:mod:`csv2sr.conversion.outputs`; after a successful run ``sr/`` holds exactly the
+converted rows of the manifest.
+
+Output layout::
+
+    OUTDIR/manifest.csv                     one line per input row
+    OUTDIR/rejected.csv                     the rejected rows, their cells, line and reason
+    OUTDIR/sr/<PatientID>/order-<order>.dcm one SR per converted row
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydicom import Dataset
+
+from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
+from csv2sr.conversion.build import dataset_bytes, encode, failure_problem, row_uids
+from csv2sr.conversion.checks import Annotation, InputFileError, RowError, RowProblem, read_rows
+from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.conversion.outputs import (
+    OutdirLock,
+    Owned,
+    check_kinds,
+    refuse_foreign,
+    remove_leftovers,
+    remove_stale,
+    scan_sr,
+    sr_relpath,
+)
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.errors import leave_interrupts
+from csv2sr.images.checks import check_row_against_image
+from csv2sr.images.enrich import enriched_header
+from csv2sr.images.index import ImageIndex
+from csv2sr.profiles import Profile, get_profile
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "ConversionResult",
+    "InputFileError",
+    "OutputError",
+    "convert",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = (
+    "line", "order", "_id", "path", "sop_instance_uid", "series_instance_uid",
+    "tracking_uid", "status", "message",
+)
+CHUNK = 32
+"""Rows per task sent to a worker: large enough to amortise IPC, small enough to stream."""
+
+
+@dataclass
+class ConversionResult:
+    """What a conversion did; ``errors`` holds every rejected row with its reasons."""
+
+    csv_path: Path
+    outdir: Path
+    rows_read: int = 0
+    converted: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """SRs written per second."""
+        return self.converted / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was converted."""
+        return self.rejected == 0
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A converted row, as the manifest records it."""
+
+    line: int
+    order: int
+    annotation_id: str
+    path: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    tracking_uid: str
+
+
+class _Worker:
+    """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
+    image index."""
+
+    def __init__(
+        self, csv_path: Path, outdir: Path, profile: Profile, mode: CodeMode,
+        images: ImageIndex | None, fast: bool, ohif: bool = False,
+    ) -> None:
+        self.csv_path = csv_path
+        self.outdir = outdir
+        self.profile = profile
+        self.mode = mode
+        self.ohif = ohif
+        self.images = images
+        self.fast = FastEncoder(profile, mode, ohif) if fast and images is None else None
+
+    def handle(self, item: Annotation | RowError) -> _Done | RowError:
+        if isinstance(item, RowError):
+            return item
+        header: Dataset | None = None
+        if self.images is not None:
+            found, problems = check_row_against_image(item, self.images, path=self.csv_path)
+            if problems:
+                return RowError(self.csv_path, item.line, tuple(problems), item.cells)
+            header = enriched_header(found, item) if found is not None else None
+        try:
+            if self.fast is not None:
+                data = self.fast.encode_bytes(item)
+            else:
+                data = dataset_bytes(
+                    encode(item, self.profile, self.mode, header=header, ohif=self.ohif)
+                )
+        except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
+            # one line naming the column; the whole traceback only with -vv
+            log.debug("line %d: could not be encoded", item.line, exc_info=True)
+            problem = failure_problem(item, exc)
+            return RowError(self.csv_path, item.line, (problem,), item.cells)
+        relpath = sr_relpath(item)
+        refused = self.write(item, relpath, data)
+        if refused is not None:
+            return refused
+        uids = row_uids(item, self.profile, self.mode, self.ohif)
+        return _Done(
+            item.line, item.order, item.annotation_id, relpath,
+            uids.sop_instance, uids.series, uids.tracking,
+        )
+
+
+    def write(self, item: Annotation, relpath: str, data: bytes) -> RowError | None:
+        """Write one SR inside OUTDIR (never through a link); a name the file system
+        cannot hold is a rejected row, any other failure of the system stops the run."""
+        try:
+            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False)
+        except OutputError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            problem = RowProblem(
+                "order", f"the file name {relpath} is too long for the file system", str(item.order)
+            )
+            return RowError(self.csv_path, item.line, (problem,), item.cells)
+        return None
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(args: tuple[Any, ...]) -> None:
+    global _WORKER  # noqa: PLW0603  (one worker object per process)
+    _WORKER = _Worker(*args)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    remove_in_flight()
+    os._exit(128 + signum)
+
+
+def _init_pool_worker(args: tuple[Any, ...]) -> None:
+    """A worker process: Ctrl-C is the parent's to handle (it ends the pool); SIGTERM (the
+    pool ending it, or a signal to the whole process group) removes the file being
+    written and ends the process at once, without a traceback."""
+    leave_interrupts()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _init_worker(args)
+
+
+def _run_chunk(chunk: list[Annotation | RowError]) -> list[_Done | RowError]:
+    assert _WORKER is not None, "worker not initialised"
+    return [_WORKER.handle(item) for item in chunk]
+
+
+def _chunks(items: Iterable[Annotation | RowError]) -> Iterator[list[Annotation | RowError]]:
+    chunk: list[Annotation | RowError] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Any:
+    """The worker pool, started with SIGINT ignored: a process started with a signal
+    ignored keeps it ignored (POSIX exec), so the fork server and every worker it forks
+    ignore Ctrl-C from birth (the parent ends them), with no window for a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _results(
+    items: Iterable[Annotation | RowError], jobs: int, worker_args: tuple[Any, ...]
+) -> Iterator[_Done | RowError]:
+    if jobs <= 1:
+        _init_worker(worker_args)
+        for chunk in _chunks(items):
+            yield from _run_chunk(chunk)
+        return
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    with _pool(context, jobs, worker_args) as pool:
+        for results in pool.imap(_run_chunk, _chunks(items)):
+            yield from results
+    # Leaving the block terminates the workers (SIGTERM: each removes the file it is
+    # writing and ends at once); every result is in by then.
+
+
+def _manifest_line(item: _Done | RowError) -> list[str]:
+    if isinstance(item, RowError):
+        return [
+            str(item.line), item.cells.get("order", ""), item.cells.get("_id", ""),
+            "", "", "", "", "rejected", item.reason,
+        ]
+    return [
+        str(item.line), str(item.order), item.annotation_id, item.path,
+        item.sop_instance_uid, item.series_instance_uid, item.tracking_uid, "converted", "",
+    ]
+
+
+def _convert_rows(
+    items: Iterable[Annotation | RowError], result: ConversionResult, owned: Owned,
+    worker_args: tuple[Any, ...], workers: int, progress: Callable[[int], None] | None,
+) -> None:
+    """Convert every row, then remove the stale SRs.  ``rejected.csv`` and ``manifest.csv``
+    are committed after that (the manifest last), so that a run that fails or is
+    interrupted leaves neither, and a manifest always tells what ``sr/`` holds."""
+    out: Path = worker_args[1]
+    prof: Profile = worker_args[2]
+    written: set[str] = set()
+    with (
+        atomic_text(out / "manifest.csv", root=out) as manifest_file,
+        atomic_text(out / "rejected.csv", root=out) as rejected_file,
+    ):
+        manifest = csv.writer(manifest_file, lineterminator="\n")
+        rejected = csv.writer(rejected_file, lineterminator="\n")
+        manifest.writerow(MANIFEST_COLUMNS)
+        rejected.writerow((*prof.columns, "line", "reason"))
+        for done in _results(items, workers, worker_args):
+            result.rows_read += 1
+            manifest.writerow(_manifest_line(done))
+            if isinstance(done, RowError):
+                result.rejected += 1
+                result.errors.append(done)
+                rejected.writerow(
+                    [done.cells.get(c, "") for c in prof.columns] + [str(done.line), done.reason]
+                )
+                for message in done.messages():
+                    log.info("rejected: %s", message)
+            else:
+                result.converted += 1
+                written.add(done.path)
+            if progress is not None:
+                progress(result.rows_read)
+        remove_stale(out, owned, written)
+
+
+def convert(
+    csv_path: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    *,
+    jobs: int | None = None,
+    codes: str | CodeMode = CodeMode.SCT,
+    profile: str | Profile = "ccc2017",
+    images: ImageIndex | None = None,
+    progress: Callable[[int], None] | None = None,
+    fast: bool = True,
+    ohif: bool = False,
+) -> ConversionResult:
+    """Convert every row of ``csv_path`` into one SR under ``outdir``.
+
+    ``jobs`` worker processes (default: the CPU count); ``codes`` ``"sct"`` or ``"srt"``;
+    ``images`` an :class:`csv2sr.images.index.ImageIndex` of the source images, which adds the
+    image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
+    done after each row; ``fast=False`` builds every SR with highdicom (the reference
+    builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`;
+    ``ohif=True`` writes the Tracking Identifier that OHIF loads as an editable Length
+    measurement, ``Cornerstone3DTools@^0.1.0:Length:<_id>`` (:mod:`csv2sr.dicom.ohif`,
+    docs/ohif.md), with its own SOP Instance and Series UIDs.
+
+    Raises :class:`InputFileError` when the file as a whole is unusable, and
+    :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no
+    permission, another run holding it, something in ``sr/`` that csv2sr did not write).
+    """
+    started = time.perf_counter()
+    source = Path(csv_path)
+    out = Path(outdir)
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    mode = CodeMode(codes)
+    workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+    result = ConversionResult(csv_path=source, outdir=out)
+    rows = read_rows(source, prof)
+    first = next(rows)  # raises InputFileError before anything is written
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(out, "is not a folder", errno.ENOTDIR) from None
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    with OutdirLock(out):
+        check_kinds(out)
+        owned = scan_sr(out)
+        refuse_foreign(out, owned)
+        remove_leftovers(out, owned)
+        _convert_rows(
+            itertools.chain([first], rows), result, owned,
+            (source, out, prof, mode, images, fast, ohif), workers, progress,
+        )
+    result.seconds = time.perf_counter() - started
+    log.info(
+        "%s: %d rows read, %d converted, %d rejected in %.1f s",
+        source, result.rows_read, result.converted, result.rejected, result.seconds,
+    )
+    return result
+
