@@ -107,14 +107,13 @@ def test_header(real_csv: Path) -> None:
     assert ds.Manufacturer == "csv2sr"
 
 
-def test_same_series_for_a_study_new_instance_per_row(real_csv: Path) -> None:
+def test_a_series_and_an_instance_per_row(real_csv: Path) -> None:
     rows = [r for r in read_rows(real_csv, PROFILE) if isinstance(r, Annotation)]
-    by_study: dict[str, set[str]] = {}
-    for row in rows:
-        by_study.setdefault(row.study_uid, set()).add(row_uids(row, PROFILE, CodeMode.SCT).series)
-    assert all(len(series) == 1 for series in by_study.values())
-    sops = {row_uids(r, PROFILE, CodeMode.SCT).sop_instance for r in rows}
-    assert len(sops) == len(rows)
+    uids = [row_uids(r, PROFILE, CodeMode.SCT) for r in rows]
+    series = {u.series for u in uids}
+    assert len(series) == len(rows) == 2345  # OHIF shows one SR per series: all of them
+    sops = {u.sop_instance for u in uids}
+    assert len(sops) == len(rows) and not sops & series
     srt = row_uids(rows[0], PROFILE, CodeMode.SRT)
     sct = row_uids(rows[0], PROFILE, CodeMode.SCT)
     assert srt.sop_instance != sct.sop_instance and srt.tracking == sct.tracking

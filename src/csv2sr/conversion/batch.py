@@ -111,18 +111,20 @@ class _Done:
 
 
 class _Worker:
-    """Per-process state: the profile, code mode, fast encoder and optional image index."""
+    """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
+    image index."""
 
     def __init__(
         self, csv_path: Path, outdir: Path, profile: Profile, mode: CodeMode,
-        images: ImageIndex | None, fast: bool,
+        images: ImageIndex | None, fast: bool, ohif: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
         self.profile = profile
         self.mode = mode
+        self.ohif = ohif
         self.images = images
-        self.fast = FastEncoder(profile, mode) if fast and images is None else None
+        self.fast = FastEncoder(profile, mode, ohif) if fast and images is None else None
 
     def handle(self, item: Annotation | RowError) -> _Done | RowError:
         if isinstance(item, RowError):
@@ -137,7 +139,9 @@ class _Worker:
             if self.fast is not None:
                 data = self.fast.encode_bytes(item)
             else:
-                data = dataset_bytes(encode(item, self.profile, self.mode, header=header))
+                data = dataset_bytes(
+                    encode(item, self.profile, self.mode, header=header, ohif=self.ohif)
+                )
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
             # one line naming the column; the whole traceback only with -vv
             log.debug("line %d: could not be encoded", item.line, exc_info=True)
@@ -147,7 +151,7 @@ class _Worker:
         refused = self.write(item, relpath, data)
         if refused is not None:
             return refused
-        uids = row_uids(item, self.profile, self.mode)
+        uids = row_uids(item, self.profile, self.mode, self.ohif)
         return _Done(
             item.line, item.order, item.annotation_id, relpath,
             uids.sop_instance, uids.series, uids.tracking,
@@ -295,6 +299,7 @@ def convert(
     images: ImageIndex | None = None,
     progress: Callable[[int], None] | None = None,
     fast: bool = True,
+    ohif: bool = False,
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
@@ -302,7 +307,10 @@ def convert(
     ``images`` an :class:`csv2sr.images.index.ImageIndex` of the source images, which adds the
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
-    builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`.
+    builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`;
+    ``ohif=True`` writes the Tracking Identifier that OHIF loads as an editable Length
+    measurement, ``Cornerstone3DTools@^0.1.0:Length:<_id>`` (:mod:`csv2sr.dicom.ohif`,
+    docs/ohif.md), with its own SOP Instance and Series UIDs.
 
     Raises :class:`InputFileError` when the file as a whole is unusable, and
     :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no
@@ -330,7 +338,7 @@ def convert(
         remove_leftovers(out, owned)
         _convert_rows(
             itertools.chain([first], rows), result, owned,
-            (source, out, prof, mode, images, fast), workers, progress,
+            (source, out, prof, mode, images, fast, ohif), workers, progress,
         )
     result.seconds = time.perf_counter() - started
     log.info(

@@ -29,6 +29,7 @@ from pydicom.valuerep import DA, TM
 from csv2sr import __version__
 from csv2sr.conversion.checks import Annotation, RowProblem
 from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
+from csv2sr.dicom.ohif import UID_PART, tracking_identifier
 from csv2sr.dicom.tree import datasets
 from csv2sr.dicom.uids import derive_uid
 from csv2sr.profiles import Profile
@@ -57,15 +58,23 @@ class RowUIDs:
     tracking: str
 
 
-def row_uids(row: Annotation, profile: Profile, mode: CodeMode) -> RowUIDs:
-    """Deterministic UIDs: one SR series per study, an instance per row and code mode.
+def row_uids(
+    row: Annotation, profile: Profile, mode: CodeMode, ohif: bool = False
+) -> RowUIDs:
+    """Deterministic UIDs: an SR series and an instance per row, code mode and ``ohif``.
 
-    The tracking UID names the finding (the line), so it does not depend on the code mode.
+    One series per SR, as the 2018 TCIA release had: OHIF shows one SR per series (the one
+    with the highest Instance Number), so a series per study would hide all but one of its
+    rows (docs/conformance.md, "Series").  ``ohif`` (the Cornerstone3D Tracking Identifier,
+    :mod:`csv2sr.dicom.ohif`) changes the bytes as the code mode does, so it names a different
+    series and instance.  The tracking UID names the finding (the line), so it depends on
+    neither.
     """
     identity = (row.annotation_id, row.instance_uid, *(repr(p) for p in row.points))
+    variant = (profile.name, mode.value, *((UID_PART,) if ohif else ()))
     return RowUIDs(
-        series=derive_uid("series", profile.name, mode.value, row.study_uid),
-        sop_instance=derive_uid("sop", profile.name, mode.value, *identity),
+        series=derive_uid("series", *variant, *identity),
+        sop_instance=derive_uid("sop", *variant, *identity),
         tracking=derive_uid("tracking", profile.name, *identity),
     )
 
@@ -199,10 +208,13 @@ def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentIt
 
 
 def _measurement_group(
-    row: Annotation, profile: Profile, uids: RowUIDs
+    row: Annotation, profile: Profile, uids: RowUIDs, ohif: bool
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8),
-    and one TID 300 Length (row 9) INFERRED FROM its SCOORD POLYLINE (TID 300 row 12)."""
+    and one TID 300 Length (row 9) INFERRED FROM its SCOORD POLYLINE (TID 300 row 12).
+
+    The Tracking Identifier is ``_id``, after the Cornerstone3D Length prefix with ``ohif``
+    (:func:`csv2sr.dicom.ohif.tracking_identifier`)."""
     x0, y0, x1, y1 = row.points
     line = hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
@@ -220,7 +232,8 @@ def _measurement_group(
     )
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=uids.tracking, identifier=row.annotation_id
+            uid=uids.tracking,
+            identifier=tracking_identifier("Length", row.annotation_id, ohif),
         ),
         finding_type=Codes.NEOPLASM,
         finding_sites=[hd.sr.FindingSite(anatomic_location=profile.organ(row.anatomy))],
@@ -230,13 +243,13 @@ def _measurement_group(
 
 def build_content(
     row: Annotation, profile: Profile, uids: RowUIDs, header: Dataset,
-    image_library: hd.sr.ContainerContentItem | None = None,
+    image_library: hd.sr.ContainerContentItem | None = None, ohif: bool = False,
 ) -> hd.sr.MeasurementReport:
     """PS3.16 TID 1500 rows 1-6 for one row (row 4, Procedure Reported, from the modality)."""
     report = hd.sr.MeasurementReport(
         observation_context=_observer_context(row),
         procedure_reported=procedure_reported(modality(row)),
-        imaging_measurements=[_measurement_group(row, profile, uids)],
+        imaging_measurements=[_measurement_group(row, profile, uids, ohif)],
         title=Codes.TITLE,
         language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
             language=hd.sr.CodedConcept.from_code(Codes.ENGLISH_US)
@@ -364,6 +377,7 @@ def encode(
     mode: CodeMode = CodeMode.SCT,
     header: Dataset | None = None,
     image_library: hd.sr.ContainerContentItem | None = None,
+    ohif: bool = False,
 ) -> Dataset:
     """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
@@ -371,14 +385,15 @@ def encode(
     (:func:`csv2sr.images.enrich.enriched_header`): it is the evidence highdicom copies the
     Patient and General Study modules from, and, when it holds the image attributes
     (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
-    Otherwise :func:`source_header` stands in for it.
+    Otherwise :func:`source_header` stands in for it.  ``ohif`` writes the Tracking
+    Identifier OHIF loads as an editable Length tool (:mod:`csv2sr.dicom.ohif`).
     """
     if header is not None and header.get("SOPClassUID"):
         # the image's own SOP Class wins over the table's (or its CT default)
         row = replace(row, sop_class_uid=str(header.SOPClassUID))
-    uids = row_uids(row, profile, mode)
+    uids = row_uids(row, profile, mode, ohif)
     evidence = header if header is not None else source_header(row)
-    content = build_content(row, profile, uids, evidence, image_library)
+    content = build_content(row, profile, uids, evidence, image_library, ohif)
     with warnings.catch_warnings():
         # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")

@@ -2,8 +2,9 @@
 
 highdicom's SR constructor costs 16-21 ms per document (deep copies, the evidence walk, a
 re-parse of the content tree) and pydicom's writer another 3-5 ms.  Rows of one *shape*
-(observer role present or not, Study Date/Time known or not; one code mode per encoder)
-give files that differ only in the values a row brings, so:
+(observer role present or not, Study Date/Time known or not; one code mode and one
+``ohif`` setting per encoder, ``ohif`` changing only the Tracking Identifier's value) give
+files that differ only in the values a row brings, so:
 
 1. the first row of each shape (which also fixes the modality, and so the Modality and
    Procedure Reported codes) is built by highdicom (the reference builder);
@@ -15,8 +16,8 @@ give files that differ only in the values a row brings, so:
    sequences, items and the File Meta group (PS3.10 section 7.1).
 
 Equality is not assumed: ``tests/test_fastpath.py`` encodes every row of the real CSV both
-ways and compares the bytes.  Rows this module does not handle (non-ASCII text, a source
-image header) go to highdicom.
+ways (in both code modes, with and without ``ohif``) and compares the bytes.  Rows this
+module does not handle (non-ASCII text, a source image header) go to highdicom.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pydicom.uid import UID
 from csv2sr.conversion.build import dataset_bytes, encode, row_uids
 from csv2sr.conversion.checks import Annotation
 from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, to_srt
+from csv2sr.dicom.ohif import tracking_identifier
 from csv2sr.dicom.tree import content_items
 from csv2sr.errors import Csv2srError
 from csv2sr.profiles import Profile
@@ -56,9 +58,11 @@ class TemplateError(Csv2srError):
     """The template bytes are not in the form the renderer knows (the caller falls back)."""
 
 
-def row_values(row: Annotation, profile: Profile, mode: CodeMode) -> dict[str, Value]:
+def row_values(
+    row: Annotation, profile: Profile, mode: CodeMode, ohif: bool = False
+) -> dict[str, Value]:
     """Every row-dependent value of the SR, by slot name (the inputs of :func:`set_fields`)."""
-    uids = row_uids(row, profile, mode)
+    uids = row_uids(row, profile, mode, ohif)
     when = row.content_datetime
     organ = profile.organ(row.anatomy)
     if mode is CodeMode.SRT:
@@ -79,7 +83,7 @@ def row_values(row: Annotation, profile: Profile, mode: CodeMode) -> dict[str, V
         "contribution_datetime": when.strftime("%Y%m%d%H%M%S"),
         "observer_name": f"{row.annotator}^",
         "login_name": row.annotator,
-        "tracking_id": row.annotation_id,
+        "tracking_id": tracking_identifier("Length", row.annotation_id, ohif),
         "tracking_uid": uids.tracking,
         "organ_value": organ.value,
         "organ_meaning": organ.meaning,
@@ -357,11 +361,17 @@ def _shape(row: Annotation) -> _Shape | None:
 
 
 class FastEncoder:
-    """Encode rows by rendering per-shape templates that highdicom built."""
+    """Encode rows by rendering per-shape templates that highdicom built.
 
-    def __init__(self, profile: Profile, mode: CodeMode) -> None:
+    One encoder per profile, code mode and ``ohif``: ``ohif`` changes only the value of the
+    Tracking Identifier slot (and the UIDs), not the layout, but the templates are built
+    with it all the same so that every byte comes from highdicom's own output.
+    """
+
+    def __init__(self, profile: Profile, mode: CodeMode, ohif: bool = False) -> None:
         self.profile = profile
         self.mode = mode
+        self.ohif = ohif
         self.templates: dict[_Shape, ByteTemplate | None] = {}
 
     def encode_bytes(self, row: Annotation) -> bytes:
@@ -369,8 +379,8 @@ class FastEncoder:
         shape = _shape(row)
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
-            return template.render(row_values(row, self.profile, self.mode))
-        built = encode(row, self.profile, self.mode)
+            return template.render(row_values(row, self.profile, self.mode, self.ohif))
+        built = encode(row, self.profile, self.mode, ohif=self.ohif)
         data = dataset_bytes(built)
         if shape is not None and shape not in self.templates:
             try:

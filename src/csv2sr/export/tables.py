@@ -19,6 +19,7 @@ import numpy as np
 from pydicom.sr.coding import Code
 
 from csv2sr.dicom.codes import ANATOMY_CODES, Codes, code_key
+from csv2sr.dicom.ohif import row_identifier
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 from csv2sr.profiles import PROFILES, Profile, get_profile
 
@@ -234,7 +235,8 @@ def _ccc2017_row(
 
     The row is dropped (and the reason reported) when the measurement cannot be a line:
     not a Length in mm, or not a two-point POLYLINE.  Other missing values are reported
-    and left empty.
+    and left empty.  ``_id`` is the Tracking Identifier without the Cornerstone3D prefix
+    of ``convert --ohif`` (:func:`csv2sr.dicom.ohif.row_identifier`).
     """
     problems: list[Problem] = []
 
@@ -271,8 +273,9 @@ def _ccc2017_row(
         date = spreadsheet_serial(date_unix)
     except ExportValueError as exc:
         problem(f"{exc}: date_unix and date left empty")
+    annotation_id = row_identifier(m.tracking_identifier)
     for column, value in (("order", m.instance_number), ("seriesUID",
-                          m.referenced_series_instance_uid), ("_id", m.tracking_identifier)):
+                          m.referenced_series_instance_uid), ("_id", annotation_id)):
         if not value:
             problem(f"no value for {column} in the SR: left empty")
     role = _identity(m.observer_role)
@@ -289,7 +292,7 @@ def _ccc2017_row(
         "end_y": float32_text(m.points[3]),
         "annotator": _annotator(m),
         "radiologist_status": "radiologist" if role == _RADIOLOGIST else "not_radiologist",
-        "_id": m.tracking_identifier,
+        "_id": annotation_id,
         "date_unix": date_unix,
         "date": date,
         "StudyInstanceUID": m.study_instance_uid,

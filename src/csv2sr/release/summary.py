@@ -352,7 +352,7 @@ def _uids(
          [m.get("sop_instance_uid", "") for m, _ in converted]),
         ("Tracking Unique Identifier (new)", True,
          [m.get("tracking_uid", "") for m, _ in converted]),
-        ("Series Instance UID (new, one per study)", False,
+        ("Series Instance UID (new, one per SR)", True,
          [m.get("series_instance_uid", "") for m, _ in converted]),
         ("Study Instance UID (source)", False,
          [s.get("StudyInstanceUID", "") for _, s in converted]),
