@@ -2,7 +2,7 @@
 # table -> HTML report -> a reproducible zip.  See docs/release.md.
 #
 #   make                      set up .venv if needed, then release the bundled fixture
-#   make release CSV=path/to/CrowdsCureCancer2017Annotations.csv [OUT=...] [JOBS=4]
+#   make release CSV=path/to/CrowdsCureCancer2017Annotations.csv [OUT=...] [JOBS=4] [OHIF=1]
 #   make convert|validate|dumps|export|report|zip   one stage (and what it needs)
 #   make publish URL=https://host/dicom-web   (or DIMSE=host:port CALLED_AET=NAME) after
 #                             a release: send OUT/sr, resumably; never part of `make`
@@ -20,6 +20,10 @@ OUT      = build/$(NAME)
 DIST     = dist
 JOBS     =
 PROFILE  = ccc2017
+# convert options: OHIF=1 writes SRs that OHIF loads as editable measurements (convert
+# --ohif, docs/ohif.md); other convert options (e.g. --codes srt) go in CONVERT_OPTS.
+OHIF         =
+CONVERT_OPTS =
 VENV     = .venv
 PYTHON   = $(VENV)/bin/python
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml)
@@ -36,6 +40,7 @@ PUBLISH_TO   = $(if $(URL),--url '$(URL)',$(if $(DIMSE),--dimse '$(DIMSE)' --aet
 STAGES   = $(OUT)/stages
 ZIP      = $(DIST)/$(NAME)-$(VERSION).zip
 JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
+CONVERT_ARGS = $(strip $(if $(filter-out 0,$(OHIF)),--ohif) $(CONVERT_OPTS))
 PKG      = src/csv2sr
 
 # The code each stage runs (a change rebuilds that stage and what follows it): what every
@@ -64,6 +69,9 @@ REPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/release/*.py $(PKG)/conversion/re
 # names a stamp file, which does not exist yet for new content.
 CSV_SHA   := $(firstword $(shell sha256sum '$(CSV)' 2>/dev/null))
 CSV_STAMP  = $(STAGES)/csv-$(CSV_SHA).sha256
+# Other convert options (OHIF=1, CONVERT_OPTS) rebuild too: their text names a stamp file.
+OPTS_SHA  := $(firstword $(shell printf '%s' '$(CONVERT_ARGS)' | sha256sum))
+OPTS_STAMP = $(STAGES)/convert-options-$(OPTS_SHA).sha256
 
 # The virtual environment is made only when PYTHON is its interpreter.
 ifeq ($(PYTHON),$(VENV)/bin/python)
@@ -105,9 +113,14 @@ $(CSV_STAMP):
 	rm -f $(STAGES)/csv-*.sha256
 	echo '$(CSV_SHA)  $(CSV)' > $@
 
-$(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(CONVERT_SRC) | $(SETUP)
+$(OPTS_STAMP):
+	mkdir -p $(STAGES)
+	rm -f $(STAGES)/convert-options-*.sha256
+	echo '$(OPTS_SHA)  $(CONVERT_ARGS)' > $@
+
+$(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(OPTS_STAMP) $(CONVERT_SRC) | $(SETUP)
 	rm -f $(OUT)/manifest.csv $(OUT)/rejected.csv
-	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE) $(JOBS_OPT) --quiet)
+	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE)$(if $(CONVERT_ARGS), $(CONVERT_ARGS)) $(JOBS_OPT) --quiet)
 	test -f $(OUT)/manifest.csv
 	@find $(OUT)/sr -name '*.dcm' 2>/dev/null | grep -q . || \
 	  { echo "convert: no row of $(CSV) was converted, see $(OUT)/rejected.csv" >&2; exit 1; }

@@ -3,9 +3,10 @@
 Converts the real CCC2017 CSV (2,345 rows) and a synthetic 20,000-row CSV in the same
 format (the real rows repeated with new `order`, `_id` and shifted coordinates), each in
 its own process, both with the default (template) path and with highdicom for every row
-(`--reference-builder`, real CSV only); then a generated 20,000-row table of every test
-profile (tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s and
-the peak resident memory of the
+(`--reference-builder`, real CSV only), and the real CSV with `--ohif` (the OHIF Tracking
+Identifiers, same template path); then a generated 20,000-row table of every test profile
+(tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s and the
+peak resident memory of the
 converting processes, and how fast the table alone is read and checked
 (`csv2sr.conversion.checks.read_rows`); writes the table to benchmarks/results/convert.txt.
 
@@ -118,6 +119,7 @@ def main() -> None:
             ("real CSV (2,345 rows)", REAL, "template", ()),
             ("synthetic (20,000 rows)", big, "template", ()),
             ("real CSV (2,345 rows)", REAL, "highdicom", ("--reference-builder",)),
+            ("real CSV (2,345 rows) --ohif", REAL, "template", ("--ohif",)),
         ]
         for label, path, builder, extra in cases:
             rows, seconds, peak = run(path, *extra)

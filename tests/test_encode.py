@@ -114,14 +114,13 @@ def test_header(real_csv: Path) -> None:
     assert ds.Manufacturer == "csv2sr"
 
 
-def test_same_series_for_a_study_new_instance_per_row(real_csv: Path) -> None:
+def test_a_series_and_an_instance_per_row(real_csv: Path) -> None:
     rows = [r for r in read_rows(real_csv, PROFILE) if isinstance(r, Record)]
-    by_study: dict[str, set[str]] = {}
-    for row in rows:
-        by_study.setdefault(row.study_uid, set()).add(_uids(row, CodeMode.SCT)[0])
-    assert all(len(series) == 1 for series in by_study.values())
-    sops = {_uids(r, CodeMode.SCT)[1] for r in rows}
-    assert len(sops) == len(rows)
+    uids = [_uids(r, CodeMode.SCT) for r in rows]
+    series = {u[0] for u in uids}
+    assert len(series) == len(rows) == 2345  # OHIF shows one SR per series: all of them
+    sops = {u[1] for u in uids}
+    assert len(sops) == len(rows) and not sops & series
     srt = _uids(rows[0], CodeMode.SRT)
     sct = _uids(rows[0], CodeMode.SCT)
     assert srt[1] != sct[1] and srt[2] == sct[2]

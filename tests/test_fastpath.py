@@ -1,5 +1,6 @@
 """conversion/fastpath.py is proven equal to the highdicom builder, byte for byte, on every
-real row (the generated rows of the other profiles: tests/test_profiles_fastpath.py)."""
+real row, both code modes, with and without ``--ohif`` (the generated rows of the other
+profiles: tests/test_profiles_fastpath.py)."""
 
 from __future__ import annotations
 
@@ -18,33 +19,38 @@ from records import radiologist, with_annotator
 PROFILE = load_profile("ccc2017")
 
 
-def _mismatches(args: tuple[list[Record], str]) -> list[int]:
+def _mismatches(args: tuple[list[Record], str, bool]) -> list[int]:
     """Lines whose fast bytes differ from highdicom's, for one slice of rows."""
-    rows, mode_name = args
+    rows, mode_name, ohif = args
     mode = CodeMode(mode_name)
-    fast = FastEncoder(PROFILE, mode)
+    fast = FastEncoder(PROFILE, mode, ohif)
     bad = []
     for row in rows:
-        if fast.encode_bytes(row) != dataset_bytes(encode(row, PROFILE, mode)):
+        if fast.encode_bytes(row) != dataset_bytes(encode(row, PROFILE, mode, ohif=ohif)):
             bad.append(row.line)
     return bad
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ohif", [False, True], ids=["default", "ohif"])
 @pytest.mark.parametrize("mode", ["sct", "srt"])
-def test_every_real_row_is_byte_identical_to_highdicom(real_csv: Path, mode: str) -> None:
+def test_every_real_row_is_byte_identical_to_highdicom(
+    real_csv: Path, mode: str, ohif: bool
+) -> None:
     rows = [r for r in read_rows(real_csv, PROFILE) if isinstance(r, Record)]
     assert len(rows) == 2345
     # each slice starts a fresh encoder, so templates are rebuilt and checked per slice
-    slices = [(rows[i::4], mode) for i in range(4)]
+    slices = [(rows[i::4], mode, ohif) for i in range(4)]
     with ProcessPoolExecutor(2) as pool:
         bad = [line for part in pool.map(_mismatches, slices) for line in part]
     assert bad == []
 
 
-def test_shapes_cover_missing_study_time_and_roles(sample_csv: Path) -> None:
+@pytest.mark.parametrize("ohif", [False, True], ids=["default", "ohif"])
+def test_shapes_cover_missing_study_time_and_roles(sample_csv: Path, ohif: bool) -> None:
     rows = [r for r in read_rows(sample_csv, PROFILE) if isinstance(r, Record)]
-    assert _mismatches((rows, "sct")) == []
+    assert _mismatches((rows, "sct", ohif)) == []
+    assert _mismatches((rows, "srt", ohif)) == []
     fast = FastEncoder(PROFILE, CodeMode.SCT)
     for row in rows:
         fast.encode_bytes(row)
@@ -61,7 +67,8 @@ def test_non_ascii_rows_fall_back_to_highdicom(sample_csv: Path) -> None:
     odd = with_annotator(row, "zoë_kiwi")
     fast = FastEncoder(PROFILE, CodeMode.SCT)
     assert fast.shape(fast_document(odd)) is None
-    assert _mismatches(([row, odd], "sct")) == []
+    assert _mismatches(([row, odd], "sct", False)) == []
+    assert _mismatches(([row, odd], "sct", True)) == []
 
 
 def fast_document(row: Record):  # type: ignore[no-untyped-def]

@@ -168,6 +168,28 @@ def test_touched_csv_rebuilds_and_dry_run_tells_it(released: Path, tmp_path: Pat
     assert _make(tree, "-q", "release").returncode == 1
 
 
+def test_ohif_release_rebuilds_with_ohif_srs_and_the_same_table(
+    released: Path, tmp_path: Path
+) -> None:
+    """OHIF=1 is a convert option: it rebuilds a finished release (the option names a
+    stamp), the SRs carry the Cornerstone3D Tracking Identifier, and the round-trip table
+    is the default release's."""
+    tree = tmp_path / "o"
+    shutil.copytree(released, tree)  # times kept: the copy is as up to date as the original
+    assert _make(tree, "-q", "release").returncode == 0
+    dry = _make(tree, "-n", "release", "OHIF=1")
+    assert f"convert '{SAMPLE}' -o build/ccc2017-sample --profile ccc2017 --ohif" in dry.stdout
+    done = _make(tree, "release", "OHIF=1", "JOBS=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _make(tree, "-q", "release", "OHIF=1").returncode == 0
+    assert _make(tree, "-q", "release").returncode == 1  # and back without it
+    out = _out(tree)
+    manifest = _rows(out / "manifest.csv")
+    first = (out / manifest[0]["path"]).read_bytes()
+    assert b"Cornerstone3DTools@^0.1.0:Length:" + manifest[0]["_id"].encode() in first
+    assert _rows(out / "export.csv") == _rows(_out(released) / "export.csv")
+
+
 _STAGES = ("convert", "validate", "dumps", "export", "report")
 
 

@@ -3,8 +3,7 @@
 //   node cornerstone.mjs COMMAND SPEC.json OUT
 //
 // COMMAND is one of ENTRY_POINTS below; SPEC.json is what that command reads, OUT what it
-// writes.  New commands (e.g. generateToolState for the OHIF tests) are added to
-// ENTRY_POINTS; each takes the parsed spec and the output path.
+// writes.  Each entry point takes the parsed spec and the output path.
 //
 // generate-report: SPEC = {images: [...], annotations: [...], options: {...}}.  Each image
 // gives the headers Cornerstone3D's metadata modules need (imageId, UIDs, patient and
@@ -14,53 +13,18 @@
 // statistics the tool would have computed.  The points are turned into patient
 // coordinates as a viewport would, and MeasurementReport.generateReport turns them back
 // and writes the TID 1500 SR; OUT is the Part 10 file (dcmjs datasetToBuffer).
+//
+// hydrate: SPEC = {files: [...], geometry: {...}, images: {SOPInstanceUID: {...}}}.  Reads
+// every SR file in one process and does, for each, what OHIF 3.13 does (see
+// ohif-hydrate.mjs); OUT is JSON.
 import { writeFileSync, readFileSync } from 'node:fs';
 import * as core from '@cornerstonejs/core';
 import { adaptersSR } from '@cornerstonejs/adapters';
 import dcmjs from 'dcmjs';
+import { planeModule, metadataProvider } from './metadata.mjs';
+import { hydrate } from './ohif-hydrate.mjs';
 
 const { MeasurementReport } = adaptersSR.Cornerstone3D;
-
-function planeModule(image) {
-  const [rowCosines, columnCosines] = [image.ImageOrientationPatient.slice(0, 3),
-    image.ImageOrientationPatient.slice(3, 6)];
-  const [rowSpacing, columnSpacing] = image.PixelSpacing;
-  return {
-    frameOfReferenceUID: image.FrameOfReferenceUID,
-    rows: image.Rows,
-    columns: image.Columns,
-    imageOrientationPatient: image.ImageOrientationPatient,
-    rowCosines,
-    columnCosines,
-    imagePositionPatient: image.ImagePositionPatient,
-    sliceThickness: image.SliceThickness || 1,
-    pixelSpacing: image.PixelSpacing,
-    rowPixelSpacing: rowSpacing,
-    columnPixelSpacing: columnSpacing,
-    usingDefaultValues: false,
-  };
-}
-
-function metadataProvider(images) {
-  const byId = new Map(images.map((image) => [image.imageId, image]));
-  return {
-    get(type, imageId) {
-      const image = byId.get(imageId);
-      if (!image) return undefined;
-      switch (type) {
-        case 'imagePlaneModule': return planeModule(image);
-        case 'sopCommonModule':
-          return { sopInstanceUID: image.SOPInstanceUID, sopClassUID: image.SOPClassUID };
-        case 'instance': return image;
-        case 'frameNumber': return 1;
-        case 'generalSeriesModule':
-          return { modality: image.Modality, seriesInstanceUID: image.SeriesInstanceUID,
-            studyInstanceUID: image.StudyInstanceUID };
-        default: return undefined;
-      }
-    },
-  };
-}
 
 function toWorld(image, [column, row]) {
   const plane = planeModule(image);
@@ -107,7 +71,7 @@ function generateReport(spec, out) {
   writeFileSync(out, dcmjs.data.datasetToBuffer(report.dataset));
 }
 
-const ENTRY_POINTS = { 'generate-report': generateReport };
+const ENTRY_POINTS = { 'generate-report': generateReport, hydrate };
 
 const [command, specPath, out] = process.argv.slice(2);
 if (!ENTRY_POINTS[command]) {

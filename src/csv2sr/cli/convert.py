@@ -106,6 +106,16 @@ def convert_command(
             help="The same from a DICOMweb server (WADO-RS metadata of the studies in the table).",
         ),
     ] = None,
+    ohif: Annotated[
+        bool,
+        typer.Option(
+            "--ohif",
+            help="Write each Tracking Identifier as Cornerstone3DTools@^0.1.0:Length:<_id>, so "
+            "that OHIF offers to load the SRs as editable Length measurements (their own SOP "
+            "Instance and Series UIDs; export --profile strips the prefix again). See "
+            "docs/ohif.md.",
+        ),
+    ] = False,
     reference_builder: Annotated[
         bool,
         typer.Option(
@@ -160,6 +170,7 @@ def convert_command(
                 images=index,
                 progress=advance,
                 fast=not reference_builder,
+                ohif=ohif,
             )
     except (InputFileError, ImageIndexError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)

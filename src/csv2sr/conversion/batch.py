@@ -116,18 +116,20 @@ class _Done:
 
 
 class _Worker:
-    """Per-process state: the profile, code mode, fast encoder and optional image index."""
+    """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
+    image index."""
 
     def __init__(
         self, csv_path: Path, outdir: Path, spec: Spec, mode: CodeMode,
-        images: ImageIndex | None, fast: bool,
+        images: ImageIndex | None, fast: bool, ohif: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
         self.spec = spec
         self.mode = mode
+        self.ohif = ohif
         self.images = images
-        self.fast = FastEncoder(spec, mode) if fast and images is None else None
+        self.fast = FastEncoder(spec, mode, ohif) if fast and images is None else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
 
     def handle(self, item: Document | RowError) -> list[_Done | RowError]:
@@ -138,7 +140,7 @@ class _Worker:
                 data = self.fast.encode_bytes(item)
             else:
                 data = dataset_bytes(encode(item, self.spec, self.mode,
-                                            headers=self._headers(item)))
+                                            headers=self._headers(item), ohif=self.ohif))
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
             # one line naming the column; the whole traceback only with -vv
             log.debug("line %d: could not be encoded", item.first.line, exc_info=True)
@@ -146,7 +148,7 @@ class _Worker:
         refused = self.write(item, data)
         if refused is not None:
             return refused
-        uids = document_uids(item, self.spec, self.mode)
+        uids = document_uids(item, self.spec, self.mode, self.ohif)
         rows = tuple(
             (r.line, tuple(v for _, v in r.keys), " ".join(g.tracking_uid for g in r.groups))
             for r in item.records
@@ -327,6 +329,7 @@ def convert(
     images: ImageIndex | None = None,
     progress: Callable[[int], None] | None = None,
     fast: bool = True,
+    ohif: bool = False,
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
@@ -337,7 +340,10 @@ def convert(
     ``images`` an :class:`csv2sr.images.index.ImageIndex` of the source images, which adds the
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
-    builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`.
+    builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`;
+    ``ohif=True`` writes the Tracking Identifiers OHIF loads as editable Length measurements,
+    ``Cornerstone3DTools@^0.1.0:Length:<identifier>`` (:func:`csv2sr.conversion.build.with_ohif`,
+    docs/ohif.md), with their own SOP Instance and Series UIDs.
 
     Raises :class:`InputFileError` when the file as a whole is unusable, and
     :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no
@@ -366,7 +372,7 @@ def convert(
         items = _checked(itertools.chain([first], rows), images, source, spec)
         _convert_rows(
             documents(items, spec, source), result, owned,
-            (source, out, spec, mode, images, fast), workers, progress,
+            (source, out, spec, mode, images, fast, ohif), workers, progress,
         )
     result.seconds = time.perf_counter() - started
     log.info(

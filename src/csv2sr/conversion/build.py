@@ -17,7 +17,7 @@ import logging
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highdicom as hd
 import numpy as np
@@ -33,6 +33,7 @@ from pydicom.valuerep import DA, TM
 from csv2sr import __version__
 from csv2sr.conversion.group import document_identity, single
 from csv2sr.dicom.codes import CodeMode, Codes, image_modality, procedure_reported, to_srt
+from csv2sr.dicom.ohif import UID_PART, row_identifier, tracking_identifier
 from csv2sr.dicom.tree import children, datasets
 from csv2sr.dicom.uids import derive_uid
 from csv2sr.mapping.record import (
@@ -74,14 +75,41 @@ class DocumentUIDs:
     sop_instance: str
 
 
-def document_uids(document: Document, spec: Spec, mode: CodeMode) -> DocumentUIDs:
+def document_uids(document: Document, spec: Spec, mode: CodeMode,
+                  ohif: bool = False) -> DocumentUIDs:
     """Deterministic UIDs: the series from the document's series key (its study, or its
-    identity), the instance from its identity and the code mode."""
+    identity: one series per SR), the instance from its identity; both with the options
+    that change the bytes, the code mode and ``ohif`` (the Cornerstone3D Tracking
+    Identifiers, :mod:`csv2sr.dicom.ohif`).  The Tracking UIDs name the findings and
+    depend on neither (:mod:`csv2sr.mapping.forward`)."""
+    variant = (spec.name, mode.value, *((UID_PART,) if ohif else ()))
     return DocumentUIDs(
-        series=derive_uid("series", spec.name, mode.value, *document.series_key),
-        sop_instance=derive_uid("sop", spec.name, mode.value,
-                                *document_identity(document.records)),
+        series=derive_uid("series", *variant, *document.series_key),
+        sop_instance=derive_uid("sop", *variant, *document_identity(document.records)),
     )
+
+
+def with_ohif(item: Document | Record, spec: Spec) -> Document:
+    """The document with the Tracking Identifier OHIF loads as an editable Length tool
+    (``Cornerstone3DTools@^0.1.0:Length:<identifier>``, :mod:`csv2sr.dicom.ohif`) in every
+    TID 1501 group whose one measurement is INFERRED FROM a two-point line; other groups
+    (boxes, points, regions: no Cornerstone3D tool csv2sr writes) keep theirs."""
+    document = as_document(item, spec)
+
+    def tagged(group: Group) -> Group:
+        numbers = group.measurements
+        line = (group.template == "1501" and len(numbers) == 1
+                and numbers[0].geometry is not None
+                and numbers[0].geometry.graphic_type == "POLYLINE"
+                and len(numbers[0].geometry.points) == 4)
+        if not line or row_identifier(group.tracking_identifier) != group.tracking_identifier:
+            return group
+        return replace(group, tracking_identifier=tracking_identifier(
+            "Length", group.tracking_identifier, True))
+
+    records = tuple(replace(r, groups=tuple(tagged(g) for g in r.groups))
+                    for r in document.records)
+    return replace(document, records=records)
 
 
 def as_document(item: Document | Record, spec: Spec) -> Document:
@@ -460,8 +488,12 @@ def encode(
     spec: Spec,
     mode: CodeMode = CodeMode.SCT,
     headers: Mapping[str, Dataset] | None = None,
+    ohif: bool = False,
 ) -> Dataset:
     """Build the Enhanced SR of one document with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
+
+    ``ohif`` writes the Tracking Identifiers OHIF loads as editable Length tools
+    (:func:`with_ohif`), and so other SOP Instance and Series UIDs (docs/ohif.md).
 
     ``headers`` are the annotated images' headers by SOP Instance UID, when the source
     images are known (:func:`csv2sr.images.enrich.enriched_header`): they are the evidence
@@ -470,7 +502,16 @@ def encode(
     image from them (TID 1602/1604); an image's own SOP Class wins over the table's.
     Otherwise :func:`source_header` stands in for each.
     """
-    document = as_document(item, spec)
+    document = with_ohif(item, spec) if ohif else as_document(item, spec)
+    return encode_document(document, spec, mode, headers, ohif)
+
+
+def encode_document(
+    document: Document, spec: Spec, mode: CodeMode = CodeMode.SCT,
+    headers: Mapping[str, Dataset] | None = None, ohif: bool = False,
+) -> Dataset:
+    """:func:`encode` of a document as it is (``ohif``: its UIDs only; the Tracking
+    Identifiers are the document's own, see :func:`with_ohif`)."""
     found = headers or {}
     classes = {uid: str(h.SOPClassUID) for uid, h in found.items() if h.get("SOPClassUID")}
     images = [_with_class(image, classes) for image in document.images]
@@ -478,7 +519,7 @@ def encode(
         (image, found.get(image.sop_instance_uid) or source_header(document.first, image))
         for image in images
     ]
-    uids = document_uids(document, spec, mode)
+    uids = document_uids(document, spec, mode, ohif)
     with warnings.catch_warnings():
         # Patient's Name = Patient ID, as in TCIA's images, and observer names of one
         # component (a login as the name): documented in conformance.md

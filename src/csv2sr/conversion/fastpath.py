@@ -20,9 +20,15 @@ re-parse of the content tree) and pydicom's writer another 3-5 ms.  Documents of
    of the shape renders the tree with its own values (:func:`slot_values`), recomputing
    the lengths of sequences, items and the File Meta group (PS3.10 section 7.1).
 
+One encoder per profile, code mode and ``ohif``: ``ohif`` (the Cornerstone3D Tracking
+Identifiers of :func:`csv2sr.conversion.build.with_ohif`) is applied to the document before
+its shape is taken, so it changes only slot values and the UIDs.
+
 Covered: every shape of every profile whose text is ASCII and whose source images are not
 read (``--images`` builds with highdicom).  ``tests/test_fastpath.py`` encodes every row of
-the real CSV both ways, and generated rows of every test profile, and compares the bytes.
+the real CSV both ways (both code modes, with and without ``ohif``), and
+``tests/test_profiles_fastpath.py`` generated rows of every test profile, and compares the
+bytes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from csv2sr.conversion.build import as_document, dataset_bytes, document_uids, encode
+from csv2sr.conversion.build import (
+    as_document,
+    dataset_bytes,
+    document_uids,
+    encode_document,
+    with_ohif,
+)
 from csv2sr.dicom.codes import CodeMode, to_srt
 from csv2sr.errors import Csv2srError
 from csv2sr.mapping.record import (
@@ -197,7 +209,8 @@ def sentinel_document(item: Document | Record, spec: Spec) -> Document:
     return _walk(as_document(item, spec), _Sentinels())
 
 
-def slot_values(document: Document, spec: Spec, mode: CodeMode) -> dict[str, Value]:
+def slot_values(document: Document, spec: Spec, mode: CodeMode,
+                ohif: bool = False) -> dict[str, Value]:
     """Every value of the SR that changes between documents of one shape, by slot name."""
     found: dict[str, Value] = {}
 
@@ -213,7 +226,7 @@ def slot_values(document: Document, spec: Spec, mode: CodeMode) -> dict[str, Val
         return value
 
     _walk(document, record)
-    uids = document_uids(document, spec, mode)
+    uids = document_uids(document, spec, mode, ohif)
     when = document.content_datetime
     found["sr_series_uid"] = uids.series
     found["sop_instance_uid"] = uids.sop_instance
@@ -391,9 +404,10 @@ def _slots(parts: list[_Part]) -> Iterator[_Slot]:
 class FastEncoder:
     """Encode documents by rendering per-shape templates that highdicom built."""
 
-    def __init__(self, spec: Spec, mode: CodeMode) -> None:
+    def __init__(self, spec: Spec, mode: CodeMode, ohif: bool = False) -> None:
         self.spec = spec
         self.mode = mode
+        self.ohif = ohif
         self.templates: dict[Document, ByteTemplate | None] = {}
 
     def shape(self, document: Document) -> Document | None:
@@ -404,12 +418,12 @@ class FastEncoder:
 
     def encode_bytes(self, item: Document | Record) -> bytes:
         """The Part 10 file :func:`csv2sr.conversion.build.encode` would give."""
-        document = as_document(item, self.spec)
+        document = with_ohif(item, self.spec) if self.ohif else as_document(item, self.spec)
         shape = self.shape(document)
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
-            return template.render(slot_values(document, self.spec, self.mode))
-        data = dataset_bytes(encode(document, self.spec, self.mode))
+            return template.render(slot_values(document, self.spec, self.mode, self.ohif))
+        data = dataset_bytes(encode_document(document, self.spec, self.mode, ohif=self.ohif))
         if shape is not None and shape not in self.templates:
             self.templates[shape] = self._template(shape, document, data)
         return data
@@ -419,9 +433,10 @@ class FastEncoder:
         try:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
-                built = dataset_bytes(encode(shape, self.spec, self.mode))
-            template = ByteTemplate(built, slot_values(shape, self.spec, self.mode))
-            if template.render(slot_values(document, self.spec, self.mode)) != data:
+                built = dataset_bytes(encode_document(shape, self.spec, self.mode,
+                                                      ohif=self.ohif))
+            template = ByteTemplate(built, slot_values(shape, self.spec, self.mode, self.ohif))
+            if template.render(slot_values(document, self.spec, self.mode, self.ohif)) != data:
                 raise TemplateError("the template does not give highdicom's bytes")
         except (TemplateError, ValueError, KeyError, struct.error) as exc:
             log.warning("no fast template for a document shape of %s: %s", self.spec.name, exc)

@@ -14,8 +14,11 @@ from csv2sr.dicom.vr import check_ui
 
 __all__ = ["SCHEMA_VERSION", "derive_uid", "is_valid_uid"]
 
-SCHEMA_VERSION = "1"
-"""Bump when the SR encoding changes, so that a changed SR gets new UIDs."""
+SCHEMA_VERSION = "2"
+"""Bump when the SR encoding changes, so that a changed SR gets new UIDs.
+
+2: one SR series per SR (the Series Instance UID derived from the row, not the study).
+"""
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/csv2sr/csv2sr")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from csv2sr.dicom.ohif import row_identifier
 from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Record
 from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
@@ -181,7 +182,7 @@ class Inverse:
                      lambda r: r.observer.device_uid)
         for g, group in enumerate(spec.groups):
             self._source(group.tracking_identifier, f"{group.key}.tracking_identifier",
-                         _group_text(g, "tracking_identifier"))
+                         _tracking_text(g))
             self._code(group.finding, f"{group.key}.finding", _group_code(g, "finding"))
             self._code(group.finding_site, f"{group.key}.finding_site",
                        _group_code(g, "finding_site"))
@@ -358,10 +359,12 @@ def _group(record: Record, g: int) -> Group | None:
     return record.groups[g] if g < len(record.groups) else None
 
 
-def _group_text(g: int, name: str) -> Getter:
+def _tracking_text(g: int) -> Getter:
+    """Group ``g``'s Tracking Identifier without the Cornerstone3D prefix of
+    ``convert --ohif`` (:func:`csv2sr.dicom.ohif.row_identifier`)."""
     def value(record: Record) -> str | None:
         group = _group(record, g)
-        return None if group is None else str(getattr(group, name))
+        return None if group is None else row_identifier(group.tracking_identifier)
     return value
 
 

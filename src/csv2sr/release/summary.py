@@ -373,7 +373,7 @@ def _uids(
          [m.get("sop_instance_uid", "") for m in files.values()]),
         ("Tracking Unique Identifier (new)", True,
          [u for m, _ in converted for u in m.get("tracking_uid", "").split()]),
-        (f"Series Instance UID (new, {layout})", False,
+        (f"Series Instance UID (new, {layout})", spec.document.series == "document",
          [m.get("series_instance_uid", "") for m in files.values()]),
         ("Study Instance UID (source)", False,
          [s.get(study, "") for _, s in converted] if study else []),
