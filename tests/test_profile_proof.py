@@ -25,6 +25,7 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+import pydicom
 import pytest
 
 from conftest import dicom3tools_binary
@@ -147,7 +148,7 @@ def _group_matches(read: hd.sr.MeasurementsAndQualitativeEvaluations, group: Gro
     assert read.tracking_identifier == group.tracking_identifier
     assert read.tracking_uid == group.tracking_uid
     assert _code(read.finding_type) == _concept(group.finding)
-    assert [_code(s) for s in read.finding_sites] == (
+    assert [_code(s.value) for s in read.finding_sites] == (
         [_concept(group.finding_site)] if group.finding_site else [])
     numbers = read.get_measurements()
     assert len(numbers) == len(group.measurements)
@@ -155,9 +156,9 @@ def _group_matches(read: hd.sr.MeasurementsAndQualitativeEvaluations, group: Gro
         assert _code(number.name) == _concept(wanted.concept)
         assert _code(number.unit) == _concept(wanted.unit)
         assert number.value == pytest.approx(float(wanted.value), rel=1e-12)
-        assert str(number.MeasuredValueSequence[0].NumericValue) == wanted.value
         if wanted.geometry is not None:
-            _scoord_matches(number.referenced_coordinates, wanted.geometry)
+            (scoord,) = number.referenced_coordinates
+            _scoord_matches(scoord, wanted.geometry)
     evaluations = read.get_qualitative_evaluations()
     assert [(_code(e.name), _code(e.value)) for e in evaluations] == [
         (_concept(q.concept), _concept(q.value)) for q in group.qualitative]
@@ -181,6 +182,10 @@ def test_highdicom_reads_every_group_back(converted: Converted) -> None:
         for group in groups:
             _group_matches(read[group.tracking_uid], group)
             checked += 1
+        # every Numeric Value exactly as the row wrote it (DS kept as written)
+        raw = pydicom.dcmread(converted.out / path)
+        written = [e.value.original_string for e in raw.iterall() if e.keyword == "NumericValue"]
+        assert sorted(written) == sorted(m.value for g in groups for m in g.measurements)
         first = wanted[0]
         assert sr.PatientID == first.patient_id
         assert sr.StudyInstanceUID == first.study_uid
