@@ -197,8 +197,7 @@ def test_sop_class_in_the_row_must_be_the_images(
 ) -> None:
     row = annotations(synthetic.good_csv)[0]
     cells = dict(row.cells, SOPClassUID="1.2.840.10008.5.1.4.1.1.4")
-    _, problems = _against(replace(row, cells=cells), index, path=Path("t.csv"),
-                                          spec=PROFILE)
+    _, problems = _against(replace(row, cells=cells), index, path=Path("t.csv"))
     assert [p.column for p in problems] == ["SOPClassUID"]
 
 

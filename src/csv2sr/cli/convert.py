@@ -110,10 +110,10 @@ def convert_command(
         bool,
         typer.Option(
             "--ohif",
-            help="Write each Tracking Identifier as Cornerstone3DTools@^0.1.0:Length:<_id>, so "
-            "that OHIF offers to load the SRs as editable Length measurements (their own SOP "
-            "Instance and Series UIDs; export --profile strips the prefix again). See "
-            "docs/ohif.md.",
+            help="Write the Tracking Identifier of each line measurement as "
+            "Cornerstone3DTools@^0.1.0:Length:<identifier>, so that OHIF offers to load the "
+            "SRs as editable Length measurements (their own SOP Instance and Series UIDs; "
+            "export --profile strips the prefix again). See docs/ohif.md.",
         ),
     ] = False,
     reference_builder: Annotated[
