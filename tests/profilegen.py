@@ -74,7 +74,7 @@ def _ds(chance: random.Random, low: float) -> str:
     value = chance.uniform(max(low, 0.01), 500.0)
     form = chance.randrange(5)
     if form == 0:
-        return str(round(value))  or "1"
+        return str(max(1, round(value)))  # never 0: a DS column may be greater_than = 0
     if form == 1:
         return f"{value:.2f}"
     if form == 2:
