@@ -1,11 +1,15 @@
-"""``csv2sr export``: TID 1500 SR files back to a table (CSV, Parquet or JSON lines)."""
+"""``csv2sr export``: TID 1500 SR files back to a table (CSV, Parquet or JSON lines).
+
+The reader (pydicom, numpy) is imported inside the command, so that ``csv2sr --help``
+and the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,19 +28,15 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
-from csv2sr.export import (
-    PROFILE_NAMES,
-    ExportFormatError,
-    ExportInputError,
-    ExportResult,
-    Problem,
-    format_for,
-    write_table,
-)
-from csv2sr.export.files import export_inputs
+from csv2sr.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from csv2sr.export import ExportResult, Problem
 
 TableProfileName = Enum(  # type: ignore[misc]
-    "TableProfileName", {name: name for name in PROFILE_NAMES}, type=str
+    # csv2sr.export.tables.PROFILE_NAMES, without importing the reader for --help
+    # (tests/test_startup.py checks that the two agree)
+    "TableProfileName", {name: name for name in ("generic", *PROFILES)}, type=str
 )
 
 
@@ -108,6 +108,14 @@ def export_command(
     read, or TABLE could not be written; 2 usage error.
     """
     setup_logging(verbose)
+    from csv2sr.export import (  # noqa: PLC0415  (the command's own cost)
+        ExportFormatError,
+        ExportInputError,
+        format_for,
+        write_table,
+    )
+    from csv2sr.export.files import export_inputs  # noqa: PLC0415
+
     try:
         kind = format_for(output, table_format.value if table_format else None)
         files = export_inputs(paths)
