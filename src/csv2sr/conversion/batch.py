@@ -155,10 +155,13 @@ class _Worker:
 
 
     def write(self, item: Annotation, relpath: str, data: bytes) -> RowError | None:
-        """Write one SR inside OUTDIR (never through a link); a name the file system
-        cannot hold is a rejected row, any other failure of the system stops the run."""
+        """Write one SR inside OUTDIR (never through a link), unless it already holds
+        these bytes (a rerun rewrites only the rows that changed, and the others keep
+        their time); a name the file system cannot hold is a rejected row, any other
+        failure of the system stops the run."""
         try:
-            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False)
+            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False,
+                         keep_same=True)
         except OutputError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
