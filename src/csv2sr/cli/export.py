@@ -91,6 +91,14 @@ def export_command(
         ),
     ] = "generic",  # type: ignore[assignment]
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", metavar="FILE", dir_okay=False,
+            help="Keep each file's rows in FILE (JSON), and take them from there for a file "
+                 "whose path and bytes are unchanged: a rerun reads only what changed.",
+        ),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -128,6 +136,7 @@ def export_command(
             result = write_table(
                 files, output, format=kind, profile=str(profile.value), jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
+                cache=cache,
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None

