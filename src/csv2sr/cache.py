@@ -4,7 +4,7 @@ A :class:`ResultCache` is one JSON file (in a release: ``OUT/cache/<stage>.json`
 a file, by its path *and* the SHA-256 of its bytes, to what a stage made of it (the
 validator's findings, the SHA-256 of a dump or of a page, the rows of a table).  It holds
 for one *key*: the code that made the results (:func:`code_digest`, every source file of
-csv2sr and its stylesheets), the versions of the external tools and the options of the run.
+csv2sr), the versions of the libraries and external tools, and the options of the run.
 A file is looked up by the digest of the bytes read now, so a result is never used for a
 file it does not match; a cache of another key or format, or one that cannot be read, is
 ignored (and replaced), never an error.  Only the entries of this run's files are written
@@ -30,9 +30,11 @@ from csv2sr.atomic import write_atomic
 
 __all__ = [
     "FORMAT",
+    "LIBRARIES",
     "ResultCache",
     "code_digest",
     "file_digest",
+    "library_versions",
     "read_regular",
 ]
 
@@ -59,6 +61,25 @@ def code_digest() -> str:
         digest.update(path.read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+LIBRARIES = ("pydicom", "numpy", "lxml")
+"""The libraries whose reading or writing a cached result depends on: pydicom parses the
+files, numpy formats exported coordinates, lxml (libxml2, libxslt) renders the pages."""
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """The installed version of each of :data:`LIBRARIES` (part of every cache's key)."""
+    import importlib.metadata  # noqa: PLC0415
+
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = ""
+    return found
 
 
 def file_digest(data: bytes) -> str:
@@ -90,7 +111,8 @@ class ResultCache:
 
     def __init__(self, path: Path | None, key: Mapping[str, object]) -> None:
         self.path = path
-        self.key = {"format": FORMAT, "code": code_digest() if path else "", **key}
+        self.key = {"format": FORMAT, "code": code_digest() if path else "",
+                    "libraries": library_versions() if path else {}, **key}
         self._old: dict[str, Any] = {}
         self._new: dict[str, Any] = {}
         self.hits = 0
