@@ -172,8 +172,11 @@ test: | $(SETUP) $(JS_DEPS)
 fuzz: | $(SETUP)
 	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m property
 
-bench: | $(SETUP)
+# Every benchmark, then issue 16's table of the figures they recorded (each with the load
+# average it was measured at: the machine may be shared).
+bench: | $(SETUP) $(JS_DEPS)
 	for script in benchmarks/bench_*.py; do $(PYTHON) "$$script" || exit 1; done
+	$(PYTHON) benchmarks/table.py
 
 lint: | $(SETUP)
 	$(PYTHON) -m ruff check src tests benchmarks
