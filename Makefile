@@ -165,8 +165,10 @@ $(JS_DEPS): tests/js/package-lock.json
 	else echo "npm not found: the dcmjs corpus tests will be skipped"; fi
 endif
 
+# The whole suite on every core (pytest-xdist; the real CSV's conversion and export are
+# built once and shared by the workers, tests/conftest.py shared_once).
 test: | $(SETUP) $(JS_DEPS)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto
 
 # The property-based tests with many more generated inputs than CI runs (minutes).
 fuzz: | $(SETUP)

@@ -312,7 +312,7 @@ def test_stage_targets_run_alone(tmp_path: Path) -> None:
 def test_tool_targets_run_the_documented_commands(tmp_path: Path) -> None:
     tree = _tree(tmp_path / "tools")
     for target, expected in (
-        ("test", f"{sys.executable} -m pytest"),
+        ("test", f"{sys.executable} -m pytest -n auto"),
         ("lint", f"{sys.executable} -m ruff check src tests benchmarks"),
         ("bench", "for script in benchmarks/bench_*.py"),
         ("clean", "rm -rf -- 'build/ccc2017-sample'"),
