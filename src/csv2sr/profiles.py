@@ -7,10 +7,10 @@ table (TCIA, doi:10.7937/K9/TCIA.2018.OW73VLO2) and the collection each anatomy 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pydicom.sr.coding import Code
-
-from csv2sr.dicom.codes import ANATOMY_CODES
+if TYPE_CHECKING:  # the command line reads the profile names: no pydicom for that
+    from pydicom.sr.coding import Code
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
@@ -36,6 +36,8 @@ class Profile:
 
     def organ(self, anatomy: str) -> Code:
         """The Finding Site value (PS3.16 TID 1501 row 8) for an ``anatomy`` cell."""
+        from csv2sr.dicom.codes import ANATOMY_CODES  # noqa: PLC0415
+
         return ANATOMY_CODES[self.anatomy[anatomy]]
 
 

@@ -18,11 +18,13 @@ Output layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -159,10 +161,13 @@ class _Worker:
 
 
     def write(self, item: Annotation, relpath: str, data: bytes) -> RowError | None:
-        """Write one SR inside OUTDIR (never through a link); a name the file system
-        cannot hold is a rejected row, any other failure of the system stops the run."""
+        """Write one SR inside OUTDIR (never through a link), unless it already holds
+        these bytes (a rerun rewrites only the rows that changed, and the others keep
+        their time); a name the file system cannot hold is a rejected row, any other
+        failure of the system stops the run."""
         try:
-            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False)
+            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False,
+                         keep_same=True)
         except OutputError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
@@ -211,17 +216,43 @@ def _chunks(items: Iterable[Annotation | RowError]) -> Iterator[list[Annotation 
         yield chunk
 
 
-def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Any:
-    """The worker pool, started with SIGINT ignored: a process started with a signal
-    ignored keeps it ignored (POSIX exec), so the fork server and every worker it forks
-    ignore Ctrl-C from birth (the parent ends them), with no window for a traceback."""
+@contextlib.contextmanager
+def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any]:
+    """The worker pool, ended on leaving.  The fork server (the parent of every worker) is
+    started with SIGINT ignored: a process started with a signal ignored keeps it ignored
+    (POSIX exec), so it and every worker it forks ignore Ctrl-C from birth (the parent ends
+    them), with no window for a traceback.  A SIGINT or SIGTERM that arrives while the pool
+    starts its workers is held until the pool is whole and will be ended on the way out,
+    then delivered: raised half-way, it left workers still being born after the parent had
+    removed the semaphores they unpickle (a FileNotFoundError traceback from the fork
+    server)."""
+    def make() -> Any:
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+
     if threading.current_thread() is not threading.main_thread():
-        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        with make() as pool:
+            yield pool
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with contextlib.ExitStack() as stack:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, hold)
+            if context.get_start_method() == "forkserver":
+                multiprocessing.forkserver.ensure_running()
+                signal.signal(signal.SIGINT, hold)  # the workers are the fork server's
+            pool = stack.enter_context(make())
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for signum in held[:1]:
+                signal.raise_signal(signum)  # now, as it would have been: the pool ends
+        yield pool
 
 
 def _results(
