@@ -73,6 +73,10 @@ MANIFEST_COLUMNS = (
     "tracking_uid", "status", "message",
 )
 CHUNK = 32
+INLINE_ROWS = 256
+"""Fewer rows than this are converted in the calling process when ``jobs`` is not given:
+starting workers (a fork server, and each worker's imports and templates) costs more
+than the rows would take, and a make rule that converts one small table must be cheap."""
 """Rows per task sent to a worker: large enough to amortise IPC, small enough to stream."""
 
 
@@ -264,6 +268,9 @@ def _results(
             yield from _run_chunk(chunk)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    if context.get_start_method() == "forkserver":
+        # the workers' imports once, in the server, not once per worker (conversion.warm)
+        context.set_forkserver_preload(["csv2sr.conversion.warm"])
     with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
@@ -334,7 +341,8 @@ def convert(
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
-    ``jobs`` worker processes (default: the CPU count); ``codes`` ``"sct"`` or ``"srt"``;
+    ``jobs`` worker processes (default: the CPU count, or none for a table of fewer than
+    :data:`INLINE_ROWS` rows, converted in this process); ``codes`` ``"sct"`` or ``"srt"``;
     ``images`` an :class:`csv2sr.images.index.ImageIndex` of the source images, which adds the
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
@@ -356,6 +364,9 @@ def convert(
     result = ConversionResult(csv_path=source, outdir=out)
     rows = read_rows(source, prof)
     first = next(rows)  # raises InputFileError before anything is written
+    head = [first, *itertools.islice(rows, INLINE_ROWS - 1)]
+    if jobs is None and len(head) < INLINE_ROWS:
+        workers = 1  # a small table: no worker pool (INLINE_ROWS)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -368,7 +379,7 @@ def convert(
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
         _convert_rows(
-            itertools.chain([first], rows), result, owned,
+            itertools.chain(head, rows), result, owned,
             (source, out, prof, mode, images, fast, ohif), workers, progress,
         )
     result.seconds = time.perf_counter() - started
