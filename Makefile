@@ -9,7 +9,12 @@
 #   make test | fuzz | bench | lint | clean
 #
 # Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
-# (the CSV, by time or by content, and the code of that stage) are newer.  Exit status 1 of
+# (the CSV, by time or by content, and the code of that stage) are newer, and then does
+# only the work of what changed: convert rewrites only the SRs whose bytes change, and
+# validate, dumps, export and the report's pages take what they made of an unchanged SR
+# from OUT/cache (keyed by the SR's SHA-256, csv2sr's code and the tools' versions; never
+# used for a file it does not match), so a rerun's outputs are the bytes a clean build
+# writes.  Exit status 1 of
 # convert (rows rejected) and validate (errors found) is recorded in
 # OUT/stages/<stage>.status with the stage's wall time, so that the report still shows
 # why; `check` then fails the build before anything is packaged.
@@ -38,6 +43,9 @@ CALLED_AET   = ANY-SCP
 PUBLISH_OPTS =
 PUBLISH_TO   = $(if $(URL),--url '$(URL)',$(if $(DIMSE),--dimse '$(DIMSE)' --aet '$(AET)' --called-aet '$(CALLED_AET)'))
 STAGES   = $(OUT)/stages
+# What validate, dumps, export and report made of each SR (by its SHA-256, csv2sr's code and
+# the tools' versions): a rerun after a change to the CSV redoes only the SRs that changed.
+CACHE    = $(OUT)/cache
 ZIP      = $(DIST)/$(NAME)-$(VERSION).zip
 JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
 CONVERT_ARGS = $(strip $(if $(filter-out 0,$(OHIF)),--ohif) $(CONVERT_OPTS))
@@ -127,23 +135,22 @@ $(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(OPTS_STAMP) $(CONVERT_SRC) | $(SET
 	touch $@
 
 $(STAGES)/validate.done: $(STAGES)/convert.done $(VALIDATE_SRC)
-	rm -rf $(OUT)/reports $(OUT)/validation.json $(OUT)/validation.junit.xml
-	$(call stage,validate,$(CSV2SR) validate $(OUT)/sr --report-dir $(OUT)/reports --json $(OUT)/validation.json --junit $(OUT)/validation.junit.xml $(JOBS_OPT) --quiet)
+	rm -f $(OUT)/validation.json $(OUT)/validation.junit.xml
+	$(call stage,validate,$(CSV2SR) validate $(OUT)/sr --report-dir $(OUT)/reports --json $(OUT)/validation.json --junit $(OUT)/validation.junit.xml --relative-to $(OUT) --cache $(CACHE)/validate.json $(JOBS_OPT) --quiet)
 	touch $@
 
 $(STAGES)/dumps.done: $(STAGES)/convert.done $(DUMPS_SRC)
-	rm -rf $(OUT)/dumps
-	$(call stage,dumps,$(CSV2SR) dumps $(OUT)/sr -o $(OUT)/dumps $(JOBS_OPT) --quiet)
+	$(call stage,dumps,$(CSV2SR) dumps $(OUT)/sr -o $(OUT)/dumps --cache $(CACHE)/dumps.json $(JOBS_OPT) --quiet)
 	touch $@
 
 $(STAGES)/export.done: $(STAGES)/convert.done $(EXPORT_SRC)
 	rm -f $(OUT)/export.csv
-	$(call stage,export,$(CSV2SR) export $(OUT)/sr -o $(OUT)/export.csv --profile $(PROFILE) --quiet)
+	$(call stage,export,$(CSV2SR) export $(OUT)/sr -o $(OUT)/export.csv --profile $(PROFILE) --cache $(CACHE)/export.json --quiet)
 	touch $@
 
 $(STAGES)/report.done: $(STAGES)/convert.done $(STAGES)/validate.done $(STAGES)/dumps.done \
                        $(STAGES)/export.done $(REPORT_SRC)
-	$(CSV2SR) report $(OUT) --csv '$(CSV)' -o $(OUT)/report --name $(NAME) --version $(VERSION) --profile $(PROFILE) --tool 'GNU make=$(MAKE_VERSION)' $(JOBS_OPT) --quiet
+	$(CSV2SR) report $(OUT) --csv '$(CSV)' -o $(OUT)/report --name $(NAME) --version $(VERSION) --profile $(PROFILE) --tool 'GNU make=$(MAKE_VERSION)' --cache $(CACHE)/pages.json $(JOBS_OPT) --quiet
 	touch $@
 
 $(STAGES)/check.done: $(STAGES)/report.done
@@ -174,15 +181,20 @@ $(JS_DEPS): tests/js/package-lock.json
 	else echo "npm not found: the dcmjs corpus tests will be skipped"; fi
 endif
 
+# The whole suite on every core (pytest-xdist; the real CSV's conversion and export are
+# built once and shared by the workers, tests/conftest.py shared_once).
 test: | $(SETUP) $(JS_DEPS)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto
 
 # The property-based tests with many more generated inputs than CI runs (minutes).
 fuzz: | $(SETUP)
 	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -m property
 
-bench: | $(SETUP)
+# Every benchmark, then issue 16's table of the figures they recorded (each with the load
+# average it was measured at: the machine may be shared).
+bench: | $(SETUP) $(JS_DEPS)
 	for script in benchmarks/bench_*.py; do $(PYTHON) "$$script" || exit 1; done
+	$(PYTHON) benchmarks/table.py
 
 lint: | $(SETUP)
 	$(PYTHON) -m ruff check src tests benchmarks

@@ -5,9 +5,9 @@ format (the real rows repeated with new `order`, `_id` and shifted coordinates),
 its own process, both with the default (template) path and with highdicom for every row
 (`--reference-builder`, real CSV only), and the real CSV with `--ohif` (the OHIF Tracking
 Identifiers, same template path); then a generated 20,000-row table of every test profile
-(tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s and the
-peak resident memory of the
-converting processes, and how fast the table alone is read and checked
+(tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s, the CPU
+time and the peak memory of the whole process tree (the converting process and its
+workers, summed: measure.py) with the load average, and how fast the table alone is read and checked
 (`csv2sr.conversion.checks.read_rows`); writes the table to benchmarks/results/convert.txt.
 
     python benchmarks/bench_convert.py            (or: make bench)
@@ -21,8 +21,11 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import Run, record
+from measure import run as measure
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
@@ -66,25 +69,15 @@ def profile_tables(folder: Path, rows: int) -> list[tuple[str, Path, Path]]:
     return found
 
 
-_PROBE = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-)
-
-
-def run(csv_path: Path, *extra: str) -> tuple[int, float, float]:
-    """(SR files, seconds, peak RSS MiB of the conversion and its workers)."""
+def run(csv_path: Path, *extra: str) -> tuple[int, Run]:
+    """(rows, the measured run: wall and CPU time, peak memory of the whole process tree:
+    the converting process and its workers, measure.py)."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "csv2sr", "convert", str(csv_path), "-o", out,
                    "--quiet", *extra]
-        started = time.perf_counter()
-        # a fresh parent per run, so that RUSAGE_CHILDREN is this run's peak alone
-        probe = subprocess.run(
-            [sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True
-        )
-        seconds = time.perf_counter() - started
+        measured = measure(command)
         rows = sum(1 for _ in Path(out, "sr").rglob("*.dcm"))
-    return rows, seconds, int(probe.stdout) / 1024
+    return rows, measured
 
 
 _READ = (
@@ -110,7 +103,8 @@ def main() -> None:
     lines = [
         f"csv2sr convert, end to end (process start, imports, files written); "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"{'input':<34}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}{'peak MiB':>10}",
+        f"{'input':<34}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}{'CPU s':>8}"
+        f"{'tree MiB':>10}{'largest':>9}  load",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "synthetic-20000.csv"
@@ -122,19 +116,26 @@ def main() -> None:
             ("real CSV (2,345 rows) --ohif", REAL, "template", ("--ohif",)),
         ]
         for label, path, builder, extra in cases:
-            rows, seconds, peak = run(path, *extra)
+            rows, measured = run(path, *extra)
+            seconds = measured.seconds
             line = (f"{label:<34}{builder:<12}{rows:>7}{seconds:>9.1f}{rows / seconds:>8.0f}"
-                    f"{peak:>10.0f}")
+                    f"{measured.cpu_seconds:>8.1f}{measured.tree_peak_mib:>10.0f}"
+                    f"{measured.largest_mib:>9.0f}  {measured.load}")
             print(line, flush=True)
             lines.append(line)
+            record(f"convert {label}, {builder}", measured, rows=rows,
+                   rate=round(rows / seconds, 1))
         lines.append(f"{'profile (generated 20,000 rows)':<34}{'rows':>7}{'SRs':>7}"
-                     f"{'seconds':>9}{'rows/s':>8}{'SR/s':>8}{'peak MiB':>10}")
+                     f"{'seconds':>9}{'rows/s':>8}{'SR/s':>8}{'tree MiB':>10}  load")
         for name, table, profile in profile_tables(Path(tmp), 20_000):
-            files, seconds, peak = run(table, "--profile", str(profile))
+            files, measured = run(table, "--profile", str(profile))
+            seconds = measured.seconds
             line = (f"{name:<34}{20_000:>7}{files:>7}{seconds:>9.1f}{20_000 / seconds:>8.0f}"
-                    f"{files / seconds:>8.0f}{peak:>10.0f}")
+                    f"{files / seconds:>8.0f}{measured.tree_peak_mib:>10.0f}  {measured.load}")
             print(line, flush=True)
             lines.append(line)
+            record(f"convert profile {name}", measured, rows=20_000, files=files,
+                   rate=round(20_000 / seconds, 1))
         lines.append(f"{'reading and checking rows only':<46}{'rows':>7}{'seconds':>9}"
                      f"{'rows/s':>8}")
         for label, path in (("real CSV (2,345 rows)", REAL), ("synthetic (20,000 rows)", big)):

@@ -1,8 +1,12 @@
-"""Wall time of `make release` on the real CCC2017 CSV, from clean, into a temporary folder.
+"""`make release` on the real CCC2017 CSV: a clean build, then a rerun after one row changed.
 
-Prints the total and per-stage wall times (the Makefile's OUT/stages/*.status), SR/s and
-the peak resident memory of the largest child process, and writes them to
-benchmarks/results/release.txt.  Usage::
+Each stage is its own make target, run in order (`convert`, `validate`, `dumps`, `export`,
+`report`, `check`, `zip`): per stage the wall time, the CPU time of the stage and all its
+processes, and the peak memory of its whole process tree (measure.py), with the load
+average.  The rerun changes the `length` of one row of a copy of the CSV (the other rows
+keep their bytes) and runs the same targets again: the work proportional to the change.
+Writes benchmarks/results/release.txt and the figures of benchmarks/results/figures.json.
+Usage::
 
     python benchmarks/bench_release.py [--csv PATH] [--jobs N]
 """
@@ -12,21 +16,54 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import Run, load, record, run
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CSV = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "release.txt"
+TARGETS = ("convert", "validate", "dumps", "export", "report", "check", "zip")
 
 
 def _rows(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(1 for _ in handle) - 1
+
+
+def _change_one_row(path: Path) -> str:
+    """Add 1 to the `length` of the 100th row, in place, every other byte kept."""
+    lines = path.read_bytes().split(b"\n")
+    header = lines[0].rstrip(b"\r").split(b",")
+    cells = lines[100].split(b",")
+    column = header.index(b"length")
+    before = cells[column]
+    cells[column] = f"{float(before) + 1:.8f}".encode()
+    lines[100] = b",".join(cells)
+    path.write_bytes(b"\n".join(lines))
+    return f"row 100: length {before.decode()} -> {cells[column].decode()}"
+
+
+def _build(csv_path: Path, out: Path, dist: Path, jobs: int | None) -> list[tuple[str, Run]]:
+    make = ["make", "-C", str(ROOT), f"PYTHON={sys.executable}", f"CSV={csv_path}",
+            f"OUT={out}", f"DIST={dist}", *([f"JOBS={jobs}"] if jobs else [])]
+    return [(target, run([*make, target])) for target in TARGETS]
+
+
+def _report(title: str, stages: list[tuple[str, Run]], rows: int) -> list[str]:
+    wall = sum(r.seconds for _, r in stages)
+    cpu = sum(r.cpu_seconds for _, r in stages)
+    peak = max(r.tree_peak_mib for _, r in stages)
+    lines = [f"{title}: {wall:.1f} s wall, {cpu:.1f} s CPU ({rows / wall:.0f} rows/s end to "
+             f"end), tree peak {peak:.0f} MiB, load {stages[0][1].load_before:.2f}->"
+             f"{stages[-1][1].load_after:.2f}"]
+    lines.extend(f"  {name:<9} {r.seconds:6.1f} s wall {r.cpu_seconds:6.1f} s CPU  {r.memory}, "
+                 f"{r.load}" for name, r in stages)
+    return lines
 
 
 def main() -> int:
@@ -37,37 +74,28 @@ def main() -> int:
     if not args.csv.is_file():
         print(f"skipped: {args.csv} is not there")
         return 0
-    with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
-        out, dist = Path(tmp) / "out", Path(tmp) / "dist"
-        command = ["make", "-C", str(ROOT), "release", f"PYTHON={sys.executable}",
-                   f"CSV={args.csv.resolve()}", f"OUT={out}", f"DIST={dist}"]
-        if args.jobs:
-            command.append(f"JOBS={args.jobs}")
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            print(done.stdout[-3000:], done.stderr[-3000:], sep="\n")
-            return 1
-        stages = {p.stem: p.read_text().split() for p in sorted((out / "stages").glob("*.status"))}
-        zips = list(dist.glob("*.zip"))
-        zip_size = zips[0].stat().st_size if zips else 0
     rows = _rows(args.csv)
-    rest = seconds - sum(int(ms) for _, ms in stages.values()) / 1000
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    lines = [
-        f"make release, {args.csv.name}, {rows} rows, jobs={args.jobs or os.cpu_count()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"total wall time: {seconds:.1f} s ({rows / seconds:.1f} rows/s end to end)",
-        *(f"  {name:<9} {int(ms) / 1000:7.1f} s  exit {status}"
-          for name, (status, ms) in stages.items()),
-        f"  the rest {rest:7.1f} s  (report, check, zip, make and interpreter start-up)",
-        f"zip: {zip_size / 1e6:.1f} MB",
-        f"peak RSS of the largest child process: {peak_mb:.0f} MB",
-    ]
-    print("\n".join(lines))
+    lines = [f"make release, {args.csv.name}, {rows} rows, jobs={args.jobs or os.cpu_count()}, "
+             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
+             f"{load():.2f}"]
+    with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
+        csv_path = Path(tmp) / args.csv.name  # a copy: the rerun changes one row of it
+        shutil.copyfile(args.csv, csv_path)
+        out, dist = Path(tmp) / "out", Path(tmp) / "dist"
+        clean = _build(csv_path, out, dist, args.jobs)
+        lines += _report("clean build", clean, rows)
+        print("\n".join(lines), flush=True)
+        zips = list(dist.glob("*.zip"))
+        lines.append(f"zip: {zips[0].stat().st_size / 1e6:.1f} MB" if zips else "zip: none")
+        change = _change_one_row(csv_path)
+        rerun = _build(csv_path, out, dist, args.jobs)
+        lines += _report(f"rerun after one row changed ({change})", rerun, rows)
+    lines.append(f"load average after {load():.2f}")
+    print("\n".join(lines[len(lines) - len(rerun) - 3:]))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
+    record("make release (real CSV), clean", clean)
+    record("make release (real CSV), rerun after one row changed", rerun)
     return 0
 
 

@@ -8,7 +8,11 @@ nothing outside their temporary folders.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,15 +67,49 @@ def dciodvfy() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """``build(folder)`` once for the whole test run, into a folder of the run's temporary
+    tree, even when pytest-xdist runs the suite in several worker processes (each with its
+    own session, all under one base folder): the first worker builds while the others wait
+    on a lock, then every one gets the same folder.  A build that failed is redone by the
+    next worker that needs it.  The folder is read-only by convention: a test that changes
+    what it gets copies it first."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # what every worker's base folder (popen-gwN) is in
+    folder, complete = base / name, base / f"{name}.complete"
+    with _locked(base / f"{name}.lock"):
+        if not complete.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            complete.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real CSV converted once per test session (default SNOMED CT codes)."""
+    """The real CSV converted once per test run (default SNOMED CT codes), shared by every
+    xdist worker (:func:`shared_once`)."""
     from csv2sr.conversion.batch import convert  # noqa: PLC0415  (import the package under test late)
 
-    outdir = tmp_path_factory.mktemp("real-sct")
-    result = convert(real_csv, outdir)
-    assert result.converted == 2345, result.errors[:3]
-    return outdir
+    def build(outdir: Path) -> None:
+        result = convert(real_csv, outdir)
+        assert result.converted == 2345, result.errors[:3]
+
+    return shared_once(tmp_path_factory, "real-sct", build)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A private Orthanc on loopback for the network tests: start, stop, restart, kill.
 
 Debian packages ``orthanc`` and ``orthanc-dicomweb``.  Each server gets free ports on
-127.0.0.1 (HTTP and, when asked, DICOM), its storage in a temporary folder, its log in
+127.0.0.1 (HTTP and, when asked, DICOM; under pytest-xdist from its worker's own block, see
+:func:`free_port`), its storage in a temporary folder, its log in
 ``HOME/orthanc.log`` (with ``verbose=True`` Orthanc logs every association there), and
 keeps its ports across :meth:`OrthancServer.restart`, so a client that was talking to it
 finds it again; :meth:`OrthancServer.stop` is a graceful stop (Orthanc then finishes the
@@ -20,6 +21,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -60,10 +62,41 @@ def skip_reason() -> str | None:
     return None
 
 
+# free_port's ports: below Linux's ephemeral range (32768-60999), which bind(("", 0)) and
+# outgoing connections draw from, so the kernel never hands one of them to another socket
+# between free_port and the server's own bind; each pytest-xdist worker has its own block.
+_PORTS_FIRST, _PORTS_END = 20000, 32768
+_next_port: int | None = None
+
+
+def _port_block() -> range:
+    """This process's block of ports: the whole range, or a worker's share under xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    size = (_PORTS_END - _PORTS_FIRST) // count
+    first = _PORTS_FIRST + (int(worker) % count if worker.isdigit() else 0) * size
+    return range(first, first + size)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of 127.0.0.1 that nothing listens on now and that no other worker of this
+    test run (nor a later call in this one, until the block wraps) is given: ports are
+    handed out in turn from this worker's block, from a random start (other test runs on
+    the machine start elsewhere); one in use is passed over."""
+    global _next_port  # noqa: PLW0603  (one counter per test process)
+    block = _port_block()
+    if _next_port is None:
+        _next_port = random.randrange(len(block))
+    for _ in range(len(block)):
+        port = block[_next_port % len(block)]
+        _next_port += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port of 127.0.0.1 in {block.start}-{block.stop - 1}")
 
 
 @dataclass

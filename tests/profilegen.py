@@ -184,7 +184,8 @@ def generate_rows(spec: Spec, count: int, seed: int) -> list[dict[str, str]]:
             for column in observer:
                 row[column] = _value(same, spec, column, n, image, roles)
         if class_column is not None and class_column.column:
-            row[class_column.column] = chance.choice([
+            # one SOP class per image (rows of one image cannot disagree on it)
+            row[class_column.column] = random.Random(image.instance).choice([
                 "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                 "1.2.840.10008.5.1.4.1.1.2.1"])
         for column, cell in spec.cells.items():

@@ -14,6 +14,7 @@ import pydicom
 import pytest
 
 from conftest import FIXTURES
+from csv2sr.conversion import batch
 from csv2sr.conversion.batch import convert, manifest_columns
 from csv2sr.conversion.outputs import safe_name
 from csv2sr.mapping.load import load_profile
@@ -62,6 +63,28 @@ def test_two_conversions_are_byte_identical(sample_csv: Path, tmp_path: Path) ->
     convert(sample_csv, tmp_path / "b", jobs=2)
     convert(sample_csv, tmp_path / "c", jobs=1, fast=False)
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b") == _tree(tmp_path / "c")
+
+
+def test_small_table_without_jobs_is_converted_in_process(
+    sample_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under INLINE_ROWS rows and no ``jobs``: no worker pool is started, and the SRs are
+    the pool's, byte for byte; with ``jobs`` given the pool is used even for 12 rows."""
+    convert(sample_csv, tmp_path / "pool", jobs=2)
+    started: list[int] = []
+    real_pool = batch._pool
+
+    def watched(context: object, jobs: int, args: tuple[object, ...]) -> object:
+        started.append(jobs)
+        return real_pool(context, jobs, args)
+
+    monkeypatch.setattr(batch, "_pool", watched)
+    assert convert(sample_csv, tmp_path / "inline").converted == 12
+    assert started == []
+    assert _tree(tmp_path / "inline") == _tree(tmp_path / "pool")
+    convert(sample_csv, tmp_path / "again", jobs=2)
+    assert started == [2]
+    assert batch.INLINE_ROWS > 12
 
 
 def test_rerun_into_same_outdir_gives_same_tree(sample_csv: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 import csv2sr
+from conftest import shared_once
 from csv2sr.cli import app
 from csv2sr.conversion.batch import convert
 from csv2sr.export import (
@@ -70,12 +71,15 @@ def real_sr_dir(converted_real: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_export(tmp_path_factory: pytest.TempPathFactory, real_sr_dir: Path) -> Path:
-    """The converted real SRs exported with the ccc2017 profile (in parallel)."""
-    table = tmp_path_factory.mktemp("real-export") / "export.csv"
-    result = write_table([real_sr_dir / "sr"], table, profile="ccc2017", jobs=2)
-    assert result.ok, [str(p) for p in result.problems[:5]]
-    assert (result.files, result.rows) == (2345, 2345)
-    return table
+    """The converted real SRs exported with the ccc2017 profile (in parallel), once per
+    test run (shared by the xdist workers)."""
+    def build(folder: Path) -> None:
+        result = write_table([real_sr_dir / "sr"], folder / "export.csv", profile="ccc2017",
+                             jobs=2)
+        assert result.ok, [str(p) for p in result.problems[:5]]
+        assert (result.files, result.rows) == (2345, 2345)
+
+    return shared_once(tmp_path_factory, "real-export", build) / "export.csv"
 
 
 @pytest.fixture(scope="session")

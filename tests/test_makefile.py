@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,6 +254,70 @@ def test_zip_is_byte_identical_across_clean_releases(released: Path, tmp_path: P
     assert not (tree / name).exists() and not _out(tree).exists()
 
 
+def test_zip_is_the_same_whatever_the_output_folder(released: Path, tmp_path: Path) -> None:
+    """Another release of the same CSV into absolute OUT and DIST folders elsewhere: the
+    same zip, byte for byte (no path of the release folder is written into it)."""
+    out, dist = tmp_path / "elsewhere" / "out", tmp_path / "elsewhere" / "dist"
+    done = _make(released, "release", f"OUT={out}", f"DIST={dist}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = f"ccc2017-sample-{VERSION}.zip"
+    assert (dist / name).read_bytes() == (released / "dist" / name).read_bytes()
+    assert str(tmp_path) not in (out / "validation.json").read_text()
+
+
+def _edited(rows: list[str]) -> list[str]:
+    """The fixture's lines with one row's length changed, one row removed, one added."""
+    header, *body = rows
+    cells = body[2].split(",")
+    cells[5] = str(float(cells[5]) + 1.25)  # length
+    added = body[0].split(",")
+    added[0], added[12] = "99", "fixture009900000000000000000000"  # order, _id
+    return [header, body[0], body[1], ",".join(cells), *body[3:-1], ",".join(added)]
+
+
+def _built(tree: Path) -> dict[str, bytes]:
+    """Every file of the build and the zip, the Makefile's own stamps and timings aside."""
+    files = {}
+    for folder in (tree / "build", tree / "dist"):
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(tree).as_posix()
+            if path.is_file() and "/stages/" not in rel:
+                files[rel] = path.read_bytes()
+    summary = "build/ccc2017-sample/report/summary.xml"
+    files[summary] = re.sub(rb"<timings>.*</timings>", b"", files[summary], flags=re.DOTALL)
+    return files
+
+
+def test_a_rerun_after_edits_writes_what_a_clean_build_writes(
+    released: Path, tmp_path: Path
+) -> None:
+    """Rows changed, removed and added: the rerun redoes only their files (the others keep
+    their times), and leaves every output, the zip included, byte for byte as a clean
+    build of the edited CSV does."""
+    tree = tmp_path / "rerun"
+    shutil.copytree(released, tree)
+    data = tree / SAMPLE
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join(_edited(lines)) + "\n")
+    before = _mtimes(tree / "build")
+    done = _make(tree, "release", "JOBS=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = _mtimes(tree / "build")
+    out = _out(tree)
+    redone = {p.relative_to(out).as_posix() for p in after
+              if before.get(p) != after[p] and p.suffix in (".dcm", ".txt", ".html")}
+    edited = {"SYN-0002/order-0003", "SYN-0001/order-0099"}  # see _edited
+    for rel in redone - {"report/index.html"}:
+        stem = rel.removeprefix("report/").split("/", 1)[1].rsplit(".", 1)[0]
+        assert stem in edited, f"{rel} was rewritten, its SR did not change"
+    assert {f"sr/{stem}.dcm" for stem in edited} <= redone
+    clean = _tree(tmp_path / "clean")
+    (clean / SAMPLE).write_text(data.read_text())
+    fresh = _make(clean, "release", "JOBS=2")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert _built(tree) == _built(clean)
+
+
 def test_stage_targets_run_alone(tmp_path: Path) -> None:
     tree = _tree(tmp_path / "s")
     assert _make(tree, "convert").returncode == 0
@@ -269,7 +334,7 @@ def test_stage_targets_run_alone(tmp_path: Path) -> None:
 def test_tool_targets_run_the_documented_commands(tmp_path: Path) -> None:
     tree = _tree(tmp_path / "tools")
     for target, expected in (
-        ("test", f"{sys.executable} -m pytest"),
+        ("test", f"{sys.executable} -m pytest -n auto"),
         ("lint", f"{sys.executable} -m ruff check src tests benchmarks"),
         ("bench", "for script in benchmarks/bench_*.py"),
         ("clean", "rm -rf -- 'build/ccc2017-sample'"),

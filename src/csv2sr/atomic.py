@@ -58,9 +58,11 @@ __all__ = [
     "OutputError",
     "atomic_open",
     "atomic_text",
+    "holds",
     "is_temporary",
     "open_inside",
     "output_error",
+    "prune",
     "remove_in_flight",
     "remove_inside",
     "temp_name",
@@ -353,11 +355,48 @@ def atomic_text(
 def write_atomic(
     path: str | os.PathLike[str], data: bytes | str, *,
     root: str | os.PathLike[str] | None = None, durable: bool = True,
-) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically; see :func:`atomic_open`."""
+    keep_same: bool = False,
+) -> bool:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; see :func:`atomic_open`.
+
+    ``keep_same``: when ``path`` is already a regular file holding exactly these bytes
+    (read as :func:`holds` reads it), nothing is written and the file keeps its time, so
+    that a rerun leaves what it did not change as it was.  Returns whether it wrote.
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if keep_same and holds(path, payload, root=root):
+        return False
     with atomic_open(path, root=root, durable=durable) as handle:
         handle.write(payload)
+    return True
+
+
+def holds(
+    path: str | os.PathLike[str], data: bytes, *, root: str | os.PathLike[str] | None = None,
+) -> bool:
+    """True when ``path`` is a regular file whose bytes are exactly ``data``.
+
+    Inside ``root`` it is read as :func:`open_inside` reads (no link followed), else as
+    named; anything that cannot be read (missing, a link inside ``root``, a FIFO, no
+    permission) is False: the caller then writes, and says what fails.
+    """
+    target = Path(path)
+    try:
+        if root is None:
+            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            handle: BinaryIO = os.fdopen(fd, "rb")
+        else:
+            handle = open_inside(root, "/".join(_parts_inside(Path(root), target)))
+    except (OSError, OutputError):
+        return False
+    with handle:
+        try:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+                return False
+            return handle.read(len(data) + 1) == data
+        except OSError:
+            return False
 
 
 def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:
@@ -479,3 +518,37 @@ def remove_inside(root: str | os.PathLike[str], relpath: str, *, folder: bool = 
             os.unlink(parts[-1], dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def prune(root: str | os.PathLike[str], keep: set[str], suffix: str) -> list[str]:
+    """Remove from the output folder ``root`` every regular file named ``*suffix`` whose
+    POSIX path relative to ``root`` is not in ``keep`` (what an earlier run wrote for an
+    input that is gone), the temporary files a killed run left, and the folders that this
+    leaves empty; links are neither followed nor removed.  Returns what was removed.
+
+    Raises :class:`OutputError` when a file cannot be removed.
+    """
+    base = Path(root)
+    removed: list[str] = []
+    if not base.is_dir() or base.is_symlink():
+        return removed
+    for folder, _dirs, names in os.walk(base, topdown=False):  # os.walk never follows links
+        here = Path(folder)
+        for name in names:
+            rel = (here / name).relative_to(base).as_posix()
+            stale = name.endswith(suffix) and not name.startswith(".") and rel not in keep
+            if not (stale or is_temporary(name)) or not stat.S_ISREG(
+                (here / name).lstat().st_mode
+            ):
+                continue
+            try:
+                remove_inside(base, rel)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise output_error(here / name, exc, inside=True) from None
+            removed.append(rel)
+        if here != base and removed and not os.listdir(here):
+            with contextlib.suppress(OSError):
+                remove_inside(base, here.relative_to(base).as_posix(), folder=True)
+    return removed

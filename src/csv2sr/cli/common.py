@@ -1,4 +1,9 @@
-"""What every command shares: consoles, logging set-up and a progress bar."""
+"""What every command shares: consoles, logging set-up and a progress bar.
+
+Only typer and rich's console are imported here: every command module imports this one,
+and ``csv2sr --help`` must not pay for what a command needs (rich's logging handler and
+progress bar are imported when they are used).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 out = Console()
 err = Console(stderr=True)
@@ -39,6 +35,8 @@ Verbose = Annotated[
 
 def setup_logging(verbose: int) -> None:
     """Library logs go to stderr: warnings by default, -v info, -vv debug."""
+    from rich.logging import RichHandler  # noqa: PLC0415  (a command's cost, not --help's)
+
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level,
@@ -52,14 +50,29 @@ def setup_logging(verbose: int) -> None:
     logging.getLogger("pydicom").setLevel(logging.ERROR if verbose <= 0 else level)
 
 
+def bar_shown(*, enabled: bool) -> bool:
+    """Whether :func:`progress_bar` draws a bar (enabled, and stderr is a terminal): what
+    only the bar needs (a line count of the input) is worked out only then."""
+    return enabled and err.is_terminal
+
+
 @contextlib.contextmanager
 def progress_bar(
     description: str, total: int | None, *, enabled: bool
 ) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or not err.is_terminal:
+    if not bar_shown(enabled=enabled):
         yield lambda done: None
         return
+    from rich.progress import (  # noqa: PLC0415  (only when a bar is drawn)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

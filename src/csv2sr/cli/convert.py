@@ -1,11 +1,15 @@
-"""``csv2sr convert``: one TID 1500 SR per CSV row, a manifest and the rejected rows."""
+"""``csv2sr convert``: one TID 1500 SR per CSV row, a manifest and the rejected rows.
+
+The conversion (pydicom, highdicom, numpy) is imported inside the command, so that
+``csv2sr --help`` and the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,18 +23,19 @@ from csv2sr.cli.common import (
     Jobs,
     Quiet,
     Verbose,
+    bar_shown,
     err,
     out,
     progress_bar,
     setup_logging,
 )
 from csv2sr.cli.profile import ProfileOption, load_or_exit
-from csv2sr.conversion.batch import ConversionResult, convert
-from csv2sr.conversion.checks import InputFileError
-from csv2sr.conversion.read import read_table
 from csv2sr.errors import Interrupted
-from csv2sr.images.index import ImageIndex, ImageIndexError
-from csv2sr.mapping.spec import Spec
+
+if TYPE_CHECKING:
+    from csv2sr.conversion.batch import ConversionResult
+    from csv2sr.images.index import ImageIndex
+    from csv2sr.mapping.spec import Spec
 
 
 class Codes(str, Enum):
@@ -158,9 +163,14 @@ def convert_command(
             "(issue 11): give columns or constants", highlight=False, soft_wrap=True,
         )
         raise typer.Exit(EXIT_USAGE)
+    from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the command's own cost)
+    from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndexError  # noqa: PLC0415
+
     try:
         index = _image_index(csv_path, images, images_url, spec, quiet=quiet)
-        with progress_bar("Converting", _count_lines(csv_path), enabled=not quiet) as advance:
+        lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
+        with progress_bar("Converting", lines, enabled=not quiet) as advance:
             result = convert(
                 csv_path,
                 output,
@@ -196,6 +206,8 @@ def _image_index(
     """Index the source image headers (folder or DICOMweb), once, before converting."""
     if images is None and url is None:
         return None
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+
     if images is not None:
         index = ImageIndex.from_folder(images)
     else:
@@ -225,6 +237,9 @@ def _image_index(
 
 def _study_uids(csv_path: Path, spec: Spec) -> list[str]:
     """The distinct Study Instance UIDs of the table (what a DICOMweb index must fetch)."""
+    from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
+    from csv2sr.conversion.read import read_table  # noqa: PLC0415
+
     if not csv_path.is_file():
         raise InputFileError(csv_path, "--images-url reads the table before converting it: "
                              "give a file, not a stream")

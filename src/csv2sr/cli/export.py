@@ -1,11 +1,15 @@
-"""``csv2sr export``: TID 1500 SR files back to a table (CSV, Parquet or JSON lines)."""
+"""``csv2sr export``: TID 1500 SR files back to a table (CSV, Parquet or JSON lines).
+
+The reader (pydicom, numpy) is imported inside the command, so that ``csv2sr --help``
+and the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,15 +28,9 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
-from csv2sr.export import (
-    ExportFormatError,
-    ExportInputError,
-    ExportResult,
-    Problem,
-    format_for,
-    write_table,
-)
-from csv2sr.export.files import export_inputs
+
+if TYPE_CHECKING:
+    from csv2sr.export import ExportResult, Problem
 
 
 class TableFormat(str, Enum):
@@ -87,6 +85,14 @@ def export_command(
         ),
     ] = "generic",
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", metavar="FILE", dir_okay=False,
+            help="Keep each file's rows in FILE (JSON), and take them from there for a file "
+                 "whose path and bytes are unchanged: a rerun reads only what changed.",
+        ),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -108,6 +114,14 @@ def export_command(
         from csv2sr.cli.profile import load_or_exit  # noqa: PLC0415
 
         load_or_exit(profile)  # a broken profile: exit 2 before anything is read
+    from csv2sr.export import (  # noqa: PLC0415  (the command's own cost)
+        ExportFormatError,
+        ExportInputError,
+        format_for,
+        write_table,
+    )
+    from csv2sr.export.files import export_inputs  # noqa: PLC0415
+
     try:
         kind = format_for(output, table_format.value if table_format else None)
         files = export_inputs(paths)
@@ -120,6 +134,7 @@ def export_command(
             result = write_table(
                 files, output, format=kind, profile=profile, jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
+                cache=cache,
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None

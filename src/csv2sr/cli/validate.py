@@ -3,7 +3,8 @@
 Exit status: 0 when no finding reaches ``--fail-on`` (default error), 1 otherwise, 2 for
 usage errors.  ``--format`` chooses stdout; ``--json``/``--junit``/``--report-dir`` write
 files atomically; a file that cannot be written (disk full, no permission, read-only) is
-exit status 1 with its path.
+exit status 1 with its path.  The validator (pydicom, lxml) is imported inside the command,
+so that ``csv2sr --help`` and the other commands do not pay for it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import re
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from csv2sr.atomic import OutputError
 from csv2sr.cli.app import app
@@ -30,11 +30,9 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
-from csv2sr.images.cross import add_to_report, validate_against_images
-from csv2sr.images.index import ImageIndex, ImageIndexError
-from csv2sr.validate import ValidationError, list_inputs, validate_files
-from csv2sr.validate.findings import Severity, Source, ValidationReport
-from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir
+
+if TYPE_CHECKING:
+    from csv2sr.validate.findings import Severity, ValidationReport
 
 
 class OutputFormat(str, Enum):
@@ -48,7 +46,8 @@ class FailOn(str, Enum):
     warning = "warning"
 
 
-_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+"""The colour of each severity (:class:`csv2sr.validate.findings.Severity` values)."""
 
 
 @app.command("validate")
@@ -81,11 +80,25 @@ def validate_command(
     images_url: Annotated[str | None, typer.Option(
         "--images-url", metavar="URL",
         help="The same against the image headers of a DICOMweb server.")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", metavar="FILE", dir_okay=False,
+        help="Keep each file's findings in FILE (JSON), and take them from there for a "
+        "file whose path and bytes are unchanged, when csv2sr, the validators and the "
+        "options are too: a rerun checks only what changed.")] = None,
+    relative_to: Annotated[Path | None, typer.Option(
+        "--relative-to", metavar="DIR", file_okay=False,
+        help="Write the files' paths in --json, --junit and --format output relative to "
+        "DIR (a release folder), so that they do not depend on where it is.")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress bar and no text output.")] = False,
 ) -> None:
     """Validate DICOM SR files: csv2sr's own checks, dciodvfy, optionally pixelmed."""
     setup_logging(0)
+    from csv2sr.images.index import ImageIndexError  # noqa: PLC0415  (the command's own cost)
+    from csv2sr.validate import ValidationError, list_inputs, validate_files  # noqa: PLC0415
+    from csv2sr.validate.findings import Severity  # noqa: PLC0415
+    from csv2sr.validate.report import to_json, to_junit  # noqa: PLC0415
+
     threshold = Severity(fail_on.value)
     try:
         listing = list_inputs(paths)
@@ -96,7 +109,7 @@ def validate_command(
         with progress_bar("validating", len(listing.files), enabled=not quiet) as advance:
             report = validate_files(
                 listing, jobs=jobs, use_dciodvfy=not no_dciodvfy, use_pixelmed=pixelmed,
-                progress=advance, pixelmed_jar=pixelmed_jar,
+                progress=advance, pixelmed_jar=pixelmed_jar, cache=cache,
             )
         if images is not None or images_url is not None:
             _check_against_images(report, images, images_url)
@@ -106,6 +119,12 @@ def validate_command(
     except ImageIndexError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
+    except OutputError as exc:  # the cache could not be written
+        err.print(f"[red]error:[/red] cannot write {escape(str(exc))}", soft_wrap=True,
+                  highlight=False)
+        raise typer.Exit(EXIT_USAGE if exc.wrong_path else EXIT_DATA) from None
+    if relative_to is not None:
+        report = report.relative_to(relative_to)
     for note in report.notes:
         err.print(f"[yellow]note:[/yellow] {escape(note)}")
     if report.skipped and not quiet:
@@ -137,6 +156,8 @@ def _write_outputs(
     junit_file: Path | None, report_dir: Path | None,
 ) -> None:
     """The files asked for, each atomically (:mod:`csv2sr.atomic`)."""
+    from csv2sr.validate.report import to_json, to_junit, write_atomic, write_report_dir  # noqa: PLC0415
+
     if json_file is not None:
         write_atomic(json_file, to_json(report, threshold))
     if junit_file is not None:
@@ -149,6 +170,10 @@ def _check_against_images(
     report: ValidationReport, images: Path | None, url: str | None
 ) -> None:
     """Cross-file checks against the source images (csv2sr.images.cross)."""
+    from csv2sr.images.cross import add_to_report, validate_against_images  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+    from csv2sr.validate import ValidationError  # noqa: PLC0415
+
     if images is not None and url is not None:
         raise ValidationError("give --images or --images-url, not both")
     if images is not None:
@@ -173,6 +198,8 @@ def _print_text(report: ValidationReport, threshold: Severity) -> None:
 
 def _print_details(report: ValidationReport, threshold: Severity) -> None:
     """Findings that fail the run, file by file (at most MAX_ROWS rows)."""
+    from rich.table import Table  # noqa: PLC0415
+
     rows = [
         (file.relative, finding)
         for file in report.files for finding in file.sorted_findings()
@@ -184,7 +211,7 @@ def _print_details(report: ValidationReport, threshold: Severity) -> None:
     for column in ("file", "severity", "source", "item / attribute", "message"):
         table.add_column(column, overflow="fold")
     for relative, finding in rows[:MAX_ROWS]:
-        style = _STYLE[finding.severity]
+        style = _STYLE[finding.severity.value]
         table.add_row(escape(relative), f"[{style}]{finding.severity.value}[/]",
                       finding.source.value, escape(finding.item or finding.attribute),
                       escape(finding.message))
@@ -195,6 +222,10 @@ def _print_details(report: ValidationReport, threshold: Severity) -> None:
 
 def _print_kinds(report: ValidationReport) -> None:
     """Errors and warnings grouped by kind (values in <...> removed), with counts."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from csv2sr.validate.findings import Severity  # noqa: PLC0415
+
     kinds: dict[tuple[int, str, str], tuple[int, set[str]]] = {}
     for file in report.files:
         for finding in file.findings:
@@ -213,12 +244,16 @@ def _print_kinds(report: ValidationReport) -> None:
                          justify="right" if column in ("count", "files") else "left")
     for (rank, source, message), (count, files) in sorted(kinds.items()):
         severity = list(Severity)[rank]
-        table.add_row(f"[{_STYLE[severity]}]{severity.value}[/]", source, escape(message),
+        table.add_row(f"[{_STYLE[severity.value]}]{severity.value}[/]", source, escape(message),
                       str(count), str(len(files)))
     out.print(table)
 
 
 def _print_summary(report: ValidationReport, threshold: Severity) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from csv2sr.validate.findings import Severity, Source  # noqa: PLC0415
+
     summary = report.summary(threshold)
     table = Table(title="Summary")
     table.add_column("source")

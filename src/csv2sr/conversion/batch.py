@@ -18,11 +18,13 @@ Output layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -70,6 +72,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 32
 """Documents per task sent to a worker: large enough to amortise IPC, small enough to stream."""
+INLINE_ROWS = 256
+"""Fewer rows than this are converted in the calling process when ``jobs`` is not given:
+starting workers (a fork server, and each worker's imports and templates) costs more
+than the rows would take, and a make rule that converts one small table must be cheap."""
 
 
 def manifest_columns(spec: Spec) -> tuple[str, ...]:
@@ -170,10 +176,13 @@ class _Worker:
         return RowError(self.csv_path, record.line, (problem,), record.cells)
 
     def write(self, document: Document, data: bytes) -> list[_Done | RowError] | None:
-        """Write one SR inside OUTDIR (never through a link); a name the file system
-        cannot hold rejects its rows, any other failure of the system stops the run."""
+        """Write one SR inside OUTDIR (never through a link), unless it already holds
+        these bytes (a rerun rewrites only the documents that changed, and the others keep
+        their time); a name the file system cannot hold rejects its rows, any other
+        failure of the system stops the run."""
         try:
-            write_atomic(self.outdir / document.relpath, data, root=self.outdir, durable=False)
+            write_atomic(self.outdir / document.relpath, data, root=self.outdir, durable=False,
+                         keep_same=True)
         except OutputError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
@@ -221,17 +230,43 @@ def _chunks(items: Iterable[Document | RowError]) -> Iterator[list[Document | Ro
         yield chunk
 
 
-def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Any:
-    """The worker pool, started with SIGINT ignored: a process started with a signal
-    ignored keeps it ignored (POSIX exec), so the fork server and every worker it forks
-    ignore Ctrl-C from birth (the parent ends them), with no window for a traceback."""
+@contextlib.contextmanager
+def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any]:
+    """The worker pool, ended on leaving.  The fork server (the parent of every worker) is
+    started with SIGINT ignored: a process started with a signal ignored keeps it ignored
+    (POSIX exec), so it and every worker it forks ignore Ctrl-C from birth (the parent ends
+    them), with no window for a traceback.  A SIGINT or SIGTERM that arrives while the pool
+    starts its workers is held until the pool is whole and will be ended on the way out,
+    then delivered: raised half-way, it left workers still being born after the parent had
+    removed the semaphores they unpickle (a FileNotFoundError traceback from the fork
+    server)."""
+    def make() -> Any:
+        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
+
     if threading.current_thread() is not threading.main_thread():
-        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        with make() as pool:
+            yield pool
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with contextlib.ExitStack() as stack:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, hold)
+            if context.get_start_method() == "forkserver":
+                multiprocessing.forkserver.ensure_running()
+                signal.signal(signal.SIGINT, hold)  # the workers are the fork server's
+            pool = stack.enter_context(make())
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for signum in held[:1]:
+                signal.raise_signal(signum)  # now, as it would have been: the pool ends
+        yield pool
 
 
 def _results(
@@ -243,6 +278,9 @@ def _results(
             yield from _run_chunk(chunk)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    if context.get_start_method() == "forkserver":
+        # the workers' imports once, in the server, not once per worker (conversion.warm)
+        context.set_forkserver_preload(["csv2sr.conversion.warm"])
     with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
@@ -333,7 +371,8 @@ def convert(
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
-    ``jobs`` worker processes (default: the CPU count); ``codes`` ``"sct"`` or ``"srt"``;
+    ``jobs`` worker processes (default: the CPU count, or none for a table of fewer than
+    :data:`INLINE_ROWS` rows, converted in this process); ``codes`` ``"sct"`` or ``"srt"``;
     ``profile`` a built-in profile's name, a profile file, or a loaded
     :class:`~csv2sr.mapping.spec.Spec` (:func:`csv2sr.mapping.load.load_profile` raises
     :class:`~csv2sr.mapping.load.ProfileError` for a broken one);
@@ -358,6 +397,9 @@ def convert(
     result = ConversionResult(csv_path=source, outdir=out)
     rows = read_rows(source, spec)
     first = next(rows)  # raises InputFileError before anything is written
+    head = [first, *itertools.islice(rows, INLINE_ROWS - 1)]
+    if jobs is None and len(head) < INLINE_ROWS:
+        workers = 1  # a small table: no worker pool (INLINE_ROWS)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -369,7 +411,7 @@ def convert(
         owned = scan_sr(out)
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
-        items = _checked(itertools.chain([first], rows), images, source, spec)
+        items = _checked(itertools.chain(head, rows), images, source, spec)
         _convert_rows(
             documents(items, spec, source), result, owned,
             (source, out, spec, mode, images, fast, ohif), workers, progress,

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 from csv2sr.atomic import atomic_open, output_error
+from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.errors import leave_interrupts
 from csv2sr.export.files import ExportInputError, export_inputs
-from csv2sr.export.model import Problem, ProblemKind, Qualitative
+from csv2sr.export.model import CodedValue, Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
 from csv2sr.export.tables import (
     TableProfile,
@@ -201,6 +202,7 @@ def iter_rows(
 
 def _iter_results(
     paths: Paths, *, profile: str, jobs: int | None, progress: Progress | None,
+    cache: Path | None = None,
 ) -> Iterator[_FileRows]:
     given = _as_list(paths)
     _check_inputs(given, profile)
@@ -209,16 +211,78 @@ def _iter_results(
     problems = [_input_problem(e) for e in listing if e.kind is EntryKind.PROBLEM]
     total = len(files) + len(problems)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    if len(files) < 2 * CHUNK_FILES:
-        workers = 1
-    results = itertools.chain(problems, _results(files, profile, workers))
+    store = ResultCache(cache, {"stage": "export", "profile": profile})
+    read = _cached_results(files, profile, workers, store) if store.enabled else _results(
+        files, profile, workers)
+    results = itertools.chain(problems, read)
     for done, result in enumerate(results, 1):
         if progress is not None:
             progress(done, total)
         yield result
+    store.save()
+
+
+def _cached_results(
+    files: list[Path], profile: str, workers: int, store: ResultCache,
+) -> Iterator[_FileRows]:
+    """:func:`_results`, reading only the files whose path and bytes the cache does not
+    know; what was read is kept for the next run (unless it could not be read)."""
+    plan: list[tuple[Path, str | None, _FileRows | None]] = []
+    for path in files:
+        data = read_regular(path)
+        digest = file_digest(data) if data is not None else None
+        cached = store.get(str(path), digest) if digest is not None else None
+        plan.append((path, digest, _decoded(str(path), cached)))
+    misses = _results([p for p, _, done in plan if done is None], profile, workers)
+    for path, digest, done in plan:
+        if done is not None:
+            yield done
+            continue
+        result = next(misses)
+        if digest is not None and not any(
+            p.kind is ProblemKind.UNREADABLE for p in result.problems
+        ):
+            data = read_regular(path)
+            if data is not None and file_digest(data) == digest:  # unchanged meanwhile
+                store.put(str(path), digest, _encoded(result))
+        yield result
+
+
+def _encoded(result: _FileRows) -> dict[str, Any]:
+    """A file's rows as JSON values (the file's path is the cache entry's)."""
+    return {
+        "rows": result.rows,
+        "problems": [[p.item, p.message, p.kind.value] for p in result.problems],
+        "qualitative": [
+            [[q.item, list(q.concept), q.value_type, list(q.code) if q.code else None, q.text]
+             for q in row]
+            for row in result.qualitative
+        ],
+    }
+
+
+def _decoded(path: str, value: Any) -> _FileRows | None:
+    """:func:`_encoded` read back, or None for what it did not write."""
+    if value is None:
+        return None
+    try:
+        return _FileRows(
+            path,
+            [[str(cell) for cell in row] for row in value["rows"]],
+            [Problem(path, str(item), str(message), ProblemKind(kind))
+             for item, message, kind in value["problems"]],
+            [tuple(Qualitative(str(item), CodedValue(*map(str, concept)), str(value_type),
+                               CodedValue(*map(str, code)) if code else None, str(text))
+                   for item, concept, value_type, code, text in row)
+             for row in value["qualitative"]],
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _results(files: list[Path], profile: str, workers: int) -> Iterator[_FileRows]:
+    if len(files) < 2 * CHUNK_FILES:
+        workers = 1
     if workers <= 1:
         for path in files:
             yield _read_one(str(path), profile)
@@ -325,14 +389,16 @@ def format_for(path: str | os.PathLike[str], given: str | None = None) -> Format
 def write_table(
     paths: Paths, out: str | os.PathLike[str], *, format: str | None = None,
     profile: str = "generic", jobs: int | None = None, progress: Progress | None = None,
-    on_problem: Callable[[Problem], None] | None = None,
+    on_problem: Callable[[Problem], None] | None = None, cache: Path | None = None,
 ) -> ExportResult:
     """Export every measurement under ``paths`` to the table ``out``, streaming.
 
     ``format`` ``csv``, ``parquet`` or ``jsonl`` (default: from ``out``'s suffix, else csv);
     ``profile`` ``generic`` or ``ccc2017``; ``on_problem`` is called for each problem as it
     is found (they are also in the result).  Rows of readable measurements are written
-    even when other files have problems; the file appears only once complete.
+    even when other files have problems; the file appears only once complete.  ``cache``:
+    a JSON file (:mod:`csv2sr.cache`) of each file's rows: a file whose path and bytes are
+    unchanged since the run that wrote it is not read again (same csv2sr, same profile).
 
     Raises :class:`ExportInputError` for a missing path and :class:`ExportFormatError`
     for an unknown format or profile, before anything is written, and
@@ -345,7 +411,7 @@ def write_table(
     _check_inputs(given, profile)
     columns = _table(profile).columns
     result = ExportResult(output=target, format=kind, profile=profile)
-    rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress)
+    rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress, cache=cache)
     with atomic_open(target) as handle:
         _write(handle, kind, columns, results=rows, result=result, on_problem=on_problem,
                qualitative=_table(profile).qualitative, target=target)

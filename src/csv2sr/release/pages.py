@@ -11,6 +11,7 @@ worker processes.  Everything is written by :mod:`csv2sr.atomic`.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
 from csv2sr.atomic import OutputError, open_inside, remove_inside, write_atomic
+from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.dicom.tree import ROOT_ID, children, item_id
 from csv2sr.errors import leave_interrupts
 from csv2sr.release.elements import display_text, element, set_attr, sub
@@ -204,27 +206,32 @@ def sr_file_to_xml(
 _PageTask = tuple[Path, Path, str, str, str, str, Path]
 """(OUT, REPORT_DIR, SR path in the release, report, dump and index links, sr.xsl)."""
 
+_PageDone = tuple[str | None, str, str]
+"""(an error message or None, the SHA-256 of the SR read, of the page written)."""
 
-def _page_job(args: _PageTask) -> str | None:
-    """Render one SR page (runs in a worker process); an error message or None.
+
+def _page_job(args: _PageTask) -> _PageDone:
+    """Render one SR page (runs in a worker process).
 
     The SR is read without following a link inside OUT; the page is written inside
-    REPORT_DIR only (a manifest path that would leave it is refused)."""
+    REPORT_DIR only (a manifest path that would leave it is refused), unless it is there
+    already with the same bytes."""
     out, report_dir, relpath, report, dump, index, stylesheet = args
     try:
         with open_inside(out, relpath) as handle:
-            xml = sr_file_to_xml(out / relpath, relpath, handle)
+            data = handle.read()
+        xml = sr_file_to_xml(out / relpath, relpath, io.BytesIO(data))
         html = render(xml, stylesheet, index=index, report=report, dump=dump,
                       dcm="/".join([".."] * (relpath.count("/") + 1)) + "/" + relpath)
         write_atomic(report_dir / page_relpath(relpath), html, root=report_dir,
-                     durable=False)
+                     durable=False, keep_same=True)
     except ReportRenderError as exc:
-        return str(exc)
+        return str(exc), "", ""
     except OSError as exc:
-        return f"{out / relpath}: not rendered: {exc.strerror or exc}"
+        return f"{out / relpath}: not rendered: {exc.strerror or exc}", "", ""
     except OutputError as exc:
-        return f"{exc}"
-    return None
+        return f"{exc}", "", ""
+    return None, file_digest(data), file_digest(html)
 
 
 def render_report(
@@ -234,14 +241,19 @@ def render_report(
     *,
     xslt_dir: Path = XSLT_DIR,
     jobs: int | None = None,
+    cache: Path | None = None,
 ) -> list[str]:
     """Write ``summary.xml``, ``index.html`` and one page per SR; return the failures.
 
-    Raises :class:`csv2sr.atomic.OutputError` when REPORT_DIR cannot be written."""
+    A file that would be written with the bytes it has is left as it is.  ``cache``: a
+    JSON file (:mod:`csv2sr.cache`) of the SHA-256 of each page and of the SR it was made
+    of: a page whose SR, links and stylesheet are unchanged, and which is still there as
+    it was written, is not made again.  Raises :class:`csv2sr.atomic.OutputError` when
+    REPORT_DIR cannot be written."""
     write_atomic(
         report_dir / "summary.xml",
         etree.tostring(summary, xml_declaration=True, encoding="UTF-8", pretty_print=True),
-        root=report_dir,
+        root=report_dir, keep_same=True,
     )
     # index.html is archived: it is rendered without the stage timings.
     archived = etree.fromstring(etree.tostring(summary))
@@ -249,7 +261,7 @@ def render_report(
         archived.remove(timings)
     write_atomic(
         report_dir / "index.html", render(archived, xslt_dir / "release-report.xsl"),
-        root=report_dir,
+        root=report_dir, keep_same=True,
     )
     stale = {
         path.relative_to(report_dir).as_posix()
@@ -268,13 +280,48 @@ def render_report(
         )
     for rel in sorted(stale):
         remove_inside(report_dir, rel)
-    return _run_pages(tasks, jobs)
+    stylesheet = _digest_of(xslt_dir / "sr.xsl")
+    store = ResultCache(cache if stylesheet else None, {"stage": "pages", "sr.xsl": stylesheet})
+    todo = [task for task in tasks if not _page_unchanged(store, task)]
+    failures = []
+    for task, (failure, sr, page) in zip(todo, _run_pages(todo, jobs), strict=True):
+        if failure is not None:
+            failures.append(failure)
+        else:
+            store.put(_page_key(task), sr, page)
+    store.save()
+    return failures
 
 
-def _run_pages(tasks: list[_PageTask], jobs: int | None) -> list[str]:
+def _digest_of(path: Path) -> str:
+    data = read_regular(path)
+    return file_digest(data) if data is not None else ""
+
+
+def _page_key(task: _PageTask) -> str:
+    """A page's cache entry: its SR and its links (the page changes with any of them)."""
+    _, _, relpath, report, dump, index, _ = task
+    return "\t".join((relpath, report, dump, index))
+
+
+def _page_unchanged(store: ResultCache, task: _PageTask) -> bool:
+    """The page is there as an earlier run made it of these SR bytes and links."""
+    if not store.enabled:
+        return False
+    out, report_dir, relpath, *_ = task
+    try:
+        with open_inside(out, relpath) as handle:
+            sr = handle.read()
+        with open_inside(report_dir, page_relpath(relpath)) as handle:
+            page = handle.read()
+    except OSError:
+        return False
+    return store.get(_page_key(task), file_digest(sr)) == file_digest(page)
+
+
+def _run_pages(tasks: list[_PageTask], jobs: int | None) -> list[_PageDone]:
     workers = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // 200))
     if workers <= 1:
-        results: Iterable[str | None] = map(_page_job, tasks)
-        return [r for r in results if r]
+        return list(map(_page_job, tasks))
     with ProcessPoolExecutor(max_workers=workers, initializer=leave_interrupts) as pool:
-        return [r for r in pool.map(_page_job, tasks, chunksize=64) if r]
+        return list(pool.map(_page_job, tasks, chunksize=64))

@@ -3,7 +3,8 @@
 :func:`validate_files` expands folders, runs the own checks in worker processes and
 dciodvfy in threads (its work is in subprocesses), one dciodvfy process per file, and
 pixelmed's DicomSRValidator for all files in one JVM.  Nothing here prints; missing tools
-are logged and recorded once in :attr:`ValidationReport.notes`.
+are logged and recorded once in :attr:`ValidationReport.notes`.  With a cache
+(:mod:`csv2sr.cache`), only the files that changed since the last run are checked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from csv2sr import __version__, tools
+from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.errors import Csv2srError, leave_interrupts
 from csv2sr.inputs import InputList, InputPathError, find_inputs
 from csv2sr.validate import dciodvfy as _dciodvfy
@@ -85,11 +87,16 @@ def validate_files(
     progress: Progress | None = None,
     pixelmed_jar: Path | None = None,
     timeout: float = _dciodvfy.DEFAULT_TIMEOUT,
+    cache: Path | None = None,
 ) -> ValidationReport:
     """Validate every file under ``paths``; see the module docstring and docs/validation.md.
 
     ``progress(done)`` is called as files finish (own checks and dciodvfy both done).
-    Raises :class:`ValidationError` when a path does not exist.
+    ``cache``: a JSON file of the findings of an earlier run (:mod:`csv2sr.cache`): a file
+    whose path and bytes are unchanged gets them again without being checked, provided
+    csv2sr, the validators and the options are the same; the file is then rewritten with
+    this run's findings.  Raises :class:`ValidationError` when a path does not exist, and
+    :class:`csv2sr.atomic.OutputError` when the cache cannot be written.
     """
     listing = list_inputs(paths)
     workers = max(1, jobs or os.cpu_count() or 1)
@@ -109,11 +116,71 @@ def validate_files(
         log.info(notes[-1])  # said once, by the caller, from report.notes
     if binary is not None:
         versions["dciodvfy"] = tools.dicom3tools_version(binary) or "unknown"
-    _run(reports, workers, binary, timeout, progress)
+    java = tools.find_java() if use_pixelmed else None
+    jar = tools.find_pixelmed_jar(pixelmed_jar) if use_pixelmed else None
+    if java is not None and jar is not None:
+        versions["pixelmed"] = _pixelmed.version(jar)
+    store = ResultCache(cache, {"stage": "validate", "tools": versions,
+                                "pixelmed": use_pixelmed, "dciodvfy": use_dciodvfy})
+    digests = _digests(reports) if store.enabled else {}
+    todo = _from_cache(reports, store, digests, progress)
+    _run(todo, workers, binary, timeout, _offset(progress, len(reports) - len(todo)))
     if use_pixelmed:
-        _run_pixelmed(reports, pixelmed_jar, versions, notes)
+        _run_pixelmed(todo, java, jar, notes)
+    _to_cache(todo, store, digests)
+    store.save()
     return ValidationReport(_in_walk_order(listing, reports + unreadable), versions, notes,
                             skipped)
+
+
+def _digests(reports: list[FileReport]) -> dict[str, str]:
+    """The SHA-256 of every regular file that can be read (a cache looks files up by it)."""
+    found = {}
+    for report in reports:
+        data = read_regular(report.path)
+        if data is not None:
+            found[report.path] = file_digest(data)
+    return found
+
+
+def _from_cache(
+    reports: list[FileReport], store: ResultCache, digests: dict[str, str],
+    progress: Progress | None,
+) -> list[FileReport]:
+    """Fill in the reports the cache holds; the others, still to check."""
+    todo = []
+    for report in reports:
+        digest = digests.get(report.path)
+        cached = store.get(report.path, digest) if digest is not None else None
+        try:
+            report.findings.extend(Finding.from_dict(f) for f in cached or ())
+        except (KeyError, TypeError, ValueError):  # an entry csv2sr did not write
+            report.findings.clear()
+            cached = None
+        if cached is None:
+            todo.append(report)
+    if progress is not None and len(todo) < len(reports):
+        progress(len(reports) - len(todo))
+    return todo
+
+
+def _to_cache(reports: list[FileReport], store: ResultCache, digests: dict[str, str]) -> None:
+    """Keep the findings of the files just checked, unless one was said of this run only
+    (:attr:`Finding.transient`) or the file changed while it was checked."""
+    for report in reports:
+        digest = digests.get(report.path)
+        if digest is None or any(f.transient for f in report.findings):
+            continue
+        data = read_regular(report.path)
+        if data is not None and file_digest(data) == digest:
+            store.put(report.path, digest, [f.as_dict() for f in report.findings])
+
+
+def _offset(progress: Progress | None, done: int) -> Progress | None:
+    """``progress`` counting ``done`` files already finished (taken from the cache)."""
+    if progress is None or done == 0:
+        return progress
+    return lambda count: progress(done + count)
 
 
 def _in_walk_order(listing: InputList, reports: list[FileReport]) -> list[FileReport]:
@@ -197,7 +264,8 @@ def _collect(
 def _internal_error(exc: BaseException) -> Finding:
     log.error("validation task failed: %s", exc)
     return Finding(Severity.ERROR, Source.CSV2SR, "", "",
-                   f"internal error while validating this file: {type(exc).__name__}: {exc}")
+                   f"internal error while validating this file: {type(exc).__name__}: {exc}",
+                   transient=True)
 
 
 def _retry_alone(report: FileReport, use_processes: bool) -> None:
@@ -234,18 +302,16 @@ def _own_pool(use: bool, workers: int) -> ProcessPoolExecutor | _NoPool:
 
 
 def _run_pixelmed(
-    reports: list[FileReport], jar: Path | None, versions: dict[str, str | None],
-    notes: list[str],
+    reports: list[FileReport], java: Path | None, jar: Path | None, notes: list[str],
 ) -> None:
-    java = tools.find_java()
-    found = tools.find_pixelmed_jar(jar)
-    if java is None or found is None:
+    if java is None or jar is None:
         missing = "java" if java is None else "a pixelmed jar (--pixelmed-jar or PIXELMED_JAR)"
         notes.append(f"pixelmed not run: {missing} not found")
         log.info(notes[-1])  # said once, by the caller, from report.notes
         return
-    versions["pixelmed"] = _pixelmed.version(found)
-    results = _pixelmed.run_pixelmed(java, found, [Path(r.path) for r in reports])
+    if not reports:
+        return
+    results = _pixelmed.run_pixelmed(java, jar, [Path(r.path) for r in reports])
     for report in reports:
         report.findings.extend(results.get(report.path, []))
 

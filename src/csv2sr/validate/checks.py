@@ -27,8 +27,8 @@ __all__ = ["check_dataset", "check_file", "check_files"]
 log = logging.getLogger(__name__)
 
 
-def _error(message: str) -> Finding:
-    return Finding(Severity.ERROR, Source.CSV2SR, "", "", message)
+def _error(message: str, *, transient: bool = False) -> Finding:
+    return Finding(Severity.ERROR, Source.CSV2SR, "", "", message, transient=transient)
 
 
 def check_file(path: Path) -> list[Finding]:
@@ -43,7 +43,7 @@ def check_file(path: Path) -> list[Finding]:
             return [_error("not a regular file (e.g. a FIFO or device): not read")]
         data = path.read_bytes()
     except OSError as exc:
-        return [_error(f"cannot read file: {exc.strerror or exc}")]
+        return [_error(f"cannot read file: {exc.strerror or exc}", transient=True)]
     try:
         return _check_bytes(data)
     except RecursionError:
@@ -52,7 +52,7 @@ def check_file(path: Path) -> list[Finding]:
     except Exception as exc:  # a bug met on this file: its finding, not the batch's
         log.debug("%s: check failed", path, exc_info=True)
         return [_error(f"internal error while checking this file: {type(exc).__name__}: "
-                       f"{exc}")]
+                       f"{exc}", transient=True)]
 
 
 def _check_bytes(data: bytes) -> list[Finding]:

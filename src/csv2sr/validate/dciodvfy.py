@@ -37,9 +37,11 @@ def run_dciodvfy(binary: Path, path: Path, timeout: float = DEFAULT_TIMEOUT) -> 
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return [_finding(Severity.ERROR, "", f"dciodvfy did not finish within {timeout:g} s "
-                                             "and was stopped: it did not check this file")]
+                                             "and was stopped: it did not check this file",
+                         transient=True)]
     except OSError as exc:
-        return [_finding(Severity.ERROR, "", f"dciodvfy could not be run: {exc}")]
+        return [_finding(Severity.ERROR, "", f"dciodvfy could not be run: {exc}",
+                         transient=True)]
     output = (done.stderr + done.stdout).decode("utf-8", "replace")
     findings = parse_output(output, done.returncode)
     crash = crash_finding(done.returncode, findings)
@@ -67,9 +69,11 @@ def crash_finding(returncode: int, findings: list[Finding]) -> Finding | None:
     return None
 
 
-def _finding(severity: Severity, attribute: str, message: str) -> Finding:
+def _finding(
+    severity: Severity, attribute: str, message: str, *, transient: bool = False
+) -> Finding:
     return Finding(severity, Source.DCIODVFY, item_id_from_path(attribute) if attribute
-                   else "", attribute, message)
+                   else "", attribute, message, transient=transient)
 
 
 def parse_output(output: str, returncode: int) -> list[Finding]:

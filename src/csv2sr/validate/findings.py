@@ -9,7 +9,9 @@ pixelmed), the content item id (``1.5.1.4``, root = ``1``, PS3.3 C.17.3 tree ord
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from csv2sr.dicom.tree import sort_key
 
@@ -55,6 +57,10 @@ class Finding:
     attribute: str
     """Attribute path (``/ContentSequence(0040,a730)[5]/...``) or ``""``."""
     message: str
+    transient: bool = field(default=False, compare=False)
+    """Said of this run rather than of the file (a validator timed out, could not be
+    started, or its worker died): a file with such a finding is checked again next time,
+    never taken from a cache (:mod:`csv2sr.cache`)."""
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -64,6 +70,12 @@ class Finding:
             "attribute": self.attribute,
             "message": self.message,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Finding:
+        """The finding :meth:`as_dict` gave (``ValueError``/``KeyError`` for another)."""
+        return cls(Severity(data["severity"]), Source(data["source"]), str(data["item"]),
+                   str(data["attribute"]), str(data["message"]))
 
     def sort_key(self) -> tuple[str, int, tuple[int, ...], str, str]:
         return (
@@ -131,6 +143,21 @@ class ValidationReport:
     """Run-wide remarks, e.g. that dciodvfy is not installed (said once, not a failure)."""
     skipped: list[SkippedFile] = field(default_factory=list)
     """Entries of folder walks that were not validated (listed in every report format)."""
+
+    def relative_to(self, base: str | os.PathLike[str]) -> ValidationReport:
+        """The same report with every file's path relative to ``base`` (``sr/P/x.dcm`` in
+        a release), so that what is written of it does not depend on where the folder
+        is; a path outside ``base`` becomes ``../...``."""
+        start = os.path.abspath(base)
+
+        def rel(path: str) -> str:
+            return Path(os.path.relpath(os.path.abspath(path), start)).as_posix()
+
+        return ValidationReport(
+            [FileReport(rel(f.path), f.relative, list(f.findings)) for f in self.files],
+            dict(self.tools), list(self.notes),
+            [SkippedFile(rel(s.path), s.relative, s.reason) for s in self.skipped],
+        )
 
     def failed(self, fail_on: Severity = Severity.ERROR) -> list[FileReport]:
         return [f for f in self.files if f.reaches(fail_on)]

@@ -104,7 +104,7 @@ def run_pixelmed(
                                   timeout=limit, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             failure = Finding(Severity.ERROR, Source.PIXELMED, "", "",
-                              f"pixelmed could not validate: {exc}")
+                              f"pixelmed could not validate: {exc}", transient=True)
             return {str(p): [failure] for p in paths}
     results = parse_stream(done.stdout.decode("utf-8", "replace"))
     for p in paths:
@@ -112,7 +112,8 @@ def run_pixelmed(
             stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
             results[str(p)] = [Finding(Severity.ERROR, Source.PIXELMED, "", "",
                                        "pixelmed gave no output for this file"
-                                       + (f": {stderr[-1]}" if stderr else ""))]
+                                       + (f": {stderr[-1]}" if stderr else ""),
+                                       transient=True)]
     return results
 
 

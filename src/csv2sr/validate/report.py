@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
-from csv2sr.atomic import write_atomic
+from csv2sr.atomic import prune, write_atomic
 from csv2sr.validate.findings import FileReport, Severity, ValidationReport
 
 __all__ = [
@@ -102,12 +102,17 @@ def report_names(files: list[FileReport]) -> list[str]:
 
 def write_report_dir(report: ValidationReport, folder: Path) -> list[Path]:
     """One text report per input file under ``folder`` (names: :func:`report_names`),
-    written atomically and never through a symbolic link inside ``folder``."""
+    written atomically and never through a symbolic link inside ``folder``; a report that
+    already says the same is left as it is (its time too), and the ``*.txt`` reports an
+    earlier run left for files not validated now are removed
+    (:func:`csv2sr.atomic.prune`), so that ``folder`` holds the reports of this run."""
     written = []
     for file, name in zip(report.files, report_names(report.files), strict=True):
         target = folder / name
-        write_atomic(target, file_report_text(file, report.tools), root=folder, durable=False)
+        write_atomic(target, file_report_text(file, report.tools), root=folder, durable=False,
+                     keep_same=True)
         written.append(target)
+    prune(folder, {target.relative_to(folder).as_posix() for target in written}, ".txt")
     return written
 
 

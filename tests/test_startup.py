@@ -1,0 +1,82 @@
+"""Start-up: the command line loads no heavy library before a command needs it.
+
+``csv2sr --help`` (and a make rule per file) must not pay for pandas, highdicom, numpy,
+pydicom, lxml or the network libraries: each command imports what it runs.  Checked in a
+fresh interpreter, where ``sys.modules`` shows what the import really loaded (the times are
+measured by ``benchmarks/bench_startup.py``, never asserted here).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("pandas", "highdicom", "numpy", "pydicom", "lxml", "requests", "pynetdicom",
+         "saxonche", "pyarrow", "dicomweb_client")
+
+_LOADED = """
+import json, sys
+{body}
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+_RUN_MAIN = """
+from csv2sr.cli import main
+sys.argv = ["csv2sr", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def _heavy_loaded(body: str) -> list[str]:
+    code = _LOADED.format(body=body, heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_command_line_loads_no_heavy_library() -> None:
+    assert _heavy_loaded("import csv2sr.cli") == []
+
+
+def test_importing_the_package_loads_no_heavy_library() -> None:
+    assert _heavy_loaded("import csv2sr, csv2sr.__main__") == []
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["convert", "--help"],
+    ["validate", "--help"],
+    ["export", "--help"],
+    ["dumps", "--help"],
+    ["report", "--help"],
+    ["check-release", "--help"],
+    ["package", "--help"],
+    ["publish", "--help"],
+    ["xslt", "--help"],
+    ["sr-xml", "to-dicom", "--help"],
+    ["json", "to-json", "--help"],
+])
+def test_help_loads_no_heavy_library(args: list[str]) -> None:
+    assert _heavy_loaded(_RUN_MAIN.format(args=args)) == []
+
+
+def test_a_command_still_loads_what_it_runs() -> None:
+    """The check above can fail: a command that needs pydicom loads it."""
+    body = _RUN_MAIN.format(args=["validate", "/nonexistent-csv2sr-input"])
+    assert "pydicom" in _heavy_loaded(body)
+
+
+def test_export_profiles_of_the_command_line_are_the_exporters() -> None:
+    """cli/export.py names the table profiles without importing the reader: the same list."""
+    from csv2sr.cli.export import TableProfileName  # noqa: PLC0415
+    from csv2sr.export.tables import PROFILE_NAMES  # noqa: PLC0415
+
+    assert tuple(member.value for member in TableProfileName) == PROFILE_NAMES
