@@ -217,8 +217,11 @@ def _stats(tool: str, group: SrGroup) -> dict[str, Any]:
                 "width": values[_by_code(group, "103340004")], "widthUnit": "mm"}
     if tool == "Probe":
         return {"value": values[0] if values else None}
-    # RectangleROI, EllipticalROI: the area (0 when the profile carries none)
-    return {"area": values[0] if values else 0}
+    if tool == "RectangleROI":  # the area (0 when the profile carries none) in mm2
+        return {"area": values[0], "areaUnit": "mm²"} if values else {"area": 0}
+    # EllipticalROI: the area; no unit (the adapter's resolveUnit gets the unit's Code Value
+    # where it expects the code), so Cornerstone3D measures again when drawn (docs/ohif.md)
+    return {"area": values[0], "areaUnit": None}
 
 
 def group_problems(name: str, spec: Spec, summary: dict[str, Any], default: SrGroup,
