@@ -167,11 +167,13 @@ def _walk(document: Document, visit: Visit) -> Document:
 
 
 class _Sentinels:
-    """A sentinel per distinct value, valid for its kind: values that are equal get the
-    same sentinel (equal UIDs group the evidence by series and study, equal images share
-    an Image Library entry: which values are equal is part of the shape), different
-    values different ones.  Empty values stay empty (an empty value is left out of the SR
-    or written empty: part of the shape too)."""
+    """A sentinel per value, valid for its kind.  UIDs that are equal get the same
+    sentinel (equal UIDs group the evidence by series and study, equal images share an
+    Image Library entry: which UIDs are equal is part of the shape); every other value
+    (text, codes, numbers, points) gets its own, as their equality changes no byte of the
+    layout -- so that documents whose rows merely repeat a class or a name share a shape.
+    Empty values stay empty (an empty value is left out of the SR or written empty: part
+    of the shape too)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -182,7 +184,7 @@ class _Sentinels:
             return _SENTINEL_TIME
         if value in ("", ()):
             return value
-        key = (kind, value)
+        key = (kind, value) if kind == "uid" else (kind, name)
         if key not in self.seen:
             self.seen[key] = self._new(kind, value)
         return self.seen[key]
