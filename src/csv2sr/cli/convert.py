@@ -115,10 +115,11 @@ def convert_command(
         bool,
         typer.Option(
             "--ohif",
-            help="Write the Tracking Identifier of each line measurement as "
-            "Cornerstone3DTools@^0.1.0:Length:<identifier>, so that OHIF offers to load the "
-            "SRs as editable Length measurements (their own SOP Instance and Series UIDs; "
-            "export --profile strips the prefix again). See docs/ohif.md.",
+            help="Write the Tracking Identifier of each group that has a Cornerstone3D tool "
+            "(Length, Bidirectional, RectangleROI, EllipticalROI, Probe) as "
+            "Cornerstone3DTools@^0.1.0:<Tool>:<identifier>, so that OHIF offers to load the "
+            "SRs as editable measurements (their own SOP Instance and Series UIDs; export "
+            "--profile strips the prefix again). See docs/ohif.md.",
         ),
     ] = False,
     reference_builder: Annotated[

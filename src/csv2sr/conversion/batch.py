@@ -380,9 +380,10 @@ def convert(
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
     builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`;
-    ``ohif=True`` writes the Tracking Identifiers OHIF loads as editable Length measurements,
-    ``Cornerstone3DTools@^0.1.0:Length:<identifier>`` (:func:`csv2sr.conversion.build.with_ohif`,
-    docs/ohif.md), with their own SOP Instance and Series UIDs.
+    ``ohif=True`` writes the Tracking Identifiers OHIF loads as editable measurements,
+    ``Cornerstone3DTools@^0.1.0:<Tool>:<identifier>`` for every group that has a
+    Cornerstone3D tool (:func:`csv2sr.conversion.build.with_ohif`, docs/ohif.md), with their
+    own SOP Instance and Series UIDs.
 
     Raises :class:`InputFileError` when the file as a whole is unusable, and
     :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no

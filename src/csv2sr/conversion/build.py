@@ -32,8 +32,16 @@ from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
 from csv2sr.conversion.group import document_identity, single
-from csv2sr.dicom.codes import CodeMode, Codes, image_modality, procedure_reported, to_srt
-from csv2sr.dicom.ohif import UID_PART, row_identifier, tracking_identifier
+from csv2sr.dicom import ohif
+from csv2sr.dicom.codes import (
+    CodeMode,
+    Codes,
+    code_key,
+    image_modality,
+    procedure_reported,
+    to_srt,
+)
+from csv2sr.dicom.ohif import UID_PART, tracking_identifier
 from csv2sr.dicom.tree import children, datasets
 from csv2sr.dicom.uids import derive_uid
 from csv2sr.mapping.record import (
@@ -90,26 +98,42 @@ def document_uids(document: Document, spec: Spec, mode: CodeMode,
 
 
 def with_ohif(item: Document | Record, spec: Spec) -> Document:
-    """The document with the Tracking Identifier OHIF loads as an editable Length tool
-    (``Cornerstone3DTools@^0.1.0:Length:<identifier>``, :mod:`csv2sr.dicom.ohif`) in every
-    TID 1501 group whose one measurement is INFERRED FROM a two-point line; other groups
-    (boxes, points, regions: no Cornerstone3D tool csv2sr writes) keep theirs."""
+    """The document with, in every group that has a Cornerstone3D tool
+    (:func:`csv2sr.dicom.ohif.tool_for`: Length, Bidirectional, RectangleROI,
+    EllipticalROI, Probe), the Tracking Identifier OHIF loads as that tool
+    (``Cornerstone3DTools@^0.1.0:<Tool>:<identifier>``), and the NUM meanings the tool's
+    adapter finds them by (:func:`csv2sr.dicom.ohif.adapter_meaning`). Other groups keep
+    theirs and stay read-only in OHIF (docs/ohif.md)."""
     document = as_document(item, spec)
-
-    def tagged(group: Group) -> Group:
-        numbers = group.measurements
-        line = (group.template == "1501" and len(numbers) == 1
-                and numbers[0].geometry is not None
-                and numbers[0].geometry.graphic_type == "POLYLINE"
-                and len(numbers[0].geometry.points) == 4)
-        if not line or row_identifier(group.tracking_identifier) != group.tracking_identifier:
-            return group
-        return replace(group, tracking_identifier=tracking_identifier(
-            "Length", group.tracking_identifier, True))
-
-    records = tuple(replace(r, groups=tuple(tagged(g) for g in r.groups))
+    records = tuple(replace(r, groups=tuple(_ohif_group(g) for g in r.groups))
                     for r in document.records)
     return replace(document, records=records)
+
+
+def _ohif_graphic(geometry: Geometry | None) -> ohif.Graphic | None:
+    if geometry is None:
+        return None
+    image = geometry.image.sop_instance_uid if geometry.image is not None else ""
+    return ohif.Graphic(geometry.graphic_type, geometry.points, image)
+
+
+def _key(concept: Concept) -> tuple[str, str]:
+    return code_key(code(concept))
+
+
+def _ohif_group(group: Group) -> Group:
+    """One group of :func:`with_ohif`."""
+    numbers = [ohif.Number(_key(m.concept), _ohif_graphic(m.geometry))
+               for m in group.measurements]
+    tool = ohif.tool_for(group.template, _ohif_graphic(group.region), numbers)
+    if tool is None:
+        return group
+    measurements = tuple(
+        replace(m, concept=m.concept._replace(
+            meaning=ohif.adapter_meaning(tool, _key(m.concept), m.concept.meaning)))
+        for m in group.measurements)
+    return replace(group, measurements=measurements, tracking_identifier=tracking_identifier(
+        tool, group.tracking_identifier, True))
 
 
 def as_document(item: Document | Record, spec: Spec) -> Document:
@@ -492,7 +516,7 @@ def encode(
 ) -> Dataset:
     """Build the Enhanced SR of one document with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
-    ``ohif`` writes the Tracking Identifiers OHIF loads as editable Length tools
+    ``ohif`` writes the Tracking Identifiers OHIF loads as editable tools
     (:func:`with_ohif`), and so other SOP Instance and Series UIDs (docs/ohif.md).
 
     ``headers`` are the annotated images' headers by SOP Instance UID, when the source

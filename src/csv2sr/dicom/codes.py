@@ -108,6 +108,11 @@ class Codes:
     # TID 300: the measurement
     LENGTH = codes.SCT.Length
     MILLIMETER = codes.UCUM.Millimeter
+    # TID 300 concepts whose groups convert --ohif turns into Cornerstone3D tools
+    # (csv2sr.dicom.ohif): a bidirectional measurement's axes, an ROI's area
+    LONG_AXIS = codes.SCT.LongAxis
+    SHORT_AXIS = codes.SCT.ShortAxis
+    AREA = codes.SCT.Area
     # highdicom's name for the image library entry
     SOURCE = codes.SCT.Source
     # organs of the CCC2017 collections (Finding Site values, named by its profile)
