@@ -52,11 +52,14 @@ CONVERT_ARGS = $(strip $(if $(filter-out 0,$(OHIF)),--ohif) $(CONVERT_OPTS))
 PKG      = src/csv2sr
 
 # The code each stage runs (a change rebuilds that stage and what follows it): what every
-# command shares (the DICOM knowledge in dicom/, errors, the atomic writer, the profiles,
+# command shares (the DICOM knowledge in dicom/, errors, the atomic writer, the profiles
+# in mapping/ (code, schema and the built-in TOML files),
 # the tool finder, the command line's frame), then each stage's own packages.  A change
 # elsewhere (formats/, publish/) rebuilds nothing.
-COMMON_SRC   = $(wildcard $(PKG)/__init__.py $(PKG)/__main__.py $(PKG)/errors.py \
-                          $(PKG)/atomic.py $(PKG)/profiles.py $(PKG)/tools.py $(PKG)/dicom/*.py \
+COMMON_SRC   = $(filter %.toml,$(PROFILE)) \
+               $(wildcard $(PKG)/__init__.py $(PKG)/__main__.py $(PKG)/errors.py \
+                          $(PKG)/atomic.py $(PKG)/tools.py $(PKG)/dicom/*.py \
+                          $(PKG)/mapping/*.py $(PKG)/mapping/schema.json $(PKG)/mapping/profiles/*.toml \
                           $(PKG)/cli/__init__.py $(PKG)/cli/app.py $(PKG)/cli/common.py)
 CONVERT_SRC  = $(COMMON_SRC) $(wildcard $(PKG)/conversion/*.py $(PKG)/images/index.py \
                                         $(PKG)/images/checks.py $(PKG)/images/enrich.py \

@@ -4,9 +4,10 @@ Converts the real CCC2017 CSV (2,345 rows) and a synthetic 20,000-row CSV in the
 format (the real rows repeated with new `order`, `_id` and shifted coordinates), each in
 its own process, both with the default (template) path and with highdicom for every row
 (`--reference-builder`, real CSV only), and the real CSV with `--ohif` (the OHIF Tracking
-Identifiers, same template path).  Prints SR/s, the CPU time and the peak memory of the
-whole process tree (the converting process and its workers, summed: measure.py) with the
-load average, and how fast the table alone is read and checked
+Identifiers, same template path); then a generated 20,000-row table of every test profile
+(tests/data/profiles/*.toml, made by tests/profilegen.py, seeded).  Prints SR/s, the CPU
+time and the peak memory of the whole process tree (the converting process and its
+workers, summed: measure.py) with the load average, and how fast the table alone is read and checked
 (`csv2sr.conversion.checks.read_rows`); writes the table to benchmarks/results/convert.txt.
 
     python benchmarks/bench_convert.py            (or: make bench)
@@ -48,6 +49,26 @@ def synthetic(path: Path, rows: int) -> None:
             writer.writerow(row)
 
 
+def profile_tables(folder: Path, rows: int) -> list[tuple[str, Path, Path]]:
+    """(name, table, profile file) of every test profile, ``rows`` generated rows each."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from profilegen import (  # noqa: PLC0415  (the tests' seeded generator)
+        TEST_PROFILES,
+        generate_rows,
+        profile_path,
+        test_profile,
+        write_table,
+    )
+
+    found = []
+    for name in TEST_PROFILES:
+        spec = test_profile(name)
+        suffix = ".tsv" if spec.input.delimiter == "\t" else ".csv"
+        table = write_table(folder / f"{name}{suffix}", spec, generate_rows(spec, rows, seed=1))
+        found.append((name, table, profile_path(name)))
+    return found
+
+
 def run(csv_path: Path, *extra: str) -> tuple[int, Run]:
     """(rows, the measured run: wall and CPU time, peak memory of the whole process tree:
     the converting process and its workers, measure.py)."""
@@ -60,8 +81,8 @@ def run(csv_path: Path, *extra: str) -> tuple[int, Run]:
 
 
 _READ = (
-    "import sys, time; from pathlib import Path; from csv2sr.profiles import get_profile; "
-    "from csv2sr.conversion.checks import read_rows; profile = get_profile('ccc2017'); "
+    "import sys, time; from pathlib import Path; from csv2sr.mapping.load import load_profile; "
+    "from csv2sr.conversion.checks import read_rows; profile = load_profile('ccc2017'); "
     "t = time.perf_counter(); n = sum(1 for _ in read_rows(Path(sys.argv[1]), profile)); "
     "print(n, time.perf_counter() - t)"
 )
@@ -104,6 +125,17 @@ def main() -> None:
             lines.append(line)
             record(f"convert {label}, {builder}", measured, rows=rows,
                    rate=round(rows / seconds, 1))
+        lines.append(f"{'profile (generated 20,000 rows)':<34}{'rows':>7}{'SRs':>7}"
+                     f"{'seconds':>9}{'rows/s':>8}{'SR/s':>8}{'tree MiB':>10}  load")
+        for name, table, profile in profile_tables(Path(tmp), 20_000):
+            files, measured = run(table, "--profile", str(profile))
+            seconds = measured.seconds
+            line = (f"{name:<34}{20_000:>7}{files:>7}{seconds:>9.1f}{20_000 / seconds:>8.0f}"
+                    f"{files / seconds:>8.0f}{measured.tree_peak_mib:>10.0f}  {measured.load}")
+            print(line, flush=True)
+            lines.append(line)
+            record(f"convert profile {name}", measured, rows=20_000, files=files,
+                   rate=round(20_000 / seconds, 1))
         lines.append(f"{'reading and checking rows only':<46}{'rows':>7}{'seconds':>9}"
                      f"{'rows/s':>8}")
         for label, path in (("real CSV (2,345 rows)", REAL), ("synthetic (20,000 rows)", big)):

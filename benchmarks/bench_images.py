@@ -52,24 +52,26 @@ def _child_index(folder: str, jobs: int) -> dict[str, float]:
 
 def _child_rows(folder: str, csv_path: str, encode_rows: int) -> dict[str, float]:
     from csv2sr.conversion.build import encode  # noqa: PLC0415
-    from csv2sr.conversion.checks import Annotation, read_rows  # noqa: PLC0415
+    from csv2sr.conversion.checks import Record, read_rows  # noqa: PLC0415
     from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
     from csv2sr.images.checks import check_row_against_image  # noqa: PLC0415
     from csv2sr.images.enrich import enriched_header  # noqa: PLC0415
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415
-    from csv2sr.profiles import get_profile  # noqa: PLC0415
+    from csv2sr.mapping.load import load_profile  # noqa: PLC0415
 
-    profile = get_profile("ccc2017")
+    profile = load_profile("ccc2017")
     index = ImageIndex.from_folder(Path(folder), jobs=1)
-    rows = [r for r in read_rows(Path(csv_path), profile) if isinstance(r, Annotation)]
+    rows = [r for r in read_rows(Path(csv_path), profile) if isinstance(r, Record)]
     started = time.perf_counter()
-    checked = [check_row_against_image(r, index, path=Path(csv_path)) for r in rows]
+    checked = [check_row_against_image(r, index, path=Path(csv_path), spec=profile)
+               for r in rows]
     check_seconds = time.perf_counter() - started
     problems = sum(bool(p) for _, p in checked)
     started = time.perf_counter()
     for row, (header, _) in list(zip(rows, checked, strict=True))[:encode_rows]:
         assert header is not None
-        encode(row, profile, CodeMode.SCT, header=enriched_header(header, row))
+        headers = {row.images[0].sop_instance_uid: enriched_header(header, row)}
+        encode(row, profile, CodeMode.SCT, headers=headers)
     encode_seconds = time.perf_counter() - started
     own, _ = _peak_mib()
     return {

@@ -26,7 +26,7 @@ from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, RLELossless
 
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 
 __all__ = [
     "SyntheticCollection",
@@ -359,7 +359,7 @@ def broken_rows(collection: SyntheticCollection) -> dict[str, dict[str, str]]:
 
 def write_csv(path: Path, rows: Iterable[dict[str, str]]) -> Path:
     """Write rows with the ccc2017 header, CRLF line ends, as the published table."""
-    columns = get_profile("ccc2017").columns
+    columns = load_profile("ccc2017").columns
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="ascii", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\r\n")

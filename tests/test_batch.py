@@ -15,8 +15,9 @@ import pytest
 
 from conftest import FIXTURES
 from csv2sr.conversion import batch
-from csv2sr.conversion.batch import MANIFEST_COLUMNS, convert
+from csv2sr.conversion.batch import convert, manifest_columns
 from csv2sr.conversion.outputs import safe_name
+from csv2sr.mapping.load import load_profile
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -35,7 +36,7 @@ def test_sample_converts(sample_csv: Path, tmp_path: Path) -> None:
     result = convert(sample_csv, tmp_path, jobs=1)
     assert (result.rows_read, result.converted, result.rejected) == (12, 12, 0)
     manifest = _manifest(tmp_path)
-    assert list(manifest[0]) == list(MANIFEST_COLUMNS)
+    assert list(manifest[0]) == list(manifest_columns(load_profile("ccc2017")))
     assert [m["line"] for m in manifest] == [str(n) for n in range(2, 14)]
     for entry in manifest:
         ds = pydicom.dcmread(tmp_path / entry["path"])

@@ -9,13 +9,14 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from csv2sr.conversion.build import encode, row_uids
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.build import as_document, document_uids, encode
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode, Codes, code_key
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
+from records import image, instance_uid, order, with_annotator
 from srtree import Node, flatten
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 
 LANGUAGE = code_key(Codes.LANGUAGE)
 OBSERVER_NAME = code_key(Codes.PERSON_OBSERVER_NAME)
@@ -32,9 +33,9 @@ ADDED = {
 COUNTRY_OF_LANGUAGE = ("121046", "DCM")
 
 
-def _first_row(real_csv: Path) -> Annotation:
+def _first_row(real_csv: Path) -> Record:
     row = next(iter(read_rows(real_csv, PROFILE)))
-    assert isinstance(row, Annotation) and row.order == 1
+    assert isinstance(row, Record) and order(row) == 1
     return row
 
 
@@ -80,16 +81,22 @@ def test_sct_mode_writes_no_srt(real_csv: Path) -> None:
     assert by_name[("410668003", "SCT")] == ("66.43856134", ("mm", "UCUM"))
 
 
+def _uids(row: Record, mode: CodeMode) -> tuple[str, str, str]:
+    """(series, SOP instance, tracking) UIDs of a row's SR."""
+    uids = document_uids(as_document(row, PROFILE), PROFILE, mode)
+    return uids.series, uids.sop_instance, row.groups[0].tracking_uid
+
+
 def test_header(real_csv: Path) -> None:
     row = _first_row(real_csv)
     ds = encode(row, PROFILE)
-    uids = row_uids(row, PROFILE, CodeMode.SCT)
+    series, sop_instance, _ = _uids(row, CodeMode.SCT)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert ds.StudyInstanceUID == row.study_uid
     assert (ds.StudyDate, ds.StudyTime) == ("19870620", "135823")
     assert ds.PatientID == ds.PatientName == "TCGA-BP-4343"
-    assert ds.SeriesInstanceUID == uids.series and ds.SOPInstanceUID == uids.sop_instance
+    assert ds.SeriesInstanceUID == series and ds.SOPInstanceUID == sop_instance
     assert ds.InstanceNumber == 1
     # date_unix 1511736137 = 2017-11-26 22:42:17 UTC
     assert (ds.ContentDate, ds.ContentTime, ds.TimezoneOffsetFromUTC) == (
@@ -100,23 +107,23 @@ def test_header(real_csv: Path) -> None:
     assert ds.AuthorObserverSequence[0].PersonName == "accomplished_peafowl^"
     ref = ds.CurrentRequestedProcedureEvidenceSequence[0]
     assert ref.StudyInstanceUID == row.study_uid
-    assert ref.ReferencedSeriesSequence[0].SeriesInstanceUID == row.series_uid
+    assert ref.ReferencedSeriesSequence[0].SeriesInstanceUID == image(row).series_uid
     assert ref.ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID \
-        == row.instance_uid
+        == instance_uid(row)
     assert "SpecificCharacterSet" not in ds
     assert ds.Manufacturer == "csv2sr"
 
 
 def test_a_series_and_an_instance_per_row(real_csv: Path) -> None:
-    rows = [r for r in read_rows(real_csv, PROFILE) if isinstance(r, Annotation)]
-    uids = [row_uids(r, PROFILE, CodeMode.SCT) for r in rows]
-    series = {u.series for u in uids}
+    rows = [r for r in read_rows(real_csv, PROFILE) if isinstance(r, Record)]
+    uids = [_uids(r, CodeMode.SCT) for r in rows]
+    series = {u[0] for u in uids}
     assert len(series) == len(rows) == 2345  # OHIF shows one SR per series: all of them
-    sops = {u.sop_instance for u in uids}
+    sops = {u[1] for u in uids}
     assert len(sops) == len(rows) and not sops & series
-    srt = row_uids(rows[0], PROFILE, CodeMode.SRT)
-    sct = row_uids(rows[0], PROFILE, CodeMode.SCT)
-    assert srt.sop_instance != sct.sop_instance and srt.tracking == sct.tracking
+    srt = _uids(rows[0], CodeMode.SRT)
+    sct = _uids(rows[0], CodeMode.SCT)
+    assert srt[1] != sct[1] and srt[2] == sct[2]
 
 
 def test_highdicom_reads_it_back(real_csv: Path) -> None:
@@ -129,7 +136,7 @@ def test_highdicom_reads_it_back(real_csv: Path) -> None:
 
 def test_non_ascii_annotator_gets_utf8(real_csv: Path) -> None:
     row = _first_row(real_csv)
-    other = Annotation(**{**row.__dict__, "annotator": "zoë_kiwi"})
+    other = with_annotator(row, "zoë_kiwi")
     ds = encode(other, PROFILE)
     assert ds.SpecificCharacterSet == "ISO_IR 192"
     assert ds.AuthorObserverSequence[0].PersonName == "zoë_kiwi^"

@@ -34,7 +34,7 @@ from csv2sr.export import (
     write_table,
 )
 from csv2sr.export import writer as export_writer
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "fixtures" / "ccc2017-sample.csv"
@@ -97,7 +97,7 @@ def sample_sr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_round_trip_gives_every_row_back(real_csv: Path, real_export: Path) -> None:
     source = read_csv_rows(real_csv)
     exported = read_csv_rows(real_export)
-    assert list(exported[0]) == list(get_profile("ccc2017").columns)
+    assert list(exported[0]) == list(load_profile("ccc2017").columns)
     assert len(exported) == len(source) == 2345
     assert sorted(r["order"] for r in exported) == sorted(r["order"] for r in source)
 
@@ -148,7 +148,7 @@ def test_round_trip_study_time_is_the_same_time_and_a_valid_tm(
 @pytest.mark.slow
 def test_round_trip_leaves_slice_index_empty(real_export: Path) -> None:
     assert {r["sliceIndex"] for r in read_csv_rows(real_export)} == {""}
-    assert "sliceIndex" in get_profile("ccc2017").not_carried
+    assert "sliceIndex" in load_profile("ccc2017").not_carried
     assert "sliceIndex" in (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
 
 

@@ -12,6 +12,7 @@ import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -19,7 +20,7 @@ from pydicom.uid import MRImageStorage
 
 from conftest import dicom3tools_binary
 from csv2sr.conversion.build import encode
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.images import enrich
 from csv2sr.images import index as index_module
@@ -30,7 +31,7 @@ from csv2sr.images.checks import (
 )
 from csv2sr.images.enrich import enriched_header, library_ready
 from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from imagegen import (
     SyntheticFixture,
     broken_rows,
@@ -42,8 +43,14 @@ from imagegen import (
     write_junk,
     write_malformed_spacing,
 )
+from records import instance_uid, length, order, points, with_length, with_points
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
+
+
+def _against(row: Record, index: ImageIndex, *, path: Path) -> tuple[Any, list[Any]]:
+    """The image checks of one ccc2017 row."""
+    return check_row_against_image(row, index, path=path, spec=PROFILE)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +65,14 @@ def index(synthetic: SyntheticFixture) -> ImageIndex:
     return ImageIndex.from_folder(synthetic.image_dir)
 
 
-def annotations(path: Path) -> list[Annotation]:
+def annotations(path: Path) -> list[Record]:
     rows = list(read_rows(path, PROFILE))
-    assert all(isinstance(r, Annotation) for r in rows), rows
-    return [r for r in rows if isinstance(r, Annotation)]
+    assert all(isinstance(r, Record) for r in rows), rows
+    return [r for r in rows if isinstance(r, Record)]
 
 
-def by_order(path: Path) -> dict[int, Annotation]:
-    return {row.order: row for row in annotations(path)}
+def by_order(path: Path) -> dict[int, Record]:
+    return {order(row): row for row in annotations(path)}
 
 
 # --------------------------------------------------------------------------- the index
@@ -147,9 +154,9 @@ def test_matching_rows_have_no_problem(synthetic: SyntheticFixture, index: Image
     rows = annotations(synthetic.good_csv)
     assert len(rows) == 4
     for row in rows:
-        header, problems = check_row_against_image(row, index, path=synthetic.good_csv)
+        header, problems = _against(row, index, path=synthetic.good_csv)
         assert problems == []
-        assert header is not None and header.SOPInstanceUID == row.instance_uid
+        assert header is not None and header.SOPInstanceUID == instance_uid(row)
 
 
 EXPECTED = {
@@ -169,7 +176,7 @@ def test_each_check_fires_alone(
 ) -> None:
     order = int(broken_rows(synthetic.collection)[broken]["order"])
     row = by_order(synthetic.broken_csv)[order]
-    header, problems = check_row_against_image(row, index, path=synthetic.broken_csv)
+    header, problems = _against(row, index, path=synthetic.broken_csv)
     column, fragment = EXPECTED[broken]
     assert [p.column for p in problems] == [column]
     assert fragment in problems[0].message
@@ -179,7 +186,7 @@ def test_each_check_fires_alone(
 
 def test_messages_name_the_image_file(synthetic: SyntheticFixture, index: ImageIndex) -> None:
     row = by_order(synthetic.broken_csv)[16]
-    _, (problem,) = check_row_against_image(row, index, path=synthetic.broken_csv)
+    _, (problem,) = _against(row, index, path=synthetic.broken_csv)
     named = re.search(r"of the image (\S+\.dcm)", problem.message)
     assert named is not None and Path(named.group(1)).is_file()
     assert "Pixel Spacing 0.6\\0.9 (row\\column, mm)" in problem.message
@@ -190,17 +197,17 @@ def test_sop_class_in_the_row_must_be_the_images(
 ) -> None:
     row = annotations(synthetic.good_csv)[0]
     cells = dict(row.cells, SOPClassUID="1.2.840.10008.5.1.4.1.1.4")
-    _, problems = check_row_against_image(replace(row, cells=cells), index, path=Path("t.csv"))
+    _, problems = _against(replace(row, cells=cells), index, path=Path("t.csv"))
     assert [p.column for p in problems] == ["SOPClassUID"]
 
 
-def _with_length(row: Annotation, value: float) -> Annotation:
+def _with_length(row: Record, value: float) -> Record:
     text = f"{value:.10g}"
-    return replace(row, length=text, cells=dict(row.cells, length=text))
+    return replace(with_length(row, text), cells=dict(row.cells, length=text))
 
 
-def _with_points(row: Annotation, points: tuple[float, float, float, float]) -> Annotation:
-    return replace(row, points=points)
+def _with_points(row: Record, new: tuple[float, float, float, float]) -> Record:
+    return with_points(row, new)
 
 
 def test_length_tolerance_is_what_the_docs_say(
@@ -208,19 +215,19 @@ def test_length_tolerance_is_what_the_docs_say(
 ) -> None:
     beta = synthetic.collection.series[1]
     row = by_order(synthetic.good_csv)[3]  # horizontal, 100 columns at 0.9 mm
-    measured = line_length_mm(beta, row.points)
+    measured = line_length_mm(beta, points(row))
     assert measured == pytest.approx(90.0)
     inside = measured * (1 + 0.9 * LENGTH_RELATIVE_TOLERANCE)
     outside = measured * (1 + 1.2 * LENGTH_RELATIVE_TOLERANCE)
-    assert check_row_against_image(_with_length(row, inside), index, path=Path("t"))[1] == []
-    (problem,) = check_row_against_image(_with_length(row, outside), index, path=Path("t"))[1]
+    assert _against(_with_length(row, inside), index, path=Path("t"))[1] == []
+    (problem,) = _against(_with_length(row, outside), index, path=Path("t"))[1]
     assert problem.column == "length" and f"{outside / measured:.4f} times" in problem.message
     # a short line: the absolute tolerance applies
     short = _with_points(row, (100.0, 100.0, 101.0, 100.0))  # 0.9 mm
     near = _with_length(short, 0.9 + 0.9 * LENGTH_ABSOLUTE_TOLERANCE_MM)
     far = _with_length(short, 0.9 + 1.5 * LENGTH_ABSOLUTE_TOLERANCE_MM)
-    assert check_row_against_image(near, index, path=Path("t"))[1] == []
-    assert [p.column for p in check_row_against_image(far, index, path=Path("t"))[1]] == [
+    assert _against(near, index, path=Path("t"))[1] == []
+    assert [p.column for p in _against(far, index, path=Path("t"))[1]] == [
         "length"
     ]
 
@@ -232,10 +239,10 @@ def test_image_edge_is_inside_and_beyond_it_is_not(
     alpha = synthetic.collection.series[0]
     edge = (0.0, 0.0, 512.0, 512.0)
     ok = _with_length(_with_points(row, edge), line_length_mm(alpha, edge))
-    assert check_row_against_image(ok, index, path=Path("t"))[1] == []
+    assert _against(ok, index, path=Path("t"))[1] == []
     beyond = (0.0, 512.5, 10.0, 10.0)
     bad = _with_length(_with_points(row, beyond), line_length_mm(alpha, beyond))
-    problems = check_row_against_image(bad, index, path=Path("t"))[1]
+    problems = _against(bad, index, path=Path("t"))[1]
     assert [p.column for p in problems] == ["start_y"]
     assert "rows run from 0 to 512" in problems[0].message
 
@@ -247,8 +254,8 @@ def test_enriched_header_carries_the_images_attributes(
     synthetic: SyntheticFixture, index: ImageIndex
 ) -> None:
     row = by_order(synthetic.good_csv)[4]
-    image = pydicom.dcmread(index.source(row.instance_uid) or "")
-    evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
+    image = pydicom.dcmread(index.source(instance_uid(row)) or "")
+    evidence = enriched_header(index.get(instance_uid(row)), row)  # type: ignore[arg-type]
     for keyword in (
         "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
         "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDate", "StudyTime",
@@ -267,14 +274,14 @@ def test_incomplete_geometry_leaves_rows_out(
 ) -> None:
     row = by_order(synthetic.good_csv)[1]
     header = pydicom.Dataset()
-    header.update(index.get(row.instance_uid))  # type: ignore[arg-type]
+    header.update(index.get(instance_uid(row)))  # type: ignore[arg-type]
     del header.ImagePositionPatient
     del header.StudyID
     evidence = enriched_header(header, row)
     assert not library_ready(header)
     assert "Rows" not in evidence and "PixelSpacing" not in evidence
     assert evidence.StudyID == ""  # Type 2: present and empty
-    encode(row, PROFILE, CodeMode.SCT, header=evidence)  # still encodes
+    encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, evidence))  # still encodes
 
 
 def _dciodvfy_lines(binary: Path, path: Path) -> list[str]:
@@ -286,18 +293,18 @@ def _dciodvfy_lines(binary: Path, path: Path) -> list[str]:
 
 
 def _write_srs(
-    rows: list[Annotation], folder: Path, index: ImageIndex | None
+    rows: list[Record], folder: Path, index: ImageIndex | None
 ) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for row in rows:
         header = None
         if index is not None:
-            found, problems = check_row_against_image(row, index, path=Path("good.csv"))
+            found, problems = _against(row, index, path=Path("good.csv"))
             assert problems == [] and found is not None
             header = enriched_header(found, row)
-        path = folder / f"order-{row.order:04d}.dcm"
-        encode(row, PROFILE, CodeMode.SCT, header=header).save_as(
+        path = folder / f"order-{order(row):04d}.dcm"
+        encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, header)).save_as(
             path, enforce_file_format=True
         )
         paths.append(path)
@@ -391,14 +398,14 @@ def test_image_library_descriptors_keep_the_images_values(
 ) -> None:
     """PS3.16 TID 1604 from the header; the verbatim ``length`` goes to Length only."""
     row = by_order(synthetic.good_csv)[3]
-    evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
-    sr = encode(row, PROFILE, CodeMode.SCT, header=evidence)
+    evidence = enriched_header(index.get(instance_uid(row)), row)  # type: ignore[arg-type]
+    sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, evidence))
     numbers = {}
     for item in _items(sr):
         if item.get("ValueType") == "NUM":
             name = item.ConceptNameCodeSequence[0].CodeMeaning
             numbers[name] = float(item.MeasuredValueSequence[0].NumericValue)
-    assert numbers["Length"] == float(row.length)
+    assert numbers["Length"] == float(length(row))
     assert numbers["Pixel Data Rows"] == 512
     assert numbers["Horizontal Pixel Spacing"] == 0.9
     assert numbers["Vertical Pixel Spacing"] == 0.6
@@ -417,8 +424,8 @@ def test_enriched_image_library_keeps_study_date_and_time(
     synthetic: SyntheticFixture, index: ImageIndex
 ) -> None:
     row = by_order(synthetic.good_csv)[3]
-    evidence = enriched_header(index.get(row.instance_uid), row)  # type: ignore[arg-type]
-    sr = encode(row, PROFILE, CodeMode.SCT, header=evidence)
+    evidence = enriched_header(index.get(instance_uid(row)), row)  # type: ignore[arg-type]
+    sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, evidence))
     names = {
         item.ConceptNameCodeSequence[0].CodeMeaning: item
         for item in _items(sr) if "ConceptNameCodeSequence" in item
@@ -434,16 +441,16 @@ def test_malformed_pixel_spacing_rejects_the_row_not_the_run(
 ) -> None:
     monkeypatch.setattr(enrich, "_LIBRARY_READY", {})  # the broken header is seen first
     row = by_order(synthetic.good_csv)[3]
-    source = Path(index.source(row.instance_uid) or "")
+    source = Path(index.source(instance_uid(row)) or "")
     broken = ImageIndex.from_folder(write_malformed_spacing(source, tmp_path / "bad.dcm").parent)
-    header, problems = check_row_against_image(row, broken, path=synthetic.good_csv)
+    header, problems = _against(row, broken, path=synthetic.good_csv)
     assert header is not None
     assert [p.column for p in problems] == ["instanceUID"]
     assert "unusable" in problems[0].message and "x.6" in problems[0].message
     assert not library_ready(header)
     assert "Rows" not in enriched_header(header, row)
     # the verdict is not cached for the good headers of the same shape
-    assert library_ready(index.get(row.instance_uid))  # type: ignore[arg-type]
+    assert library_ready(index.get(instance_uid(row)))  # type: ignore[arg-type]
 
 
 def test_sr_references_the_images_real_sop_class(
@@ -458,9 +465,9 @@ def test_sr_references_the_images_real_sop_class(
     index = ImageIndex.from_folder(tmp_path)
     row = by_order(synthetic.good_csv)[1]
     row = replace(row, cells=dict(row.cells, SOPClassUID=""))
-    header, problems = check_row_against_image(row, index, path=Path("t.csv"))
+    header, problems = _against(row, index, path=Path("t.csv"))
     assert problems == [] and header is not None
-    sr = encode(row, PROFILE, CodeMode.SCT, header=enriched_header(header, row))
+    sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, enriched_header(header, row)))
     classes = {
         str(ref.ReferencedSOPClassUID)
         for item in _items(sr) for ref in item.get("ReferencedSOPSequence", [])
@@ -476,7 +483,12 @@ def test_a_different_study_date_is_logged_and_the_images_used(
     row = by_order(synthetic.good_csv)[1]
     row = replace(row, study_date="20040101", cells=dict(row.cells, StudyDate="20040101"))
     with caplog.at_level("WARNING", logger="csv2sr.images.index"):
-        header, problems = check_row_against_image(row, index, path=synthetic.good_csv)
+        header, problems = _against(row, index, path=synthetic.good_csv)
     assert problems == [] and header is not None
     assert "StudyDate '20040101' differs from the image's '20030227'" in caplog.text
     assert enriched_header(header, row).StudyDate == "20030227"
+
+
+def _headers(row: Record, header: object) -> dict[str, object] | None:
+    """The image headers encode() takes, by SOP Instance UID."""
+    return None if header is None else {instance_uid(row): header}

@@ -19,12 +19,13 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.index import ImageIndex, ImageIndexError, header_values
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from imagegen import SyntheticFixture, synthetic_uid, write_fixture
 from orthanc import OrthancServer, free_port, orthanc_factory
+from records import order
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
 
@@ -75,12 +76,12 @@ def test_dicomweb_index_of_chosen_studies(loaded: str, synthetic: SyntheticFixtu
 
 def test_rows_check_the_same_against_dicomweb(loaded: str, synthetic: SyntheticFixture) -> None:
     remote = ImageIndex.from_dicomweb(loaded)
-    profile = get_profile("ccc2017")
-    rows = [r for r in read_rows(synthetic.all_csv, profile) if isinstance(r, Annotation)]
+    profile = load_profile("ccc2017")
+    rows = [r for r in read_rows(synthetic.all_csv, profile) if isinstance(r, Record)]
     columns = {}
     for row in rows:
-        _, problems = check_row_against_image(row, remote, path=synthetic.all_csv)
-        columns[row.order] = [p.column for p in problems]
+        _, problems = check_row_against_image(row, remote, path=synthetic.all_csv, spec=profile)
+        columns[order(row)] = [p.column for p in problems]
     assert columns == {
         1: [], 2: [], 3: [], 4: [],
         11: ["seriesUID"], 12: ["StudyInstanceUID"], 13: ["patientID"],

@@ -11,14 +11,14 @@ import pytest
 
 from csv2sr import tools
 from csv2sr.conversion.build import encode
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.images import cross
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.cross import ImageFinding, parse_dcentvfy, validate_against_images
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.tools import find_dcentvfy
 from imagegen import (
     SyntheticFixture,
@@ -27,8 +27,9 @@ from imagegen import (
     write_fixture,
     write_malformed_spacing,
 )
+from records import instance_uid, order
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 KEYS = {"path", "severity", "source", "item", "attribute", "message"}
 
 
@@ -42,19 +43,20 @@ def index(synthetic: SyntheticFixture) -> ImageIndex:
     return ImageIndex.from_folder(synthetic.image_dir)
 
 
-def _rows(path: Path) -> dict[int, Annotation]:
-    return {r.order: r for r in read_rows(path, PROFILE) if isinstance(r, Annotation)}
+def _rows(path: Path) -> dict[int, Record]:
+    return {order(r): r for r in read_rows(path, PROFILE) if isinstance(r, Record)}
 
 
-def _write(row: Annotation, folder: Path, index: ImageIndex | None = None) -> Path:
+def _write(row: Record, folder: Path, index: ImageIndex | None = None) -> Path:
     header = None
     if index is not None:
-        found, _ = check_row_against_image(row, index, path=Path("x.csv"))
+        found, _ = check_row_against_image(row, index, path=Path("x.csv"), spec=PROFILE)
         assert found is not None
         header = enriched_header(found, row)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"order-{row.order:04d}.dcm"
-    encode(row, PROFILE, CodeMode.SCT, header=header).save_as(path, enforce_file_format=True)
+    path = folder / f"order-{order(row):04d}.dcm"
+    sr = encode(row, PROFILE, CodeMode.SCT, headers=_headers(row, header))
+    sr.save_as(path, enforce_file_format=True)
     return path
 
 
@@ -271,3 +273,8 @@ def test_dcentvfy_gets_each_studys_srs_and_only_their_images(
 def _referenced(sr: pydicom.Dataset) -> str:
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     return str(evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+
+
+def _headers(row: Record, header: object) -> dict[str, object] | None:
+    """The image headers encode() takes, by SOP Instance UID."""
+    return None if header is None else {instance_uid(row): header}

@@ -24,7 +24,7 @@ from csv2sr.atomic import holds, prune, write_atomic
 from csv2sr.cache import ResultCache, code_digest, file_digest
 from csv2sr.conversion.batch import convert
 from csv2sr.export import write_table
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.release.dumps import run_dumps
 from csv2sr.release.pages import render_report
 from csv2sr.release.summary import build_summary
@@ -355,7 +355,7 @@ def test_export_reads_only_changed_files(release: Path, profile: str) -> None:
 def test_pages_are_made_only_for_changed_srs(release: Path) -> None:
     csv_path = SAMPLE
     write_table([release / "sr"], release / "export.csv", profile="ccc2017", jobs=1)
-    summary = build_summary(release, csv_path, profile=get_profile("ccc2017"), name="t",
+    summary = build_summary(release, csv_path, profile=load_profile("ccc2017"), name="t",
                             version="1")
     cache, report = release / "cache" / "pages.json", release / "report"
     assert render_report(release, summary, report, jobs=1, cache=cache) == []

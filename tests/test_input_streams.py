@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from conftest import FIXTURES, ROOT
 from csv2sr.conversion import read as rows_module
 from csv2sr.conversion.batch import convert
-from csv2sr.conversion.checks import Annotation, InputFileError, RowError, read_rows
+from csv2sr.conversion.checks import InputFileError, Record, RowError, read_rows
 from csv2sr.conversion.read import read_table
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.release.folder import read_source
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 _LINES = SAMPLE.read_text(encoding="utf-8").splitlines()
 HEADER, DATA = _LINES[0], _LINES[1:]
@@ -202,10 +202,10 @@ def test_an_endless_line_from_a_fifo_ends_in_bounded_time(tmp_path: Path) -> Non
 _WIDE = """
 import sys
 from pathlib import Path
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.conversion.checks import InputFileError, read_rows
 try:
-    print(sum(1 for _ in read_rows(Path(sys.argv[1]), get_profile("ccc2017"))))
+    print(sum(1 for _ in read_rows(Path(sys.argv[1]), load_profile("ccc2017"))))
 except InputFileError as exc:
     print(exc)
 """
@@ -236,7 +236,7 @@ def test_a_header_of_a_million_columns_is_read_in_linear_time(kind: str, tmp_pat
 
 def _read(path: Path) -> tuple[list[int], dict[int, RowError]]:
     results = list(read_rows(path, PROFILE))
-    good = [r.line for r in results if isinstance(r, Annotation)]
+    good = [r.line for r in results if isinstance(r, Record)]
     return good, {r.line: r for r in results if isinstance(r, RowError)}
 
 

@@ -21,11 +21,13 @@ import pytest
 
 from conftest import FIXTURES, FUZZ
 from csv2sr.conversion.batch import _Worker
-from csv2sr.conversion.checks import Annotation, RowError, read_rows
+from csv2sr.conversion.build import as_document
+from csv2sr.conversion.checks import Record, RowError, read_rows
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
+from records import with_points
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 _LINES = SAMPLE.read_text(encoding="utf-8").splitlines()
 HEADER, DATA = _LINES[0], _LINES[1:]
@@ -145,12 +147,12 @@ def test_a_row_the_builder_refuses_is_one_line_naming_the_column(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The worker's error path: no traceback text as the reason, nothing above debug."""
-    row = next(r for r in read_rows(SAMPLE, PROFILE) if isinstance(r, Annotation))
+    row = next(r for r in read_rows(SAMPLE, PROFILE) if isinstance(r, Record))
     # bypasses the row checks, which would refuse it: the builder must fail cleanly
-    broken = Annotation(**{**row.__dict__, "points": (1e39, 1.0, 2.0, 3.0)})
+    broken = with_points(row, (1e39, 1.0, 2.0, 3.0))
     worker = _Worker(SAMPLE, tmp_path, PROFILE, CodeMode.SCT, None, False)
     with caplog.at_level(logging.DEBUG, logger="csv2sr"):
-        result = worker.handle(broken)
+        (result,) = worker.handle(as_document(broken, PROFILE))
     assert isinstance(result, RowError)
     (message,) = result.messages()
     assert message.startswith(f"{SAMPLE}:{row.line}: start_x/start_y/end_x/end_y: could not be "

@@ -31,6 +31,7 @@ import pydicom
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydicom.sr.coding import Code
 from typer.testing import CliRunner
 
 from conftest import FUZZ
@@ -41,13 +42,15 @@ from csv2sr.dicom.codes import to_srt
 from csv2sr.dicom.ohif import CORNERSTONE3D_TAG, LEGACY_TAG, row_identifier, tracking_identifier
 from csv2sr.dicom.uids import derive_uid
 from csv2sr.export import export_table, write_table
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import Severity, Source
 
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 PREFIX = f"{CORNERSTONE3D_TAG}:Length:"
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
+_SITES = PROFILE.groups[0].finding_site
+assert _SITES is not None
 
 EXACT = {"Rows": 512, "Columns": 512, "PixelSpacing": [0.5, 0.5],
          "ImagePositionPatient": [0.25, 0.25, -100.0],
@@ -158,7 +161,9 @@ def length_problems(summary: dict[str, Any], row: dict[str, str], mode: str,
         problems.append(f"{where}: tracking identifier {tool['trackingIdentifier']}")
     if tool["referencedSOPInstanceUID"] != row["instanceUID"]:
         problems.append(f"{where}: image {tool['referencedSOPInstanceUID']}")
-    organ = PROFILE.organ(row["anatomy"])
+    concept = _SITES.map[row["anatomy"]]
+    assert concept is not None
+    organ = Code(concept.value, concept.scheme, concept.meaning)
     if mode == "srt":
         organ = to_srt(organ)
     site = (organ.value, organ.scheme_designator, organ.meaning)

@@ -8,6 +8,7 @@ Real conversions on real files: planted manifests that list paths outside OUTDIR
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import re
@@ -19,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csv2sr.conversion.batch import MANIFEST_COLUMNS, OutputError, convert
+from csv2sr.conversion.batch import OutputError, convert, manifest_columns
 from csv2sr.conversion.outputs import SAFE_NAME_MAX, safe_name
+from csv2sr.mapping.load import load_profile
 from rowgen import SAMPLE, sample_rows
 
 
@@ -80,7 +82,7 @@ def test_a_planted_manifest_never_removes_anything_outside(
     (out / "linked").symlink_to(outside, target_is_directory=True)
     with (out / "manifest.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(manifest_columns(load_profile("ccc2017")))
         for line, form in enumerate(forms, start=2):
             path = form.format(abs=outside, name=name)
             writer.writerow([line, line, f"x{line}", path, "", "", "", "converted", ""])
@@ -228,16 +230,23 @@ def test_a_file_name_too_long_is_a_rejected_row_not_a_traceback(tmp_path: Path) 
 def test_a_name_the_file_system_refuses_is_a_rejected_row(tmp_path: Path) -> None:
     """The writer's own rule, below any row check: ENAMETOOLONG from the system."""
     from csv2sr.conversion.batch import _Worker  # noqa: PLC0415
-    from csv2sr.conversion.checks import Annotation, read_rows  # noqa: PLC0415
+    from csv2sr.conversion.checks import Record, RowError, read_rows  # noqa: PLC0415
     from csv2sr.dicom.codes import CodeMode  # noqa: PLC0415
-    from csv2sr.profiles import get_profile  # noqa: PLC0415
+    from csv2sr.mapping.load import load_profile  # noqa: PLC0415
 
-    profile = get_profile("ccc2017")
-    row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Annotation))
+    profile = load_profile("ccc2017")
+    from csv2sr.conversion.build import as_document  # noqa: PLC0415
+
+    row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Record))
     worker = _Worker(SAMPLE, tmp_path, profile, CodeMode.SCT, None, True)
-    refused = worker.write(row, "sr/P/" + "o" * 300 + ".dcm", b"data")
-    assert refused is not None and refused.line == row.line
-    assert refused.problems[0].column == "order" and "too long" in refused.reason
+    document = as_document(row, profile)
+    long_name = dataclasses.replace(document, relpath="sr/P/" + "o" * 300 + ".dcm")
+    refused = worker.write(long_name, b"data")
+    assert refused is not None and len(refused) == 1
+    (error,) = refused
+    assert isinstance(error, RowError) and error.line == row.line
+    # the column the file name is made from (document.file_name's first)
+    assert error.problems[0].column == "patientID" and "too long" in error.reason
     with pytest.raises(OutputError):  # any other failure of the system stops the run
-        worker.write(row, "sr/../../x.dcm", b"data")
+        worker.write(dataclasses.replace(document, relpath="sr/../../x.dcm"), b"data")
     assert not (tmp_path.parent / "x.dcm").exists()

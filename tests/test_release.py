@@ -22,7 +22,7 @@ from lxml import etree, html
 
 from conftest import FIXTURES, dicom3tools_binary
 from csv2sr.conversion.batch import convert
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.release.check import check_release
 from csv2sr.release.dumps import run_dumps
 from csv2sr.release.elements import xml_text
@@ -34,7 +34,7 @@ from csv2sr.release.summary import build_summary, tool_versions
 
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 BAD = FIXTURES / "ccc2017-bad.csv"
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -130,16 +130,24 @@ def test_summary_counts_match_the_input(released: Path) -> None:
     assert counts.get("rejected") == "0"
     assert counts.get("patients") == str(len({r["patientID"] for r in rows}))
     per_anatomy = Counter(r["anatomy"] for r in rows)
-    for node in summary.iterfind("collections/collection"):
-        anatomy = node.get("anatomy")
-        assert node.get("name") == PROFILE.collections[anatomy]
+    # the profile's report.tally columns, in its order; the first with histograms
+    tallies = summary.findall("tallies/tally")
+    assert [t.get("column") for t in tallies] == ["anatomy", "radiologist_status"]
+    assert summary.find("tallies").get("value-column") == "length"
+    assert summary.find("tallies").get("unit") == "mm"
+    labels = PROFILE.report.labels["anatomy"]
+    assert [v.get("name") for v in tallies[0].iterfind("value")] == list(labels)
+    for node in tallies[0].iterfind("value"):
+        anatomy = node.get("name")
+        assert node.get("label") == labels[anatomy]
         assert node.get("converted") == str(per_anatomy[anatomy])
         bins = [int(b.get("count")) for b in node.iterfind("histogram/bin")]
         assert sum(bins) == per_anatomy[anatomy]
         assert node.find("histogram").get("max-count") == str(max(bins))
     statuses = Counter(r["radiologist_status"] for r in rows)
-    assert {s.get("name"): int(s.get("rows")) for s in summary.iterfind(
-        "annotator-statuses/status")} == dict(statuses)
+    assert {s.get("name"): int(s.get("rows")) for s in tallies[1].iterfind("value")
+            if s.get("rows") != "0"} == dict(statuses)
+    assert tallies[1].find("value/histogram") is None
     assert summary.find("validation").get("ran") == "no"
     uids = {u.get("kind"): u for u in summary.iterfind("uids/uid")}
     assert uids["SOP Instance UID (new)"].get("distinct") == str(len(rows))
@@ -204,7 +212,7 @@ def test_rejected_rows_reach_summary_and_block_the_release(
     reasons = " ".join(r.findtext("reason") for r in rejected)
     assert "length" in reasons and "anatomy" in reasons
     assert all(r.get("line") for r in rejected)
-    brain = summary.find("collections/collection[@anatomy='Brain']")
+    brain = summary.find("tallies/tally[@column='anatomy']/value[@name='Brain']")
     assert brain is not None and brain.get("rejected") == "1"
     problems = check_release(out)
     assert any("2 of 14 rows rejected" in p for p in problems), problems
@@ -231,7 +239,7 @@ def test_render_report_writes_index_and_one_page_per_sr(released: Path, tmp_path
     links = page.xpath("//a[@class='sr-link']/@href")
     assert len(links) == len(_rows(SAMPLE))
     assert all((out / "report" / link).is_file() for link in links)
-    assert len(page.xpath("//svg[@class='histogram']")) == len(PROFILE.collections)
+    assert len(page.xpath("//svg[@class='histogram']")) == len(PROFILE.report.labels["anatomy"])
     sr_page = html.fromstring((out / "report" / links[0]).read_bytes())
     back = sr_page.xpath("//a[@id='back']/@href")[0]
     assert ((out / "report" / links[0]).parent / back).resolve() == (

@@ -8,15 +8,16 @@ import pytest
 
 from conftest import FIXTURES
 from csv2sr.conversion.checks import (
-    Annotation,
     InputFileError,
+    Record,
     RowError,
     read_rows,
     repair_study_time,
 )
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
+from records import length, order
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 
 
 @pytest.mark.parametrize(
@@ -44,16 +45,16 @@ def test_study_time_unrepairable(raw: str) -> None:
 def test_real_csv_reads_as_text(real_csv: Path) -> None:
     rows = list(read_rows(real_csv, PROFILE))
     assert len(rows) == 2345
-    assert all(isinstance(r, Annotation) for r in rows)
+    assert all(isinstance(r, Record) for r in rows)
     first = rows[0]
-    assert isinstance(first, Annotation)
-    assert first.line == 2 and first.order == 1
-    assert first.length == "66.43856134"  # verbatim, no float round trip
-    times = {r.cells["StudyTime"]: r.study_time for r in rows if isinstance(r, Annotation)}
+    assert isinstance(first, Record)
+    assert first.line == 2 and order(first) == 1
+    assert length(first) == "66.43856134"  # verbatim, no float round trip
+    times = {r.cells["StudyTime"]: r.study_time for r in rows if isinstance(r, Record)}
     assert times["93309.25"] == "093309.25"
-    assert sum(1 for r in rows if isinstance(r, Annotation) and not r.study_time) == 18
+    assert sum(1 for r in rows if isinstance(r, Record) and not r.study_time) == 18
     assert all(len(r.study_time) in (0, 6) or r.study_time[6] == "." for r in rows
-               if isinstance(r, Annotation))
+               if isinstance(r, Record))
 
 
 EXPECTED_BAD = {
@@ -83,7 +84,7 @@ def test_each_defect_is_reported_on_its_line() -> None:
     rows = list(read_rows(path, PROFILE))
     assert len(rows) == 20
     errors = {r.line: r for r in rows if isinstance(r, RowError)}
-    good = [r.line for r in rows if isinstance(r, Annotation)]
+    good = [r.line for r in rows if isinstance(r, Record)]
     assert good == [2, 21]
     assert set(errors) == set(EXPECTED_BAD)
     for line, (column, text) in EXPECTED_BAD.items():
@@ -112,7 +113,7 @@ def test_wrong_field_count_is_rejected_not_dropped(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
     path.write_text("\n".join([lines[0], lines[1] + ",extra", lines[2], lines[3][:40]]) + "\n")
     rows = list(read_rows(path, PROFILE))
-    assert [type(r).__name__ for r in rows] == ["RowError", "Annotation", "RowError"]
+    assert [type(r).__name__ for r in rows] == ["RowError", "Record", "RowError"]
     assert rows[0].line == 2 and "21 fields" in rows[0].problems[0].message  # type: ignore[union-attr]
     assert rows[2].line == 4 and rows[2].problems[0].column == "(row)"  # type: ignore[union-attr]
 

@@ -72,11 +72,3 @@ def test_a_command_still_loads_what_it_runs() -> None:
     """The check above can fail: a command that needs pydicom loads it."""
     body = _RUN_MAIN.format(args=["validate", "/nonexistent-csv2sr-input"])
     assert "pydicom" in _heavy_loaded(body)
-
-
-def test_export_profiles_of_the_command_line_are_the_exporters() -> None:
-    """cli/export.py names the table profiles without importing the reader: the same list."""
-    from csv2sr.cli.export import TableProfileName  # noqa: PLC0415
-    from csv2sr.export.tables import PROFILE_NAMES  # noqa: PLC0415
-
-    assert tuple(member.value for member in TableProfileName) == PROFILE_NAMES

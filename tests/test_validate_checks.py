@@ -22,13 +22,14 @@ from pydicom.tag import Tag
 
 import imagegen
 from csv2sr.conversion.build import encode
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.validate import validate_files
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Finding, Severity, Source
+from records import radiologist
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 
@@ -218,9 +219,9 @@ MORE_BREAKERS: dict[str, Breaker] = {
 
 
 def _first_row(mode: CodeMode = CodeMode.SCT) -> Dataset:
-    profile = get_profile("ccc2017")
-    row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Annotation))
-    assert row.radiologist, "the item ids below assume row 1 has the Radiologist role"
+    profile = load_profile("ccc2017")
+    row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Record))
+    assert radiologist(row), "the item ids below assume row 1 has the Radiologist role"
     return encode(row, profile, mode)
 
 

@@ -18,12 +18,13 @@ import csv2sr.validate as validate_module
 from csv2sr import tools
 from csv2sr.cli import app
 from csv2sr.conversion.build import encode
-from csv2sr.conversion.checks import Annotation, read_rows
+from csv2sr.conversion.checks import Record, read_rows
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.validate import validate_files
 from csv2sr.validate.findings import FileReport
 from csv2sr.validate.report import report_name, report_names
+from records import order
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "ccc2017-sample.csv"
 runner = CliRunner()
@@ -33,13 +34,13 @@ runner = CliRunner()
 def sr_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four valid SRs in the convert layout: sr/<PatientID>/order-NNNN.dcm."""
     root = tmp_path_factory.mktemp("cli") / "sr"
-    profile = get_profile("ccc2017")
-    rows = [r for r in read_rows(SAMPLE, profile) if isinstance(r, Annotation)][:4]
+    profile = load_profile("ccc2017")
+    rows = [r for r in read_rows(SAMPLE, profile) if isinstance(r, Record)][:4]
     for row in rows:
         folder = root / row.patient_id
         folder.mkdir(parents=True, exist_ok=True)
         encode(row, profile, CodeMode.SCT).save_as(
-            folder / f"order-{row.order:04d}.dcm", enforce_file_format=True)
+            folder / f"order-{order(row):04d}.dcm", enforce_file_format=True)
     return root
 
 

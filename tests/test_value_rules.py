@@ -29,17 +29,18 @@ from pydicom.valuerep import VR_REGEXES
 
 from conftest import FIXTURES, dicom3tools_binary
 from csv2sr.conversion.build import dataset_bytes, encode
-from csv2sr.conversion.checks import Annotation, RowError, check_row
+from csv2sr.conversion.checks import Record, RowError, check_row
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom import vr
 from csv2sr.dicom.codes import CodeMode
-from csv2sr.profiles import get_profile
+from csv2sr.mapping.load import load_profile
 from csv2sr.validate.checks import check_file
 from csv2sr.validate.dciodvfy import run_dciodvfy
 from csv2sr.validate.findings import Severity
 from csv2sr.validate.iod import check_values
+from records import image, radiologist, with_role, with_sop_class
 
-PROFILE = get_profile("ccc2017")
+PROFILE = load_profile("ccc2017")
 PATH = Path("table.csv")
 _LINES = (FIXTURES / "ccc2017-sample.csv").read_text(encoding="utf-8").splitlines()
 BASE = dict(zip(_LINES[0].split(","), _LINES[1].split(","), strict=True))
@@ -204,7 +205,7 @@ TIME_INVALID = ["250000", "236000", "235961", "235960", "1234567", "12a", "-5", 
 
 COLUMNS: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[str]]] = {
     "order": (order_valid(), order_invalid()),
-    "anatomy": (st.sampled_from(sorted(PROFILE.anatomy)),
+    "anatomy": (st.sampled_from(sorted(PROFILE.cells["anatomy"].values)),
                 st.sampled_from(["renal", "Renal ", "Brain", ""])),
     "StudyInstanceUID": (uid_valid(), uid_invalid()),
     "seriesUID": (uid_valid(), uid_invalid()),
@@ -244,13 +245,13 @@ def rows(draw: st.DrawFn) -> tuple[dict[str, str], set[str]]:
 _ENCODERS: dict[CodeMode, FastEncoder] = {}
 
 
-def _fast_bytes(row: Annotation, mode: CodeMode) -> bytes:
+def _fast_bytes(row: Record, mode: CodeMode) -> bytes:
     """The fast path's bytes, from a template that ANOTHER row of the same shape made."""
     fast = _ENCODERS.setdefault(mode, FastEncoder(PROFILE, mode))
-    primer = check_row(dict(BASE), path=PATH, line=2, profile=PROFILE)
-    assert isinstance(primer, Annotation)
+    primer = check_row(dict(BASE), path=PATH, line=2, spec=PROFILE)
+    assert isinstance(primer, Record)
     primer = dataclasses.replace(
-        primer, radiologist=row.radiologist, sop_class_uid=row.sop_class_uid,
+        with_sop_class(with_role(primer, radiologist(row)), image(row).sop_class_uid),
         study_date=primer.study_date if row.study_date else "",
         study_time=primer.study_time if row.study_time else "",
     )
@@ -268,7 +269,7 @@ def test_accepted_rows_give_valid_identical_srs_and_bad_cells_are_named(
     case: tuple[dict[str, str], set[str]], mode: CodeMode, tmp_path: Path
 ) -> None:
     cells, invalid = case
-    result = check_row(cells, path=PATH, line=2, profile=PROFILE)
+    result = check_row(cells, path=PATH, line=2, spec=PROFILE)
     if invalid:
         assert isinstance(result, RowError), f"accepted although {invalid} broken: {cells}"
         assert {p.column for p in result.problems} == invalid, result.reason
@@ -276,7 +277,7 @@ def test_accepted_rows_give_valid_identical_srs_and_bad_cells_are_named(
             assert "\n" not in message and message.startswith(f"{PATH}:2: ")
             assert len(message) < 400
         return
-    assert isinstance(result, Annotation), result.reason
+    assert isinstance(result, Record), result.reason
     reference = dataset_bytes(encode(result, PROFILE, mode))
     assert _fast_bytes(result, mode) == reference
     sr = tmp_path / "row.dcm"
@@ -302,7 +303,7 @@ def test_accepted_rows_give_valid_identical_srs_and_bad_cells_are_named(
 )
 def test_each_reproduced_defect_is_rejected_naming_its_column(column: str, value: str) -> None:
     """The examples of issue 9, one per class (the class is the property test above)."""
-    result = check_row({**BASE, column: value}, path=PATH, line=7, profile=PROFILE)
+    result = check_row({**BASE, column: value}, path=PATH, line=7, spec=PROFILE)
     assert isinstance(result, RowError)
     assert [p.column for p in result.problems] == [column]
     (message,) = result.messages()
@@ -312,8 +313,8 @@ def test_each_reproduced_defect_is_rejected_naming_its_column(column: str, value
 def test_an_mr_row_says_mr(tmp_path: Path) -> None:
     """The row's SOP class names the modality and the procedure (not CT for every row)."""
     row = check_row({**BASE, "SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"}, path=PATH, line=2,
-                    profile=PROFILE)
-    assert isinstance(row, Annotation)
+                    spec=PROFILE)
+    assert isinstance(row, Record)
     ds = dcmread(io.BytesIO(_fast_bytes(row, CodeMode.SCT)))
     codes = {(i.ConceptNameCodeSequence[0].CodeMeaning, i.ConceptCodeSequence[0].CodeValue)
              for i in _walk(ds) if i.get("ValueType") == "CODE"}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from csv2sr.cli import app
 from csv2sr.dicom.codes import Codes
 from csv2sr.formats.xslt import EXTRA, table_to_xml
-from csv2sr.profiles import CCC2017
+from csv2sr.mapping.load import load_profile
 from srtree import flatten
 
 runner = CliRunner()
@@ -174,8 +174,12 @@ def _codes_xml(path: Path) -> Path:
         if not name.startswith("_") and hasattr(code, "scheme_designator"):
             etree.SubElement(root, "code", name=name, cv=code.value,
                              csd=code.scheme_designator, cm=code.meaning)
-    for cell, organ in CCC2017.anatomy.items():
-        etree.SubElement(root, "anatomy", cell=cell, organ=organ.upper())
+    site = load_profile("ccc2017").groups[0].finding_site
+    assert site is not None
+    names = {code.value: name for name, code in vars(Codes).items() if hasattr(code, "value")}
+    for cell, organ in site.map.items():  # the profile's anatomy -> Finding Site map
+        assert organ is not None
+        etree.SubElement(root, "anatomy", cell=cell, organ=names[organ.value])
     path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     return path
 

@@ -47,8 +47,7 @@
           (SHA-256 <code><xsl:value-of select="input/@sha256"/></code>).</p>
         <xsl:call-template name="verdict"/>
         <xsl:apply-templates select="counts"/>
-        <xsl:apply-templates select="collections"/>
-        <xsl:apply-templates select="annotator-statuses"/>
+        <xsl:apply-templates select="tallies/tally"/>
         <xsl:apply-templates select="rejected"/>
         <xsl:apply-templates select="validation"/>
         <xsl:apply-templates select="uids"/>
@@ -80,34 +79,46 @@
     <h2 id="counts">Rows and files</h2>
     <table>
       <tr><th>Rows read</th><td class="n" id="count-rows"><xsl:value-of select="@rows"/></td></tr>
-      <tr><th>Converted (one SR each)</th><td class="n" id="count-converted"><xsl:value-of select="@converted"/></td></tr>
+      <tr><th>Converted</th><td class="n" id="count-converted"><xsl:value-of select="@converted"/></td></tr>
       <tr><th>Rejected</th><td class="n" id="count-rejected"><xsl:value-of select="@rejected"/></td></tr>
+      <tr><th>SR files</th><td class="n" id="count-files"><xsl:value-of select="@files"/></td></tr>
       <tr><th>Patients</th><td class="n"><xsl:value-of select="@patients"/></td></tr>
-      <tr><th>Annotators</th><td class="n"><xsl:value-of select="@annotators"/></td></tr>
+      <tr><th>Observers</th><td class="n"><xsl:value-of select="@observers"/></td></tr>
     </table>
   </xsl:template>
 
-  <!-- ================================================================ collections -->
-  <xsl:template match="collections">
-    <h2 id="collections">Collections</h2>
-    <p class="muted">Rows per TCIA collection (the <code>anatomy</code> column) and the
-      distribution of the measured lengths (<xsl:value-of select="@length-unit"/>) of the
-      converted rows; the last bar counts every length beyond the axis.</p>
-    <table id="collection-table">
-      <tr><th>Anatomy</th><th>Collection</th><th>Rows</th><th>Converted</th><th>Rejected</th>
-        <th>Patients</th><th>Annotators</th><th>Length min / median / max</th><th>Lengths</th></tr>
-      <xsl:for-each select="collection">
-        <tr class="collection" data-anatomy="{@anatomy}">
-          <td><xsl:value-of select="@anatomy"/></td>
-          <td><xsl:value-of select="@name"/></td>
+  <!-- ================================================================ tallies -->
+  <!-- One table per column of the profile's report.tally: rows per value (and its label,
+       e.g. a collection); the first also shows the distribution of the first measurement's
+       values of the converted rows (the last bar counts every value beyond the axis). -->
+  <xsl:template match="tally">
+    <xsl:variable name="histograms" select="@histograms = 'yes'"/>
+    <xsl:variable name="labelled" select="value[@label != '']"/>
+    <h2 class="tally-title" id="tally-{@column}">Rows by <code><xsl:value-of select="@column"/></code></h2>
+    <xsl:if test="$histograms">
+      <p class="muted">With the distribution of <code><xsl:value-of select="../@value-column"/></code>
+        (<xsl:value-of select="../@unit"/>) of the converted rows; the last bar counts every
+        value beyond the axis.</p>
+    </xsl:if>
+    <table class="tally-table" data-column="{@column}">
+      <tr><th><xsl:value-of select="@column"/></th><xsl:if test="$labelled"><th>Label</th></xsl:if>
+        <th>Rows</th><th>Converted</th><th>Rejected</th><th>Patients</th><th>Observers</th>
+        <xsl:if test="$histograms"><th><xsl:value-of select="../@value-column"/> min / median / max</th>
+          <th>Distribution</th></xsl:if></tr>
+      <xsl:for-each select="value">
+        <tr class="tally-value" data-value="{@name}">
+          <td><code><xsl:value-of select="@name"/></code></td>
+          <xsl:if test="$labelled"><td><xsl:value-of select="@label"/></td></xsl:if>
           <td class="n"><xsl:value-of select="@rows"/></td>
           <td class="n"><xsl:value-of select="@converted"/></td>
           <td class="n"><xsl:value-of select="@rejected"/></td>
           <td class="n"><xsl:value-of select="@patients"/></td>
-          <td class="n"><xsl:value-of select="@annotators"/></td>
-          <td class="n"><xsl:for-each select="lengths"><xsl:value-of select="@min"/> / <xsl:value-of
-            select="@median"/> / <xsl:value-of select="@max"/></xsl:for-each></td>
-          <td><xsl:apply-templates select="histogram"/></td>
+          <td class="n"><xsl:value-of select="@observers"/></td>
+          <xsl:if test="$histograms">
+            <td class="n"><xsl:for-each select="values"><xsl:value-of select="@min"/> / <xsl:value-of
+              select="@median"/> / <xsl:value-of select="@max"/></xsl:for-each></td>
+            <td><xsl:apply-templates select="histogram"/></td>
+          </xsl:if>
         </tr>
       </xsl:for-each>
     </table>
@@ -120,10 +131,10 @@
   <xsl:template match="histogram">
     <xsl:variable name="max" select="number(@max-count)"/>
     <xsl:variable name="bw" select="$bars-width div number(@bins)"/>
-    <xsl:variable name="unit" select="../../@length-unit"/>
+    <xsl:variable name="unit" select="../../../@unit"/>
     <svg class="histogram" width="{$bars-width + 40}" height="{$bars-height + 30}"
          viewBox="0 0 {$bars-width + 40} {$bars-height + 30}" role="img">
-      <title>Lengths in <xsl:value-of select="../@name"/></title>
+      <title><xsl:value-of select="../../../@value-column"/> of <xsl:value-of select="../@name"/></title>
       <line x1="30" y1="{$bars-height + 5}" x2="{$bars-width + 30}" y2="{$bars-height + 5}"
             stroke="#8c959f"/>
       <text x="26" y="12" text-anchor="end"><xsl:value-of select="$max"/></text>
@@ -149,22 +160,6 @@
     </svg>
   </xsl:template>
 
-  <xsl:template match="annotator-statuses">
-    <h2 id="annotator-status">Annotator status</h2>
-    <table>
-      <tr><th>radiologist_status</th><th>Rows</th><th>Converted</th><th>Rejected</th><th>Annotators</th></tr>
-      <xsl:for-each select="status">
-        <tr class="status">
-          <td><code><xsl:value-of select="@name"/></code></td>
-          <td class="n"><xsl:value-of select="@rows"/></td>
-          <td class="n"><xsl:value-of select="@converted"/></td>
-          <td class="n"><xsl:value-of select="@rejected"/></td>
-          <td class="n"><xsl:value-of select="@annotators"/></td>
-        </tr>
-      </xsl:for-each>
-    </table>
-  </xsl:template>
-
   <!-- ================================================================ rejected -->
   <xsl:template match="rejected">
     <h2 id="rejected">Rejected rows (<xsl:value-of select="@count"/>)</h2>
@@ -173,13 +168,13 @@
         <p>These rows made no SR; fix them in the table and run the release again
           (all of them are in <a href="../rejected.csv">rejected.csv</a>).</p>
         <table id="rejected-table">
-          <tr><th>Line</th><th>order</th><th>_id</th><th>Anatomy</th><th>Patient</th><th>Reason</th></tr>
+          <tr><th>Line</th><th><xsl:value-of select="@key"/></th><th><xsl:value-of
+            select="row[1]/cell/@name"/></th><th>Patient</th><th>Reason</th></tr>
           <xsl:for-each select="row">
             <tr class="rejected-row">
               <td class="n"><xsl:value-of select="@line"/></td>
-              <td class="n"><xsl:value-of select="@order"/></td>
-              <td class="mono"><xsl:value-of select="@id"/></td>
-              <td><xsl:value-of select="@anatomy"/></td>
+              <td class="mono"><xsl:value-of select="@key"/></td>
+              <td><xsl:value-of select="cell/@value"/></td>
               <td class="mono"><xsl:value-of select="@patient"/></td>
               <td><xsl:value-of select="reason"/></td>
             </tr>
@@ -275,9 +270,9 @@
           <xsl:value-of select="@matched"/> match the input on <code><xsl:value-of select="@compared-columns"/></code>;
           <span id="roundtrip-mismatches"><xsl:value-of select="@mismatches"/></span> mismatch(es).</p>
         <xsl:if test="mismatch">
-          <table><tr><th>order</th><th>Column</th><th>CSV</th><th>SR</th></tr>
+          <table><tr><th>Row</th><th>Column</th><th>CSV</th><th>SR</th></tr>
             <xsl:for-each select="mismatch">
-              <tr><td><xsl:value-of select="@order"/></td><td><xsl:value-of select="@column"/></td>
+              <tr><td><xsl:value-of select="@key"/></td><td><xsl:value-of select="@column"/></td>
                 <td class="mono"><xsl:value-of select="@csv"/></td><td class="mono"><xsl:value-of select="@sr"/></td></tr>
             </xsl:for-each>
           </table>
@@ -315,14 +310,16 @@
     <details>
       <summary>One line per SR: its page, its validation report and its dcsrdump</summary>
       <table id="file-table">
-        <tr><th>order</th><th>Patient</th><th>Anatomy</th><th>Length</th><th>Errors</th>
+        <tr><th><xsl:value-of select="@key"/></th><th>Rows</th><th>Patient</th><th><xsl:value-of
+          select="file[1]/cell/@name"/></th><th><xsl:value-of select="@value-column"/></th><th>Errors</th>
           <th>Warnings</th><th>SR</th><th>Report</th><th>Dump</th></tr>
         <xsl:for-each select="file">
           <tr class="file">
-            <td class="n"><xsl:value-of select="@order"/></td>
+            <td class="mono"><xsl:value-of select="@key"/></td>
+            <td class="n"><xsl:value-of select="@rows"/></td>
             <td class="mono"><xsl:value-of select="@patient"/></td>
-            <td><xsl:value-of select="@anatomy"/></td>
-            <td class="n"><xsl:value-of select="@length"/></td>
+            <td><xsl:value-of select="cell/@value"/></td>
+            <td class="n"><xsl:value-of select="@value"/></td>
             <td class="n"><xsl:if test="@errors != '0'"><xsl:attribute name="class">n error</xsl:attribute></xsl:if><xsl:value-of select="@errors"/></td>
             <td class="n"><xsl:value-of select="@warnings"/></td>
             <td><a class="sr-link" href="{@page}">content</a></td>

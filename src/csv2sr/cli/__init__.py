@@ -11,6 +11,7 @@ import sys
 from csv2sr.cli import convert as _convert  # noqa: F401  (registers the command)
 from csv2sr.cli import export as _export  # noqa: F401  (registers the command)
 from csv2sr.cli import legacy as _legacy  # noqa: F401  (registers sr-xml, xslt, json)
+from csv2sr.cli import profile as _profile  # noqa: F401  (registers profile list|show|check)
 from csv2sr.cli import publish as _publish  # noqa: F401  (registers the command)
 from csv2sr.cli import release as _release  # noqa: F401  (registers the release commands)
 from csv2sr.cli import validate as _validate  # noqa: F401  (registers the command)

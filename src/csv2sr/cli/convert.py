@@ -29,14 +29,13 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
+from csv2sr.cli.profile import ProfileOption, load_or_exit
 from csv2sr.errors import Interrupted
-from csv2sr.profiles import PROFILES
 
 if TYPE_CHECKING:
     from csv2sr.conversion.batch import ConversionResult
     from csv2sr.images.index import ImageIndex
-
-ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  # type: ignore[misc]
+    from csv2sr.mapping.spec import Spec
 
 
 class Codes(str, Enum):
@@ -66,7 +65,7 @@ def convert_command(
         Path,
         typer.Argument(
             metavar="ANNOTATIONS.csv",
-            help="The annotation table (CCC2017 columns).",
+            help="The annotation table (its columns as the profile says).",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -91,9 +90,7 @@ def convert_command(
             "for old readers.",
         ),
     ] = Codes.sct,
-    profile: Annotated[
-        ProfileName, typer.Option("--profile", help="The table's layout and collections.")
-    ] = "ccc2017",  # type: ignore[assignment]
+    profile: ProfileOption = "ccc2017",
     images: Annotated[
         Path | None,
         typer.Option(
@@ -118,10 +115,11 @@ def convert_command(
         bool,
         typer.Option(
             "--ohif",
-            help="Write each Tracking Identifier as Cornerstone3DTools@^0.1.0:Length:<_id>, so "
-            "that OHIF offers to load the SRs as editable Length measurements (their own SOP "
-            "Instance and Series UIDs; export --profile strips the prefix again). See "
-            "docs/ohif.md.",
+            help="Write the Tracking Identifier of each group that has a Cornerstone3D tool "
+            "(Length, Bidirectional, RectangleROI, EllipticalROI, Probe) as "
+            "Cornerstone3DTools@^0.1.0:<Tool>:<identifier>, so that OHIF offers to load the "
+            "SRs as editable measurements (their own SOP Instance and Series UIDs; export "
+            "--profile strips the prefix again). See docs/ohif.md.",
         ),
     ] = False,
     reference_builder: Annotated[
@@ -135,33 +133,43 @@ def convert_command(
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
-    """Convert each row of ANNOTATIONS.csv into one DICOM TID 1500 Measurement Report.
+    """Convert the rows of ANNOTATIONS.csv into DICOM TID 1500 Measurement Reports.
 
-    Every row is checked before anything is built. A bad row is reported as
-    FILE:LINE: COLUMN: problem (value), written to OUTDIR/rejected.csv with its reason,
-    and the other rows are still converted.
+    The profile (--profile NAME or PATH.toml; csv2sr profile list) says what each column
+    means and which rows make one SR (one per row for ccc2017). Every row is checked
+    before anything is built. A bad row is reported as FILE:LINE: COLUMN: problem (value),
+    written to OUTDIR/rejected.csv with its reason, and the other rows are still converted.
 
-    Output: OUTDIR/sr/PatientID/order-NNNN.dcm (one SR per row), OUTDIR/manifest.csv
-    (one line per input row), OUTDIR/rejected.csv. The same CSV always gives
-    byte-identical files.
+    Output: OUTDIR/sr/FOLDER/NAME.dcm (the profile's file_name; ccc2017:
+    PatientID/order-NNNN.dcm), OUTDIR/manifest.csv (one line per input row),
+    OUTDIR/rejected.csv. The same table always gives byte-identical files.
 
     OUTDIR/sr must hold only what csv2sr wrote there (anything else stops the run
     before it starts); SRs of rows no longer in the CSV are removed. One run at a time
     per OUTDIR: a second one stops at once and names the first.
 
     Exit status: 0 all rows converted; 1 a row was rejected, the file is unusable or
-    OUTDIR cannot be written; 2 usage error; 130/143 interrupted (Ctrl-C/SIGTERM).
+    OUTDIR cannot be written; 2 usage error (a broken profile too); 130/143 interrupted
+    (Ctrl-C/SIGTERM).
     """
     setup_logging(verbose)
     if images is not None and images_url is not None:
         err.print("[red]error:[/red] give --images or --images-url, not both")
+        raise typer.Exit(EXIT_USAGE)
+    spec = load_or_exit(profile)
+    if spec.identity.needs:
+        err.print(
+            f"[red]usage error:[/red] {escape(str(spec.path))}: identity.needs: "
+            f"{', '.join(spec.identity.needs)} from the source images is not supported yet "
+            "(issue 11): give columns or constants", highlight=False, soft_wrap=True,
+        )
         raise typer.Exit(EXIT_USAGE)
     from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the command's own cost)
     from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
     from csv2sr.images.index import ImageIndexError  # noqa: PLC0415
 
     try:
-        index = _image_index(csv_path, images, images_url, quiet=quiet)
+        index = _image_index(csv_path, images, images_url, spec, quiet=quiet)
         lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
         with progress_bar("Converting", lines, enabled=not quiet) as advance:
             result = convert(
@@ -169,7 +177,7 @@ def convert_command(
                 output,
                 jobs=jobs,
                 codes=codes.value,
-                profile=str(profile.value),
+                profile=spec,
                 images=index,
                 progress=advance,
                 fast=not reference_builder,
@@ -194,7 +202,7 @@ def convert_command(
 
 
 def _image_index(
-    csv_path: Path, images: Path | None, url: str | None, *, quiet: bool
+    csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool
 ) -> ImageIndex | None:
     """Index the source image headers (folder or DICOMweb), once, before converting."""
     if images is None and url is None:
@@ -204,7 +212,7 @@ def _image_index(
     if images is not None:
         index = ImageIndex.from_folder(images)
     else:
-        studies = _study_uids(csv_path)
+        studies = _study_uids(csv_path, spec)
         index = ImageIndex.from_dicomweb(str(url), study_uids=studies)
     if not quiet:
         out.print(
@@ -228,16 +236,21 @@ def _image_index(
     return index
 
 
-def _study_uids(csv_path: Path) -> list[str]:
-    """The distinct StudyInstanceUIDs of the table (what a DICOMweb index must fetch)."""
+def _study_uids(csv_path: Path, spec: Spec) -> list[str]:
+    """The distinct Study Instance UIDs of the table (what a DICOMweb index must fetch)."""
     from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
     from csv2sr.conversion.read import read_table  # noqa: PLC0415
 
     if not csv_path.is_file():
         raise InputFileError(csv_path, "--images-url reads the table before converting it: "
                              "give a file, not a stream")
-    with read_table(csv_path) as table:
-        return sorted({record.cells.get("StudyInstanceUID", "") for record in table} - {""})
+    source = spec.identity.study_uid
+    if source is not None and source.const is not None:
+        return [source.const]
+    column = source.column if source is not None else ""
+    with read_table(csv_path, delimiter=spec.input.delimiter,
+                    encoding=spec.input.encoding) as table:
+        return sorted({record.cells.get(column, "") for record in table} - {""})
 
 
 def _report(result: ConversionResult, *, quiet: bool) -> None:
@@ -247,8 +260,9 @@ def _report(result: ConversionResult, *, quiet: bool) -> None:
     if quiet:
         return
     colour = "green" if result.ok else "yellow"
+    grouped = f" into {result.documents} SRs" if result.documents != result.converted else ""
     out.print(
-        f"[{colour}]{result.rows_read} rows read, {result.converted} converted, "
+        f"[{colour}]{result.rows_read} rows read, {result.converted} converted{grouped}, "
         f"{result.rejected} rejected[/{colour}] in {result.seconds:.1f} s "
         f"({result.rate:.0f} SR/s) -> {escape(os.fspath(result.outdir))}",
         highlight=False,

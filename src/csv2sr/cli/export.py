@@ -28,22 +28,16 @@ from csv2sr.cli.common import (
     progress_bar,
     setup_logging,
 )
-from csv2sr.profiles import PROFILES
 
 if TYPE_CHECKING:
     from csv2sr.export import ExportResult, Problem
-
-TableProfileName = Enum(  # type: ignore[misc]
-    # csv2sr.export.tables.PROFILE_NAMES, without importing the reader for --help
-    # (tests/test_startup.py checks that the two agree)
-    "TableProfileName", {name: name for name in ("generic", *PROFILES)}, type=str
-)
 
 
 class TableFormat(str, Enum):
     """Output formats of ``csv2sr export``."""
 
     csv = "csv"
+    tsv = "tsv"
     parquet = "parquet"
     jsonl = "jsonl"
 
@@ -79,17 +73,17 @@ def export_command(
         TableFormat | None,
         typer.Option(
             "--format", "-f",
-            help="csv, parquet or jsonl (default: from TABLE's suffix, else csv).",
+            help="csv, tsv, parquet or jsonl (default: from TABLE's suffix, else csv).",
         ),
     ] = None,
     profile: Annotated[
-        TableProfileName,
+        str,
         typer.Option(
-            "--profile",
-            help="generic: one row per NUM with all its context; ccc2017: exactly the "
-                 "columns of the Crowds Cure Cancer 2017 CSV.",
+            "--profile", "-p", metavar="generic|NAME|PATH.toml",
+            help="generic: one row per NUM with all its context; a profile (ccc2017, or a "
+                 "TOML file): exactly the columns of the table it reads, one row per row.",
         ),
-    ] = "generic",  # type: ignore[assignment]
+    ] = "generic",
     jobs: Jobs = None,
     cache: Annotated[
         Path | None,
@@ -116,6 +110,10 @@ def export_command(
     read, or TABLE could not be written; 2 usage error.
     """
     setup_logging(verbose)
+    if profile != "generic":
+        from csv2sr.cli.profile import load_or_exit  # noqa: PLC0415
+
+        load_or_exit(profile)  # a broken profile: exit 2 before anything is read
     from csv2sr.export import (  # noqa: PLC0415  (the command's own cost)
         ExportFormatError,
         ExportInputError,
@@ -134,7 +132,7 @@ def export_command(
     try:
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
-                files, output, format=kind, profile=str(profile.value), jobs=jobs,
+                files, output, format=kind, profile=profile, jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
                 cache=cache,
             )

@@ -38,9 +38,10 @@ from typing import Any
 from pydicom import Dataset
 
 from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
-from csv2sr.conversion.build import dataset_bytes, encode, failure_problem, row_uids
-from csv2sr.conversion.checks import Annotation, InputFileError, RowError, RowProblem, read_rows
+from csv2sr.conversion.build import dataset_bytes, document_uids, encode, failure_problem
+from csv2sr.conversion.checks import InputFileError, RowError, RowProblem, read_rows
 from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.conversion.group import documents
 from csv2sr.conversion.outputs import (
     OutdirLock,
     Owned,
@@ -49,35 +50,39 @@ from csv2sr.conversion.outputs import (
     remove_leftovers,
     remove_stale,
     scan_sr,
-    sr_relpath,
 )
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
-from csv2sr.profiles import Profile, get_profile
+from csv2sr.mapping.load import load_profile
+from csv2sr.mapping.record import Document, Record
+from csv2sr.mapping.spec import Spec, template_fields
 
 __all__ = [
-    "MANIFEST_COLUMNS",
     "ConversionResult",
     "InputFileError",
     "OutputError",
     "convert",
+    "manifest_columns",
 ]
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = (
-    "line", "order", "_id", "path", "sop_instance_uid", "series_instance_uid",
-    "tracking_uid", "status", "message",
-)
 CHUNK = 32
+"""Documents per task sent to a worker: large enough to amortise IPC, small enough to stream."""
 INLINE_ROWS = 256
 """Fewer rows than this are converted in the calling process when ``jobs`` is not given:
 starting workers (a fork server, and each worker's imports and templates) costs more
 than the rows would take, and a make rule that converts one small table must be cheap."""
-"""Rows per task sent to a worker: large enough to amortise IPC, small enough to stream."""
+
+
+def manifest_columns(spec: Spec) -> tuple[str, ...]:
+    """``manifest.csv``'s header: the line, the profile's unique columns (which name a
+    row), then where its SR went and with which UIDs."""
+    return ("line", *spec.unique_columns, "path", "sop_instance_uid", "series_instance_uid",
+            "tracking_uid", "status", "message")
 
 
 @dataclass
@@ -89,13 +94,15 @@ class ConversionResult:
     rows_read: int = 0
     converted: int = 0
     rejected: int = 0
+    documents: int = 0
+    """SR files written (one per row unless the profile groups rows)."""
     seconds: float = 0.0
     errors: list[RowError] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         """SRs written per second."""
-        return self.converted / self.seconds if self.seconds > 0 else 0.0
+        return self.documents / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -105,15 +112,13 @@ class ConversionResult:
 
 @dataclass(frozen=True)
 class _Done:
-    """A converted row, as the manifest records it."""
+    """A written SR and the rows it holds, as the manifest records them."""
 
-    line: int
-    order: int
-    annotation_id: str
+    rows: tuple[tuple[int, tuple[str, ...], str], ...]
+    """(line, unique cells, tracking UIDs) of each row."""
     path: str
     sop_instance_uid: str
     series_instance_uid: str
-    tracking_uid: str
 
 
 class _Worker:
@@ -121,64 +126,69 @@ class _Worker:
     image index."""
 
     def __init__(
-        self, csv_path: Path, outdir: Path, profile: Profile, mode: CodeMode,
+        self, csv_path: Path, outdir: Path, spec: Spec, mode: CodeMode,
         images: ImageIndex | None, fast: bool, ohif: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
-        self.profile = profile
+        self.spec = spec
         self.mode = mode
         self.ohif = ohif
         self.images = images
-        self.fast = FastEncoder(profile, mode, ohif) if fast and images is None else None
+        self.fast = FastEncoder(spec, mode, ohif) if fast and images is None else None
+        self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
 
-    def handle(self, item: Annotation | RowError) -> _Done | RowError:
+    def handle(self, item: Document | RowError) -> list[_Done | RowError]:
         if isinstance(item, RowError):
-            return item
-        header: Dataset | None = None
-        if self.images is not None:
-            found, problems = check_row_against_image(item, self.images, path=self.csv_path)
-            if problems:
-                return RowError(self.csv_path, item.line, tuple(problems), item.cells)
-            header = enriched_header(found, item) if found is not None else None
+            return [item]
         try:
             if self.fast is not None:
                 data = self.fast.encode_bytes(item)
             else:
-                data = dataset_bytes(
-                    encode(item, self.profile, self.mode, header=header, ohif=self.ohif)
-                )
+                data = dataset_bytes(encode(item, self.spec, self.mode,
+                                            headers=self._headers(item), ohif=self.ohif))
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
             # one line naming the column; the whole traceback only with -vv
-            log.debug("line %d: could not be encoded", item.line, exc_info=True)
-            problem = failure_problem(item, exc)
-            return RowError(self.csv_path, item.line, (problem,), item.cells)
-        relpath = sr_relpath(item)
-        refused = self.write(item, relpath, data)
+            log.debug("line %d: could not be encoded", item.first.line, exc_info=True)
+            return [self._rejected(r, failure_problem(r, exc, self.spec)) for r in item.records]
+        refused = self.write(item, data)
         if refused is not None:
             return refused
-        uids = row_uids(item, self.profile, self.mode, self.ohif)
-        return _Done(
-            item.line, item.order, item.annotation_id, relpath,
-            uids.sop_instance, uids.series, uids.tracking,
+        uids = document_uids(item, self.spec, self.mode, self.ohif)
+        rows = tuple(
+            (r.line, tuple(v for _, v in r.keys), " ".join(g.tracking_uid for g in r.groups))
+            for r in item.records
         )
+        return [_Done(rows, item.relpath, uids.sop_instance, uids.series)]
 
+    def _headers(self, document: Document) -> dict[str, Dataset] | None:
+        if self.images is None:
+            return None
+        headers = {}
+        for record in document.records:
+            for image in record.images:
+                found = self.images.get(image.sop_instance_uid)
+                if found is not None:
+                    headers[image.sop_instance_uid] = enriched_header(found, record, image)
+        return headers
 
-    def write(self, item: Annotation, relpath: str, data: bytes) -> RowError | None:
+    def _rejected(self, record: Record, problem: RowProblem) -> RowError:
+        return RowError(self.csv_path, record.line, (problem,), record.cells)
+
+    def write(self, document: Document, data: bytes) -> list[_Done | RowError] | None:
         """Write one SR inside OUTDIR (never through a link), unless it already holds
-        these bytes (a rerun rewrites only the rows that changed, and the others keep
-        their time); a name the file system cannot hold is a rejected row, any other
+        these bytes (a rerun rewrites only the documents that changed, and the others keep
+        their time); a name the file system cannot hold rejects its rows, any other
         failure of the system stops the run."""
         try:
-            write_atomic(self.outdir / relpath, data, root=self.outdir, durable=False,
+            write_atomic(self.outdir / document.relpath, data, root=self.outdir, durable=False,
                          keep_same=True)
         except OutputError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
-            problem = RowProblem(
-                "order", f"the file name {relpath} is too long for the file system", str(item.order)
-            )
-            return RowError(self.csv_path, item.line, (problem,), item.cells)
+            return [self._rejected(r, RowProblem(
+                self.name_column, f"the file name {document.relpath} is too long for the "
+                "file system", r.cells.get(self.name_column, ""))) for r in document.records]
         return None
 
 
@@ -204,13 +214,13 @@ def _init_pool_worker(args: tuple[Any, ...]) -> None:
     _init_worker(args)
 
 
-def _run_chunk(chunk: list[Annotation | RowError]) -> list[_Done | RowError]:
+def _run_chunk(chunk: list[Document | RowError]) -> list[_Done | RowError]:
     assert _WORKER is not None, "worker not initialised"
-    return [_WORKER.handle(item) for item in chunk]
+    return [done for item in chunk for done in _WORKER.handle(item)]
 
 
-def _chunks(items: Iterable[Annotation | RowError]) -> Iterator[list[Annotation | RowError]]:
-    chunk: list[Annotation | RowError] = []
+def _chunks(items: Iterable[Document | RowError]) -> Iterator[list[Document | RowError]]:
+    chunk: list[Document | RowError] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == CHUNK:
@@ -260,7 +270,7 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
 
 
 def _results(
-    items: Iterable[Annotation | RowError], jobs: int, worker_args: tuple[Any, ...]
+    items: Iterable[Document | RowError], jobs: int, worker_args: tuple[Any, ...]
 ) -> Iterator[_Done | RowError]:
     if jobs <= 1:
         _init_worker(worker_args)
@@ -278,52 +288,72 @@ def _results(
     # writing and ends at once); every result is in by then.
 
 
-def _manifest_line(item: _Done | RowError) -> list[str]:
+def _manifest_lines(item: _Done | RowError, spec: Spec) -> Iterator[tuple[int, list[str]]]:
     if isinstance(item, RowError):
-        return [
-            str(item.line), item.cells.get("order", ""), item.cells.get("_id", ""),
-            "", "", "", "", "rejected", item.reason,
-        ]
-    return [
-        str(item.line), str(item.order), item.annotation_id, item.path,
-        item.sop_instance_uid, item.series_instance_uid, item.tracking_uid, "converted", "",
-    ]
+        cells = [item.cells.get(c, "") for c in spec.unique_columns]
+        yield item.line, [str(item.line), *cells, "", "", "", "", "rejected", item.reason]
+        return
+    for line, keys, tracking in item.rows:
+        yield line, [str(line), *keys, item.path, item.sop_instance_uid,
+                     item.series_instance_uid, tracking, "converted", ""]
+
+
+def _checked(
+    items: Iterable[Record | RowError], images: ImageIndex | None, path: Path, spec: Spec
+) -> Iterator[Record | RowError]:
+    """Each row against its image's header, when the source images are known."""
+    for item in items:
+        if images is not None and isinstance(item, Record):
+            problems = check_row_against_image(item, images, path=path, spec=spec)[1]
+            if problems:
+                yield RowError(path, item.line, tuple(problems), item.cells)
+                continue
+        yield item
 
 
 def _convert_rows(
-    items: Iterable[Annotation | RowError], result: ConversionResult, owned: Owned,
+    items: Iterable[Document | RowError], result: ConversionResult, owned: Owned,
     worker_args: tuple[Any, ...], workers: int, progress: Callable[[int], None] | None,
 ) -> None:
-    """Convert every row, then remove the stale SRs.  ``rejected.csv`` and ``manifest.csv``
-    are committed after that (the manifest last), so that a run that fails or is
-    interrupted leaves neither, and a manifest always tells what ``sr/`` holds."""
+    """Convert every document, then remove the stale SRs.  ``rejected.csv`` and
+    ``manifest.csv`` are committed after that (the manifest last), so that a run that fails
+    or is interrupted leaves neither, and a manifest always tells what ``sr/`` holds.  One
+    manifest line per input row, in input order."""
     out: Path = worker_args[1]
-    prof: Profile = worker_args[2]
+    spec: Spec = worker_args[2]
     written: set[str] = set()
+    grouped = spec.document.per != "row"
+    held: list[tuple[int, list[str]]] = []
     with (
         atomic_text(out / "manifest.csv", root=out) as manifest_file,
         atomic_text(out / "rejected.csv", root=out) as rejected_file,
     ):
         manifest = csv.writer(manifest_file, lineterminator="\n")
         rejected = csv.writer(rejected_file, lineterminator="\n")
-        manifest.writerow(MANIFEST_COLUMNS)
-        rejected.writerow((*prof.columns, "line", "reason"))
+        manifest.writerow(manifest_columns(spec))
+        rejected.writerow((*spec.columns, "line", "reason"))
         for done in _results(items, workers, worker_args):
-            result.rows_read += 1
-            manifest.writerow(_manifest_line(done))
+            lines = list(_manifest_lines(done, spec))
+            result.rows_read += len(lines)
+            if grouped:
+                held.extend(lines)
+            else:
+                manifest.writerows(line for _, line in lines)
             if isinstance(done, RowError):
                 result.rejected += 1
                 result.errors.append(done)
                 rejected.writerow(
-                    [done.cells.get(c, "") for c in prof.columns] + [str(done.line), done.reason]
+                    [done.cells.get(c, "") for c in spec.columns] + [str(done.line), done.reason]
                 )
                 for message in done.messages():
                     log.info("rejected: %s", message)
             else:
-                result.converted += 1
+                result.converted += len(done.rows)
+                result.documents += 1
                 written.add(done.path)
             if progress is not None:
                 progress(result.rows_read)
+        manifest.writerows(line for _, line in sorted(held, key=lambda pair: pair[0]))
         remove_stale(out, owned, written)
 
 
@@ -333,7 +363,7 @@ def convert(
     *,
     jobs: int | None = None,
     codes: str | CodeMode = CodeMode.SCT,
-    profile: str | Profile = "ccc2017",
+    profile: str | os.PathLike[str] | Spec = "ccc2017",
     images: ImageIndex | None = None,
     progress: Callable[[int], None] | None = None,
     fast: bool = True,
@@ -343,13 +373,17 @@ def convert(
 
     ``jobs`` worker processes (default: the CPU count, or none for a table of fewer than
     :data:`INLINE_ROWS` rows, converted in this process); ``codes`` ``"sct"`` or ``"srt"``;
+    ``profile`` a built-in profile's name, a profile file, or a loaded
+    :class:`~csv2sr.mapping.spec.Spec` (:func:`csv2sr.mapping.load.load_profile` raises
+    :class:`~csv2sr.mapping.load.ProfileError` for a broken one);
     ``images`` an :class:`csv2sr.images.index.ImageIndex` of the source images, which adds the
     image cross-checks and enriches the SRs; ``progress`` is called with the number of rows
     done after each row; ``fast=False`` builds every SR with highdicom (the reference
     builder) rather than the proven-equal template path of :mod:`csv2sr.conversion.fastpath`;
-    ``ohif=True`` writes the Tracking Identifier that OHIF loads as an editable Length
-    measurement, ``Cornerstone3DTools@^0.1.0:Length:<_id>`` (:mod:`csv2sr.dicom.ohif`,
-    docs/ohif.md), with its own SOP Instance and Series UIDs.
+    ``ohif=True`` writes the Tracking Identifiers OHIF loads as editable measurements,
+    ``Cornerstone3DTools@^0.1.0:<Tool>:<identifier>`` for every group that has a
+    Cornerstone3D tool (:func:`csv2sr.conversion.build.with_ohif`, docs/ohif.md), with their
+    own SOP Instance and Series UIDs.
 
     Raises :class:`InputFileError` when the file as a whole is unusable, and
     :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no
@@ -358,11 +392,11 @@ def convert(
     started = time.perf_counter()
     source = Path(csv_path)
     out = Path(outdir)
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    spec = profile if isinstance(profile, Spec) else load_profile(os.fspath(profile))
     mode = CodeMode(codes)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     result = ConversionResult(csv_path=source, outdir=out)
-    rows = read_rows(source, prof)
+    rows = read_rows(source, spec)
     first = next(rows)  # raises InputFileError before anything is written
     head = [first, *itertools.islice(rows, INLINE_ROWS - 1)]
     if jobs is None and len(head) < INLINE_ROWS:
@@ -378,14 +412,16 @@ def convert(
         owned = scan_sr(out)
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
+        items = _checked(itertools.chain(head, rows), images, source, spec)
         _convert_rows(
-            itertools.chain(head, rows), result, owned,
-            (source, out, prof, mode, images, fast, ohif), workers, progress,
+            documents(items, spec, source), result, owned,
+            (source, out, spec, mode, images, fast, ohif), workers, progress,
         )
     result.seconds = time.perf_counter() - started
     log.info(
-        "%s: %d rows read, %d converted, %d rejected in %.1f s",
-        source, result.rows_read, result.converted, result.rejected, result.seconds,
+        "%s: %d rows read, %d converted into %d SRs, %d rejected in %.1f s",
+        source, result.rows_read, result.converted, result.documents, result.rejected,
+        result.seconds,
     )
     return result
 

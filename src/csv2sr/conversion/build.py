@@ -1,9 +1,12 @@
-"""One checked row -> one Enhanced SR dataset (PS3.3 A.35.2) holding a TID 1500 report.
+"""One document (one or more checked rows) -> one Enhanced SR dataset (PS3.3 A.35.2)
+holding a TID 1500 Measurement Report.
 
-This is the reference builder: the content tree is made by highdicom's TID 1500 classes,
-then the few values highdicom cannot express are set on the dataset (verbatim ``length``,
-reproducible dates, the SNOMED-RT switch).  :mod:`csv2sr.conversion.fastpath` must produce
-exactly the same datasets; a test proves it on every row of the real CSV.
+This is the reference builder: the content tree is made by highdicom's TID 1500 classes
+(TID 1501 groups: ``MeasurementsAndQualitativeEvaluations``; TID 1410 groups:
+``PlanarROIMeasurementsAndQualitativeEvaluations``), then the few values highdicom cannot
+express are set on the dataset (measured values exactly as written, reproducible dates,
+the SNOMED-RT switch).  :mod:`csv2sr.conversion.fastpath` must produce exactly the same
+bytes; tests prove it on every real row and on generated rows of every test profile.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import highdicom as hd
@@ -27,20 +31,41 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, TM
 
 from csv2sr import __version__
-from csv2sr.conversion.checks import Annotation, RowProblem
-from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, procedure_reported, to_srt
+from csv2sr.conversion.group import document_identity, single
+from csv2sr.dicom import ohif
+from csv2sr.dicom.codes import (
+    CodeMode,
+    Codes,
+    code_key,
+    image_modality,
+    procedure_reported,
+    to_srt,
+)
 from csv2sr.dicom.ohif import UID_PART, tracking_identifier
-from csv2sr.dicom.tree import datasets
+from csv2sr.dicom.tree import children, datasets
 from csv2sr.dicom.uids import derive_uid
-from csv2sr.profiles import Profile
+from csv2sr.mapping.record import (
+    Concept,
+    Document,
+    Geometry,
+    Group,
+    ImageRef,
+    Measurement,
+    Observer,
+    Record,
+    RowProblem,
+)
+from csv2sr.mapping.spec import Spec
 
 __all__ = [
-    "RowUIDs",
+    "DocumentUIDs",
+    "as_document",
+    "attribute_columns",
     "dataset_bytes",
+    "document_uids",
     "encode",
     "failure_problem",
-    "modality",
-    "row_uids",
+    "is_image_header",
     "source_header",
 ]
 
@@ -50,80 +75,131 @@ IMPLEMENTATION_VERSION_NAME = f"CSV2SR_{__version__}"[:16]
 
 
 @dataclass(frozen=True)
-class RowUIDs:
-    """The three UIDs csv2sr makes for a row (see :mod:`csv2sr.dicom.uids`)."""
+class DocumentUIDs:
+    """The two document UIDs csv2sr makes for an SR (see :mod:`csv2sr.dicom.uids`); the
+    Tracking UIDs are the groups' own (:mod:`csv2sr.mapping.forward`)."""
 
     series: str
     sop_instance: str
-    tracking: str
 
 
-def row_uids(
-    row: Annotation, profile: Profile, mode: CodeMode, ohif: bool = False
-) -> RowUIDs:
-    """Deterministic UIDs: an SR series and an instance per row, code mode and ``ohif``.
-
-    One series per SR, as the 2018 TCIA release had: OHIF shows one SR per series (the one
-    with the highest Instance Number), so a series per study would hide all but one of its
-    rows (docs/conformance.md, "Series").  ``ohif`` (the Cornerstone3D Tracking Identifier,
-    :mod:`csv2sr.dicom.ohif`) changes the bytes as the code mode does, so it names a different
-    series and instance.  The tracking UID names the finding (the line), so it depends on
-    neither.
-    """
-    identity = (row.annotation_id, row.instance_uid, *(repr(p) for p in row.points))
-    variant = (profile.name, mode.value, *((UID_PART,) if ohif else ()))
-    return RowUIDs(
-        series=derive_uid("series", *variant, *identity),
-        sop_instance=derive_uid("sop", *variant, *identity),
-        tracking=derive_uid("tracking", profile.name, *identity),
+def document_uids(document: Document, spec: Spec, mode: CodeMode,
+                  ohif: bool = False) -> DocumentUIDs:
+    """Deterministic UIDs: the series from the document's series key (its study, or its
+    identity: one series per SR), the instance from its identity; both with the options
+    that change the bytes, the code mode and ``ohif`` (the Cornerstone3D Tracking
+    Identifiers, :mod:`csv2sr.dicom.ohif`).  The Tracking UIDs name the findings and
+    depend on neither (:mod:`csv2sr.mapping.forward`)."""
+    variant = (spec.name, mode.value, *((UID_PART,) if ohif else ()))
+    return DocumentUIDs(
+        series=derive_uid("series", *variant, *document.series_key),
+        sop_instance=derive_uid("sop", *variant, *document_identity(document.records)),
     )
 
 
-def modality(row: Annotation) -> Code:
-    """The modality of the row's image, from its SOP Class (PS3.16 TID 1602 row 1, CID 29).
+def with_ohif(item: Document | Record, spec: Spec) -> Document:
+    """The document with, in every group that has a Cornerstone3D tool
+    (:func:`csv2sr.dicom.ohif.tool_for`: Length, Bidirectional, RectangleROI,
+    EllipticalROI, Probe), the Tracking Identifier OHIF loads as that tool
+    (``Cornerstone3DTools@^0.1.0:<Tool>:<identifier>``), and the NUM meanings the tool's
+    adapter finds them by (:func:`csv2sr.dicom.ohif.adapter_meaning`). Other groups keep
+    theirs and stay read-only in OHIF (docs/ohif.md)."""
+    document = as_document(item, spec)
+    records = tuple(replace(r, groups=tuple(_ohif_group(g) for g in r.groups))
+                    for r in document.records)
+    return replace(document, records=records)
 
-    :func:`csv2sr.conversion.checks.check_row` accepts only SOP classes that have one; an
-    image header of another class (``encode(header=...)``) is refused here, naming the column.
+
+def _ohif_graphic(geometry: Geometry | None) -> ohif.Graphic | None:
+    if geometry is None:
+        return None
+    image = geometry.image.sop_instance_uid if geometry.image is not None else ""
+    return ohif.Graphic(geometry.graphic_type, geometry.points, image)
+
+
+def _key(concept: Concept) -> tuple[str, str]:
+    return code_key(code(concept))
+
+
+def _ohif_group(group: Group) -> Group:
+    """One group of :func:`with_ohif`."""
+    numbers = [ohif.Number(_key(m.concept), _ohif_graphic(m.geometry))
+               for m in group.measurements]
+    tool = ohif.tool_for(group.template, _ohif_graphic(group.region), numbers)
+    if tool is None:
+        return group
+    measurements = tuple(
+        replace(m, concept=m.concept._replace(
+            meaning=ohif.adapter_meaning(tool, _key(m.concept), m.concept.meaning)))
+        for m in group.measurements)
+    return replace(group, measurements=measurements, tracking_identifier=tracking_identifier(
+        tool, group.tracking_identifier, True))
+
+
+def as_document(item: Document | Record, spec: Spec) -> Document:
+    """A record alone is the document of ``per = "row"``."""
+    return item if isinstance(item, Document) else single(item, spec)
+
+
+def code(concept: Concept) -> Code:
+    """A record's code as pydicom's."""
+    return Code(concept.value, concept.scheme, concept.meaning)
+
+
+def modality(image: ImageRef) -> Code:
+    """The modality of an image, from its SOP Class (PS3.16 TID 1602 row 1, CID 29).
+
+    The row checks accept only SOP classes that have one; an image header of another
+    class is refused here, naming the attribute.
     """
-    code = image_modality(row.sop_class_uid)
-    if code is None:
+    found = image_modality(image.sop_class_uid)
+    if found is None:
         raise ValueError(
-            f"SOPClassUID: {row.sop_class_uid} is not an image storage SOP class with a "
+            f"SOPClassUID: {image.sop_class_uid} is not an image storage SOP class with a "
             "known modality"
         )
-    return code
+    return found
 
 
-def source_header(row: Annotation) -> Dataset:
-    """What is known of the annotated image without its file: the row's own columns.
+def source_header(record: Record, image: ImageRef) -> Dataset:
+    """What is known of an annotated image without its file: the row's own values.
 
-    Patient's Name is the Patient ID, as in TCIA's images (PS3.3 C.7.1.1); the other
-    Type 2 patient and study attributes are empty (PS3.3 C.7.2.1).
+    The other Type 2 patient and study attributes are empty (PS3.3 C.7.1.1, C.7.2.1).
     """
     ds = Dataset()
-    ds.PatientID = row.patient_id
-    ds.PatientName = row.patient_id
+    ds.PatientID = record.patient_id
+    ds.PatientName = record.patient_name
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
-    ds.StudyInstanceUID = row.study_uid
-    ds.StudyDate = row.study_date
-    ds.StudyTime = row.study_time
+    ds.StudyInstanceUID = record.study_uid
+    ds.StudyDate = record.study_date
+    ds.StudyTime = record.study_time
     ds.StudyID = ""
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
-    ds.SeriesInstanceUID = row.series_uid
-    ds.SOPClassUID = row.sop_class_uid
-    ds.SOPInstanceUID = row.instance_uid
-    ds.Modality = modality(row).value
+    ds.SeriesInstanceUID = image.series_uid
+    ds.SOPClassUID = image.sop_class_uid
+    ds.SOPInstanceUID = image.sop_instance_uid
+    ds.Modality = modality(image).value
     return ds
 
 
-def _observer_context(row: Annotation) -> hd.sr.ObservationContext:
-    """PS3.16 TID 1500 row 3 > TID 1001 > TID 1002 rows 1-4 (person observer)."""
+def _observer_context(observer: Observer) -> hd.sr.ObservationContext:
+    """PS3.16 TID 1500 row 3 > TID 1001 > TID 1002 rows 1-4 (person observer) or
+    TID 1004 rows 1-2 (device observer)."""
+    if observer.kind == "device":
+        device = hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=observer.device_uid, name=observer.name or None,
+        )
+        return hd.sr.ObservationContext(
+            observer_device_context=hd.sr.ObserverContext(
+                observer_type=Codes.DEVICE, observer_identifying_attributes=device,
+            )
+        )
     person = hd.sr.PersonObserverIdentifyingAttributes(
-        name=f"{row.annotator}^",
-        login_name=row.annotator,
-        role_in_organization=Codes.RADIOLOGIST if row.radiologist else None,
+        name=observer.name,
+        login_name=observer.login or None,
+        role_in_organization=code(observer.role) if observer.role is not None else None,
     )
     return hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(
@@ -160,7 +236,7 @@ def is_image_header(header: Dataset | None) -> bool:
     return header is not None and "Rows" in header and "PixelSpacing" in header
 
 
-def _entry_descriptors(row: Annotation, header: Dataset) -> list[hd.sr.ContentItem]:
+def _entry_descriptors(image: ImageRef, header: Dataset) -> list[hd.sr.ContentItem]:
     """PS3.16 TID 1601 row 2 > TID 1602 (and TID 1604 when the image header is known).
 
     From a real image header highdicom writes Modality (from its SOP Class), Frame of
@@ -175,87 +251,142 @@ def _entry_descriptors(row: Annotation, header: Dataset) -> list[hd.sr.ContentIt
         return [item for item in entry]
     item = hd.sr.CodeContentItem(
         name=Codes.MODALITY,
-        value=modality(row),
+        value=modality(image),
         relationship_type=hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT,
     )
     return [item, *_study_descriptors(header)]
 
 
-def _image_library(row: Annotation, header: Dataset) -> hd.sr.ContainerContentItem:
-    """PS3.16 TID 1600 rows 1-2 > TID 1601 row 1 (the annotated image) > its descriptors.
+def _image_library(images: list[tuple[ImageRef, Dataset]]) -> hd.sr.ContainerContentItem:
+    """PS3.16 TID 1600 rows 1-2 > TID 1601 row 1 (each annotated image, one Image Library
+    Group each) > its descriptors.
 
-    The IMAGE entry's concept name is removed by :func:`finish` (TID 1601 row 1 has none).
+    The IMAGE entries' concept name is removed by :func:`finish` (TID 1601 row 1 has none).
     """
-    descriptors = _entry_descriptors(row, header)
-    image = hd.sr.ImageContentItem(
-        name=Codes.SOURCE,
-        referenced_sop_class_uid=row.sop_class_uid,
-        referenced_sop_instance_uid=row.instance_uid,
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
-    )
-    image.ContentSequence = hd.sr.ContentSequence(descriptors)
-    group = hd.sr.ContainerContentItem(
-        name=Codes.IMAGE_LIBRARY_GROUP,
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
-    )
-    group.ContentSequence = hd.sr.ContentSequence([image])
+    groups = []
+    for image, header in images:
+        entry = hd.sr.ImageContentItem(
+            name=Codes.SOURCE,
+            referenced_sop_class_uid=image.sop_class_uid,
+            referenced_sop_instance_uid=image.sop_instance_uid,
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+        entry.ContentSequence = hd.sr.ContentSequence(_entry_descriptors(image, header))
+        group = hd.sr.ContainerContentItem(
+            name=Codes.IMAGE_LIBRARY_GROUP,
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+        group.ContentSequence = hd.sr.ContentSequence([entry])
+        groups.append(group)
     library = hd.sr.ContainerContentItem(
         name=Codes.IMAGE_LIBRARY,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
     )
-    library.ContentSequence = hd.sr.ContentSequence([group])
+    library.ContentSequence = hd.sr.ContentSequence(groups)
     return library
 
 
-def _measurement_group(
-    row: Annotation, profile: Profile, uids: RowUIDs, ohif: bool
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8),
-    and one TID 300 Length (row 9) INFERRED FROM its SCOORD POLYLINE (TID 300 row 12).
+def _source_image(image: ImageRef) -> hd.sr.SourceImageForRegion:
+    return hd.sr.SourceImageForRegion(
+        referenced_sop_class_uid=image.sop_class_uid,
+        referenced_sop_instance_uid=image.sop_instance_uid,
+    )
 
-    The Tracking Identifier is ``_id``, after the Cornerstone3D Length prefix with ``ohif``
-    (:func:`csv2sr.dicom.ohif.tracking_identifier`)."""
-    x0, y0, x1, y1 = row.points
-    line = hd.sr.CoordinatesForMeasurement(
-        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=np.array([[x0, y0], [x1, y1]], dtype=np.float64),
-        source_image=hd.sr.SourceImageForRegion(
-            referenced_sop_class_uid=row.sop_class_uid,
-            referenced_sop_instance_uid=row.instance_uid,
-        ),
+
+def _graphic_data(geometry: Geometry) -> np.ndarray:
+    return np.array(geometry.points, dtype=np.float64).reshape(-1, 2)
+
+
+def _measurement(measurement: Measurement, classes: Mapping[str, str]) -> hd.sr.Measurement:
+    """PS3.16 TID 300: the NUM (row 1) INFERRED FROM its SCOORD (row 12, TID 320) when it
+    has one; the value as written is set by :func:`_verbatim_values`."""
+    coordinates = None
+    geometry = measurement.geometry
+    if geometry is not None:
+        assert geometry.image is not None
+        coordinates = [hd.sr.CoordinatesForMeasurement(
+            graphic_type=geometry.graphic_type,
+            graphic_data=_graphic_data(geometry),
+            source_image=_source_image(_with_class(geometry.image, classes)),
+        )]
+    return hd.sr.Measurement(
+        name=code(measurement.concept),
+        value=float(measurement.value),
+        unit=code(measurement.unit),
+        referenced_coordinates=coordinates,
     )
-    length = hd.sr.Measurement(
-        name=Codes.LENGTH,
-        value=float(row.length),
-        unit=Codes.MILLIMETER,
-        referenced_coordinates=[line],
-    )
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+
+
+def _with_class(image: ImageRef, classes: Mapping[str, str]) -> ImageRef:
+    sop_class = classes.get(image.sop_instance_uid)
+    if sop_class is None or sop_class == image.sop_class_uid:
+        return image
+    return ImageRef(sop_class, image.sop_instance_uid, image.series_uid, image.frames)
+
+
+def _measurement_group(
+    group: Group, classes: Mapping[str, str],
+) -> (hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+      | hd.sr.MeasurementsAndQualitativeEvaluations):
+    """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8), the
+    TID 300 NUMs (row 9) and the qualitative evaluations (row 11); or TID 1410: the same
+    around the Image Region (row 7) every NUM is made on."""
+    common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=uids.tracking,
-            identifier=tracking_identifier("Length", row.annotation_id, ohif),
+            uid=group.tracking_uid, identifier=group.tracking_identifier
         ),
-        finding_type=Codes.NEOPLASM,
-        finding_sites=[hd.sr.FindingSite(anatomic_location=profile.organ(row.anatomy))],
-        measurements=[length],
+        finding_type=code(group.finding) if group.finding is not None else None,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=code(group.finding_site))]
+        if group.finding_site is not None else None,
+        measurements=[_measurement(m, classes) for m in group.measurements] or None,
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(name=code(q.concept), value=code(q.value))
+            for q in group.qualitative
+        ] or None,
     )
+    if group.template == "1410":
+        region = group.region
+        assert region is not None and region.image is not None
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            referenced_region=hd.sr.ImageRegion(
+                graphic_type=region.graphic_type,
+                graphic_data=_graphic_data(region),
+                source_image=_source_image(_with_class(region.image, classes)),
+            ),
+            **common,  # type: ignore[arg-type]
+        )
+    return hd.sr.MeasurementsAndQualitativeEvaluations(**common)  # type: ignore[arg-type]
+
+
+def _procedures(document: Document, images: list[ImageRef]) -> list[Code]:
+    """TID 1500 row 4: the profile's procedure, else one per modality of the images."""
+    first = document.first
+    if first.procedure is not None:
+        return [code(first.procedure)]
+    found: list[Code] = []
+    for image in images:
+        procedure = procedure_reported(modality(image))
+        if procedure not in found:
+            found.append(procedure)
+    return found
 
 
 def build_content(
-    row: Annotation, profile: Profile, uids: RowUIDs, header: Dataset,
-    image_library: hd.sr.ContainerContentItem | None = None, ohif: bool = False,
+    document: Document, evidence: list[tuple[ImageRef, Dataset]], classes: Mapping[str, str]
 ) -> hd.sr.MeasurementReport:
-    """PS3.16 TID 1500 rows 1-6 for one row (row 4, Procedure Reported, from the modality)."""
+    """PS3.16 TID 1500 rows 1-6 for one document (row 4, Procedure Reported, from the
+    modality)."""
+    procedures = _procedures(document, [image for image, _ in evidence])
     report = hd.sr.MeasurementReport(
-        observation_context=_observer_context(row),
-        procedure_reported=procedure_reported(modality(row)),
-        imaging_measurements=[_measurement_group(row, profile, uids, ohif)],
+        observation_context=_observer_context(document.first.observer),
+        procedure_reported=procedures[0] if len(procedures) == 1 else procedures,
+        imaging_measurements=[_measurement_group(g, classes) for g in document.groups],
         title=Codes.TITLE,
         language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
             language=hd.sr.CodedConcept.from_code(Codes.ENGLISH_US)
         ),
     )
-    library = image_library if image_library is not None else _image_library(row, header)
+    library = _image_library(evidence)
     root = report[0]
     # TID 1500 row 5 (Image Library) stands before row 6 (Imaging Measurements).
     items = list(root.ContentSequence)
@@ -268,25 +399,25 @@ def build_content(
     return report
 
 
-def _verbatim_length(ds: Dataset, length: str) -> None:
-    """TID 300 row 1: the Length NUM carries ``length`` exactly as the CSV wrote it (a DS).
+def _verbatim_values(ds: Dataset, document: Document) -> None:
+    """TID 300 row 1: each measurement's NUM carries its value exactly as the table wrote
+    it (a DS), in the order the groups hold them.
 
-    Only the Length measurement: the TID 1604 descriptors of an Image Library entry are
-    NUMs too and keep the image's values.
+    Only the measurements of Imaging Measurements: the TID 1604 descriptors of an Image
+    Library entry are NUMs too and keep the image's values.
     """
-    for item in datasets(ds):
-        names = item.get("ConceptNameCodeSequence")
-        if (
-            item.get("ValueType") == "NUM"
-            and "MeasuredValueSequence" in item
-            and names
-            and code_key(Code(names[0].CodeValue, names[0].CodingSchemeDesignator, ""))
-            == code_key(Codes.LENGTH)
-        ):
-            value = item.MeasuredValueSequence[0]
-            value.NumericValue = length
-            if "FloatingPointValue" in value:
-                del value.FloatingPointValue
+    values = iter(m.value for g in document.groups for m in g.measurements)
+    for _, container in children(ds):
+        names = container.get("ConceptNameCodeSequence")
+        if not names or names[0].CodeValue != Codes.IMAGING_MEASUREMENTS.value:
+            continue
+        for _, group in children(container):
+            for _, item in children(group):
+                if item.get("ValueType") == "NUM" and "MeasuredValueSequence" in item:
+                    value = item.MeasuredValueSequence[0]
+                    value.NumericValue = next(values)
+                    if "FloatingPointValue" in value:
+                        del value.FloatingPointValue
 
 
 def _to_srt(ds: Dataset) -> None:
@@ -312,11 +443,11 @@ def _unnamed_references(ds: Dataset) -> None:
                 del item.ConceptNameCodeSequence
 
 
-def _author_observer(row: Annotation) -> Dataset:
+def _author_observer(observer: Observer) -> Dataset:
     """PS3.3 C.17.2.1 Author Observer Sequence item for a person (Observer Type PSN)."""
     item = Dataset()
     item.ObserverType = "PSN"
-    item.PersonName = f"{row.annotator}^"
+    item.PersonName = observer.name
     item.PersonIdentificationCodeSequence = Sequence()
     item.InstitutionName = ""
     item.InstitutionCodeSequence = Sequence()
@@ -335,11 +466,13 @@ def _needs_unicode(ds: Dataset) -> bool:
     return False
 
 
-def finish(
-    sr: Dataset, row: Annotation, profile: Profile, mode: CodeMode
-) -> Dataset:
-    """Make the dataset reproducible and complete the header (PS3.3 C.12.1, C.17.2)."""
-    when: dt.datetime = row.content_datetime
+def finish(sr: Dataset, document: Document, spec: Spec, mode: CodeMode) -> Dataset:
+    """Make the dataset reproducible and complete the header (PS3.3 C.12.1, C.17.2).
+
+    A device observer gets no Author Observer Sequence (Type 3, PS3.3 C.17.2): the
+    observer context of the content tree names it.
+    """
+    when: dt.datetime = document.content_datetime
     sr.ContentDate = when.strftime("%Y%m%d")
     sr.ContentTime = when.strftime("%H%M%S")
     sr.InstanceCreationDate = sr.ContentDate
@@ -347,12 +480,15 @@ def finish(
     sr.TimezoneOffsetFromUTC = "+0000"
     for equipment in sr.get("ContributingEquipmentSequence", []):
         equipment.ContributionDateTime = sr.ContentDate + sr.ContentTime
-    sr.Manufacturer = profile.manufacturer
+    sr.Manufacturer = spec.document.manufacturer
     sr.ManufacturerModelName = "csv2sr"
     sr.SoftwareVersions = __version__
-    sr.SeriesDescription = profile.series_description
-    sr.AuthorObserverSequence = Sequence([_author_observer(row)])
-    _verbatim_length(sr, row.length)
+    if spec.document.series_description:
+        sr.SeriesDescription = spec.document.series_description
+    observer = document.first.observer
+    if observer.kind == "person":
+        sr.AuthorObserverSequence = Sequence([_author_observer(observer)])
+    _verbatim_values(sr, document)
     _unnamed_references(sr)
     if mode is CodeMode.SRT:
         _to_srt(sr)
@@ -372,54 +508,72 @@ def finish(
 
 
 def encode(
-    row: Annotation,
-    profile: Profile,
+    item: Document | Record,
+    spec: Spec,
     mode: CodeMode = CodeMode.SCT,
-    header: Dataset | None = None,
-    image_library: hd.sr.ContainerContentItem | None = None,
+    headers: Mapping[str, Dataset] | None = None,
     ohif: bool = False,
 ) -> Dataset:
-    """Build the Enhanced SR for one row with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
+    """Build the Enhanced SR of one document with highdicom (PS3.3 A.35.2, PS3.16 TID 1500).
 
-    ``header`` is the annotated image's header when the source images are known
-    (:func:`csv2sr.images.enrich.enriched_header`): it is the evidence highdicom copies the
-    Patient and General Study modules from, and, when it holds the image attributes
-    (Rows...), highdicom's Image Library describes the image from it (TID 1602/1604).
-    Otherwise :func:`source_header` stands in for it.  ``ohif`` writes the Tracking
-    Identifier OHIF loads as an editable Length tool (:mod:`csv2sr.dicom.ohif`).
+    ``ohif`` writes the Tracking Identifiers OHIF loads as editable tools
+    (:func:`with_ohif`), and so other SOP Instance and Series UIDs (docs/ohif.md).
+
+    ``headers`` are the annotated images' headers by SOP Instance UID, when the source
+    images are known (:func:`csv2sr.images.enrich.enriched_header`): they are the evidence
+    highdicom copies the Patient and General Study modules from (the first image's), and,
+    when they hold the image attributes (Rows...), highdicom's Image Library describes the
+    image from them (TID 1602/1604); an image's own SOP Class wins over the table's.
+    Otherwise :func:`source_header` stands in for each.
     """
-    if header is not None and header.get("SOPClassUID"):
-        # the image's own SOP Class wins over the table's (or its CT default)
-        row = replace(row, sop_class_uid=str(header.SOPClassUID))
-    uids = row_uids(row, profile, mode, ohif)
-    evidence = header if header is not None else source_header(row)
-    content = build_content(row, profile, uids, evidence, image_library, ohif)
+    document = with_ohif(item, spec) if ohif else as_document(item, spec)
+    return encode_document(document, spec, mode, headers, ohif)
+
+
+def encode_document(
+    document: Document, spec: Spec, mode: CodeMode = CodeMode.SCT,
+    headers: Mapping[str, Dataset] | None = None, ohif: bool = False,
+) -> Dataset:
+    """:func:`encode` of a document as it is (``ohif``: its UIDs only; the Tracking
+    Identifiers are the document's own, see :func:`with_ohif`)."""
+    found = headers or {}
+    classes = {uid: str(h.SOPClassUID) for uid, h in found.items() if h.get("SOPClassUID")}
+    images = [_with_class(image, classes) for image in document.images]
+    evidence = [
+        (image, found.get(image.sop_instance_uid) or source_header(document.first, image))
+        for image in images
+    ]
+    uids = document_uids(document, spec, mode, ohif)
     with warnings.catch_warnings():
-        # Patient's Name = Patient ID, as in TCIA's images (documented in conformance.md)
+        # Patient's Name = Patient ID, as in TCIA's images, and observer names of one
+        # component (a login as the name): documented in conformance.md
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")
-        sr = _enhanced_sr(row, profile, uids, evidence, content[0])
+        content = build_content(document, evidence, classes)
+        sr = _enhanced_sr(document, spec, uids, [h for _, h in evidence], content[0])
     dataset = Dataset()
     dataset.update(sr)
-    return finish(dataset, row, profile, mode)
+    return finish(dataset, document, spec, mode)
 
 
 def _enhanced_sr(
-    row: Annotation, profile: Profile, uids: RowUIDs, evidence: Dataset, content: Dataset
+    document: Document, spec: Spec, uids: DocumentUIDs, evidence: list[Dataset],
+    content: Dataset,
 ) -> hd.sr.EnhancedSR:
     """PS3.3 A.35.2 Enhanced SR IOD, via highdicom (evidence walk included)."""
+    when = document.content_datetime
     return hd.sr.EnhancedSR(
-        evidence=[evidence],
+        evidence=evidence,
         content=content,
         series_instance_uid=uids.series,
-        series_number=profile.series_number,
+        series_number=spec.document.series_number,
         sop_instance_uid=uids.sop_instance,
-        instance_number=row.order,
-        manufacturer=profile.manufacturer,
+        instance_number=document.instance_number,
+        manufacturer=spec.document.manufacturer,
         is_complete=True,
         is_final=False,
         is_verified=False,
-        content_date=row.content_datetime.date(),
-        content_time=row.content_datetime.time().replace(tzinfo=None),
+        content_date=when.date(),
+        content_time=when.time().replace(tzinfo=None),
     )
 
 
@@ -430,44 +584,71 @@ def dataset_bytes(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-_ATTRIBUTE_COLUMNS: dict[str, str] = {
-    "PatientID": "patientID", "PatientName": "patientID", "StudyInstanceUID": "StudyInstanceUID",
-    "StudyDate": "StudyDate", "StudyTime": "StudyTime", "Date": "StudyDate",
-    "Time": "StudyTime", "ReferencedSOPInstanceUID": "instanceUID",
-    "ReferencedSOPClassUID": "SOPClassUID", "SOPClassUID": "SOPClassUID",
-    "GraphicData": "start_x/start_y/end_x/end_y", "NumericValue": "length",
-    "PersonName": "annotator", "InstanceNumber": "order", "ContentDate": "date_unix",
-    "ContentTime": "date_unix",
-}
-"""Attribute an encoder error names -> the CSV column its value comes from."""
+def attribute_columns(spec: Spec) -> dict[str, str]:
+    """Attribute an encoder error names -> the column its value comes from (by the
+    profile's roles)."""
+    ident = spec.identity
+    found: dict[str, str] = {}
+
+    def put(keywords: tuple[str, ...], columns: tuple[str, ...]) -> None:
+        if columns:
+            for keyword in keywords:
+                found.setdefault(keyword, "/".join(columns))
+
+    for keywords, source in (
+        (("PatientID",), ident.patient_id), (("PatientName",), ident.patient_name),
+        (("StudyInstanceUID",), ident.study_uid), (("StudyDate", "Date"), ident.study_date),
+        (("StudyTime", "Time"), ident.study_time),
+        (("ReferencedSOPInstanceUID",), ident.sop_instance_uid),
+        (("ReferencedSOPClassUID", "SOPClassUID"), ident.sop_class_uid),
+        (("PersonName",), spec.observer.name),
+        (("ContentDate", "ContentTime"), spec.document.content_datetime),
+    ):
+        if source is not None:
+            put(keywords, source.columns)
+    for group in spec.groups:
+        for measurement in group.measurements:
+            if measurement.value is not None:
+                put(("NumericValue",), measurement.value.columns)
+            if measurement.geometry is not None:
+                put(("GraphicData",), measurement.geometry.columns)
+        if group.region is not None:
+            put(("GraphicData",), group.region.columns)
+    if spec.document.instance_number:
+        put(("InstanceNumber",), (spec.document.instance_number,))
+    return found
+
+
 _WRAPPED = re.compile(r"With tag \(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) got exception: ")
 _REASON_CHARS = 200
 
 
-def failure_problem(row: Annotation, exc: BaseException) -> RowProblem:
+def failure_problem(record: Record, exc: BaseException, spec: Spec) -> RowProblem:
     """One line for a row the builder refused: the column, and the innermost cause.
 
     pydicom wraps a write error once per enclosing sequence ("With tag (0040,A730) got
     exception: ...", with a whole traceback each time), so the message can be 100,000
     characters; only the innermost attribute and the first line of its cause are kept.
-    The column is the one that feeds that attribute, else the one whose value the message
-    quotes, else ``(row)``.  :func:`csv2sr.conversion.checks.check_row` is meant to make this rare.
+    The column is the one that feeds that attribute (:func:`attribute_columns`), else the
+    one whose value the message quotes, else ``(row)``.  The row checks are meant to make
+    this rare.
     """
     text = str(exc)
     wrapped = list(_WRAPPED.finditer(text))
     column = None
     if wrapped:
         tag = int(wrapped[-1].group(1) + wrapped[-1].group(2), 16)
-        column = _ATTRIBUTE_COLUMNS.get(keyword_for_tag(tag) or "")
+        column = attribute_columns(spec).get(keyword_for_tag(tag) or "")
         text = text[wrapped[-1].end():]
     cause = next((line.strip() for line in text.splitlines() if line.strip()), "")
     named = cause.split(":", 1)[0]
-    if column is None and named in row.cells:  # csv2sr's own errors start with the column
+    cells = record.cells
+    if column is None and named in cells:  # csv2sr's own errors start with the column
         column = named
     if column is None:
-        quoted = [c for c, v in row.cells.items() if len(v.strip()) > 1 and v in str(exc)]
-        column = max(quoted, key=lambda c: len(row.cells[c]), default="(row)")
+        quoted = [c for c, v in cells.items() if len(v.strip()) > 1 and v in str(exc)]
+        column = max(quoted, key=lambda c: len(cells[c]), default="(row)")
     message = f"could not be encoded: {type(exc).__name__}: {cause}"
     if len(message) > _REASON_CHARS:
         message = message[:_REASON_CHARS] + "..."
-    return RowProblem(column, message, row.cells.get(column, ""))
+    return RowProblem(column, message, cells.get(column.split("/")[0], ""))

@@ -1,197 +1,263 @@
 """The same SR files as :func:`csv2sr.conversion.build.encode`, an order of magnitude faster.
 
 highdicom's SR constructor costs 16-21 ms per document (deep copies, the evidence walk, a
-re-parse of the content tree) and pydicom's writer another 3-5 ms.  Rows of one *shape*
-(observer role present or not, Study Date/Time known or not; one code mode and one
-``ohif`` setting per encoder, ``ohif`` changing only the Tracking Identifier's value) give
-files that differ only in the values a row brings, so:
+re-parse of the content tree) and pydicom's writer another 3-5 ms.  Documents of one
+*shape* give files that differ only in the values their rows bring, so:
 
-1. the first row of each shape (which also fixes the modality, and so the Modality and
-   Procedure Reported codes) is built by highdicom (the reference builder);
-2. a copy of that dataset gets a distinct *sentinel* value in every row-dependent place
-   (:func:`set_fields`, the same function that fills a dataset from a row) and is written
-   once; parsing those bytes (explicit VR little endian, PS3.5 section 7.1.2) gives a
-   template tree whose leaves are either constant bytes or a named slot;
-3. each later row renders the tree with its own values, recomputing the lengths of
-   sequences, items and the File Meta group (PS3.10 section 7.1).
+1. a document's shape is its *sentinel document* (:func:`sentinel_document`): the same
+   document with every value that changes between rows replaced by a distinct sentinel
+   (text ``ZZ7ZZ``, UIDs ``1.2.3.999007``, numbers, codes, coordinates) and what the SR
+   does not carry (identity, file name) dropped.  Two documents have the same shape when
+   their sentinel documents are equal: same profile parts, same number of records, groups,
+   measurements and points, the same geometry types, the same images' SOP classes (they
+   fix the Modality and Procedure Reported), the same empty values and missing codes;
+2. the first document of a shape is built by highdicom (the reference builder), and so is
+   its sentinel document; parsing the sentinel file's bytes (explicit VR little endian,
+   PS3.5 section 7.1.2) gives a template tree whose leaves are constant bytes or named
+   slots (``r0.g1.m0.points``: record 0, group 1, measurement 0);
+3. the template must render the first document to exactly highdicom's bytes, or the shape
+   stays with highdicom (a value the slots miss cannot go unnoticed); each later document
+   of the shape renders the tree with its own values (:func:`slot_values`), recomputing
+   the lengths of sequences, items and the File Meta group (PS3.10 section 7.1).
 
-Equality is not assumed: ``tests/test_fastpath.py`` encodes every row of the real CSV both
-ways (in both code modes, with and without ``ohif``) and compares the bytes.  Rows this
-module does not handle (non-ASCII text, a source image header) go to highdicom.
+One encoder per profile, code mode and ``ohif``: ``ohif`` (the Cornerstone3D Tracking
+Identifiers of :func:`csv2sr.conversion.build.with_ohif`) is applied to the document before
+its shape is taken, so it changes only slot values and the UIDs.
+
+Covered: every shape of every profile whose text is ASCII and whose source images are not
+read (``--images`` builds with highdicom).  ``tests/test_fastpath.py`` encodes every row of
+the real CSV both ways (both code modes, with and without ``ohif``), and
+``tests/test_profiles_fastpath.py`` generated rows of every test profile, and compares the
+bytes.
 """
 
 from __future__ import annotations
 
-import copy
+import datetime as dt
 import logging
 import struct
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from pydicom import Dataset
-from pydicom.sr.coding import Code
-from pydicom.uid import UID
-
-from csv2sr.conversion.build import dataset_bytes, encode, row_uids
-from csv2sr.conversion.checks import Annotation
-from csv2sr.dicom.codes import CodeMode, Codes, code_key, image_modality, to_srt
-from csv2sr.dicom.ohif import tracking_identifier
-from csv2sr.dicom.tree import content_items
+from csv2sr.conversion.build import (
+    as_document,
+    dataset_bytes,
+    document_uids,
+    encode_document,
+    with_ohif,
+)
+from csv2sr.dicom.codes import CodeMode, to_srt
 from csv2sr.errors import Csv2srError
-from csv2sr.profiles import Profile
+from csv2sr.mapping.record import (
+    Concept,
+    Document,
+    Geometry,
+    Group,
+    ImageRef,
+    Measurement,
+    Observer,
+    Qualitative,
+    Record,
+)
+from csv2sr.mapping.spec import Spec
 
-__all__ = ["FastEncoder", "TemplateError", "row_values", "set_fields"]
+__all__ = ["FastEncoder", "TemplateError", "sentinel_document", "slot_values"]
 
 log = logging.getLogger(__name__)
 
 Value = str | int | tuple[float, ...]
-_Shape = tuple[bool, bool, bool, str]
-"""Observer role present, Study Date known, Study Time known, modality (CID 29 value)."""
+Visit = Callable[[str, str, Any], Any]
+"""(slot name, kind, value) -> the value to put in its place."""
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
 _ITEM = b"\xfe\xff\x00\xe0"
 _UNDEFINED = 0xFFFFFFFF
+_SENTINEL_TIME = dt.datetime(1902, 3, 4, 4, 5, 6, tzinfo=dt.timezone.utc)
 
 
 class TemplateError(Csv2srError):
     """The template bytes are not in the form the renderer knows (the caller falls back)."""
 
 
-def row_values(
-    row: Annotation, profile: Profile, mode: CodeMode, ohif: bool = False
-) -> dict[str, Value]:
-    """Every row-dependent value of the SR, by slot name (the inputs of :func:`set_fields`)."""
-    uids = row_uids(row, profile, mode, ohif)
-    when = row.content_datetime
-    organ = profile.organ(row.anatomy)
-    if mode is CodeMode.SRT:
-        organ = to_srt(organ)
-    return {
-        "patient_id": row.patient_id,
-        "study_uid": row.study_uid,
-        "study_date": row.study_date,
-        "study_time": row.study_time,
-        "series_uid": row.series_uid,
-        "instance_uid": row.instance_uid,
-        "sop_class_uid": row.sop_class_uid,
-        "sr_series_uid": uids.series,
-        "sop_instance_uid": uids.sop_instance,
-        "order": row.order,
-        "content_date": when.strftime("%Y%m%d"),
-        "content_time": when.strftime("%H%M%S"),
-        "contribution_datetime": when.strftime("%Y%m%d%H%M%S"),
-        "observer_name": f"{row.annotator}^",
-        "login_name": row.annotator,
-        "tracking_id": tracking_identifier("Length", row.annotation_id, ohif),
-        "tracking_uid": uids.tracking,
-        "organ_value": organ.value,
-        "organ_meaning": organ.meaning,
-        "length": row.length,
-        "points": tuple(row.points),
-    }
+# --- one walk over a document's values ----------------------------------------------------
+
+def _code(visit: Visit, name: str, concept: Concept | None) -> Concept | None:
+    return None if concept is None else visit(name, "code", concept)
 
 
-_SENTINELS: dict[str, Value] = {
-    "patient_id": "ZZpatientZZ",
-    "study_uid": "1.2.3.99901",
-    "study_date": "19010102",
-    "study_time": "010203",
-    "series_uid": "1.2.3.99902",
-    "instance_uid": "1.2.3.99903",
-    "sop_class_uid": "1.2.3.99904",
-    "sr_series_uid": "1.2.3.99905",
-    "sop_instance_uid": "1.2.3.99906",
-    "order": 987654321,
-    "content_date": "19020304",
-    "content_time": "040506",
-    "contribution_datetime": "19030405060708",
-    "observer_name": "ZZobserverZZ^",
-    "login_name": "ZZloginZZ",
-    "tracking_id": "ZZtrackingZZ",
-    "tracking_uid": "1.2.3.99907",
-    "organ_value": "ZZorganZZ",
-    "organ_meaning": "ZZmeaningZZ",
-    "length": "98765.4321",
-    "points": (12345.5, 23456.25, 34567.75, 45678.125),
-}
+def _image(visit: Visit, image: ImageRef, seen: dict[str, ImageRef]) -> ImageRef:
+    """An image is visited once per document (every geometry and record on it then names
+    the same slots, ``i0``, ``i1`` in the order first met); its SOP class stays (it is
+    part of the shape: the Modality and procedure follow it)."""
+    known = seen.get(image.sop_instance_uid)
+    if known is None:
+        name = f"i{len(seen)}"
+        known = seen[image.sop_instance_uid] = ImageRef(
+            image.sop_class_uid, visit(f"{name}.instance", "uid", image.sop_instance_uid),
+            visit(f"{name}.series", "uid", image.series_uid), image.frames)
+    return known
 
 
-def _name(item: Dataset) -> tuple[str, str] | None:
-    names = item.get("ConceptNameCodeSequence")
-    if not names:
+def _geometry(visit: Visit, name: str, geometry: Geometry | None,
+              images: dict[str, ImageRef]) -> Geometry | None:
+    if geometry is None:
         return None
-    name = names[0]
-    return code_key(Code(name.CodeValue, name.CodingSchemeDesignator, name.CodeMeaning))
+    image = images.get(geometry.image.sop_instance_uid) if geometry.image else None
+    return Geometry(geometry.graphic_type, visit(f"{name}.points", "points", geometry.points),
+                    image)
 
 
-_TEXT_SLOTS = {
-    code_key(Codes.PERSON_OBSERVER_NAME): ("PersonName", "observer_name"),
-    code_key(Codes.PERSON_OBSERVER_LOGIN_NAME): ("TextValue", "login_name"),
-    code_key(Codes.STUDY_DATE): ("Date", "study_date"),
-    code_key(Codes.STUDY_TIME): ("Time", "study_time"),
-    code_key(Codes.TRACKING_IDENTIFIER): ("TextValue", "tracking_id"),
-    code_key(Codes.TRACKING_UID): ("UID", "tracking_uid"),
-}
-_FINDING_SITE = code_key(Codes.FINDING_SITE)
+def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -> Group:
+    return Group(
+        template=group.template,
+        tracking_identifier=visit(f"{name}.tid", "text", group.tracking_identifier),
+        tracking_uid=visit(f"{name}.tuid", "uid", group.tracking_uid),
+        finding=_code(visit, f"{name}.finding", group.finding),
+        finding_site=_code(visit, f"{name}.site", group.finding_site),
+        measurements=tuple(
+            Measurement(m.concept, visit(f"{name}.m{i}.value", "ds", m.value), m.unit,
+                        _geometry(visit, f"{name}.m{i}", m.geometry, images))
+            for i, m in enumerate(group.measurements)
+        ),
+        qualitative=tuple(Qualitative(q.concept, visit(f"{name}.q{i}", "code", q.value))
+                          for i, q in enumerate(group.qualitative)),
+        region=_geometry(visit, f"{name}.region", group.region, images),
+    )
 
 
-def set_fields(ds: Dataset, values: dict[str, Value]) -> Dataset:
-    """Set every row-dependent value of an SR made by :func:`~csv2sr.conversion.build.encode`
-    (in place).
-
-    The places are those the encoder fills from a row: the Patient and General Study
-    modules (PS3.3 C.7.1.1, C.7.2.1), SR Document Series and General (C.17.1, C.17.2:
-    series, instance, dates, author, evidence), and the TID 1500 content values (observer
-    name and login, TID 1601 image reference and study date/time, TID 1501 tracking
-    identifier and UID, finding site, the TID 300 length, its SCOORD and image).
-    """
-    ds.PatientID = values["patient_id"]
-    ds.PatientName = values["patient_id"]
-    ds.StudyInstanceUID = values["study_uid"]
-    ds.StudyDate = values["study_date"]
-    ds.StudyTime = values["study_time"]
-    ds.SeriesInstanceUID = values["sr_series_uid"]
-    ds.SOPInstanceUID = values["sop_instance_uid"]
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(str(values["sop_instance_uid"]))
-    ds.InstanceNumber = values["order"]
-    ds.ContentDate = ds.InstanceCreationDate = values["content_date"]
-    ds.ContentTime = ds.InstanceCreationTime = values["content_time"]
-    for equipment in ds.get("ContributingEquipmentSequence", []):
-        equipment.ContributionDateTime = values["contribution_datetime"]
-    ds.AuthorObserverSequence[0].PersonName = values["observer_name"]
-    evidence = ds.CurrentRequestedProcedureEvidenceSequence[0]
-    evidence.StudyInstanceUID = values["study_uid"]
-    series = evidence.ReferencedSeriesSequence[0]
-    series.SeriesInstanceUID = values["series_uid"]
-    _reference(series.ReferencedSOPSequence[0], values)
-    for _, item in content_items(ds):
-        _set_item(item, values)
-    return ds
+def _record(visit: Visit, name: str, record: Record, images: dict[str, ImageRef]) -> Record:
+    own = [_image(visit, image, images) for image in record.images]
+    observer = record.observer
+    return Record(
+        line=0,
+        patient_id=visit(f"{name}.patient_id", "text", record.patient_id),
+        patient_name=visit(f"{name}.patient_name", "text", record.patient_name),
+        study_uid=visit(f"{name}.study_uid", "uid", record.study_uid),
+        study_date=visit(f"{name}.study_date", "date", record.study_date),
+        study_time=visit(f"{name}.study_time", "time", record.study_time),
+        images=tuple(own),
+        observer=Observer(
+            observer.kind, visit(f"{name}.observer", "text", observer.name),
+            visit(f"{name}.login", "text", observer.login),
+            _code(visit, f"{name}.role", observer.role),
+            visit(f"{name}.device_uid", "uid", observer.device_uid),
+        ),
+        content_datetime=visit(f"{name}.when", "datetime", record.content_datetime),
+        groups=tuple(_group(visit, f"{name}.g{i}", g, images)
+                     for i, g in enumerate(record.groups)),
+        identity=(),
+        procedure=_code(visit, f"{name}.procedure", record.procedure),
+    )
 
 
-def _reference(item: Dataset, values: dict[str, Value]) -> None:
-    item.ReferencedSOPClassUID = values["sop_class_uid"]
-    item.ReferencedSOPInstanceUID = values["instance_uid"]
+def _walk(document: Document, visit: Visit) -> Document:
+    """The document with every value replaced by ``visit``'s answer; what the SR does not
+    carry (identity, file name, series key, line, cells) is dropped."""
+    images: dict[str, ImageRef] = {}
+    return Document(
+        records=tuple(_record(visit, f"r{i}", r, images)
+                      for i, r in enumerate(document.records)),
+        relpath="",
+        instance_number=visit("instance_number", "int", document.instance_number),
+        series_key=(),
+    )
 
 
-def _set_item(item: Dataset, values: dict[str, Value]) -> None:
-    value_type = item.ValueType
-    if value_type == "IMAGE":
-        _reference(item.ReferencedSOPSequence[0], values)
-    elif value_type == "SCOORD":
-        item.GraphicData = list(values["points"])  # type: ignore[arg-type]
-    elif value_type == "NUM":
-        item.MeasuredValueSequence[0].NumericValue = values["length"]
-    else:
-        name = _name(item)
-        if name in _TEXT_SLOTS:
-            keyword, slot = _TEXT_SLOTS[name]
-            setattr(item, keyword, values[slot])
-        elif name == _FINDING_SITE:
-            concept = item.ConceptCodeSequence[0]
-            concept.CodeValue = values["organ_value"]
-            concept.CodeMeaning = values["organ_meaning"]
+class _Sentinels:
+    """A sentinel per value, valid for its kind.  UIDs that are equal get the same
+    sentinel (equal UIDs group the evidence by series and study, equal images share an
+    Image Library entry: which UIDs are equal is part of the shape); every other value
+    (text, codes, numbers, points) gets its own, as their equality changes no byte of the
+    layout -- so that documents whose rows merely repeat a class or a name share a shape.
+    Empty values stay empty (an empty value is left out of the SR or written empty: part
+    of the shape too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seen: dict[tuple[str, Any], Any] = {}
+
+    def __call__(self, name: str, kind: str, value: Any) -> Any:
+        if kind == "datetime":
+            return _SENTINEL_TIME
+        if value in ("", ()):
+            return value
+        key = (kind, value) if kind == "uid" else (kind, name)
+        if key not in self.seen:
+            self.seen[key] = self._new(kind, value)
+        return self.seen[key]
+
+    def _new(self, kind: str, value: Any) -> Any:
+        self.count += 1
+        n = self.count
+        if kind == "code":
+            return Concept(f"ZZ{n}vZZ", f"ZZ{n}sZZ", f"ZZ{n}mZZ")
+        makers: dict[str, Callable[[], Any]] = {
+            "text": lambda: f"ZZ{n}ZZ",
+            "uid": lambda: f"1.2.3.999{n:03d}",
+            "date": lambda: f"19{n % 100:02d}0102",
+            "time": lambda: f"01{n % 60:02d}03",
+            "ds": lambda: f"9{n:04d}.4321",
+            "int": lambda: 987654000 + n,
+            "points": lambda: tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))),
+        }
+        return makers[kind]()
+
+
+def sentinel_document(item: Document | Record, spec: Spec) -> Document:
+    """The shape of a document: itself with every row value replaced by a sentinel."""
+    return _walk(as_document(item, spec), _Sentinels())
+
+
+def slot_values(document: Document, spec: Spec, mode: CodeMode,
+                ohif: bool = False) -> dict[str, Value]:
+    """Every value of the SR that changes between documents of one shape, by slot name."""
+    found: dict[str, Value] = {}
+
+    def record(name: str, kind: str, value: Any) -> Any:
+        if kind == "code":
+            code = value
+            if mode is CodeMode.SRT and code.scheme == "SCT":
+                srt = to_srt(_pydicom_code(code))
+                code = Concept(srt.value, srt.scheme_designator, code.meaning)
+            found[f"{name}.v"], found[f"{name}.s"], found[f"{name}.m"] = code
+        elif kind != "datetime":
+            found[name] = value
+        return value
+
+    _walk(document, record)
+    uids = document_uids(document, spec, mode, ohif)
+    when = document.content_datetime
+    found["sr_series_uid"] = uids.series
+    found["sop_instance_uid"] = uids.sop_instance
+    found["content_date"] = when.strftime("%Y%m%d")
+    found["content_time"] = when.strftime("%H%M%S")
+    found["contribution_datetime"] = when.strftime("%Y%m%d%H%M%S")
+    return found
+
+
+def _pydicom_code(concept: Concept) -> Any:
+    from pydicom.sr.coding import Code  # noqa: PLC0415
+
+    return Code(concept.value, concept.scheme, concept.meaning)
+
+
+def _ascii(document: Document) -> bool:
+    """True when every text value is ASCII (else the Specific Character Set and the PN
+    encoding differ: highdicom builds it)."""
+    ok = True
+
+    def check(name: str, kind: str, value: Any) -> Any:
+        nonlocal ok
+        if (kind == "text" and not value.isascii()) or (
+                kind == "code" and not all(part.isascii() for part in value)):
+            ok = False
+        return value
+
+    _walk(document, check)
+    return ok
 
 
 # --- the byte template -------------------------------------------------------------------
@@ -215,30 +281,14 @@ class _Node:
 _Part = bytes | _Slot | _Node
 
 
-def _floats(value: Value) -> bytes:
-    if not isinstance(value, tuple):
-        raise TemplateError(f"points must be a tuple of floats, not {value!r}")
-    return struct.pack(f"<{len(value)}f", *value)
-
-
-def _encode_value(slot: _Slot, value: Value) -> bytes:
-    if slot.name == "points":
-        return _floats(value)
+def _encode_value(value: Value, pad: bytes) -> bytes:
+    if isinstance(value, tuple):
+        return struct.pack(f"<{len(value)}f", *value)
     data = str(value).encode("ascii")
-    return data + slot.pad if len(data) % 2 else data
+    return data + pad if len(data) % 2 else data
 
 
-def _sentinel_key(name: str) -> bytes:
-    value = _SENTINELS[name]
-    if name == "points":
-        return _floats(value)
-    return str(value).encode("ascii")
-
-
-_BY_KEY = {_sentinel_key(name): name for name in _SENTINELS}
-
-
-def _parse(data: bytes, start: int, end: int) -> list[_Part]:
+def _parse(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_Part]:
     """Parse explicit VR little endian elements in ``data[start:end]`` into template parts."""
     parts: list[_Part] = []
     pos = start
@@ -255,11 +305,11 @@ def _parse(data: bytes, start: int, end: int) -> list[_Part]:
             raise TemplateError("undefined length in template")
         value_end = value_at + length
         if vr == b"SQ":
-            parts.append(_Node(head, _parse_items(data, value_at, value_end)))
+            parts.append(_Node(head, _parse_items(data, value_at, value_end, keys)))
         else:
             value = data[value_at:value_end]
             key = value if vr == b"FL" else value.rstrip(b"\x00 ")
-            name = _BY_KEY.get(key)
+            name = keys.get(key)
             if name is not None:
                 parts.append(_Slot(head, long, name, b"\x00" if vr == b"UI" else b" "))
             else:
@@ -268,7 +318,7 @@ def _parse(data: bytes, start: int, end: int) -> list[_Part]:
     return parts
 
 
-def _parse_items(data: bytes, start: int, end: int) -> list[_Part]:
+def _parse_items(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_Part]:
     items: list[_Part] = []
     pos = start
     while pos < end:
@@ -277,7 +327,7 @@ def _parse_items(data: bytes, start: int, end: int) -> list[_Part]:
         (length,) = struct.unpack_from("<I", data, pos + 4)
         if length == _UNDEFINED:
             raise TemplateError("undefined item length in template")
-        items.append(_Node(_ITEM, _parse(data, pos + 8, pos + 8 + length)))
+        items.append(_Node(_ITEM, _parse(data, pos + 8, pos + 8 + length, keys)))
         pos += 8 + length
     return items
 
@@ -290,7 +340,7 @@ def _render(parts: list[_Part], values: dict[str, Value], out: list[bytes]) -> i
             out.append(part)
             total += len(part)
         elif isinstance(part, _Slot):
-            value = _encode_value(part, values[part.name])
+            value = _encode_value(values[part.name], part.pad)
             size = struct.pack("<I", len(value)) if part.long else struct.pack("<H", len(value))
             out.extend((part.header, size, value))
             total += len(part.header) + len(size) + len(value)
@@ -312,8 +362,14 @@ def _render(parts: list[_Part], values: dict[str, Value], out: list[bytes]) -> i
 class ByteTemplate:
     """A written SR split into constant bytes and named slots (see the module docstring)."""
 
-    def __init__(self, dataset: Dataset) -> None:
-        data = dataset_bytes(set_fields(copy.deepcopy(dataset), _SENTINELS))
+    def __init__(self, data: bytes, sentinels: dict[str, Value]) -> None:
+        keys: dict[bytes, str] = {}
+        for name, value in sentinels.items():
+            if value in ("", ()):
+                continue
+            key = _encode_value(value, b"").rstrip(b"\x00 ") if not isinstance(
+                value, tuple) else _encode_value(value, b"")
+            keys.setdefault(key, name)  # equal values: one slot (equal in the whole shape)
         if data[128:132] != b"DICM":
             raise TemplateError("no DICM prefix")
         self.prefix = data[:132]
@@ -323,12 +379,8 @@ class ByteTemplate:
         self.group_length_head = data[132:140]
         (meta_length,) = struct.unpack_from("<I", data, 140)
         meta_end = 144 + meta_length
-        self.meta = _parse(data, 144, meta_end)
-        self.body = _parse(data, meta_end, len(data))
-        names = {p.name for p in _slots(self.meta + self.body)}
-        missing = set(_SENTINELS) - names - {"study_date", "study_time"}
-        if missing:
-            raise TemplateError(f"slots not found in the template: {sorted(missing)}")
+        self.meta = _parse(data, 144, meta_end, keys)
+        self.body = _parse(data, meta_end, len(data), keys)
 
     def render(self, values: dict[str, Value]) -> bytes:
         """The Part 10 file for ``values``."""
@@ -339,6 +391,9 @@ class ByteTemplate:
         head = self.prefix + self.group_length_head + struct.pack("<I", meta_length)
         return b"".join([head, *meta, *body])
 
+    def slots(self) -> set[str]:
+        return {slot.name for slot in _slots(self.meta + self.body)}
+
 
 def _slots(parts: list[_Part]) -> Iterator[_Slot]:
     for part in parts:
@@ -348,44 +403,45 @@ def _slots(parts: list[_Part]) -> Iterator[_Slot]:
             yield from _slots(part.children)
 
 
-def _shape(row: Annotation) -> _Shape | None:
-    """Which template a row can use, or None when only highdicom may build it."""
-    text = (row.patient_id, row.annotator, row.annotation_id, row.length)
-    if not all(value.isascii() for value in text):
-        return None  # Specific Character Set and PN encoding differ: use highdicom
-    modality = image_modality(row.sop_class_uid)
-    if modality is None:
-        return None  # highdicom refuses it, with the reason
-    # the modality fixes the Image Library's Modality and the Procedure Reported codes
-    return (row.radiologist, bool(row.study_date), bool(row.study_time), modality.value)
-
-
 class FastEncoder:
-    """Encode rows by rendering per-shape templates that highdicom built.
+    """Encode documents by rendering per-shape templates that highdicom built."""
 
-    One encoder per profile, code mode and ``ohif``: ``ohif`` changes only the value of the
-    Tracking Identifier slot (and the UIDs), not the layout, but the templates are built
-    with it all the same so that every byte comes from highdicom's own output.
-    """
-
-    def __init__(self, profile: Profile, mode: CodeMode, ohif: bool = False) -> None:
-        self.profile = profile
+    def __init__(self, spec: Spec, mode: CodeMode, ohif: bool = False) -> None:
+        self.spec = spec
         self.mode = mode
         self.ohif = ohif
-        self.templates: dict[_Shape, ByteTemplate | None] = {}
+        self.templates: dict[Document, ByteTemplate | None] = {}
 
-    def encode_bytes(self, row: Annotation) -> bytes:
-        """The Part 10 file :func:`csv2sr.conversion.build.encode` would give for ``row``."""
-        shape = _shape(row)
+    def shape(self, document: Document) -> Document | None:
+        """The document's shape, or None when only highdicom may build it."""
+        if not _ascii(document):
+            return None
+        return _walk(document, _Sentinels())
+
+    def encode_bytes(self, item: Document | Record) -> bytes:
+        """The Part 10 file :func:`csv2sr.conversion.build.encode` would give."""
+        document = with_ohif(item, self.spec) if self.ohif else as_document(item, self.spec)
+        shape = self.shape(document)
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
-            return template.render(row_values(row, self.profile, self.mode, self.ohif))
-        built = encode(row, self.profile, self.mode, ohif=self.ohif)
-        data = dataset_bytes(built)
+            return template.render(slot_values(document, self.spec, self.mode, self.ohif))
+        data = dataset_bytes(encode_document(document, self.spec, self.mode, ohif=self.ohif))
         if shape is not None and shape not in self.templates:
-            try:
-                self.templates[shape] = ByteTemplate(built)
-            except TemplateError as exc:  # stay correct: highdicom for this shape
-                log.warning("no fast template for shape %s: %s", shape, exc)
-                self.templates[shape] = None
+            self.templates[shape] = self._template(shape, document, data)
         return data
+
+    def _template(self, shape: Document, document: Document, data: bytes) -> ByteTemplate | None:
+        """The template of a shape, proven on the document that first had it."""
+        try:
+            with warnings.catch_warnings():  # a sentinel name has one component
+                warnings.simplefilter("ignore", UserWarning)
+                built = dataset_bytes(encode_document(shape, self.spec, self.mode,
+                                                      ohif=self.ohif))
+            template = ByteTemplate(built, slot_values(shape, self.spec, self.mode, self.ohif))
+            if template.render(slot_values(document, self.spec, self.mode, self.ohif)) != data:
+                raise TemplateError("the template does not give highdicom's bytes")
+        except (TemplateError, ValueError, KeyError, struct.error) as exc:
+            log.warning("no fast template for a document shape of %s: %s", self.spec.name, exc)
+            return None
+        return template
+

@@ -1,7 +1,7 @@
 """What a conversion owns in OUTDIR, and so may replace or remove (docs/reliability.md).
 
 Its lock ``.csv2sr.lock``, ``manifest.csv``, ``rejected.csv``, its temporary files, and the
-SRs under ``sr/``: regular files named ``order-N.dcm`` in a real folder ``sr/<name>`` whose
+SRs under ``sr/``: regular files named ``<safe name>.dcm`` in a real folder ``sr/<name>`` whose
 File Meta Information says csv2sr wrote them (Implementation Version Name ``CSV2SR_...``,
 PS3.10 7.1).  Anything else in ``sr/`` (a link, a FIFO, another file) makes the run stop
 before it writes anything; nothing outside OUTDIR is ever opened for writing or removed.
@@ -9,7 +9,7 @@ A path read from a file (the old manifest) is never trusted: stale SRs are found
 looking at ``sr/`` (:func:`scan_sr`, :func:`remove_stale`).  A lock (``flock`` on
 ``OUTDIR/.csv2sr.lock``, released by the system when a run dies, :class:`OutdirLock`)
 keeps a second run out of the same OUTDIR while one is running.  File names are made
-safe by :func:`safe_name` (:func:`sr_relpath`).
+safe by :func:`safe_name` (:func:`csv2sr.conversion.group.relpath_of`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,8 @@ import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from csv2sr.atomic import OutputError, is_temporary, output_error, remove_inside
-
-if TYPE_CHECKING:
-    from csv2sr.conversion.checks import Annotation
 
 __all__ = [
     "LOCK_NAME",
@@ -44,7 +40,6 @@ __all__ = [
     "remove_stale",
     "safe_name",
     "scan_sr",
-    "sr_relpath",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,7 +55,7 @@ _RESERVED = frozenset(
 SAFE_NAME_MAX = 120
 """Longest folder name :func:`safe_name` makes (ASCII, so bytes): well under NAME_MAX 255."""
 _OWN_FOLDER = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-_OWN_FILE = re.compile(r"^order--?[0-9]+\.dcm$")
+_OWN_FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\.dcm$")
 
 
 def safe_name(value: str) -> str:
@@ -81,11 +76,6 @@ def safe_name(value: str) -> str:
         digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
         cleaned = f"{cleaned[: SAFE_NAME_MAX - 9]}-{digest[:8]}"
     return cleaned
-
-
-def sr_relpath(row: Annotation) -> str:
-    """``sr/<safe PatientID>/order-<order, at least 4 digits>.dcm`` (``order`` is unique)."""
-    return f"sr/{safe_name(row.patient_id)}/order-{row.order:04d}.dcm"
 
 
 def is_own_sr(path: str | os.PathLike[str]) -> bool:
@@ -114,7 +104,7 @@ def is_own_sr(path: str | os.PathLike[str]) -> bool:
 
 @dataclass
 class Owned:
-    """What csv2sr owns under ``OUTDIR/sr`` (relative paths ``sr/P/order-0001.dcm``)."""
+    """What csv2sr owns under ``OUTDIR/sr`` (relative paths ``sr/FOLDER/NAME.dcm``)."""
 
     files: set[str] = field(default_factory=set)
     folders: set[str] = field(default_factory=set)

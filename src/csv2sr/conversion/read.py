@@ -27,13 +27,14 @@ from pathlib import Path
 from types import TracebackType
 
 from csv2sr.errors import SourceError
+from csv2sr.mapping.record import RowProblem, shown
 
 __all__ = [
     "FIELD_LIMIT",
     "HEAD_BYTES",
     "MAX_LINE_CHARS",
     "InputFileError",
-    "Record",
+    "RawRow",
     "RowProblem",
     "Table",
     "read_table",
@@ -48,9 +49,6 @@ MAX_LINE_CHARS = 1 << 24
 """Characters a physical line may hold (16 Mi: a header of a million columns fits)."""
 FIELD_LIMIT = csv.field_size_limit()
 """Characters a cell may hold: the csv module's limit (131,072)."""
-_SHOWN = 100
-"""Characters of a value shown in a message (longer values are cut, with their length)."""
-
 _UNDECODABLE = re.compile(r"[\udc80-\udcff]")
 
 
@@ -67,33 +65,10 @@ class InputFileError(SourceError):
             self.args = (f"{source}:{line}: {message}",)
 
 
-def shown(value: str) -> str:
-    """``repr`` of a value on one line, cut to :data:`_SHOWN` characters when longer."""
-    if len(value) <= _SHOWN:
-        return repr(value)
-    return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    """One broken rule in one cell."""
-
-    column: str
-    message: str
-    value: str
-
-    def __str__(self) -> str:
-        """``column: what is wrong (value)`` on one line (no value for a whole-record
-        problem that has none)."""
-        if self.column == "(row)" and not self.value:
-            return f"{self.column}: {self.message}"
-        return f"{self.column}: {self.message} ({shown(self.value)})"
-
-
 # --- reading the table once ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Record:
+class RawRow:
     """One CSV record as written: where it starts, its cells, and what kept it unreadable."""
 
     line: int
@@ -129,20 +104,24 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-def _check_head(path: Path, head: bytes) -> None:
+def _check_head(path: Path, head: bytes, encoding: str = "utf-8") -> None:
     """Refuse what is not a text table from its first bytes (before reading on)."""
     if not head.strip():
         raise InputFileError(path, "the file is empty")
     if b"\x00" in head:
         raise InputFileError(path, "not a CSV file (binary content)")
     try:
-        head.decode("utf-8")
+        head.decode(encoding)
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a character cut by the 64 KiB window
-            raise InputFileError(path, f"not UTF-8 text (byte {exc.start})") from None
+            name = "UTF-8" if encoding.replace("_", "-").lower() in _UTF8 else encoding
+            raise InputFileError(path, f"not {name} text (byte {exc.start})") from None
 
 
-def _open(path: Path) -> io.TextIOWrapper:
+_UTF8 = frozenset({"utf-8", "utf8", "utf-8-sig"})
+
+
+def _open(path: Path, encoding: str = "utf-8") -> io.TextIOWrapper:
     """Open ``path`` once (a file, a FIFO or a device) and check its head."""
     if path.is_dir():
         raise InputFileError(path, "a folder, not a CSV file")
@@ -162,7 +141,7 @@ def _open(path: Path) -> io.TextIOWrapper:
             chunks.append(chunk)
             size += len(chunk)
         head = b"".join(chunks)
-        _check_head(path, head)
+        _check_head(path, head, encoding)
     except OSError as exc:
         raw.close()
         raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from None
@@ -170,7 +149,8 @@ def _open(path: Path) -> io.TextIOWrapper:
         raw.close()
         raise
     stream = io.BufferedReader(_Prefixed(head, raw))
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in _UTF8 else encoding
+    return io.TextIOWrapper(stream, encoding=codec, errors="surrogateescape", newline="")
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -199,13 +179,17 @@ class Table:
     its problems instead of raising.
     """
 
-    def __init__(self, path: Path, required: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: Path, required: Sequence[str] = (), *, delimiter: str = ",",
+        encoding: str = "utf-8",
+    ) -> None:
         self.path = path
-        self._text = _open(path)
+        self.delimiter = delimiter
+        self._text = _open(path, encoding)
         self._lines = 0
         self._flags: dict[int, str] = {}
         try:
-            self._reader = csv.reader(self._physical_lines(), strict=True)
+            self._reader = csv.reader(self._physical_lines(), strict=True, delimiter=delimiter)
             self.header = self._read_header(required)
         except BaseException:
             self.close()
@@ -256,7 +240,9 @@ class Table:
         missing = [c for c in required if c not in header]
         if missing:
             if len(header) < 2:
-                raise InputFileError(self.path, "not a CSV file (no comma-separated header)")
+                what = {",": "comma", "\t": "tab", ";": "semicolon"}.get(
+                    self.delimiter, repr(self.delimiter))
+                raise InputFileError(self.path, f"not a CSV file (no {what}-separated header)")
             raise InputFileError(
                 self.path, f"missing required column(s): {', '.join(missing)} (header line 1)"
             )
@@ -265,13 +251,13 @@ class Table:
             raise InputFileError(self.path, f"column(s) named twice: {', '.join(twice)}")
         return header
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[RawRow]:
         try:
             yield from self._records()
         finally:
             self.close()
 
-    def _records(self) -> Iterator[Record]:
+    def _records(self) -> Iterator[RawRow]:
         start = self._reader.line_num + 1
         while True:
             try:
@@ -280,7 +266,7 @@ class Table:
                 return
             except csv.Error as exc:
                 problem = RowProblem("(row)", _csv_problem(exc), "")
-                yield Record(start, {}, problems=(problem, *self._flagged(start)))
+                yield RawRow(start, {}, problems=(problem, *self._flagged(start)))
                 start = self._reader.line_num + 1
                 continue
             flagged = self._flagged(start)
@@ -296,7 +282,7 @@ class Table:
         lines = [n for n in self._flags if start <= n <= end]
         return [RowProblem("(row)", f"line {n}: {self._flags.pop(n)}", "") for n in lines]
 
-    def _record(self, start: int, fields: list[str], flagged: list[RowProblem]) -> Record:
+    def _record(self, start: int, fields: list[str], flagged: list[RowProblem]) -> RawRow:
         problems = list(flagged)
         cells = dict(zip(self.header, fields, strict=False))
         for column, value in cells.items():
@@ -306,7 +292,7 @@ class Table:
                 problems.append(RowProblem(column, f"not UTF-8 text (byte 0x{byte:02x})",
                                            cells[column]))
         extra = tuple(_decoded(v) for v in fields[len(self.header):])
-        return Record(start, cells, extra, tuple(problems))
+        return RawRow(start, cells, extra, tuple(problems))
 
     def close(self) -> None:
         """Close the file (iterating to the end closes it too)."""
@@ -322,11 +308,15 @@ class Table:
         self.close()
 
 
-def read_table(path: str | Path, required: Sequence[str] = ()) -> Table:
-    """Open the CSV table at ``path`` for one pass (see :class:`Table`).
+def read_table(
+    path: str | Path, required: Sequence[str] = (), *, delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> Table:
+    """Open the CSV table at ``path`` for one pass (see :class:`Table`); ``delimiter`` and
+    ``encoding`` are the profile's (``[input]``).
 
     The one reader of an annotation table: :func:`csv2sr.conversion.checks.read_rows` and
     the release report (:mod:`csv2sr.release.folder`) both read through it, so line numbers
     and cells agree.
     """
-    return Table(Path(path), required)
+    return Table(Path(path), required, delimiter=delimiter, encoding=encoding)

@@ -17,7 +17,6 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 __all__ = [
-    "ANATOMY_CODES",
     "CODE_TABLE",
     "CodeMode",
     "Codes",
@@ -76,6 +75,7 @@ class Codes:
     # TID 1500 row 3 > TID 1001 > TID 1002: observer context
     OBSERVER_TYPE = codes.DCM.ObserverType
     PERSON = codes.DCM.Person
+    DEVICE = codes.DCM.Device  # TID 1002 row 1 for a device observer (TID 1004)
     PERSON_OBSERVER_NAME = codes.DCM.PersonObserverName
     PERSON_OBSERVER_LOGIN_NAME = codes.DCM.PersonObserverLoginName
     PERSON_OBSERVER_ROLE = codes.DCM.PersonObserverRoleInTheOrganization
@@ -108,9 +108,14 @@ class Codes:
     # TID 300: the measurement
     LENGTH = codes.SCT.Length
     MILLIMETER = codes.UCUM.Millimeter
+    # TID 300 concepts whose groups convert --ohif turns into Cornerstone3D tools
+    # (csv2sr.dicom.ohif): a bidirectional measurement's axes, an ROI's area
+    LONG_AXIS = codes.SCT.LongAxis
+    SHORT_AXIS = codes.SCT.ShortAxis
+    AREA = codes.SCT.Area
     # highdicom's name for the image library entry
     SOURCE = codes.SCT.Source
-    # organs of the CCC2017 collections (Finding Site values)
+    # organs of the CCC2017 collections (Finding Site values, named by its profile)
     KIDNEY = codes.SCT.Kidney
     OVARY = codes.SCT.Ovary
     LUNG = codes.SCT.Lung
@@ -130,14 +135,6 @@ class Codes:
     ALGORITHM_VERSION = codes.DCM.AlgorithmVersion  # TID 4019 row 2
     DEVICE_OBSERVER_UID = codes.DCM.DeviceObserverUID  # TID 1004 row 1
     DEVICE_OBSERVER_NAME = codes.DCM.DeviceObserverName  # TID 1004 row 2
-
-
-ANATOMY_CODES: dict[str, Code] = {
-    "Kidney": Codes.KIDNEY,
-    "Ovary": Codes.OVARY,
-    "Lung": Codes.LUNG,
-    "Liver": Codes.LIVER,
-}
 
 
 def _all_codes() -> Iterable[Code]:

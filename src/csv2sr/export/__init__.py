@@ -17,7 +17,7 @@ from __future__ import annotations
 from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind
 from csv2sr.export.reader import FileResult, read_dataset, read_file
-from csv2sr.export.tables import GENERIC_COLUMNS, PROFILE_NAMES, float32_text
+from csv2sr.export.tables import GENERIC_COLUMNS, float32_text, profile_names
 from csv2sr.export.writer import (
     FORMATS,
     ExportFormatError,
@@ -31,7 +31,6 @@ from csv2sr.export.writer import (
 __all__ = [
     "FORMATS",
     "GENERIC_COLUMNS",
-    "PROFILE_NAMES",
     "CodedValue",
     "ExportFormatError",
     "ExportInputError",
@@ -45,6 +44,7 @@ __all__ = [
     "float32_text",
     "format_for",
     "iter_rows",
+    "profile_names",
     "read_dataset",
     "read_file",
     "write_table",

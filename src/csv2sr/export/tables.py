@@ -1,10 +1,11 @@
-"""Measurements -> table rows: the generic columns and the ``ccc2017`` profile.
+"""Measurements -> table rows: the generic columns, or a profile's own columns.
 
 Every cell is text.  The ``generic`` table has one row per NUM and one per measurement
 group without NUM, with the columns of :data:`GENERIC_COLUMNS` and the qualitative
-evaluations; the ``ccc2017`` table has exactly the columns of the Crowds Cure
-Cancer 2017 CSV (:data:`csv2sr.profiles.CCC2017`), so that a collection can be rebuilt from
-its SRs.  Values absent from the SR are empty strings, never NaN or null.
+evaluations; a profile's table (``ccc2017``, or any profile file) has exactly the columns
+of the table the profile reads, one row per table row (the profile's groups), made by the
+inverse of its mapping (:mod:`csv2sr.mapping.inverse`), so that a collection can be rebuilt
+from its SRs.  Values absent from the SR are empty strings, never NaN or null.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
 from pydicom.sr.coding import Code
 
-from csv2sr.dicom.codes import ANATOMY_CODES, Codes, code_key
-from csv2sr.dicom.ohif import row_identifier
+from csv2sr.dicom.codes import code_key
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
-from csv2sr.profiles import PROFILES, Profile, get_profile
+from csv2sr.mapping.inverse import Inverse, float32_text, spreadsheet_serial
+from csv2sr.mapping.load import builtin_profiles, load_profile
+from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Observer, Record
+from csv2sr.mapping.record import Measurement as RecordMeasurement
+from csv2sr.mapping.record import Qualitative as RecordQualitative
+from csv2sr.mapping.spec import GroupSpec, Spec
 
 __all__ = [
     "GENERIC_COLUMNS",
-    "PROFILE_NAMES",
     "QUALITATIVE_PREFIX",
     "TableProfile",
     "float32_text",
+    "profile_names",
     "qualitative_cells",
     "qualitative_column",
     "qualitative_nested",
@@ -86,10 +90,9 @@ def qualitative_nested(evaluations: Iterable[Qualitative]) -> list[dict[str, str
         for q in evaluations
     ]
 
-PROFILE_NAMES: tuple[str, ...] = ("generic", *PROFILES)
-
-SPREADSHEET_EPOCH = dt.date(1899, 12, 30)
-"""Day 0 of spreadsheet serial dates (the CSV's ``date`` column)."""
+def profile_names() -> tuple[str, ...]:
+    """``generic`` and the built-in profiles (any profile file works too)."""
+    return ("generic", *builtin_profiles())
 
 _TM = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?$")
 _OFFSET = re.compile(r"^([+-])(\d{2})(\d{2})$")
@@ -97,13 +100,6 @@ _OFFSET = re.compile(r"^([+-])(\d{2})(\d{2})$")
 
 class ExportValueError(ValueError):
     """A header value needed for a column is not a valid DICOM value."""
-
-
-def float32_text(value: float) -> str:
-    """The shortest decimal that reads back as the same float32.  SCOORD and SCOORD3D
-    Graphic Data (0070,0022) are FL (PS3.3 C.18.6.1.2, C.18.9.1.2): ``172.8353591`` stored
-    as float32 prints ``172.83536``."""
-    return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
 
 def _points(m: Measurement) -> str:
@@ -172,7 +168,7 @@ def _offset(value: str) -> dt.timedelta:
 
 def unix_time(date: str, time: str, offset: str) -> str:
     """Content Date/Time (PS3.3 C.17.2) and its Timezone Offset From UTC -> Unix seconds,
-    written as an integer when whole (the CSV's ``date_unix``)."""
+    written as an integer when whole (a ``unix_time`` cell)."""
     moment = dt.datetime.combine(_date(date), dt.time()) + _time(time) - _offset(offset)
     delta = moment - dt.datetime(1970, 1, 1)
     if delta.microseconds == 0:
@@ -180,13 +176,7 @@ def unix_time(date: str, time: str, offset: str) -> str:
     return f"{delta.total_seconds():.6f}".rstrip("0")
 
 
-def spreadsheet_serial(unix_seconds: str) -> str:
-    """The UTC day of a Unix time as a spreadsheet serial (days since 1899-12-30)."""
-    day = dt.datetime.fromtimestamp(float(unix_seconds), tz=dt.timezone.utc).date()
-    return str((day - SPREADSHEET_EPOCH).days)
-
-
-# -- the ccc2017 profile ------------------------------------------------------------------
+# -- a profile's own table (csv2sr.mapping.inverse) ---------------------------------------
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,123 +184,198 @@ def _key(value: str, scheme: str) -> tuple[str, str]:
     return code_key(Code(value, scheme, "-"))
 
 
-def _identity(code: CodedValue | None) -> tuple[str, str] | None:
-    return None if code is None else _key(code.value, code.scheme)
+def _identity(code: Concept) -> tuple[str, str]:
+    return _key(code.value, code.scheme)
 
 
-_RADIOLOGIST = code_key(Codes.RADIOLOGIST)
-_LENGTH = code_key(Codes.LENGTH)
-
-
-def _anatomy_of(profile: Profile) -> dict[tuple[str, str], str]:
-    """Finding Site organ code (SCT identity) -> the profile's ``anatomy`` cell."""
-    return {code_key(ANATOMY_CODES[organ]): cell for cell, organ in profile.anatomy.items()}
-
-
-def _annotator(m: Measurement) -> str:
-    """TID 1002 row 3 (login name, verbatim) or else row 2 (name, without the empty
-    PN components csv2sr adds: ``name^`` -> ``name``)."""
-    return m.observer_login_name or m.observer_name.rstrip("^")
+def _concept(code: CodedValue | None) -> Concept | None:
+    return None if code is None else Concept(code.value, code.scheme, code.meaning)
 
 
 @dataclass(frozen=True)
 class TableProfile:
-    """How measurements become rows of one table shape."""
+    """How the measurements of one file become rows of one table shape."""
 
     name: str
     columns: tuple[str, ...]
-    row: Callable[[Measurement], tuple[list[str] | None, list[Problem]]]
+    rows: Callable[[tuple[Measurement, ...]], list[tuple[list[str] | None, list[Problem]]]]
     qualitative: bool = False
     """True when the table also carries the qualitative evaluations (generic)."""
 
 
-def _generic(m: Measurement) -> tuple[list[str] | None, list[Problem]]:
-    return generic_row(m), []
+def _generic(
+    measurements: tuple[Measurement, ...]
+) -> list[tuple[list[str] | None, list[Problem]]]:
+    return [(generic_row(m), []) for m in measurements]
 
 
-def _ccc2017_row(
-    m: Measurement, profile: Profile, anatomy_of: dict[tuple[str, str], str]
-) -> tuple[list[str] | None, list[Problem]]:
-    """One CCC2017 CSV row (columns of :data:`csv2sr.profiles.CCC2017`) from a Length.
+def _groups(measurements: tuple[Measurement, ...]) -> list[list[Measurement]]:
+    """The rows of one file, by measurement group, in the order of the file."""
+    groups: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault(m.group_item, []).append(m)
+    return list(groups.values())
 
-    The row is dropped (and the reason reported) when the measurement cannot be a line:
-    not a Length in mm, or not a two-point POLYLINE.  Other missing values are reported
-    and left empty.  ``_id`` is the Tracking Identifier without the Cornerstone3D prefix
-    of ``convert --ohif`` (:func:`csv2sr.dicom.ohif.row_identifier`).
-    """
-    problems: list[Problem] = []
 
-    def problem(message: str) -> None:
-        problems.append(Problem(m.file, m.item, message, ProblemKind.UNRECOGNISED))
+def _image(m: Measurement) -> ImageRef | None:
+    if not m.referenced_sop_instance_uid:
+        return None
+    return ImageRef(m.referenced_sop_class_uid, m.referenced_sop_instance_uid,
+                    m.referenced_series_instance_uid)
 
-    if m.row_type == "group":
-        problems.append(Problem(m.file, m.group_item, "measurement group without NUM: the "
-                                "ccc2017 table has rows for Lengths only", ProblemKind.NOTE))
-        return None, problems
 
-    if _identity(m.measurement) != _LENGTH:
-        problem(f"NUM '{m.measurement.meaning}' ({m.measurement.label()}) is not a Length: "
-                "no ccc2017 row")
-        return None, problems
-    if not m.value:
-        problem("the Length has no measured value: no ccc2017 row")
-        return None, problems
-    if m.unit is None or m.unit.value != "mm":
-        problem(f"Length unit {m.unit.value if m.unit else 'missing'!r} is not mm: "
-                "no ccc2017 row")
-        return None, problems
-    if m.coordinate_type != "SCOORD" or len(m.points) != 4:
-        problem(f"the Length has no two-point SCOORD line ({m.coordinate_type or 'no SCOORD'} "
-                f"{m.graphic_type} with {len(m.points)} values): no ccc2017 row")
-        return None, problems
-    anatomy = anatomy_of.get(_identity(m.finding_site) or ("", ""), "")
-    if not anatomy:
-        site = m.finding_site.label() if m.finding_site else "missing"
-        problem(f"Finding Site {site} is none of the profile's organs: anatomy left empty")
-    date_unix = date = ""
+def _geometry(m: Measurement) -> Geometry | None:
+    if not m.coordinate_type or not m.points:
+        return None
+    if m.coordinate_type != "SCOORD":  # not image pixels: named so, never read as 2D
+        return Geometry(f"{m.coordinate_type} {m.graphic_type}", m.points, None)
+    return Geometry(m.graphic_type, m.points, _image(m))
+
+
+def _sr_group(rows: list[Measurement]) -> Group:
+    """One measurement group as the reader gave it (TID 1501 or 1410)."""
+    first = rows[0]
+    template = first.template
+    numbers = [m for m in rows if m.row_type == "measurement"]
+    region = _geometry(first) if template == "1410" else None
+    return Group(
+        template=template,
+        tracking_identifier=first.tracking_identifier,
+        tracking_uid=first.tracking_uid,
+        finding=_concept(first.finding),
+        finding_site=_concept(first.finding_site),
+        measurements=tuple(
+            RecordMeasurement(_concept(m.measurement) or Concept("", "", ""), m.value,
+                              _concept(m.unit) or Concept("", "", ""),
+                              None if template == "1410" else _geometry(m))
+            for m in numbers
+        ),
+        qualitative=tuple(RecordQualitative(_concept(q.concept), _concept(q.code))  # type: ignore[arg-type]
+                          for q in first.qualitative if q.code is not None),
+        region=region,
+    )
+
+
+def _when(m: Measurement) -> dt.datetime | None:
     try:
-        date_unix = unix_time(m.content_date, m.content_time, m.timezone_offset)
-        date = spreadsheet_serial(date_unix)
-    except ExportValueError as exc:
-        problem(f"{exc}: date_unix and date left empty")
-    annotation_id = row_identifier(m.tracking_identifier)
-    for column, value in (("order", m.instance_number), ("seriesUID",
-                          m.referenced_series_instance_uid), ("_id", annotation_id)):
-        if not value:
-            problem(f"no value for {column} in the SR: left empty")
-    role = _identity(m.observer_role)
-    cells = {
-        "order": m.instance_number,
-        "anatomy": anatomy,
-        "seriesUID": m.referenced_series_instance_uid,
-        "patientID": m.patient_id,
-        "instanceUID": m.referenced_sop_instance_uid,
-        "length": m.value,
-        "start_x": float32_text(m.points[0]),
-        "start_y": float32_text(m.points[1]),
-        "end_x": float32_text(m.points[2]),
-        "end_y": float32_text(m.points[3]),
-        "annotator": _annotator(m),
-        "radiologist_status": "radiologist" if role == _RADIOLOGIST else "not_radiologist",
-        "_id": annotation_id,
-        "date_unix": date_unix,
-        "date": date,
-        "StudyInstanceUID": m.study_instance_uid,
-        "StudyDate": m.study_date,
-        "StudyTime": m.study_time,
-        "SOPClassUID": m.referenced_sop_class_uid,
-    }
-    return [cells.get(column, "") for column in profile.columns], problems
+        seconds = unix_time(m.content_date, m.content_time, m.timezone_offset)
+    except ExportValueError:
+        return None
+    return dt.datetime.fromtimestamp(float(seconds), tz=dt.timezone.utc)
+
+
+def _sr_record(groups: list[Group], first: Measurement) -> Record:
+    images: dict[str, ImageRef] = {}
+    for group in groups:
+        shapes = [group.region, *(m.geometry for m in group.measurements)]
+        for shape in shapes:
+            if shape is not None and shape.image is not None:
+                images.setdefault(shape.image.sop_instance_uid, shape.image)
+    return Record(
+        line=0, patient_id=first.patient_id, patient_name="",
+        study_uid=first.study_instance_uid, study_date=first.study_date,
+        study_time=first.study_time, images=tuple(images.values()),
+        observer=Observer(
+            "device" if first.device_observer_uid and not first.observer_name else "person",
+            first.observer_name or first.device_observer_name, first.observer_login_name,
+            _concept(first.observer_role), first.device_observer_uid),
+        content_datetime=_when(first) or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+        groups=tuple(groups), identity=(),
+        instance_number=int(first.instance_number) if first.instance_number.isdigit() else None,
+    )
+
+
+def _align(
+    group: Group, items: list[str], spec_group: GroupSpec, problem: Callable[[str, str], None]
+) -> tuple[Group, bool]:
+    """The group's NUMs in the order of the profile's measurements, matched by concept
+    (SNOMED-RT as SNOMED CT), and whether every one is there with a value in its unit
+    (else no row); NUMs the profile does not have are reported."""
+    left = list(zip(group.measurements, items, strict=True))
+    ordered: list[RecordMeasurement] = []
+    whole = True
+    for wanted in spec_group.measurements:
+        identity = _identity(wanted.concept)
+        pair = next((p for p in left if _identity(p[0].concept) == identity), None)
+        label = f"{wanted.concept.meaning} ({wanted.concept.label()})"
+        if pair is None:
+            problem(f"no NUM {label} for {wanted.key}: no row", "")
+            ordered.append(RecordMeasurement(wanted.concept, "", wanted.unit, None))
+            whole = False
+            continue
+        left.remove(pair)
+        found, item = pair
+        if not found.value:
+            problem(f"NUM {label} has no measured value: no row", item)
+            whole = False
+        elif found.unit.value != wanted.unit.value:
+            problem(f"NUM {label} is in {found.unit.value or 'no unit'!r}, not "
+                    f"{wanted.unit.value!r}: no row", item)
+            whole = False
+        ordered.append(found)
+    for extra, item in left:
+        problem(f"NUM '{extra.concept.meaning}' ({extra.concept.label()}) is not a "
+                f"measurement of the profile ({spec_group.key}): not exported", item)
+    return replace(group, measurements=tuple(ordered)), whole
+
+
+def _profile_rows(
+    measurements: tuple[Measurement, ...], spec: Spec, inverse: Inverse
+) -> list[tuple[list[str] | None, list[Problem]]]:
+    """One row per record: the file's groups taken as many at a time as the profile makes
+    per row (a group made by no NUM, or that has none, counts too)."""
+    if not measurements:
+        return []
+    file = measurements[0].file
+    per_row = len(spec.groups)
+    groups = _groups(measurements)
+    rows: list[tuple[list[str] | None, list[Problem]]] = []
+    for start in range(0, len(groups), per_row):
+        members = groups[start:start + per_row]
+        problems: list[Problem] = []
+        item = members[0][0].group_item
+
+        def problem(message: str, where: str = "", item: str = item,
+                    problems: list[Problem] = problems) -> None:
+            problems.append(Problem(file, where or item, message, ProblemKind.UNRECOGNISED))
+
+        if len(members) < per_row:
+            problem(f"{len(members)} measurement group(s) left where the profile makes "
+                    f"{per_row} per row: no row")
+            rows.append((None, problems))
+            continue
+        complete = True
+        sr_groups = []
+        for i, rows_ in enumerate(members):
+            items = [m.item for m in rows_ if m.row_type == "measurement"]
+            group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
+            sr_groups.append(group)
+            complete = complete and whole
+        if not complete:
+            rows.append((None, problems))
+            continue
+        record = _sr_record(sr_groups, members[0][0])
+        cells, missing = inverse.cells(record)
+        for message in missing:
+            problem(message)
+        if cells is None:
+            rows.append((None, problems))
+            continue
+        rows.append(([cells[c] for c in spec.columns], problems))
+    return rows
 
 
 def table_profile(name: str) -> TableProfile:
-    """``generic`` or the name of a :mod:`csv2sr.profiles` profile (``ccc2017``)."""
+    """``generic``, or a profile (a built-in name or a TOML file): its own columns, by
+    the inverse of its mapping (:class:`csv2sr.mapping.inverse.Inverse`)."""
     if name == "generic":
         return TableProfile("generic", GENERIC_COLUMNS, _generic, qualitative=True)
-    profile = get_profile(name)
-    anatomy_of = _anatomy_of(profile)
+    spec = load_profile(name)
+    inverse = Inverse(spec, _identity)
 
-    def row(m: Measurement) -> tuple[list[str] | None, list[Problem]]:
-        return _ccc2017_row(m, profile, anatomy_of)
+    def rows(
+        measurements: tuple[Measurement, ...]
+    ) -> list[tuple[list[str] | None, list[Problem]]]:
+        return _profile_rows(measurements, spec, inverse)
 
-    return TableProfile(profile.name, profile.columns, row)
+    return TableProfile(spec.name, spec.columns, rows)

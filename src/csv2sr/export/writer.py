@@ -32,13 +32,13 @@ from csv2sr.export.files import ExportInputError, export_inputs
 from csv2sr.export.model import CodedValue, Problem, ProblemKind, Qualitative
 from csv2sr.export.reader import read_file
 from csv2sr.export.tables import (
-    PROFILE_NAMES,
     TableProfile,
     qualitative_cells,
     qualitative_nested,
     table_profile,
 )
 from csv2sr.inputs import EntryKind, InputEntry, InputList
+from csv2sr.mapping.load import ProfileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,8 +57,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Format = Literal["csv", "parquet", "jsonl"]
-FORMATS: tuple[Format, ...] = ("csv", "parquet", "jsonl")
+Format = Literal["csv", "tsv", "parquet", "jsonl"]
+FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet", "jsonl")
 BATCH_ROWS = 2000
 """Rows per Parquet row group."""
 CHUNK_FILES = 32
@@ -130,13 +130,13 @@ def _rows_of(path: str, profile: str) -> _FileRows:
     problems = list(result.problems)
     rows: list[list[str]] = []
     qualitative: list[tuple[Qualitative, ...]] = []
-    for measurement in result.measurements:
-        row, found = table.row(measurement)
+    for row, found in table.rows(result.measurements):
         problems.extend(found)
         if row is not None:
             rows.append(row)
-            qualitative.append(measurement.qualitative)
-    return _FileRows(path, rows, problems, qualitative if table.qualitative else [])
+    if table.qualitative:  # the generic table: one row per measurement
+        qualitative = [m.qualitative for m in result.measurements]
+    return _FileRows(path, rows, problems, qualitative)
 
 
 _WORKER_PROFILE = "generic"
@@ -172,9 +172,10 @@ def _as_list(paths: Paths) -> list[Path] | InputList:
 
 
 def _check_inputs(paths: list[Path] | InputList, profile: str) -> None:
-    if profile not in PROFILE_NAMES:
-        raise ExportFormatError(
-            f"unknown profile {profile!r}; known: {', '.join(PROFILE_NAMES)}")
+    try:
+        _table(profile)
+    except ProfileError as exc:
+        raise ExportFormatError(str(exc)) from None
     for path in paths:
         if not isinstance(path, InputEntry) and not os.path.lexists(path):
             raise ExportInputError(path, "no such file or folder")
@@ -301,10 +302,11 @@ class _Sink(Protocol):
 
 
 class _CsvSink:
-    """RFC 4180 CSV (CRLF line ends, as the published CCC2017 table has)."""
+    """RFC 4180 CSV (CRLF line ends, as the published CCC2017 table has); ``tsv`` the
+    same with tabs (the quoting of the csv module: a cell with a tab is quoted)."""
 
-    def __init__(self, fh: IO[str], columns: tuple[str, ...]) -> None:
-        self.writer = csv.writer(fh, lineterminator="\r\n")
+    def __init__(self, fh: IO[str], columns: tuple[str, ...], delimiter: str = ",") -> None:
+        self.writer = csv.writer(fh, lineterminator="\r\n", delimiter=delimiter)
         self.writer.writerow(columns)
 
     def write(self, rows: list[list[str]]) -> None:
@@ -458,7 +460,8 @@ def _write(
         consume(_ParquetSink(handle, columns))
         return
     text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-    sink: _Sink = _CsvSink(text, columns) if kind == "csv" else _JsonLinesSink(text, columns)
+    sink: _Sink = _CsvSink(text, columns, "\t" if kind == "tsv" else ",") \
+        if kind in ("csv", "tsv") else _JsonLinesSink(text, columns)
     consume(sink)
     text.detach()  # flushed; the handle is closed and renamed by atomic_open
 
@@ -500,7 +503,7 @@ def _spool_then_write(
             sink = _ParquetSink(handle, columns + extra)
         else:
             text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            sink = _CsvSink(text, columns + extra)
+            sink = _CsvSink(text, columns + extra, "\t" if kind == "tsv" else ",")
         for line in spool:
             row, cells = json.loads(line)
             sink.write([[*row, *(cells.get(column, "") for column in extra)]])

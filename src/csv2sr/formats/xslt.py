@@ -258,8 +258,8 @@ def table_to_xml(path: Path, delimiter: str) -> bytes:
     """A CSV/TSV table in csv2sr's row/column XML form (``docs/sr-xml.md``)::
 
         <table source="annotations.csv" delimiter=",">
-          <columns><column index="1" name="_id"/>...</columns>
-          <row line="2" number="1"><column name="_id">5b6e...</column>...</row>
+          <columns><column index="1" name="id"/>...</columns>
+          <row line="2" number="1"><column name="id">5b6e...</column>...</row>
         </table>
 
     Values are the cells' text exactly (no trimming, no type); ``line`` is the line of the

@@ -1,20 +1,20 @@
 """Each row of a table checked against the header of the image it names.
 
-Checks (each a :class:`csv2sr.conversion.read.RowProblem` naming the column, as for any
-bad input):
+Checks (each a :class:`csv2sr.mapping.record.RowProblem` naming the column the profile
+reads the value from, as for any bad input):
 
-========================  =================  ==============================================
-check                     column             rule
-========================  =================  ==============================================
-instance found            instanceUID        the SOP Instance UID is in the index
-same series               seriesUID          Series Instance UID of the image (C.7.3.1)
-same study                StudyInstanceUID   Study Instance UID of the image (C.7.2.1)
-same patient              patientID          Patient ID of the image (C.7.1.1)
-same SOP class            SOPClassUID        only when the cell is not empty
-inside the image          start_x ... end_y  0 <= x <= Columns, 0 <= y <= Rows (C.18.6.1.1)
-length matches spacing    length             within :data:`LENGTH_RELATIVE_TOLERANCE` or
-                                             :data:`LENGTH_ABSOLUTE_TOLERANCE_MM`
-========================  =================  ==============================================
+========================  ====================  ===========================================
+check                     column (profile key)  rule
+========================  ====================  ===========================================
+instance found            sop_instance_uid      the SOP Instance UID is in the index
+same series               series_uid            Series Instance UID of the image (C.7.3.1)
+same study                study_uid             Study Instance UID of the image (C.7.2.1)
+same patient              patient_id            Patient ID of the image (C.7.1.1)
+same SOP class            sop_class_uid         only when the cell is not empty
+inside the image          each geometry         0 <= x <= Columns, 0 <= y <= Rows (C.18.6.1.1)
+length matches spacing    a line's value (mm)   within :data:`LENGTH_RELATIVE_TOLERANCE` or
+                                                :data:`LENGTH_ABSOLUTE_TOLERANCE_MM`
+========================  ====================  ===========================================
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pathlib import Path
 
 from pydicom import Dataset
 
-from csv2sr.conversion.checks import Annotation, RowProblem
 from csv2sr.images.index import ImageIndex
+from csv2sr.mapping.record import Geometry, Measurement, Record, RowProblem
+from csv2sr.mapping.spec import Source, Spec
 
 __all__ = [
     "LENGTH_ABSOLUTE_TOLERANCE_MM",
@@ -55,7 +56,7 @@ LENGTH_ABSOLUTE_TOLERANCE_MM = 0.01
 
 
 def line_length_mm(
-    points: tuple[float, float, float, float], pixel_spacing: Sequence[float]
+    points: tuple[float, ...], pixel_spacing: Sequence[float]
 ) -> float:
     """Length in mm of the line (x = column, y = row) on an image with ``pixel_spacing``.
 
@@ -73,110 +74,151 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if value is None else str(value)
 
 
-def _identity_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
+def _column(source: Source | None) -> str:
+    """The first column a value comes from (what a problem names), or ``(row)``."""
+    if source is None or not source.columns:
+        return "(row)"
+    return source.columns[0]
+
+
+def _identity_problems(
+    record: Record, header: Dataset, where: str, spec: Spec
+) -> list[RowProblem]:
     problems = []
+    ident = spec.identity
+    image = record.images[0]
     pairs = (
-        ("seriesUID", "SeriesInstanceUID", row.series_uid, "series"),
-        ("StudyInstanceUID", "StudyInstanceUID", row.study_uid, "study"),
-        ("patientID", "PatientID", row.patient_id, "patient"),
+        (ident.series_uid, "SeriesInstanceUID", image.series_uid, "series"),
+        (ident.study_uid, "StudyInstanceUID", record.study_uid, "study"),
+        (ident.patient_id, "PatientID", record.patient_id, "patient"),
     )
-    for column, keyword, value, what in pairs:
+    for source, keyword, value, what in pairs:
         actual = _text(header, keyword)
-        if actual != value:
+        if source is not None and actual != value:
             problems.append(RowProblem(
-                column, f"not the {what} of the image {where}, which is {actual!r}", value
+                _column(source), f"not the {what} of the image {where}, which is {actual!r}",
+                value,
             ))
-    written = row.cells.get("SOPClassUID", "").strip()
+    column = _column(ident.sop_class_uid)
+    written = record.cells.get(column, "").strip()
     actual_class = _text(header, "SOPClassUID")
     if written and written != actual_class:
         problems.append(
-            RowProblem("SOPClassUID", f"the image {where} is of SOP class {actual_class}", written)
+            RowProblem(column, f"the image {where} is of SOP class {actual_class}", written)
         )
     return problems
 
 
-def _geometry_problems(row: Annotation, header: Dataset, where: str) -> list[RowProblem]:
+def _geometries(record: Record) -> list[Geometry]:
+    found = []
+    for group in record.groups:
+        if group.region is not None:
+            found.append(group.region)
+        found.extend(m.geometry for m in group.measurements if m.geometry is not None)
+    return found
+
+
+def _geometry_problems(record: Record, header: Dataset, where: str) -> list[RowProblem]:
     rows, columns = header.get("Rows"), header.get("Columns")
     if not rows or not columns:
         log.debug("%s: no Rows/Columns: coordinates not checked", where)
         return []
     problems = []
-    limits = (("start_x", columns, "columns"), ("start_y", rows, "rows"),
-              ("end_x", columns, "columns"), ("end_y", rows, "rows"))
-    for (column, limit, what), value in zip(limits, row.points, strict=True):
-        if not 0 <= value <= int(limit):
+    reported: set[str] = set()
+    for geometry in _geometries(record):
+        aligned = len(geometry.columns) == len(geometry.points)
+        for index, value in enumerate(geometry.points):
+            limit, what = (int(columns), "columns") if index % 2 == 0 else (int(rows), "rows")
+            if 0 <= value <= limit:
+                continue
+            column = geometry.columns[index] if aligned else (geometry.columns or ("(row)",))[0]
+            if column in reported:
+                continue
+            reported.add(column)
             problems.append(RowProblem(
                 column,
-                f"outside the image {where}: its {what} run from 0 to {int(limit)} "
+                f"outside the image {where}: its {what} run from 0 to {limit} "
                 "(PS3.3 C.18.6.1.1)",
-                row.cells.get(column, repr(value)),
+                record.cells.get(column, repr(value)) if aligned else repr(value),
             ))
     return problems
 
 
+def _lines(record: Record) -> list[Measurement]:
+    """The measurements in mm made on a 2-point line, with the value from a column."""
+    return [
+        m for g in record.groups for m in g.measurements
+        if m.geometry is not None and m.geometry.graphic_type == "POLYLINE"
+        and len(m.geometry.points) == 4 and m.unit.value == "mm" and m.column
+    ]
+
+
 def length_problem(
-    row: Annotation, header: Dataset, where: str = "the image"
+    measurement: Measurement, header: Dataset, where: str = "the image"
 ) -> RowProblem | None:
-    """The ``length`` check alone: None when it matches Pixel Spacing or cannot be checked."""
+    """The length check of one line measurement: None when its value matches Pixel
+    Spacing or cannot be checked."""
     spacing = header.get("PixelSpacing")
     if not spacing or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
         log.debug("%s: no usable Pixel Spacing: length not checked", where)
         return None
-    measured = line_length_mm(row.points, spacing)
-    written = float(row.length)
+    assert measurement.geometry is not None
+    measured = line_length_mm(measurement.geometry.points, spacing)
+    written = float(measurement.value)
     tolerance = max(LENGTH_RELATIVE_TOLERANCE * measured, LENGTH_ABSOLUTE_TOLERANCE_MM)
     if abs(written - measured) <= tolerance:
         return None
     ratio = written / measured if measured > 0 else math.inf
     spacing_text = "\\".join(f"{float(v):g}" for v in spacing)
     return RowProblem(
-        "length",
+        measurement.column,
         f"{ratio:.4f} times the {measured:.4f} mm the line measures with Pixel Spacing "
         f"{spacing_text} (row\\column, mm) of the image {where} "
         f"(tolerance {LENGTH_RELATIVE_TOLERANCE:.2%} or {LENGTH_ABSOLUTE_TOLERANCE_MM} mm)",
-        row.length,
+        measurement.value,
     )
 
 
 def check_row_against_image(
-    row: Annotation, index: ImageIndex, *, path: Path
+    record: Record, index: ImageIndex, *, path: Path, spec: Spec
 ) -> tuple[Dataset | None, list[RowProblem]]:
     """Find the row's image in ``index`` and check the row against its header.
 
     Returns the header (None when the instance is not indexed) and every problem found;
-    ``path`` is the CSV file (named in log messages).  Messages name the image's file or
+    ``path`` is the table (named in log messages).  Messages name the image's file or
     URL.  A row with problems is to be rejected like any other bad row.
     """
-    header = index.get(row.instance_uid)
+    image = record.images[0]
+    instance_column = _column(spec.identity.sop_instance_uid)
+    header = index.get(image.sop_instance_uid)
     if header is None:
         origin = index.origin or "the image index"
         return None, [RowProblem(
-            "instanceUID",
+            instance_column,
             f"no source image with this SOP Instance UID in {origin} "
             f"({len(index)} instances indexed)",
-            row.instance_uid,
+            image.sop_instance_uid,
         )]
-    where = index.source(row.instance_uid) or row.instance_uid
-    problems = _identity_problems(row, header, where)
+    where = index.source(image.sop_instance_uid) or image.sop_instance_uid
+    problems = _identity_problems(record, header, where, spec)
+    lengths: list[RowProblem] = []
     try:
-        problems.extend(_geometry_problems(row, header, where))
-        length = length_problem(row, header, where)
+        problems.extend(_geometry_problems(record, header, where))
+        lengths = [p for m in _lines(record) if (p := length_problem(m, header, where))]
     except (ValueError, TypeError, OverflowError) as exc:  # a malformed IS/DS/US value
         problems.append(RowProblem(
-            "instanceUID",
+            instance_column,
             f"the header of the image {where} has an unusable Rows, Columns or Pixel "
             f"Spacing ({exc})",
-            row.instance_uid,
+            image.sop_instance_uid,
         ))
-        length = None
-    if length is not None:
-        problems.append(length)
-    for keyword, value in (("StudyDate", row.study_date), ("StudyTime", row.study_time)):
+    problems.extend(lengths)
+    for keyword, value in (("StudyDate", record.study_date), ("StudyTime", record.study_time)):
         actual = _text(header, keyword)
         if value and actual and not _same_time_or_date(actual, value):
             log.warning(
                 "%s:%d: %s %r differs from the image's %r (%s); the image's value is used",
-                path, row.line, keyword, value, actual, where,
+                path, record.line, keyword, value, actual, where,
             )
     return header, problems
 
@@ -186,5 +228,3 @@ def _same_time_or_date(a: str, b: str) -> bool:
         return abs(float(a) - float(b)) < 1e-6
     except ValueError:
         return a == b
-
-

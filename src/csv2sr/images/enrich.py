@@ -12,9 +12,9 @@ from typing import Any
 import highdicom as hd
 from pydicom import Dataset
 
-from csv2sr.conversion.checks import Annotation
 from csv2sr.dicom.codes import image_modality
 from csv2sr.images.index import GEOMETRY_KEYWORDS, PATIENT_STUDY_KEYWORDS
+from csv2sr.mapping.record import ImageRef, Record
 
 __all__ = ["enriched_header", "library_ready"]
 
@@ -89,8 +89,9 @@ def library_ready(header: Dataset) -> bool:
     return verdict
 
 
-def enriched_header(header: Dataset, row: Annotation) -> Dataset:
-    """The evidence dataset for the row's SR, built from its image's header.
+def enriched_header(header: Dataset, row: Record, image: ImageRef | None = None) -> Dataset:
+    """The evidence dataset for the row's SR, built from the header of its ``image``
+    (default: the row's first).
 
     Patient and study attributes (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2) are the image's, so
     that the SR agrees with its images; the Type 2 ones that the image lacks are present
@@ -105,10 +106,11 @@ def enriched_header(header: Dataset, row: Annotation) -> Dataset:
                     "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "Modality"):
         if keyword in header:
             out[keyword] = header[keyword]
+    image = image if image is not None else row.images[0]
     fallback = {"StudyDate": row.study_date, "StudyTime": row.study_time,
                 "PatientID": row.patient_id, "StudyInstanceUID": row.study_uid,
-                "SeriesInstanceUID": row.series_uid, "SOPInstanceUID": row.instance_uid,
-                "SOPClassUID": row.sop_class_uid}
+                "SeriesInstanceUID": image.series_uid, "SOPInstanceUID": image.sop_instance_uid,
+                "SOPClassUID": image.sop_class_uid}
     for keyword, value in fallback.items():
         if keyword not in out:
             setattr(out, keyword, value)

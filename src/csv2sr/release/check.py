@@ -89,30 +89,40 @@ def _validation_coverage(out: Path, paths: list[str], validation: dict[str, obje
     return problems
 
 
+_MANIFEST_FIXED = frozenset({"line", "path", "sop_instance_uid", "series_instance_uid",
+                             "tracking_uid", "status", "message"})
+
+
 def _export_coverage(out: Path, manifest: list[dict[str, str]]) -> list[str]:
-    """``export.csv`` has rows of exactly the manifest's converted SRs (by SOP Instance UID
-    in the generic table, by ``_id`` in the ccc2017 one)."""
+    """``export.csv`` has rows of exactly the manifest's converted SRs: by SOP Instance UID
+    in the generic table, by the profile's unique columns (the manifest names rows by them)
+    in a profile's table."""
     export = out / "export.csv"
     if not export.is_file():
         return []
     rows = read_csv_rows(export)
     converted = [m for m in manifest if m.get("status") == "converted"]
     header = set(rows[0]) if rows else set()
-    for column, key in (("sop_instance_uid", "sop_instance_uid"), ("_id", "_id")):
-        if column in header or not rows:
-            exported = {r.get(column, "") for r in rows}
-            expected = {m.get(key, "") for m in converted}
-            problems = []
-            if exported - expected:
-                problems.append(f"export: export.csv has rows of {len(exported - expected)} "
-                                f"SR(s) that are not converted rows of the manifest "
-                                f"(e.g. {column} {sorted(exported - expected)[0]})")
-            if expected - exported:
-                problems.append(f"export: {len(expected - exported)} converted row(s) are "
-                                f"missing from export.csv (e.g. {column} "
-                                f"{sorted(expected - exported)[0]})")
-            return problems
-    return []
+    named = [c for c in (manifest[0] if manifest else {}) if c not in _MANIFEST_FIXED]
+    if "sop_instance_uid" in header or not rows:
+        columns = ["sop_instance_uid"]
+    else:
+        columns = [c for c in named if c in header]
+    if not columns:
+        return []
+    exported = {tuple(r.get(c, "") for c in columns) for r in rows}
+    expected = {tuple(m.get(c, "") for c in columns) for m in converted}
+    label = " / ".join(columns)
+    problems = []
+    if exported - expected:
+        problems.append(f"export: export.csv has rows of {len(exported - expected)} "
+                        f"SR(s) that are not converted rows of the manifest "
+                        f"(e.g. {label} {' / '.join(sorted(exported - expected)[0])})")
+    if expected - exported:
+        problems.append(f"export: {len(expected - exported)} converted row(s) are "
+                        f"missing from export.csv (e.g. {label} "
+                        f"{' / '.join(sorted(expected - exported)[0])})")
+    return problems
 
 
 def check_release(out: Path) -> list[str]:

@@ -20,7 +20,8 @@ from typing import Any
 
 from csv2sr.conversion.read import InputFileError, read_table
 from csv2sr.errors import Csv2srError
-from csv2sr.profiles import Profile, get_profile
+from csv2sr.mapping.load import ProfileError, load_profile
+from csv2sr.mapping.spec import Spec
 
 __all__ = [
     "STAGES",
@@ -49,7 +50,7 @@ STAGES = ("convert", "validate", "dumps", "export")
 
 
 _SR_PATH = re.compile(r"^sr/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*\.dcm$")
-"""A path convert writes (:func:`csv2sr.conversion.outputs.sr_relpath`): two safe names
+"""A path convert writes (:func:`csv2sr.conversion.group.relpath_of`): two safe names
 under ``sr/``."""
 
 
@@ -61,7 +62,7 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def read_source(path: Path) -> dict[int, dict[str, str]]:
+def read_source(path: Path, spec: Spec | None = None) -> dict[int, dict[str, str]]:
     """The input table's rows by the physical line each starts on (the header is line 1).
 
     Read by :func:`csv2sr.conversion.read.read_table`, the reader ``convert`` uses, so the line
@@ -70,7 +71,9 @@ def read_source(path: Path) -> dict[int, dict[str, str]]:
     """
     rows: dict[int, dict[str, str]] = {}
     try:
-        with read_table(path) as table:
+        options = ({"delimiter": spec.input.delimiter, "encoding": spec.input.encoding}
+                   if spec is not None else {})
+        with read_table(path, **options) as table:
             for record in table:
                 rows[record.line] = record.cells
     except InputFileError as exc:
@@ -160,9 +163,10 @@ def converted_paths(manifest: list[dict[str, str]], out: Path) -> list[str]:
     return paths
 
 
-def profile_named(name: str) -> Profile:
-    """The named profile, as a :class:`ReleaseError` when unknown."""
+def profile_named(name: str) -> Spec:
+    """The profile (a built-in name or a TOML file), as a :class:`ReleaseError` when it
+    cannot be loaded."""
     try:
-        return get_profile(name)
-    except KeyError as exc:
+        return load_profile(name)
+    except ProfileError as exc:
         raise ReleaseError(str(exc)) from exc

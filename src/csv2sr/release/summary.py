@@ -1,6 +1,7 @@
 """The release summary: a release folder -> one ``<release>`` document.
 
-Rows, collections, annotator status, rejected rows, validation findings of the PS3.3
+Rows, the profile's tallies (rows per value of its ``report.tally`` columns, with the
+histograms of its first measurement's values), rejected rows, validation findings of the PS3.3
 A.35.2 IOD and PS3.16 TID 1500 checks as the validator reports them, UIDs, the round trip,
 tool versions, stage timings and one entry per SR, which ``xslt/release-report.xsl`` turns
 into ``index.html`` (:mod:`csv2sr.release.pages`).  Nothing here reads the clock: the same
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 from lxml import etree
 
 from csv2sr import __version__, tools
-from csv2sr.profiles import Profile
+from csv2sr.mapping.spec import Source, Spec
 from csv2sr.release.elements import element, set_attr, sub
 from csv2sr.release.folder import (
     ReleaseError,
@@ -109,12 +111,17 @@ def _histogram(parent: etree._Element, values: Sequence[float], width: float, bi
         sub(node, "bin", attrs)
 
 
-def _lengths(row: dict[str, str]) -> float | None:
+def _number(row: dict[str, str], column: str) -> float | None:
     try:
-        value = float(row.get("length", ""))
+        value = float(row.get(column, ""))
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _first_column(spec: Spec, role: str) -> str:
+    source = {"patient": spec.identity.patient_id, "observer": spec.observer.name}[role]
+    return source.columns[0] if source is not None and source.columns else ""
 
 
 @dataclass
@@ -123,13 +130,17 @@ class _Tally:
     converted: int = 0
     rejected: int = 0
     patients: set[str] = field(default_factory=set)
-    annotators: set[str] = field(default_factory=set)
-    lengths: list[float] = field(default_factory=list)
+    observers: set[str] = field(default_factory=set)
+    values: list[float] = field(default_factory=list)
 
 
 def _tally(
-    converted: Iterable[dict[str, str]], rejected: Iterable[dict[str, str]], column: str
+    converted: Iterable[dict[str, str]], rejected: Iterable[dict[str, str]], column: str,
+    spec: Spec,
 ) -> dict[str, _Tally]:
+    patient = _first_column(spec, "patient")
+    observer = _first_column(spec, "observer")
+    value_column = spec.value_column
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     for rows, done in ((converted, True), (rejected, False)):
         for row in rows:
@@ -137,79 +148,73 @@ def _tally(
             tally.rows += 1
             if done:
                 tally.converted += 1
-                tally.patients.add(row.get("patientID", ""))
-                length = _lengths(row)
-                if length is not None:
-                    tally.lengths.append(length)
+                tally.patients.add(row.get(patient, ""))
+                value = _number(row, value_column) if value_column else None
+                if value is not None:
+                    tally.values.append(value)
             else:
                 tally.rejected += 1
-            tally.annotators.add(row.get("annotator", ""))
+            tally.observers.add(row.get(observer, ""))
     return tallies
 
 
-def _collections(
-    parent: etree._Element, profile: Profile, tallies: dict[str, _Tally]
+def _known_values(spec: Spec, column: str) -> list[str]:
+    """The values a tally lists even with no row: its labels', else its enumeration's."""
+    labels = spec.report.labels.get(column, {})
+    return list(labels) or list(spec.cells[column].values)
+
+
+def _tallies(
+    parent: etree._Element, spec: Spec, converted: list[dict[str, str]],
+    rejected: list[dict[str, str]],
 ) -> None:
-    everything = sorted(v for t in tallies.values() for v in t.lengths)
-    p99 = everything[int(0.99 * (len(everything) - 1))] if everything else 1.0
-    width = _nice_width(p99, HISTOGRAM_BINS)
-    bins = max(1, math.ceil(p99 / width))
-    node = sub(parent, "collections", {"length-unit": "mm"})
-    known = list(profile.collections)
-    for anatomy in known + sorted(a for a in tallies if a not in profile.collections):
-        tally = tallies.get(anatomy, _Tally())
-        item = sub(
-            node,
-            "collection",
-            {
-                "anatomy": anatomy,
-                "name": profile.collections.get(anatomy, "(not a collection of the profile)"),
-                "rows": str(tally.rows),
-                "converted": str(tally.converted),
-                "rejected": str(tally.rejected),
-                "patients": str(len(tally.patients)),
-                "annotators": str(len(tally.annotators)),
-            },
-        )
-        if tally.lengths:
-            sub(
-                item,
-                "lengths",
-                n=str(len(tally.lengths)),
-                min=_fmt(min(tally.lengths)),
-                median=_fmt(statistics.median(tally.lengths)),
-                max=_fmt(max(tally.lengths)),
-            )
-        _histogram(item, tally.lengths, width, bins)
+    """Rows per value of each ``report.tally`` column; the first tally also gets the
+    histograms of the first measurement's values (its column and unit)."""
+    node = sub(parent, "tallies", {"value-column": spec.value_column,
+                                   "unit": spec.value_unit})
+    width = bins = 0.0
+    for index, column in enumerate(spec.report.tally):
+        tallies = _tally(converted, rejected, column, spec)
+        histograms = index == 0 and bool(spec.value_column)
+        if histograms:
+            everything = sorted(v for t in tallies.values() for v in t.values)
+            p99 = everything[int(0.99 * (len(everything) - 1))] if everything else 1.0
+            width = _nice_width(p99, HISTOGRAM_BINS)
+            bins = max(1, math.ceil(p99 / width))
+        item = sub(node, "tally", column=column, histograms="yes" if histograms else "no")
+        labels = spec.report.labels.get(column, {})
+        known = _known_values(spec, column)
+        for value in known + sorted(v for v in tallies if v not in known):
+            tally = tallies.get(value, _Tally())
+            entry = sub(item, "value", {
+                "name": value,
+                "label": labels.get(value, "" if not labels else "(not a label of the profile)"),
+                "rows": str(tally.rows), "converted": str(tally.converted),
+                "rejected": str(tally.rejected), "patients": str(len(tally.patients)),
+                "observers": str(len(tally.observers)),
+            })
+            if not histograms:
+                continue
+            if tally.values:
+                sub(entry, "values", n=str(len(tally.values)), min=_fmt(min(tally.values)),
+                    median=_fmt(statistics.median(tally.values)), max=_fmt(max(tally.values)))
+            _histogram(entry, tally.values, width, int(bins))
 
 
-def _statuses(parent: etree._Element, tallies: dict[str, _Tally]) -> None:
-    node = sub(parent, "annotator-statuses")
-    for status in sorted(tallies):
-        tally = tallies[status]
-        sub(
-            node,
-            "status",
-            name=status,
-            rows=str(tally.rows),
-            converted=str(tally.converted),
-            rejected=str(tally.rejected),
-            annotators=str(len(tally.annotators)),
-        )
+def _key(spec: Spec, row: dict[str, str]) -> str:
+    """A row's name: its unique columns' cells (the manifest's), joined."""
+    return " / ".join(row.get(c, "") for c in spec.unique_columns)
 
 
-def _rejected(parent: etree._Element, rejected: list[dict[str, str]]) -> None:
-    node = sub(parent, "rejected", count=str(len(rejected)))
+def _rejected(parent: etree._Element, spec: Spec, rejected: list[dict[str, str]]) -> None:
+    node = sub(parent, "rejected", count=str(len(rejected)),
+               key=" / ".join(spec.unique_columns))
+    patient = _first_column(spec, "patient")
     for row in sorted(rejected, key=lambda r: int(r.get("line", "0") or 0)):
-        item = sub(
-            node,
-            "row",
-            line=row.get("line", ""),
-            order=row.get("order", ""),
-            id=row.get("_id", ""),
-            anatomy=row.get("anatomy", ""),
-            patient=row.get("patientID", ""),
-        )
+        item = sub(node, "row", line=row.get("line", ""), key=_key(spec, row),
+                   patient=row.get(patient, ""))
+        for column in spec.report.tally[:1]:
+            sub(item, "cell", name=column, value=row.get(column, ""))
         sub(item, "reason", text=row.get("reason", ""))
 
 
@@ -308,25 +313,31 @@ def _dump_link(out: Path, relpath: str) -> str:
 def _files(
     parent: etree._Element,
     out: Path,
+    spec: Spec,
     converted: list[tuple[dict[str, str], dict[str, str]]],
     findings: _Findings,
 ) -> None:
-    node = sub(parent, "files", count=str(len(converted)))
+    """One entry per SR file (its first row names it; a grouped SR lists its rows)."""
+    node = sub(parent, "files", count=str(len({m["path"] for m, _ in converted})),
+               key=" / ".join(spec.unique_columns), **{"value-column": spec.value_column})
+    patient = _first_column(spec, "patient")
+    entries: dict[str, etree._Element] = {}
     for manifest, source in converted:
         relpath = manifest["path"]
+        if relpath in entries:
+            set_attr(entries[relpath], "rows", str(int(entries[relpath].get("rows", "1")) + 1))
+            continue
         counts = findings.by_file.get(relpath, Counter())
-        sub(
+        entry = entries[relpath] = sub(
             node,
             "file",
             {
                 "path": relpath,
-                "order": manifest.get("order", ""),
                 "line": manifest.get("line", ""),
-                "id": manifest.get("_id", ""),
-                "patient": source.get("patientID", ""),
-                "anatomy": source.get("anatomy", ""),
-                "length": source.get("length", ""),
-                "annotator": source.get("annotator", ""),
+                "key": _key(spec, manifest),
+                "rows": "1",
+                "patient": source.get(patient, ""),
+                "value": source.get(spec.value_column, "") if spec.value_column else "",
                 "sop-instance-uid": manifest.get("sop_instance_uid", ""),
                 "series-instance-uid": manifest.get("series_instance_uid", ""),
                 "tracking-uid": manifest.get("tracking_uid", ""),
@@ -337,27 +348,37 @@ def _files(
                 "dump": _dump_link(out, relpath),
             },
         )
+        for column in spec.report.tally[:1]:
+            sub(entry, "cell", name=column, value=source.get(column, ""))
 
 
 def _uids(
-    parent: etree._Element, converted: list[tuple[dict[str, str], dict[str, str]]]
+    parent: etree._Element, spec: Spec,
+    converted: list[tuple[dict[str, str], dict[str, str]]],
 ) -> None:
     def distinct(values: list[str]) -> tuple[int, int]:
         counted = Counter(v for v in values if v)
         return len(counted), sum(n - 1 for n in counted.values() if n > 1)
 
+    def column(source: Source | None) -> str:
+        return source.column if source is not None else ""
+
+    study = column(spec.identity.study_uid)
+    image = column(spec.identity.sop_instance_uid)
+    files = {m.get("path", ""): m for m, _ in converted}
+    layout = "one per study" if spec.document.series == "study" else "one per SR"
     node = sub(parent, "uids")
     for label, unique, values in (
         ("SOP Instance UID (new)", True,
-         [m.get("sop_instance_uid", "") for m, _ in converted]),
+         [m.get("sop_instance_uid", "") for m in files.values()]),
         ("Tracking Unique Identifier (new)", True,
-         [m.get("tracking_uid", "") for m, _ in converted]),
-        ("Series Instance UID (new, one per SR)", True,
-         [m.get("series_instance_uid", "") for m, _ in converted]),
+         [u for m, _ in converted for u in m.get("tracking_uid", "").split()]),
+        (f"Series Instance UID (new, {layout})", spec.document.series == "document",
+         [m.get("series_instance_uid", "") for m in files.values()]),
         ("Study Instance UID (source)", False,
-         [s.get("StudyInstanceUID", "") for _, s in converted]),
+         [s.get(study, "") for _, s in converted] if study else []),
         ("SOP Instance UID (annotated image)", False,
-         [s.get("instanceUID", "") for _, s in converted]),
+         [s.get(image, "") for _, s in converted] if image else []),
     ):
         count, repeats = distinct(values)
         sub(
@@ -366,33 +387,59 @@ def _uids(
         )
 
 
+def _compared(spec: Spec) -> tuple[list[str], list[str]]:
+    """The columns an SR gives back as written, and those given back as float32."""
+    exact: list[str] = []
+    coordinates: list[str] = []
+    for name in spec.columns:
+        cell = spec.cells[name]
+        if cell.type in ("ignore", "spreadsheet_day") or (cell.type == "TM" and cell.repair):
+            continue
+        (coordinates if cell.type in ("coordinate", "points") else exact).append(name)
+    return exact, coordinates
+
+
+def _same_float32(a: str, b: str) -> bool:
+    try:
+        return [np.float32(float(v)) for v in a.replace(",", " ").split()] == [
+            np.float32(float(v)) for v in b.replace(",", " ").split()]
+    except ValueError:
+        return a == b
+
+
 def _roundtrip(
     parent: etree._Element,
+    spec: Spec,
     export_path: Path,
     converted: list[tuple[dict[str, str], dict[str, str]]],
 ) -> None:
-    """Compare the exported table with the input on the cells an SR carries verbatim."""
+    """Compare the exported table with the input: every column the SR carries as written
+    exactly, coordinates as 32-bit floats; rows matched by the profile's unique columns."""
     node = sub(parent, "roundtrip", ran="yes" if export_path.is_file() else "no")
     if not export_path.is_file():
         return
     exported = read_csv_rows(export_path)
-    by_id = {row.get("_id", ""): row for row in exported}
+    keys = spec.unique_columns
+    by_key = {tuple(row.get(c, "") for c in keys): row for row in exported}
     set_attr(node, "exported", str(len(exported)))
-    columns = ("_id", "patientID", "anatomy", "length", "annotator", "instanceUID")
+    exact, coordinates = _compared(spec)
     matched = 0
     mismatches: list[tuple[str, str, str, str]] = []
-    for _, source in converted:
-        row = by_id.get(source.get("_id", ""))
+    for manifest, source in converted:
+        name = _key(spec, manifest)
+        row = by_key.get(tuple(manifest.get(c, "") for c in keys)) if keys else None
         if row is None:
-            mismatches.append((source.get("order", ""), "_id", source.get("_id", ""), ""))
+            mismatches.append((name, " / ".join(keys) or "(row)", name, ""))
             continue
-        bad = [c for c in columns if c in row and row[c] != source.get(c, "")]
-        mismatches.extend((source.get("order", ""), c, source.get(c, ""), row[c]) for c in bad)
+        bad = [c for c in exact if c in row and row[c] != source.get(c, "")]
+        bad += [c for c in coordinates if c in row and not _same_float32(row[c],
+                                                                          source.get(c, ""))]
+        mismatches.extend((name, c, source.get(c, ""), row[c]) for c in bad)
         matched += not bad
     set_attr(node, "matched", str(matched))
-    set_attr(node, "compared-columns", " ".join(columns))
-    for order, column, expected, found in mismatches[:50]:
-        sub(node, "mismatch", order=order, column=column, csv=expected, sr=found)
+    set_attr(node, "compared-columns", " ".join(exact + coordinates))
+    for key, column, expected, found in mismatches[:50]:
+        sub(node, "mismatch", key=key, column=column, csv=expected, sr=found)
     set_attr(node, "mismatches", str(len(mismatches)))
 
 
@@ -400,7 +447,7 @@ def build_summary(
     out: Path,
     csv_path: Path,
     *,
-    profile: Profile,
+    profile: Spec,
     name: str,
     version: str,
     tools: Sequence[tuple[str, str]] = (),
@@ -413,7 +460,7 @@ def build_summary(
     if not csv_path.is_file():
         raise ReleaseError(f"{csv_path}: the input CSV is missing")
     manifest = read_csv_rows(manifest_path)
-    source = read_source(csv_path)
+    source = read_source(csv_path, profile)
     rejected = read_csv_rows(out / "rejected.csv")
     validation = read_validation(out / "validation.json")
     converted = [
@@ -422,6 +469,8 @@ def build_summary(
         if m.get("status") == "converted" and m.get("line", "").isdigit()
     ]
     digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
+    patient = _first_column(profile, "patient")
+    observer = _first_column(profile, "observer")
     root = element(
         "release", name=name, version=version, profile=profile.name, generator="csv2sr"
     )
@@ -433,23 +482,22 @@ def build_summary(
             "rows": str(len(manifest)),
             "converted": str(len(converted)),
             "rejected": str(sum(1 for m in manifest if m.get("status") == "rejected")),
-            "patients": str(len({s.get("patientID", "") for _, s in converted})),
-            "annotators": str(len({s.get("annotator", "") for _, s in converted})),
+            "files": str(len({m.get("path", "") for m, _ in converted})),
+            "patients": str(len({s.get(patient, "") for _, s in converted})),
+            "observers": str(len({s.get(observer, "") for _, s in converted})),
         },
     )
-    sources = [s for _, s in converted]
-    _collections(root, profile, _tally(sources, rejected, "anatomy"))
-    _statuses(root, _tally(sources, rejected, "radiologist_status"))
-    _rejected(root, rejected)
+    _tallies(root, profile, [s for _, s in converted], rejected)
+    _rejected(root, profile, rejected)
     findings = _collect_findings(out, validation)
     _validation(root, out, validation, findings)
-    _uids(root, converted)
-    _roundtrip(root, out / "export.csv", converted)
+    _uids(root, profile, converted)
+    _roundtrip(root, profile, out / "export.csv", converted)
     listed = sub(root, "tools")
     for tool, tool_version in tool_versions(validation, tools):
         sub(listed, "tool", name=tool, version=tool_version)
     timings = sub(root, "timings")
     for stage, (status, seconds) in read_stages(out / "stages").items():
         sub(timings, "stage", name=stage, status=str(status), seconds=f"{seconds:.3f}")
-    _files(root, out, converted, findings)
+    _files(root, out, profile, converted, findings)
     return root

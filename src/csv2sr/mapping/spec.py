@@ -1,0 +1,292 @@
+"""A loaded profile: typed, frozen dataclasses (what :mod:`csv2sr.mapping.load` returns).
+
+The TOML file and its JSON Schema (``schema.json``) are the reference for what each key
+means; these classes hold the same content after every check, with codes resolved to
+:class:`~csv2sr.mapping.record.Concept` and value sources made explicit (:class:`Source`).
+Each part keeps its TOML key path (``key``) so that later problems can name it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from csv2sr.mapping.record import Concept
+
+__all__ = [
+    "CellSpec",
+    "CodeSource",
+    "DocumentSpec",
+    "GeometrySpec",
+    "GroupSpec",
+    "IdentitySpec",
+    "ImageSpec",
+    "InputSpec",
+    "MeasurementSpec",
+    "ObserverSpec",
+    "QualitativeSpec",
+    "ReportSpec",
+    "Source",
+    "Spec",
+    "template_fields",
+]
+
+_FIELD = re.compile(r"\{([^{}:!]+)(?:[:!][^{}]*)?\}")
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """The column names a ``"{col}"`` template formats (``{order:04d}`` names ``order``)."""
+    return tuple(dict.fromkeys(_FIELD.findall(template)))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one value comes from: a column, a ``"{col}"`` template, or a constant."""
+
+    column: str = ""
+    template: str = ""
+    const: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.column:
+            return (self.column,)
+        if self.template:
+            return template_fields(self.template)
+        return ()
+
+    def describe(self) -> str:
+        if self.column:
+            return f"column {self.column!r}"
+        if self.template:
+            return f"template {self.template!r}"
+        return f"constant {self.const!r}"
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """A code: a constant, or a column whose cells map to codes (None: no item)."""
+
+    const: Concept | None = None
+    column: str = ""
+    map: dict[str, Concept | None] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,) if self.column else ()
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """How one column's cells are read (the ``[cells]`` table)."""
+
+    column: str
+    type: str
+    optional: bool = False
+    default: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    greater_than: float | None = None
+    unique: bool = False
+    values: tuple[str, ...] = ()
+    repair: str = ""
+    of: str = ""
+    landing: tuple[str, ...] = ()
+    """The VRs the column's value is written as (set by the loader; text limits)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    format: str
+    delimiter: str
+    encoding: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    """Patient, study, source series, image instance and class (PS3.3 C.7.1.1, C.7.2.1,
+    C.7.3.1, C.12.1): each a :class:`Source`, or None when ``needs`` lists it."""
+
+    patient_id: Source | None
+    patient_name: Source | None
+    study_uid: Source | None
+    study_date: Source | None
+    study_time: Source | None
+    series_uid: Source | None
+    sop_instance_uid: Source | None
+    sop_class_uid: Source | None
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObserverSpec:
+    """TID 1002 person (name template, login, role) or TID 1004 device (UID, name)."""
+
+    type: str
+    name: Source
+    login: Source | None = None
+    role: CodeSource | None = None
+    device_uid: Source | None = None
+
+
+@dataclass(frozen=True)
+class GeometrySpec:
+    """A geometry in image pixels (``points`` pairs of x, y sources), with its origin."""
+
+    type: str
+    """point, line, polyline, polygon, box, ellipse or circle."""
+    key: str
+    points: tuple[tuple[Source, Source], ...] = ()
+    column: str = ""
+    """polyline / polygon: the column holding the points."""
+    form: str = ""
+    """box: ``xywh``, ``corners`` or ``center``; ellipse: ``points`` or ``center``;
+    circle: ``point``, ``radius`` or ``diameter``."""
+    x: Source | None = None
+    y: Source | None = None
+    width: Source | None = None
+    height: Source | None = None
+    radius: Source | None = None
+    units: str = "pixel"
+    origin: str = "dicom"
+    base: int = 0
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for x, y in self.points:
+            found.extend((*x.columns, *y.columns))
+        for source in (self.x, self.y, self.width, self.height, self.radius):
+            if source is not None:
+                found.extend(source.columns)
+        if self.column:
+            found.append(self.column)
+        return tuple(dict.fromkeys(found))
+
+    @property
+    def shift(self) -> float:
+        """What is added to a table coordinate to give a DICOM one (PS3.3 C.18.6.1.1):
+        0 for ``dicom``; a pixel centre numbered from ``base`` is ``0.5 - base`` away."""
+        return 0.0 if self.origin == "dicom" else 0.5 - self.base
+
+
+@dataclass(frozen=True)
+class MeasurementSpec:
+    """One TID 300 NUM: concept, UCUM unit, value (a column or derived), geometry."""
+
+    key: str
+    concept: Concept
+    unit: Concept
+    value: Source | None
+    derive: str = ""
+    """length, area or diameter, from the geometry and the pixel spacing."""
+    geometry: GeometrySpec | None = None
+
+
+@dataclass(frozen=True)
+class QualitativeSpec:
+    key: str
+    concept: Concept
+    value: CodeSource
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One measurement group per row: TID 1501 or TID 1410."""
+
+    key: str
+    template: str
+    tracking_identifier: Source
+    finding: CodeSource | None
+    finding_site: CodeSource | None
+    measurements: tuple[MeasurementSpec, ...]
+    qualitative: tuple[QualitativeSpec, ...]
+    region: GeometrySpec | None = None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the table says about the image: size (for fractions) and pixel spacing (row,
+    column, mm; PS3.3 C.7.6.2.1.1) for derived values."""
+
+    columns: Source | None = None
+    rows: Source | None = None
+    pixel_spacing: tuple[Source, Source] | None = None
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    per: str
+    by_observer: bool
+    series: str
+    instance_number: str
+    file_name: str
+    content_datetime: Source
+    uid_identity: tuple[str, ...]
+    series_description: str
+    series_number: int
+    manufacturer: str
+    procedure: CodeSource | None = None
+    """None: from the modality of the image's SOP class (TID 1500 row 4, CID 100)."""
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    tally: tuple[str, ...] = ()
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded, checked profile."""
+
+    name: str
+    title: str
+    path: Path | None
+    """The TOML file (built-in profiles: inside the package)."""
+    input: InputSpec
+    cells: dict[str, CellSpec]
+    identity: IdentitySpec
+    observer: ObserverSpec
+    groups: tuple[GroupSpec, ...]
+    image: ImageSpec
+    document: DocumentSpec
+    report: ReportSpec
+    codes: dict[str, Concept] = field(default_factory=dict)
+    text: str = field(default="", compare=False, repr=False)
+    """The TOML text as read (``csv2sr profile show``)."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column, in the table's order (export and rejected.csv write this order)."""
+        return self.input.columns
+
+    @property
+    def unique_columns(self) -> tuple[str, ...]:
+        """The columns whose values name a row (manifest, report, duplicate check)."""
+        return tuple(c for c in self.columns if self.cells[c].unique)
+
+    @property
+    def not_carried(self) -> tuple[str, ...]:
+        """Columns the SR does not carry (export leaves them empty)."""
+        return tuple(c for c in self.columns if self.cells[c].type == "ignore")
+
+    @property
+    def value_column(self) -> str:
+        """The first measurement's value column (the report's histograms), or ""."""
+        for group in self.groups:
+            for measurement in group.measurements:
+                if measurement.value is not None and measurement.value.column:
+                    return measurement.value.column
+        return ""
+
+    @property
+    def value_unit(self) -> str:
+        for group in self.groups:
+            for measurement in group.measurements:
+                if measurement.value is not None and measurement.value.column:
+                    return measurement.unit.value
+        return ""
