@@ -393,6 +393,7 @@ def convert(
     source = Path(csv_path)
     out = Path(outdir)
     spec = profile if isinstance(profile, Spec) else load_profile(os.fspath(profile))
+    ohif = ohif or spec.document.ohif  # the profile's document.ohif is --ohif too
     mode = CodeMode(codes)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     result = ConversionResult(csv_path=source, outdir=out)

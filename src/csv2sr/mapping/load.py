@@ -618,13 +618,14 @@ class _Builder:
             self.column(name, f"document.uid_identity[{i}]")
         return DocumentSpec(
             per=per, by_observer=bool(raw.get("by_observer", False)),
-            series=raw.get("series", "study"), instance_number=instance, file_name=file_name,
+            series=raw.get("series", "document"), instance_number=instance, file_name=file_name,
             content_datetime=self.source(raw["content_datetime"], "document.content_datetime",
                                          frozenset({"unix_time", "DT"})),
             uid_identity=identity,
             series_description=raw.get("series_description", ""),
             series_number=int(raw.get("series_number", 1)),
             manufacturer=raw.get("manufacturer", "csv2sr"),
+            ohif=bool(raw.get("ohif", False)),
             procedure=self.code_source(raw["procedure"], "document.procedure")
             if "procedure" in raw else None,
         )

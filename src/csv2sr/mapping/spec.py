@@ -231,6 +231,8 @@ class DocumentSpec:
     manufacturer: str
     procedure: CodeSource | None = None
     """None: from the modality of the image's SOP class (TID 1500 row 4, CID 100)."""
+    ohif: bool = False
+    """``document.ohif``: as ``convert --ohif`` (docs/ohif.md)."""
 
 
 @dataclass(frozen=True)
