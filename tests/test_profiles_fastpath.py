@@ -46,3 +46,20 @@ def test_every_shape_renders_highdicoms_bytes(name: str, mode: CodeMode,
     # rendered for documents other than the one they were proven on
     assert fast.templates and all(t is not None for t in fast.templates.values())
     assert len(fast.templates) < len(docs)
+
+
+def test_a_shape_seen_once_builds_no_template(tmp_path: Path) -> None:
+    """The first document of a shape is highdicom's alone (kept, not templated); the
+    second makes the template, proven on the first, and renders highdicom's bytes."""
+    spec = load_profile("ccc2017")
+    table = write_table(tmp_path / "t.csv", spec, generate_rows(spec, 30, seed=3))
+    docs = [d for d in documents(list(read_rows(table, spec)), spec, table)
+            if isinstance(d, Document)]
+    fast = FastEncoder(spec, CodeMode.SCT)
+    shapes = [fast.shape(d) for d in docs]
+    first = docs[0]
+    again = next(d for d, s in zip(docs[1:], shapes[1:], strict=True) if s == shapes[0])
+    assert fast.encode_bytes(first) == dataset_bytes(encode(first, spec, CodeMode.SCT))
+    assert fast.templates == {} and list(fast.pending) == [shapes[0]]
+    assert fast.encode_bytes(again) == dataset_bytes(encode(again, spec, CodeMode.SCT))
+    assert fast.templates[shapes[0]] is not None and fast.pending == {}

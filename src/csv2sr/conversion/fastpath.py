@@ -403,6 +403,10 @@ def _slots(parts: list[_Part]) -> Iterator[_Slot]:
             yield from _slots(part.children)
 
 
+MAX_PENDING = 256
+"""At most this many shapes wait for their second document (:attr:`FastEncoder.pending`)."""
+
+
 class FastEncoder:
     """Encode documents by rendering per-shape templates that highdicom built."""
 
@@ -411,6 +415,11 @@ class FastEncoder:
         self.mode = mode
         self.ohif = ohif
         self.templates: dict[Document, ByteTemplate | None] = {}
+        self.pending: dict[Document, tuple[Document, bytes]] = {}
+        """Shapes seen once: the document and its highdicom bytes.  A template (one more
+        highdicom build, of the sentinel) pays only for a shape that comes again, so a
+        shape's first document is kept to prove its template on when the second comes;
+        a one-row table or a shape of one document never builds one."""
 
     def shape(self, document: Document) -> Document | None:
         """The document's shape, or None when only highdicom may build it."""
@@ -425,9 +434,17 @@ class FastEncoder:
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
             return template.render(slot_values(document, self.spec, self.mode, self.ohif))
+        if shape is not None and shape in self.pending and shape not in self.templates:
+            first, first_data = self.pending.pop(shape)
+            template = self.templates[shape] = self._template(shape, first, first_data)
+            if template is not None:
+                return template.render(slot_values(document, self.spec, self.mode, self.ohif))
         data = dataset_bytes(encode_document(document, self.spec, self.mode, ohif=self.ohif))
         if shape is not None and shape not in self.templates:
-            self.templates[shape] = self._template(shape, document, data)
+            if len(self.pending) < MAX_PENDING:
+                self.pending[shape] = (document, data)
+            else:  # many shapes seen once: prove on this one now, keep nothing
+                self.templates[shape] = self._template(shape, document, data)
         return data
 
     def _template(self, shape: Document, document: Document, data: bytes) -> ByteTemplate | None:
