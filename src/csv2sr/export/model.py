@@ -9,19 +9,14 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from csv2sr.mapping.record import Concept
+
 __all__ = ["CodedValue", "Measurement", "Problem", "ProblemKind", "Qualitative"]
 
 
-class CodedValue(NamedTuple):
-    """A code as written in the file (PS3.3 Table 8.8-1: value, scheme, meaning)."""
-
-    value: str
-    scheme: str
-    meaning: str
-
-    def label(self) -> str:
-        """``SCHEME:value``: the column text for a code (the meaning has its own column)."""
-        return f"{self.scheme}:{self.value}"
+CodedValue = Concept
+"""A code as written in the file (PS3.3 Table 8.8-1: value, scheme, meaning): the one code
+type the profile model uses too; ``label()`` is the column text for a code."""
 
 
 class Qualitative(NamedTuple):
