@@ -338,20 +338,31 @@ def highdicom_segments(slices: list[Dataset], seg: Dataset) -> Dataset:
                      "hd-segments")
 
 
-def highdicom_enhanced(slices: list[Dataset]) -> Dataset:
-    """Enhanced SR (no SCOORD3D, no by-reference): TID 1501 groups, one only qualitative."""
-    groups: list[object] = [
-        MeasurementsAndQualitativeEvaluations(
+def _enhanced_group(kind: str, slices: list[Dataset]) -> object:
+    """A TID 1501 group with qualitative evaluations only, or a TID 1410 polyline group."""
+    if kind == "1501":
+        return MeasurementsAndQualitativeEvaluations(
             tracking_identifier=_tracking("1501-qualitative-only"), finding_type=LESION,
             finding_sites=[FindingSite(LIVER, laterality=codes.SCT.Right)],
-            qualitative_evaluations=[_solid()]),
-        PlanarROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=_tracking("1410-enhanced"),
-            referenced_region=ImageRegion("POLYLINE", REGIONS_2D["POLYLINE"],
-                                          _source(slices[0])),
-            finding_type=LESION, measurements=[_area(64.0)]),
-    ]
-    return _document(EnhancedSR, _report(groups, slices), slices, "hd-enhanced")
+            qualitative_evaluations=[_solid()])
+    return PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=_tracking("1410-enhanced"),
+        referenced_region=ImageRegion("POLYLINE", REGIONS_2D["POLYLINE"], _source(slices[0])),
+        finding_type=LESION, measurements=[_area(64.0)])
+
+
+def highdicom_enhanced(slices: list[Dataset], kinds: tuple[str, ...] = ("1501", "1410"),
+                       name: str = "hd-enhanced") -> Dataset:
+    """Enhanced SR (no SCOORD3D, no by-reference): TID 1501 groups, one only qualitative."""
+    groups = [_enhanced_group(kind, slices) for kind in kinds]
+    return _document(EnhancedSR, _report(groups, slices), slices, name)
+
+
+def write_enhanced_groups(slices: list[Dataset], kinds: tuple[str, ...], path: Path) -> Path:
+    """An Enhanced SR of the given groups (``"1501"``, ``"1410"``), saved at ``path``."""
+    highdicom_enhanced(slices, kinds, f"hd-enhanced-{'-'.join(kinds)}").save_as(
+        path, enforce_file_format=True)
+    return path
 
 
 HIGHDICOM: dict[str, Callable[..., Dataset]] = {

@@ -44,6 +44,7 @@ _DERIVED = ("126011", "DCM")
 _GROUP = (Codes.MEASUREMENT_GROUP.value, "DCM")
 _TRACKING_ID = (Codes.TRACKING_IDENTIFIER.value, "DCM")
 _TRACKING_UID = (Codes.TRACKING_UID.value, "DCM")
+_FINDING = (Codes.FINDING.value, "DCM")
 
 _ROWS: dict[tuple[str, str], tuple[int, str, str]] = {
     _LANGUAGE: (2, "Language of Content Item and Descendants", "HAS CONCEPT MOD"),
@@ -154,7 +155,8 @@ def _check_procedure(node: Node) -> list[Finding]:
 
 
 def _check_group(group: Node) -> list[Finding]:
-    """PS3.16 TID 1501 rows 2-3 (tracking) and TID 300 units (UCUM) of its measurements."""
+    """PS3.16 TID 1501 rows 2-3 (tracking), row 3b (Finding) and TID 300 units (UCUM) of
+    its measurements."""
     findings: list[Finding] = []
     wanted = ((_TRACKING_ID, "TEXT", "Tracking Identifier (112039, DCM)", "row 2"),
               (_TRACKING_UID, "UIDREF", "Tracking Unique Identifier (112040, DCM)", "row 3"))
@@ -170,7 +172,21 @@ def _check_group(group: Node) -> list[Finding]:
     for child in group.children:
         if child.value_type == "NUM":
             findings.extend(_check_units(child))
+        elif child.concept is not None and child.concept[:2] == _FINDING:
+            findings.extend(_check_finding(child))
     return findings
+
+
+def _check_finding(node: Node) -> list[Finding]:
+    """Finding is ``CONTAINS CODE (121071, DCM)``: row 3b of TID 1501, TID 1410 and TID 1411
+    alike.  Another relationship (dcmjs's CCC 2018 SRs wrote HAS CONCEPT MOD) breaks the
+    template, but a reader still finds the item by its concept name: a warning."""
+    if node.relationship == "CONTAINS":
+        return []
+    return [_f(Severity.WARNING, node,
+               f"Finding (121071, DCM) must be related by CONTAINS, not {node.relationship} "
+               "(PS3.16 TID 1501, TID 1410 and TID 1411 row 3b)",
+               "/RelationshipType(0040,a010)")]
 
 
 def _check_units(num: Node) -> list[Finding]:
