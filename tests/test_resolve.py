@@ -281,6 +281,10 @@ def test_d_normalised_box_takes_the_size_from_the_image(
     assert selected_from(group).ReferencedSOPInstanceUID == t2.instance_uids[2]
     assert evidence_uids(pydicom.dcmread(path)) == {t2.instance_uids[2]}
     validate_with_images(out / "sr", images.folder)
+    back = run("export", out / "sr", "--profile", PROFILES / "fraction-size.toml",
+               "-o", tmp_path / "back.csv")
+    assert back.returncode == 1  # the limit: the image size is not in the profile
+    assert "the box is in fractions of the image's own size" in back.stderr + back.stdout
 
 
 def test_c_multiframe_image_with_a_frame_column(
@@ -312,6 +316,12 @@ def test_c_multiframe_image_with_a_frame_column(
         assert referenced.ReferencedSOPClassUID == images.series["us"].sop_class_uid
         assert int(referenced.ReferencedFrameNumber) == frame
     validate_with_images(out / "sr", images.folder)
+    assert run("export", out / "sr", "--profile", PROFILES / "frames.toml",
+               "-o", tmp_path / "back.csv").returncode == 0
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
+        back = list(csv.DictReader(fh))
+    assert [(r["mark"], r["image"], r["frame"], r["x"], r["y"]) for r in back] == [
+        ("1", us, "", "10", "20"), ("2", us, "", "30", "40")]  # the frame: not given back
 
 
 def test_b_patient_and_series_rule(
@@ -342,6 +352,12 @@ def test_b_patient_and_series_rule(
         assert selected_from(group).ReferencedSOPInstanceUID == uid
         assert evidence_uids(pydicom.dcmread(path)) == {uid}
     validate_with_images(out / "sr", images.folder)
+    assert run("export", out / "sr", "--profile", PROFILES / "patient-rule.toml",
+               "-o", tmp_path / "back.csv").returncode == 0
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
+        back = {r["lesion"]: r for r in csv.DictReader(fh)}
+    assert back["1"]["patient"] == "RES-0002" and back["1"]["slice"] == ""
+    assert (back["2"]["x0"], back["2"]["y1"]) == ("10", "60")
 
 
 def test_bad_files_in_the_folder_do_not_stop_the_rows(

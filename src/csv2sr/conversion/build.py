@@ -288,7 +288,7 @@ def _image_library(images: list[tuple[ImageRef, Dataset]]) -> hd.sr.ContainerCon
 
 def _source_image(image: ImageRef) -> hd.sr.SourceImageForRegion:
     """PS3.16 TID 320 row 2 / TID 1410 row 7: the IMAGE a region is SELECTED FROM, with its
-    Referenced Frame Number (PS3.3 C.10.2) for a frame of a multi-frame image."""
+    Referenced Frame Number (PS3.3 C.18.4, Table C.18.4-1) for a frame of a multi-frame image."""
     return hd.sr.SourceImageForRegion(
         referenced_sop_class_uid=image.sop_class_uid,
         referenced_sop_instance_uid=image.sop_instance_uid,

@@ -7,7 +7,8 @@ A profile says how (``identity.needs`` and ``[identity.image]``, docs/profiles.m
 2. the instance: the row's ``identity.sop_instance_uid``, or a slice of the series
    (:meth:`csv2sr.images.index.ImageIndex.find_slice`: an index in Instance Number or z
    order, an Instance Number, or a z position);
-3. the frame: Referenced Frame Number (PS3.3 C.10.2), at most Number of Frames (C.7.6.6);
+3. the frame: Referenced Frame Number (PS3.3 C.18.4, Table C.18.4-1), at most Number of
+   Frames (C.7.6.6);
 4. the identity keys listed in ``identity.needs``, from the image's header (Patient
    Module C.7.1.1, General Study C.7.2.1, SOP Common C.12.1);
 5. boxes in fractions of the image without ``[image]`` columns and rows: scaled by the
@@ -131,7 +132,7 @@ def _image(record: Record, index: ImageIndex, spec: Spec) -> tuple[ImageRef, Dat
 
 
 def _frame(record: Record, index: ImageIndex, sop: str, column: str, base: int) -> int:
-    """Referenced Frame Number (PS3.3 C.10.2, from 1) of the row's frame cell."""
+    """Referenced Frame Number (PS3.3 C.18.4, Table C.18.4-1, from 1) of the row's frame cell."""
     value = _number(record, column)
     number = int(value) - base + 1
     count = index.number_of_frames(sop)

@@ -132,7 +132,8 @@ class SliceSpec:
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """``identity.image.frame``: Referenced Frame Number from a column (PS3.3 C.10.2)."""
+    """``identity.image.frame``: Referenced Frame Number from a column (PS3.3 C.18.4,
+    Table C.18.4-1)."""
 
     column: str
     base: int = 1
