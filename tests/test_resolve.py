@@ -380,3 +380,21 @@ def test_bad_files_in_the_folder_do_not_stop_the_rows(
     assert "is in two files (a copy)" in done.stderr
     (row,) = manifest(out)
     assert row["status"] == "converted"
+
+
+def test_a_dicomweb_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    table = write_table(tmp_path / "a.csv", ["finding_id", "series_uid", "slice", "x", "y",
+                                              "w", "h"], [[1, "1.2.3", 0, 1, 1, 1, 1]])
+    out = tmp_path / "out"
+    done = run("convert", table, "-o", out, "--profile", PROFILES / "slice-series.toml",
+               "--images-url", f"http://127.0.0.1:{port}/dicom-web", "--quiet")
+    assert done.returncode == 1
+    # the table names no study (study_uid comes from the images): every study is listed
+    assert f"error: http://127.0.0.1:{port}/dicom-web: cannot list the studies" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (out / "manifest.csv").exists()  # nothing half-written
