@@ -398,3 +398,63 @@ def test_a_dicomweb_server_that_is_down_is_one_clear_error(tmp_path: Path) -> No
     assert f"error: http://127.0.0.1:{port}/dicom-web: cannot list the studies" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (out / "manifest.csv").exists()  # nothing half-written
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_the_index_cache_skips_the_scan_and_changes_nothing(
+    images: ResolveImages, index: ImageIndex, tmp_path: Path
+) -> None:
+    import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from csv2sr.images.index import header_values  # noqa: PLC0415
+
+    folder = tmp_path / "images"
+    shutil.copytree(images.folder, folder)
+    (folder / "README").write_text("not DICOM\n", encoding="utf-8")
+    before = sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+    out = tmp_path / "out"
+    first = ImageIndex.from_folder(folder, cache_in=out)
+    (cache,) = (out / "cache").iterdir()
+    assert not first.cached and cache.name.startswith("images-") and cache.suffix == ".json"
+    second = ImageIndex.from_folder(folder, cache_in=out)
+    assert second.cached and second.uids() == first.uids() == index.uids()
+    for uid in first.uids():
+        again = second.get(uid)
+        assert again is not None and header_values(again) == header_values(first.get(uid))  # type: ignore[arg-type]
+        assert second.source(uid) == first.source(uid)
+    assert [str(s) for s in second.skipped] == [str(s) for s in first.skipped]
+    assert second.find_slice(images.series["t2"].series_uid, 0, by="index", order="z") == \
+        images.series["t2"].by_z()[0]
+    assert sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*")) == before
+    # a file touched, or a damaged cache: read again, never an error
+    some = next(folder.rglob("*.dcm"))
+    os.utime(some, ns=(some.stat().st_atime_ns, some.stat().st_mtime_ns + 1_000_000))
+    assert not ImageIndex.from_folder(folder, cache_in=out).cached
+    assert ImageIndex.from_folder(folder, cache_in=out).cached
+    cache.write_text('{"format": 1, "key": ', encoding="utf-8")
+    damaged = ImageIndex.from_folder(folder, cache_in=out)
+    assert not damaged.cached and damaged.uids() == first.uids()
+
+
+def test_a_second_convert_reads_the_cache_and_writes_the_same_srs(
+    images: ResolveImages, tmp_path: Path
+) -> None:
+    t2 = images.series["t2"]
+    table = write_table(tmp_path / "a.csv", ["finding_id", "series_uid", "slice", "x", "y",
+                                              "w", "h"], [[1, t2.series_uid, 1, 5, 5, 9, 9],
+                                                          [2, t2.series_uid, 4, 1, 2, 3, 4]])
+    out = tmp_path / "out"
+    args = ("convert", table, "-o", out, "--profile", PROFILES / "slice-series.toml",
+            "--images", images.folder, "--jobs", "1")
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "(from " not in first.stdout
+    srs = {p: p.read_bytes() for p in sorted((out / "sr").rglob("*.dcm"))}
+    second = run(*args)
+    assert second.returncode == 0, second.stderr
+    assert f"headers indexed from {images.folder} (from {out / 'cache'})" in \
+        second.stdout.replace("\n", "")
+    assert {p: p.read_bytes() for p in sorted((out / "sr").rglob("*.dcm"))} == srs

@@ -170,7 +170,7 @@ def convert_command(
     from csv2sr.images.index import ImageIndexError  # noqa: PLC0415
 
     try:
-        index = _image_index(csv_path, images, images_url, spec, quiet=quiet)
+        index = _image_index(csv_path, images, images_url, spec, quiet=quiet, output=output)
         lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
         with progress_bar("Converting", lines, enabled=not quiet) as advance:
             result = convert(
@@ -203,21 +203,24 @@ def convert_command(
 
 
 def _image_index(
-    csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool
+    csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool,
+    output: Path,
 ) -> ImageIndex | None:
-    """Index the source image headers (folder or DICOMweb), once, before converting."""
+    """Index the source image headers (folder or DICOMweb), once, before converting; a
+    folder's index is cached in OUTDIR/cache/ for the next run."""
     if images is None and url is None:
         return None
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415
 
     if images is not None:
-        index = ImageIndex.from_folder(images)
+        index = ImageIndex.from_folder(images, cache_in=output)
     else:
         studies = _study_uids(csv_path, spec)
         index = ImageIndex.from_dicomweb(str(url), study_uids=studies)
     if not quiet:
+        cached = f" (from {escape(os.fspath(output / 'cache'))})" if index.cached else ""
         out.print(
-            f"{len(index)} source image headers indexed from {escape(index.origin)}",
+            f"{len(index)} source image headers indexed from {escape(index.origin)}{cached}",
             highlight=False,
         )
     for skipped in index.skipped:

@@ -10,7 +10,11 @@ and :mod:`csv2sr.images.cross` checks SR files against the index (``validate --i
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import itertools
+import json
 import logging
 import math
 import os
@@ -25,11 +29,16 @@ from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.errors import SourceError
 
 __all__ = [
+    "CACHE_FOLDER",
+    "CACHE_FORMAT",
     "GEOMETRY_KEYWORDS",
     "HEADER_KEYWORDS",
     "PARALLEL_THRESHOLD",
@@ -95,6 +104,12 @@ def _tag(keyword: str) -> BaseTag:
 _TAGS: list[BaseTag] = [_tag(k) for k in HEADER_KEYWORDS]
 _TAG_KEYS: frozenset[str] = frozenset(f"{int(t):08X}" for t in _TAGS)
 
+
+CACHE_FOLDER = "cache"
+"""``OUTDIR/cache/``: where :meth:`ImageIndex.from_folder` keeps an index between runs."""
+
+CACHE_FORMAT = 1
+"""The layout of a cached index; a file of another layout is ignored (and replaced)."""
 
 SLICE_ORDERS: tuple[str, ...] = ("instance_number", "z")
 """How the instances of a series are ordered for a slice index: by Instance Number
@@ -292,6 +307,8 @@ class ImageIndex:
         self.duplicates = tuple(duplicates)
         self.from_files = from_files
         """True when every source is a local file path (``dcentvfy`` can read them)."""
+        self.cached = False
+        """True when :meth:`from_folder` read the index from its cache."""
 
     # -- construction ---------------------------------------------------------------------
 
@@ -322,7 +339,9 @@ class ImageIndex:
         )
 
     @classmethod
-    def from_folder(cls, path: Path, *, jobs: int | None = None) -> ImageIndex:
+    def from_folder(
+        cls, path: Path, *, jobs: int | None = None, cache_in: Path | None = None,
+    ) -> ImageIndex:
         """Read the header of every DICOM file under ``path`` (recursively), once.
 
         Files that are not DICOM, or have no SOP Instance UID (a DICOMDIR), are skipped
@@ -330,11 +349,33 @@ class ImageIndex:
         up to 4 when there are at least :data:`PARALLEL_THRESHOLD` files, else 1).
         Files are visited in sorted path order, so the first of two files with the same
         SOP Instance UID is always the same one.
+
+        ``cache_in`` (an output folder): the index is kept in
+        ``cache_in/cache/images-<folder digest>.json`` (written atomically, never outside
+        ``cache_in``) under a key made of every file's path, size and modification time,
+        the indexed attributes and csv2sr's code (:func:`csv2sr.cache.code_digest`); a run
+        whose key matches reads it instead of the headers (:attr:`cached` is then True).
+        A cache of another key, or one that cannot be read, is ignored and replaced.
         """
         root = Path(path)
         if not root.is_dir():
             raise ImageIndexError(str(root), "no such folder")
         paths = _walk_files(root)
+        if cache_in is not None:
+            key = _folder_key(root, paths)
+            where = Path(cache_in) / CACHE_FOLDER / _cache_name(root)
+            found = _read_cache(where, key)
+            if found is not None:
+                log.info("%s: %d instances from the cache %s", root, len(found), where)
+                return found
+            index = cls._scan(root, paths, jobs)
+            _write_cache(index, where, key, Path(cache_in))
+            return index
+        return cls._scan(root, paths, jobs)
+
+    @classmethod
+    def _scan(cls, root: Path, paths: list[str], jobs: int | None) -> ImageIndex:
+        """Read the header of every file of ``paths`` (the work of :meth:`from_folder`)."""
         workers = _default_jobs(len(paths)) if jobs is None else max(1, jobs)
         log.info("%s: reading the headers of %d files (%d jobs)", root, len(paths), workers)
         skipped: list[SkippedFile] = []
@@ -646,6 +687,93 @@ class ImageIndex:
 
     def __repr__(self) -> str:
         return f"ImageIndex({self.origin!r}, {len(self)} instances)"
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def _cache_name(root: Path) -> str:
+    """One cache file per image folder (by its absolute path)."""
+    name = os.fspath(root.resolve()).encode("utf-8", "surrogateescape")
+    return f"images-{hashlib.sha256(name).hexdigest()[:24]}.json"
+
+
+def _folder_key(root: Path, paths: list[str]) -> str:
+    """SHA-256 over the cache format, the indexed attributes, csv2sr's code and each
+    file's relative path, size and modification time (ns): any change re-reads."""
+    from csv2sr.cache import code_digest  # noqa: PLC0415
+
+    digest = hashlib.sha256(json.dumps(
+        [CACHE_FORMAT, HEADER_KEYWORDS, code_digest(), os.fspath(root.resolve())]
+    ).encode("utf-8"))
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            size, mtime = -1, -1
+        else:
+            size, mtime = info.st_size, info.st_mtime_ns
+        relative = os.path.relpath(path, root).encode("utf-8", "surrogateescape")
+        digest.update(relative + f"\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _header_bytes(ds: Dataset) -> str:
+    """A header as Explicit VR Little Endian bytes (base64): the values stay the bytes
+    the file held, so a cached run makes the same SRs as the first."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, ds)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _header_of(text: str) -> Dataset:
+    return read_dataset(io.BytesIO(base64.b64decode(text)), is_implicit_VR=False,
+                        is_little_endian=True)
+
+
+def _read_cache(where: Path, key: str) -> ImageIndex | None:
+    from csv2sr.cache import read_regular  # noqa: PLC0415
+
+    data = read_regular(where)
+    if data is None:
+        return None
+    try:
+        raw = json.loads(data)
+        if raw.get("format") != CACHE_FORMAT or raw.get("key") != key:
+            log.info("%s: made for other files or another csv2sr: read again", where)
+            return None
+        headers = {uid: _header_of(text) for uid, text in raw["headers"].items()}
+        index = ImageIndex(
+            headers, sources=raw["sources"], origin=raw["origin"],
+            skipped=[SkippedFile(*item) for item in raw["skipped"]],
+            duplicates=[DuplicateInstance(*item) for item in raw["duplicates"]],
+            from_files=True,
+        )
+    except Exception as exc:  # a damaged cache is never an error: it is read again
+        log.warning("%s: unusable cache (%s: %s): read again", where, type(exc).__name__, exc)
+        return None
+    index.cached = True
+    return index
+
+
+def _write_cache(index: ImageIndex, where: Path, key: str, root: Path) -> None:
+    from csv2sr.atomic import OutputError, write_atomic  # noqa: PLC0415
+
+    payload = {
+        "format": CACHE_FORMAT, "key": key, "origin": index.origin,
+        "headers": {uid: _header_bytes(index._headers[uid]) for uid in index.uids()},
+        "sources": {uid: index._sources[uid] for uid in index.uids()},
+        "skipped": [[s.source, s.reason] for s in index.skipped],
+        "duplicates": [[d.sop_instance_uid, d.kept, d.other, d.same_header]
+                       for d in index.duplicates],
+    }
+    try:
+        write_atomic(where, json.dumps(payload, separators=(",", ":")), root=root,
+                     durable=False)
+    except OutputError as exc:  # the index is made; only the next run is slower
+        log.warning("the image index cache was not written: %s", exc)
 
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:
