@@ -458,3 +458,69 @@ def test_a_second_convert_reads_the_cache_and_writes_the_same_srs(
     assert f"headers indexed from {images.folder} (from {out / 'cache'})" in \
         second.stdout.replace("\n", "")
     assert {p: p.read_bytes() for p in sorted((out / "sr").rglob("*.dcm"))} == srs
+
+
+# --------------------------------------------------------------------------- 3D boxes
+
+
+def test_b_patient_and_3d_box_make_one_volumetric_group(
+    images: ResolveImages, tmp_path: Path, dciodvfy: Path
+) -> None:
+    t2, t2b = images.series["t2"], images.series["t2b"]
+    table = write_table(tmp_path / "b3.csv", ["lesion", "patient", "x0", "x1", "y0", "y1",
+                                               "slice0", "slice1"], [
+        [1, "RES-0001", 10, 60, 20, 80, 1, 3],
+        [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
+        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
+        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+    ])
+    out = tmp_path / "out"
+    done = _convert(table, "patient-volume.toml", out, images.folder)
+    assert done.returncode == 1
+    assert f"{table}:4: slice1: slice 9 is out of range" in done.stderr
+    assert f"{table}:5: patient: no series of the patient matches the rule" in done.stderr
+    rows = {row["lesion"]: row for row in manifest(out)}
+    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3]}
+    for key, uids in expected.items():
+        path = out / rows[key]["path"]
+        assert dciodvfy_errors(dciodvfy, path) == []
+        report = hd.sr.srread(path)
+        assert report.content.get_planar_roi_measurement_groups() == []
+        (group,) = report.content.get_volumetric_roi_measurement_groups()
+        container = group[0]
+        assert container.ContentTemplateSequence[0].TemplateIdentifier == "1411"
+        regions = [i for i in container.ContentSequence if i.ValueType == "SCOORD"]
+        assert [r.ConceptNameCodeSequence[0].CodeValue for r in regions] == ["111030"] * 3
+        selected = [r.ContentSequence[0] for r in regions]
+        assert {s.RelationshipType for s in selected} == {"SELECTED FROM"}
+        assert [s.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for s in selected] == uids
+        first = list(regions[0].GraphicData)
+        assert all(list(r.GraphicData) == first for r in regions)
+        assert evidence_uids(pydicom.dcmread(path)) == set(uids)  # every slice referenced
+    validate_with_images(out / "sr", images.folder)
+    done = run("export", out / "sr", "--profile", PROFILES / "patient-volume.toml",
+               "-o", tmp_path / "back.csv")
+    assert done.returncode == 0, done.stderr
+    assert "a second region of the same group is not exported" in done.stderr + done.stdout
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
+        back = {r["lesion"]: r for r in csv.DictReader(fh)}
+    assert [back["1"][c] for c in ("patient", "x0", "x1", "y0", "y1", "slice0", "slice1")] == [
+        "RES-0001", "10", "60", "20", "80", "", ""]  # the slices: not given back
+
+
+@pytest.mark.parametrize(("old", "new", "key", "message"), [
+    ('template = "1411"', 'template = "1410"', "groups[0].template",
+     'its regions make a TID 1411 group (template = "1411")'),
+    ('last = "slice1", ', "", "groups[0].template", "give identity.image.slice.last"),
+])
+def test_3d_profile_mistakes_name_the_key(
+    tmp_path: Path, old: str, new: str, key: str, message: str
+) -> None:
+    path = _profile(tmp_path, "patient-volume.toml", old, new)
+    if not new:  # slice1 is then unused: mark it ignored so the template check is reached
+        text = path.read_text(encoding="utf-8").replace(
+            'slice1 = { type = "IS", min = 0 }', 'slice1 = { type = "ignore" }')
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.key == key and message in caught.value.problem, str(caught.value)

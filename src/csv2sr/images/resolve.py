@@ -65,6 +65,7 @@ def resolve_record(record: Record, index: ImageIndex, spec: Spec) -> Record | li
         return record
     try:
         image, header = _image(record, index, spec)
+        volume = _range(record, index, spec, image)
     except _FailedError as failed:
         return [failed.problem]
     def taken(field: str, given: str) -> str:
@@ -73,12 +74,12 @@ def resolve_record(record: Record, index: ImageIndex, spec: Spec) -> Record | li
         return str(header.get(_FROM_HEADER[field], "") or "")
 
     try:
-        groups = tuple(_group(g, i, spec, image, header, index)
+        groups = tuple(_group(g, i, spec, image, header, index, volume)
                        for i, g in enumerate(record.groups))
     except _FailedError as failed:
         return [failed.problem]
     return dataclasses.replace(
-        record, images=(image,), groups=groups,
+        record, images=volume or (image,), groups=groups,
         patient_id=taken("patient_id", record.patient_id),
         patient_name=taken("patient_name", record.patient_name),
         study_uid=taken("study_uid", record.study_uid),
@@ -131,6 +132,32 @@ def _image(record: Record, index: ImageIndex, spec: Spec) -> tuple[ImageRef, Dat
     return ImageRef(sop_class, sop, series_uid, frames), header
 
 
+def _range(record: Record, index: ImageIndex, spec: Spec,
+           first: ImageRef) -> tuple[ImageRef, ...]:
+    """A 3D box's slices: every instance of the series from the slice column's to the
+    ``last`` column's (inclusive, either way round), in the slice order; () for one slice."""
+    resolve = spec.identity.image
+    part = resolve.slice if resolve is not None else None
+    if part is None or not part.last:
+        return ()
+    try:
+        last = index.find_slice(first.series_uid, _number(record, part.last), by=part.by,
+                                order=part.order, base=part.base, tolerance=part.tolerance)
+        order = part.order if part.by == "index" else (
+            "z" if part.by == "z" else "instance_number")
+        keyed = [uid for uid, _ in index.ordered(first.series_uid, order)]
+    except ImageLookupError as exc:
+        raise _FailedError(RowProblem(part.last, str(exc),
+                                      record.cells.get(part.last, ""))) from None
+    start, end = sorted((keyed.index(first.sop_instance_uid), keyed.index(last)))
+    images = []
+    for uid in keyed[start:end + 1]:
+        header = index.get(uid)
+        sop_class = str(header.get("SOPClassUID", "")) if header is not None else ""
+        images.append(ImageRef(sop_class or first.sop_class_uid, uid, first.series_uid))
+    return tuple(images)
+
+
 def _frame(record: Record, index: ImageIndex, sop: str, column: str, base: int) -> int:
     """Referenced Frame Number (PS3.3 C.18.4, Table C.18.4-1, from 1) of the row's frame cell."""
     value = _number(record, column)
@@ -173,8 +200,10 @@ def _geometry(geometry: Geometry | None, spec: GeometrySpec | None, image: Image
 
 
 def _group(group: Group, index_in_spec: int, spec: Spec, image: ImageRef, header: Dataset,
-           index: ImageIndex) -> Group:
-    """A group on the resolved image (the record's groups are the profile's, in order)."""
+           index: ImageIndex, volume: tuple[ImageRef, ...]) -> Group:
+    """A group on the resolved image (the record's groups are the profile's, in order); a
+    TID 1411 group has the same region on every slice of ``volume``, each SELECTED FROM
+    its own slice."""
     group_spec = spec.groups[index_in_spec]
     scale = spec.image.columns is None
     region = _geometry(group.region, group_spec.region, image, header, index, scale)
@@ -182,7 +211,12 @@ def _group(group: Group, index_in_spec: int, spec: Spec, image: ImageRef, header
         _measurement(m, ms.geometry, image, header, index, scale)
         for m, ms in zip(group.measurements, group_spec.measurements, strict=True)
     )
-    return dataclasses.replace(group, region=region, measurements=measurements)
+    regions: tuple[Geometry, ...] = ()
+    if group.template == "1411" and region is not None:
+        regions = tuple(dataclasses.replace(region, image=slice_image) for slice_image in volume)
+        region = regions[0] if regions else region
+    return dataclasses.replace(group, region=region, measurements=measurements,
+                               regions=regions)
 
 
 def _measurement(measurement: Measurement, spec: GeometrySpec | None, image: ImageRef,

@@ -237,6 +237,8 @@ class _Builder:
         self.codes: dict[str, Concept] = {}
         self.resolved = False
         """True when rows are resolved through the image index (identity.needs, image)."""
+        self.slice_range = False
+        """True when identity.image.slice has a last slice (3D boxes: TID 1411 groups)."""
 
     def fail(self, key: str, message: str) -> ProfileError:
         return ProfileError(self.path, key, message)
@@ -324,6 +326,8 @@ class _Builder:
         cells = self._cells()
         identity = self._identity(data["identity"])
         self.resolved = identity.resolved
+        self.slice_range = bool(identity.image is not None and identity.image.slice is not None
+                                and identity.image.slice.last)
         observer = self._observer(data["observer"])
         image = self._image(data.get("image", {}))
         groups = tuple(self._group(g, f"groups[{i}]", image)
@@ -454,9 +458,15 @@ class _Builder:
             if series is None and found["series_uid"] is None:
                 raise self.fail(f"{key}.slice", "a slice is a slice of a series: give "
                                 "identity.series_uid or identity.image.series")
+            last = ""
+            if "last" in part:
+                last = self.column(part["last"], f"{key}.slice.last", types)
+                if "frame" in raw:
+                    raise self.fail(f"{key}.slice.last", "a slice range and a frame: one "
+                                    "or the other")
             slice_spec = SliceSpec(column, by, part.get("order", "instance_number"),
                                    int(part.get("base", 0)),
-                                   float(part.get("tolerance", 0.01)))
+                                   float(part.get("tolerance", 0.01)), last)
         frame = None
         if "frame" in raw:
             part = raw["frame"]
@@ -614,13 +624,21 @@ class _Builder:
     def _group(self, raw: dict[str, Any], key: str, image: ImageSpec) -> GroupSpec:
         template = raw.get("template", "1501")
         region = None
+        if template == "1411" and not self.slice_range:
+            raise self.fail(f"{key}.template", "a TID 1411 volumetric group has a region on "
+                            "each slice of a range: give identity.image.slice.last")
         if "region" in raw:
-            if template != "1410":
+            if template not in ("1410", "1411"):
                 raise self.fail(f"{key}.region", "a region is the Image Region of a TID 1410 "
                                 "group: set template = \"1410\"")
+            if template == "1410" and self.slice_range:
+                raise self.fail(f"{key}.template", "identity.image.slice.last gives a slice "
+                                "range: its regions make a TID 1411 group (template = "
+                                "\"1411\")")
             region = self._geometry(raw["region"], f"{key}.region", image)
-        elif template == "1410":
-            raise self.fail(key, "a TID 1410 group needs its region (the Image Region, row 7)")
+        elif template in ("1410", "1411"):
+            raise self.fail(key, f"a TID {template} group needs its region (the Image "
+                            "Region)")
         measurements = tuple(
             self._measurement(m, f"{key}.measurements[{i}]", template, region, image)
             for i, m in enumerate(raw.get("measurements", ()))
@@ -649,8 +667,9 @@ class _Builder:
                      region: GeometrySpec | None, image: ImageSpec) -> MeasurementSpec:
         geometry = None
         if "geometry" in raw:
-            if template == "1410":
-                raise self.fail(f"{key}.geometry", "the NUMs of a TID 1410 group are made on "
+            if template in ("1410", "1411"):
+                raise self.fail(f"{key}.geometry", f"the NUMs of a TID {template} group are "
+                                "made on "
                                 "its region: give the geometry as the group's region")
             geometry = self._geometry(raw["geometry"], f"{key}.geometry", image)
         unit = self.code(f"UCUM:{raw['unit']}", f"{key}.unit")

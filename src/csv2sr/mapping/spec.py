@@ -128,6 +128,8 @@ class SliceSpec:
     order: str = "instance_number"
     base: int = 0
     tolerance: float = 0.01
+    last: str = ""
+    """The column of the last slice of a range (3D boxes, TID 1411); "" for one slice."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,10 @@ class ResolveSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(part.column for part in (self.slice, self.frame) if part is not None)
+        found = [part.column for part in (self.slice, self.frame) if part is not None]
+        if self.slice is not None and self.slice.last:
+            found.append(self.slice.last)
+        return tuple(found)
 
 
 @dataclass(frozen=True)
