@@ -524,3 +524,33 @@ def test_3d_profile_mistakes_name_the_key(
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
     assert caught.value.key == key and message in caught.value.problem, str(caught.value)
+
+
+# --------------------------------------------------------------------------- DICOMweb
+
+
+def test_a_real_orthanc_resolves_the_same_rows_as_the_folder(
+    images: ResolveImages, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed")
+    from orthanc import orthanc_factory  # noqa: PLC0415
+    from test_images_dicomweb import _decoded  # noqa: PLC0415
+
+    t2 = images.series["t2"]
+    table = write_table(tmp_path / "b.csv", ["lesion", "patient", "slice", "x0", "y0", "x1",
+                                              "y1"], [[1, "RES-0002", 2, 10, 10, 50, 60],
+                                                      [2, "RES-0001", 9, 1, 1, 2, 2]])
+    with orthanc_factory(tmp_path_factory.mktemp) as make:
+        server = make("orthanc", dicom=False)
+        for path in images.files:
+            assert server.upload(path.read_bytes())["Status"] == "Success"
+        remote = run("convert", table, "-o", tmp_path / "remote", "--profile",
+                     PROFILES / "patient-rule.toml", "--images-url", server.dicomweb,
+                     "--jobs", "1", "--quiet")
+    local = _convert(table, "patient-rule.toml", tmp_path / "local", images.folder)
+    assert remote.returncode == local.returncode == 1, remote.stderr
+    assert f"{table}:3: slice: slice 9 is out of range: series {t2.series_uid}" in remote.stderr
+    remote_srs = sorted((tmp_path / "remote" / "sr").rglob("*.dcm"))
+    local_srs = sorted((tmp_path / "local" / "sr").rglob("*.dcm"))
+    assert len(remote_srs) == len(local_srs) == 1
+    assert _decoded(pydicom.dcmread(remote_srs[0])) == _decoded(pydicom.dcmread(local_srs[0]))
