@@ -554,3 +554,68 @@ def test_a_real_orthanc_resolves_the_same_rows_as_the_folder(
     local_srs = sorted((tmp_path / "local" / "sr").rglob("*.dcm"))
     assert len(remote_srs) == len(local_srs) == 1
     assert _decoded(pydicom.dcmread(remote_srs[0])) == _decoded(pydicom.dcmread(local_srs[0]))
+
+
+# --------------------------------------------------------------------------- generated
+
+
+def _oblique_series(angles: tuple[float, float], spacing: float, origin: float,
+                    numbers: list[int]) -> list[tuple[str, pydicom.Dataset]]:
+    """Headers of one series of parallel slices, tilted by ``angles``, ``spacing`` mm
+    apart along their normal, with Instance Numbers in the order given."""
+    import math  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    a, b = angles
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rotation = ry @ rx
+    row, column = rotation @ np.array([1.0, 0, 0]), rotation @ np.array([0, 1.0, 0])
+    normal = np.cross(row, column)
+    items = []
+    for position, number in enumerate(numbers):
+        ds = pydicom.Dataset()
+        ds.SOPInstanceUID = f"1.2.3.{number}"
+        ds.SeriesInstanceUID = "1.2.3"
+        ds.InstanceNumber = number
+        ds.ImageOrientationPatient = [f"{v:.12f}" for v in (*row, *column)]
+        ds.ImagePositionPatient = [f"{v:.12f}" for v in
+                                   (normal * (origin + spacing * position) + 3 * row)]
+        items.append((f"slice-{number}", ds))
+    return items
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_slices_of_any_orientation_are_found_by_z_and_by_index() -> None:
+    from hypothesis import given, settings  # noqa: PLC0415
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        angles=st.tuples(st.floats(-3.1, 3.1), st.floats(-3.1, 3.1)),
+        spacing=st.floats(0.5, 10.0),
+        origin=st.floats(-500.0, 500.0),
+        numbers=st.permutations(list(range(1, 9))),
+    )
+    def check(angles: tuple[float, float], spacing: float, origin: float,
+              numbers: list[int]) -> None:
+        index = ImageIndex.from_datasets(_oblique_series(angles, spacing, origin, numbers))
+        by_z = [uid for uid, _ in index.ordered("1.2.3", "z")]
+        assert by_z == [f"1.2.3.{n}" for n in numbers]  # written in ascending z
+        assert index.gaps("1.2.3", "z") == "" and index.gaps("1.2.3", "instance_number") == ""
+        for position, uid in enumerate(by_z):
+            assert index.find_slice("1.2.3", position, by="index", order="z") == uid
+            assert index.find_slice("1.2.3", position + 1, by="index", order="z",
+                                    base=1) == uid
+            header = index.get(uid)
+            assert header is not None
+            z = z_position(header)
+            assert z is not None
+            assert z == pytest.approx(origin + spacing * position, abs=1e-6)
+            assert index.find_slice("1.2.3", z + spacing / 4, by="z",
+                                    tolerance=spacing / 3) == uid
+        assert index.find_slice("1.2.3", 1, by="index", order="instance_number") == \
+            f"1.2.3.{2}"
+
+    check()
