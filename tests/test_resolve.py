@@ -200,6 +200,10 @@ def test_convert_without_images_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "come from the source images: give --images DIR or --images-url URL" in done.stderr
     assert not (tmp_path / "out").exists()
+    check = run("profile", "check", PROFILES / "slice-series.toml")
+    assert check.returncode == 0
+    assert "resolved through the source images (convert --images DIR" in \
+        check.stdout.replace("\n", " ")
 
 
 # --------------------------------------------------------------------------- the tables
