@@ -1,13 +1,18 @@
 """Benchmark the source-image index and cross-checks (issue 6): files/s, rows/s, peak memory.
 
     python benchmarks/bench_images.py [N_FILES]
+    python benchmarks/bench_images.py --cache-only [N_FILES]   (the index cache alone)
 
 Set-up (not timed): synthetic CT images are written to a temporary folder by
 ``tests/imagegen.py`` -- one per annotated instance of the real CSV (1,466 files, the
 table's own UIDs) and ``N_FILES`` more (default 3,000) in series of 100 slices.  Each
 configuration then runs in a fresh Python process, so that its peak resident memory
 (``resource.getrusage``: the process and its largest worker) is its own.  Results are
-printed and written to ``benchmarks/results/images.txt``.
+printed and written to ``benchmarks/results/images.txt`` (``--cache-only``: printed only).
+
+The index cache (``ImageIndex.from_folder(cache_in=OUT)``, issue 11) is measured on the
+same folders: a first run (headers read, cache written) and a second run in a fresh
+process (the cache read instead of the headers).
 """
 
 from __future__ import annotations
@@ -48,6 +53,43 @@ def _child_index(folder: str, jobs: int) -> dict[str, float]:
         "peak_mib": own, "worker_peak_mib": child,
         "pickle_kib": len(pickle.dumps(index)) / 1024,
     }
+
+
+def _child_cached(folder: str, out: str) -> dict[str, float]:
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+
+    started = time.perf_counter()
+    index = ImageIndex.from_folder(Path(folder), jobs=1, cache_in=Path(out))
+    seconds = time.perf_counter() - started
+    own, _ = _peak_mib()
+    size = sum(p.stat().st_size for p in (Path(out) / "cache").iterdir())
+    return {"items": len(index), "seconds": seconds, "rate": len(index) / seconds,
+            "cached": float(index.cached), "cache_kib": size / 1024, "peak_mib": own}
+
+
+def _cache_lines(label: str, folder: Path, tmp: Path) -> list[str]:
+    """The index of ``folder`` twice, each in a fresh process: scan + write, then read."""
+    out = tmp / f"cache-out-{folder.name}"
+    lines = []
+    for run in ("first run (scan, cache written)", "second run (cache read)"):
+        r = _run(["cached", str(folder), str(out)])
+        lines.append(
+            f"{label}, index cache, {run}: {r['items']:.0f} headers in {r['seconds']:.2f} s "
+            f"= {r['rate']:.0f} files/s; cache {r['cache_kib']:.0f} KiB; peak RSS "
+            f"{r['peak_mib']:.0f} MiB; load average {os.getloadavg()[0]:.1f}"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def cache_only(count: int) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from imagegen import write_many  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        bulk = Path(tmp) / "bulk"
+        write_many(bulk, count)
+        _cache_lines(f"index {count} files", bulk, Path(tmp))
 
 
 def _child_rows(folder: str, csv_path: str, encode_rows: int) -> dict[str, float]:
@@ -142,6 +184,7 @@ def main(count: int) -> None:
                     f"{r['pickle_kib']:.0f} KiB"
                 )
                 print(lines[-1], flush=True)
+            lines.extend(_cache_lines(label, folder, Path(tmp)))
         r = _run(["rows", str(real), str(REAL_CSV), str(ENCODE_ROWS)])
         lines.append(
             f"check_row_against_image, real CSV: {r['items']:.0f} rows in {r['seconds']:.2f} s "
@@ -170,10 +213,14 @@ if __name__ == "__main__":
         kind, *rest = sys.argv[2:]
         if kind == "index":
             out = _child_index(rest[0], int(rest[1]))
+        elif kind == "cached":
+            out = _child_cached(rest[0], rest[1])
         elif kind == "validate":
             out = _child_validate(rest[0], rest[1], rest[2])
         else:
             out = _child_rows(rest[0], rest[1], int(rest[2]))
         print(json.dumps(out))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--cache-only":
+        cache_only(int(sys.argv[2]) if len(sys.argv) > 2 else 3000)
     else:
         main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)

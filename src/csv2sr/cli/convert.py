@@ -157,11 +157,12 @@ def convert_command(
         err.print("[red]error:[/red] give --images or --images-url, not both")
         raise typer.Exit(EXIT_USAGE)
     spec = load_or_exit(profile)
-    if spec.identity.needs:
+    if spec.identity.resolved and images is None and images_url is None:
+        what = ", ".join(spec.identity.needs) or "the annotated image"
         err.print(
-            f"[red]usage error:[/red] {escape(str(spec.path))}: identity.needs: "
-            f"{', '.join(spec.identity.needs)} from the source images is not supported yet "
-            "(issue 11): give columns or constants", highlight=False, soft_wrap=True,
+            f"[red]usage error:[/red] {escape(str(spec.path))}: identity: {escape(what)} "
+            "come from the source images: give --images DIR or --images-url URL",
+            highlight=False, soft_wrap=True,
         )
         raise typer.Exit(EXIT_USAGE)
     from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the command's own cost)
@@ -169,7 +170,7 @@ def convert_command(
     from csv2sr.images.index import ImageIndexError  # noqa: PLC0415
 
     try:
-        index = _image_index(csv_path, images, images_url, spec, quiet=quiet)
+        index = _image_index(csv_path, images, images_url, spec, quiet=quiet, output=output)
         lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
         with progress_bar("Converting", lines, enabled=not quiet) as advance:
             result = convert(
@@ -202,21 +203,24 @@ def convert_command(
 
 
 def _image_index(
-    csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool
+    csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool,
+    output: Path,
 ) -> ImageIndex | None:
-    """Index the source image headers (folder or DICOMweb), once, before converting."""
+    """Index the source image headers (folder or DICOMweb), once, before converting; a
+    folder's index is cached in OUTDIR/cache/ for the next run."""
     if images is None and url is None:
         return None
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415
 
     if images is not None:
-        index = ImageIndex.from_folder(images)
+        index = ImageIndex.from_folder(images, cache_in=output)
     else:
         studies = _study_uids(csv_path, spec)
         index = ImageIndex.from_dicomweb(str(url), study_uids=studies)
     if not quiet:
+        cached = f" (from {escape(os.fspath(output / 'cache'))})" if index.cached else ""
         out.print(
-            f"{len(index)} source image headers indexed from {escape(index.origin)}",
+            f"{len(index)} source image headers indexed from {escape(index.origin)}{cached}",
             highlight=False,
         )
     for skipped in index.skipped:
@@ -236,8 +240,9 @@ def _image_index(
     return index
 
 
-def _study_uids(csv_path: Path, spec: Spec) -> list[str]:
-    """The distinct Study Instance UIDs of the table (what a DICOMweb index must fetch)."""
+def _study_uids(csv_path: Path, spec: Spec) -> list[str] | None:
+    """The distinct Study Instance UIDs of the table (what a DICOMweb index must fetch);
+    None when the table has none (identity.needs lists study_uid): every study."""
     from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
     from csv2sr.conversion.read import read_table  # noqa: PLC0415
 
@@ -245,7 +250,9 @@ def _study_uids(csv_path: Path, spec: Spec) -> list[str]:
         raise InputFileError(csv_path, "--images-url reads the table before converting it: "
                              "give a file, not a stream")
     source = spec.identity.study_uid
-    if source is not None and source.const is not None:
+    if source is None:  # the study comes from the images: every study of the server
+        return None
+    if source.const is not None:
         return [source.const]
     column = source.column if source is not None else ""
     with read_table(csv_path, delimiter=spec.input.delimiter,

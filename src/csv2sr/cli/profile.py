@@ -79,5 +79,8 @@ def check_command(
                         else f"./{path}")
     out.print(f"{escape(str(path))}: profile {spec.name!r} is valid: {len(spec.columns)} "
               f"columns, {len(spec.groups)} group(s) per row, one SR per "
-              f"{spec.document.per}", highlight=False, soft_wrap=True)
+              f"{spec.document.per}"
+              + ("; each row's image is resolved through the source images (convert "
+                 "--images DIR or --images-url URL)" if spec.identity.resolved else ""),
+              highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)

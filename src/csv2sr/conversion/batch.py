@@ -56,7 +56,8 @@ from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
-from csv2sr.mapping.load import load_profile
+from csv2sr.images.resolve import resolve_record
+from csv2sr.mapping.load import ProfileError, load_profile
 from csv2sr.mapping.record import Document, Record
 from csv2sr.mapping.spec import Spec, template_fields
 
@@ -301,9 +302,16 @@ def _manifest_lines(item: _Done | RowError, spec: Spec) -> Iterator[tuple[int, l
 def _checked(
     items: Iterable[Record | RowError], images: ImageIndex | None, path: Path, spec: Spec
 ) -> Iterator[Record | RowError]:
-    """Each row against its image's header, when the source images are known."""
+    """Each row's image resolved through the index when the profile says how
+    (:func:`csv2sr.images.resolve.resolve_record`), then checked against its header, when
+    the source images are known."""
     for item in items:
         if images is not None and isinstance(item, Record):
+            resolved = resolve_record(item, images, spec)
+            if not isinstance(resolved, Record):
+                yield RowError(path, item.line, tuple(resolved), item.cells)
+                continue
+            item = resolved  # noqa: PLW2901  (the row, now with its image)
             problems = check_row_against_image(item, images, path=path, spec=spec)[1]
             if problems:
                 yield RowError(path, item.line, tuple(problems), item.cells)
@@ -393,6 +401,10 @@ def convert(
     source = Path(csv_path)
     out = Path(outdir)
     spec = profile if isinstance(profile, Spec) else load_profile(os.fspath(profile))
+    if spec.identity.resolved and images is None:
+        raise ProfileError(spec.path or spec.name, "identity.needs",
+                           "the rows' images are resolved through the source images: give "
+                           "them (--images DIR or --images-url URL)")
     ohif = ohif or spec.document.ohif  # the profile's document.ohif is --ohif too
     mode = CodeMode(codes)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))

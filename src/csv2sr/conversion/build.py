@@ -287,9 +287,12 @@ def _image_library(images: list[tuple[ImageRef, Dataset]]) -> hd.sr.ContainerCon
 
 
 def _source_image(image: ImageRef) -> hd.sr.SourceImageForRegion:
+    """PS3.16 TID 320 row 2 / TID 1410 row 7: the IMAGE a region is SELECTED FROM, with its
+    Referenced Frame Number (PS3.3 C.18.4, Table C.18.4-1) for a frame of a multi-frame image."""
     return hd.sr.SourceImageForRegion(
         referenced_sop_class_uid=image.sop_class_uid,
         referenced_sop_instance_uid=image.sop_instance_uid,
+        referenced_frame_numbers=list(image.frames) or None,
     )
 
 
@@ -327,6 +330,7 @@ def _with_class(image: ImageRef, classes: Mapping[str, str]) -> ImageRef:
 def _measurement_group(
     group: Group, classes: Mapping[str, str],
 ) -> (hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+      | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
       | hd.sr.MeasurementsAndQualitativeEvaluations):
     """PS3.16 TID 1501: tracking (rows 2-3), finding (row 3b), finding site (row 8), the
     TID 300 NUMs (row 9) and the qualitative evaluations (row 11); or TID 1410: the same
@@ -344,6 +348,19 @@ def _measurement_group(
             for q in group.qualitative
         ] or None,
     )
+    if group.template == "1411":
+        # PS3.16 TID 1411 Volumetric ROI Measurements: one Image Region SCOORD per slice,
+        # each SELECTED FROM its own image (a box given as row/column/slice ranges)
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_regions=[
+                hd.sr.ImageRegion(
+                    graphic_type=r.graphic_type, graphic_data=_graphic_data(r),
+                    source_image=_source_image(_with_class(r.image, classes)),
+                )
+                for r in group.regions if r.image is not None
+            ],
+            **common,  # type: ignore[arg-type]
+        )
     if group.template == "1410":
         region = group.region
         assert region is not None and region.image is not None

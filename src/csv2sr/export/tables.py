@@ -237,7 +237,7 @@ def _sr_group(rows: list[Measurement]) -> Group:
     first = rows[0]
     template = first.template
     numbers = [m for m in rows if m.row_type == "measurement"]
-    region = _geometry(first) if template == "1410" else None
+    region = _geometry(first) if template in ("1410", "1411") else None
     return Group(
         template=template,
         tracking_identifier=first.tracking_identifier,
@@ -247,7 +247,7 @@ def _sr_group(rows: list[Measurement]) -> Group:
         measurements=tuple(
             RecordMeasurement(_concept(m.measurement) or Concept("", "", ""), m.value,
                               _concept(m.unit) or Concept("", "", ""),
-                              None if template == "1410" else _geometry(m))
+                              None if template in ("1410", "1411") else _geometry(m))
             for m in numbers
         ),
         qualitative=tuple(RecordQualitative(_concept(q.concept), _concept(q.code))  # type: ignore[arg-type]

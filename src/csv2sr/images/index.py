@@ -10,8 +10,15 @@ and :mod:`csv2sr.images.cross` checks SR files against the index (``validate --i
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import itertools
+import json
 import logging
+import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,21 +29,31 @@ from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.errors import SourceError
 
 __all__ = [
+    "CACHE_FOLDER",
+    "CACHE_FORMAT",
     "GEOMETRY_KEYWORDS",
     "HEADER_KEYWORDS",
     "PARALLEL_THRESHOLD",
     "PATIENT_STUDY_KEYWORDS",
+    "SLICE_BY",
+    "SLICE_ORDERS",
+    "Z_TOLERANCE_MM",
     "DuplicateInstance",
     "ImageIndex",
     "ImageIndexError",
+    "ImageLookupError",
     "SkippedFile",
     "header_values",
     "slim_header",
+    "z_position",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,7 +87,7 @@ GEOMETRY_KEYWORDS: tuple[str, ...] = (
 
 HEADER_KEYWORDS: tuple[str, ...] = (
     "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID",
-    "Modality", "SeriesNumber", "InstanceNumber", "NumberOfFrames",
+    "Modality", "SeriesNumber", "SeriesDescription", "InstanceNumber", "NumberOfFrames",
     *PATIENT_STUDY_KEYWORDS,
     *GEOMETRY_KEYWORDS,
 )
@@ -86,6 +103,28 @@ def _tag(keyword: str) -> BaseTag:
 
 _TAGS: list[BaseTag] = [_tag(k) for k in HEADER_KEYWORDS]
 _TAG_KEYS: frozenset[str] = frozenset(f"{int(t):08X}" for t in _TAGS)
+
+
+CACHE_FOLDER = "cache"
+"""``OUTDIR/cache/``: where :meth:`ImageIndex.from_folder` keeps an index between runs."""
+
+CACHE_FORMAT = 1
+"""The layout of a cached index; a file of another layout is ignored (and replaced)."""
+
+SLICE_ORDERS: tuple[str, ...] = ("instance_number", "z")
+"""How the instances of a series are ordered for a slice index: by Instance Number
+(PS3.3 C.7.6.1.1), or by the position along the slice normal (z, PS3.3 C.7.6.2.1.1)."""
+
+SLICE_BY: tuple[str, ...] = ("index", "instance_number", "z")
+"""What a slice value is: an index in the stated order, an Instance Number, or a z in mm."""
+
+Z_TOLERANCE_MM = 0.01
+"""Default tolerance of a z lookup, and of "even spacing" along the slice normal."""
+
+
+class ImageLookupError(ValueError):
+    """A lookup in the index that gives no single answer; ``str()`` names the rule and the
+    candidates (what a row problem says)."""
 
 
 class ImageIndexError(SourceError):
@@ -268,6 +307,8 @@ class ImageIndex:
         self.duplicates = tuple(duplicates)
         self.from_files = from_files
         """True when every source is a local file path (``dcentvfy`` can read them)."""
+        self.cached = False
+        """True when :meth:`from_folder` read the index from its cache."""
 
     # -- construction ---------------------------------------------------------------------
 
@@ -298,7 +339,9 @@ class ImageIndex:
         )
 
     @classmethod
-    def from_folder(cls, path: Path, *, jobs: int | None = None) -> ImageIndex:
+    def from_folder(
+        cls, path: Path, *, jobs: int | None = None, cache_in: Path | None = None,
+    ) -> ImageIndex:
         """Read the header of every DICOM file under ``path`` (recursively), once.
 
         Files that are not DICOM, or have no SOP Instance UID (a DICOMDIR), are skipped
@@ -306,11 +349,33 @@ class ImageIndex:
         up to 4 when there are at least :data:`PARALLEL_THRESHOLD` files, else 1).
         Files are visited in sorted path order, so the first of two files with the same
         SOP Instance UID is always the same one.
+
+        ``cache_in`` (an output folder): the index is kept in
+        ``cache_in/cache/images-<folder digest>.json`` (written atomically, never outside
+        ``cache_in``) under a key made of every file's path, size and modification time,
+        the indexed attributes and csv2sr's code (:func:`csv2sr.cache.code_digest`); a run
+        whose key matches reads it instead of the headers (:attr:`cached` is then True).
+        A cache of another key, or one that cannot be read, is ignored and replaced.
         """
         root = Path(path)
         if not root.is_dir():
             raise ImageIndexError(str(root), "no such folder")
         paths = _walk_files(root)
+        if cache_in is not None:
+            key = _folder_key(root, paths)
+            where = Path(cache_in) / CACHE_FOLDER / _cache_name(root)
+            found = _read_cache(where, key)
+            if found is not None:
+                log.info("%s: %d instances from the cache %s", root, len(found), where)
+                return found
+            index = cls._scan(root, paths, jobs)
+            _write_cache(index, where, key, Path(cache_in))
+            return index
+        return cls._scan(root, paths, jobs)
+
+    @classmethod
+    def _scan(cls, root: Path, paths: list[str], jobs: int | None) -> ImageIndex:
+        """Read the header of every file of ``paths`` (the work of :meth:`from_folder`)."""
         workers = _default_jobs(len(paths)) if jobs is None else max(1, jobs)
         log.info("%s: reading the headers of %d files (%d jobs)", root, len(paths), workers)
         skipped: list[SkippedFile] = []
@@ -392,6 +457,7 @@ class ImageIndex:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_series_cache", None)
         state["_headers"] = {uid: _pack(ds) for uid, ds in self._headers.items()}
         return state
 
@@ -431,6 +497,185 @@ class ImageIndex:
         """Every indexed SOP Instance UID, sorted."""
         return sorted(self._headers)
 
+    # -- series, slices and frames (issue 11) ---------------------------------------------
+
+    def _by_series(self) -> dict[str, list[str]]:
+        found = self.__dict__.get("_series_cache")
+        if found is None:
+            found = {}
+            for uid in sorted(self._headers):
+                series = str(self._headers[uid].get("SeriesInstanceUID", ""))
+                found.setdefault(series, []).append(uid)
+            self.__dict__["_series_cache"] = found
+        return found
+
+    def series_uids(self) -> list[str]:
+        """Every Series Instance UID of the index, sorted."""
+        return sorted(s for s in self._by_series() if s)
+
+    def series_instances(self, series_uid: str) -> list[str]:
+        """The SOP Instance UIDs of a series (sorted by UID; :meth:`ordered` for slices)."""
+        return list(self._by_series().get(series_uid, ()))
+
+    def series_of_patient(self, patient_id: str, study_uid: str = "") -> list[str]:
+        """The series of a patient (PS3.3 C.7.1.1 Patient ID), of one study when given."""
+        found = []
+        for series, uids in self._by_series().items():
+            header = self._headers[uids[0]]
+            if str(header.get("PatientID", "")) != patient_id:
+                continue
+            if study_uid and str(header.get("StudyInstanceUID", "")) != study_uid:
+                continue
+            if series:
+                found.append(series)
+        return sorted(found)
+
+    def describe_series(self, series_uid: str) -> str:
+        """``UID (MR, 'T2 axial', 24 instances)`` for messages."""
+        uids = self._by_series().get(series_uid, [])
+        if not uids:
+            return f"{series_uid} (not indexed)"
+        header = self._headers[uids[0]]
+        return (f"{series_uid} ({header.get('Modality', '?')}, "
+                f"{str(header.get('SeriesDescription', ''))!r}, {len(uids)} instances)")
+
+    def select_series(
+        self, patient_id: str, *, modality: str = "", description: str = "",
+        study_uid: str = "",
+    ) -> str:
+        """The one series of ``patient_id`` whose Modality is ``modality`` and whose Series
+        Description matches the regular expression ``description`` (``re.search``; empty:
+        any).  Raises :class:`ImageLookupError` naming the rule and the candidates when none
+        or several match."""
+        rule = " and ".join(
+            part for part in (
+                f"Modality = {modality}" if modality else "",
+                f"Series Description matches {description!r}" if description else "",
+            ) if part
+        ) or "any series"
+        pattern = re.compile(description) if description else None
+        candidates = self.series_of_patient(patient_id, study_uid)
+        if not candidates:
+            where = f" in study {study_uid}" if study_uid else ""
+            raise ImageLookupError(f"no series of patient {patient_id!r}{where} in "
+                                f"{self.origin or 'the image index'}")
+        matched = []
+        for series in candidates:
+            header = self._headers[self._by_series()[series][0]]
+            if modality and str(header.get("Modality", "")) != modality:
+                continue
+            if pattern is not None and not pattern.search(str(header.get("SeriesDescription",
+                                                                         ""))):
+                continue
+            matched.append(series)
+        if len(matched) == 1:
+            return matched[0]
+        shown = matched if matched else candidates
+        listed = "; ".join(self.describe_series(s) for s in shown)
+        if matched:
+            raise ImageLookupError(f"{len(matched)} series of the patient match the rule "
+                                f"({rule}): {listed}")
+        raise ImageLookupError(f"no series of the patient matches the rule ({rule}); "
+                            f"the patient has: {listed}")
+
+    def _key(self, uid: str, order: str) -> float | None:
+        header = self._headers[uid]
+        if order == "z":
+            return z_position(header)
+        return _number(header.get("InstanceNumber"))
+
+    def ordered(self, series_uid: str, order: str) -> list[tuple[str, float]]:
+        """The instances of a series as (SOP Instance UID, key), sorted by ``order``
+        (:data:`SLICE_ORDERS`): Instance Number, or z along the slice normal.  Ties keep
+        UID order.  Raises :class:`ImageLookupError` when the series is not indexed or an
+        instance lacks the key (no Instance Number; no Image Position/Orientation)."""
+        uids = self._by_series().get(series_uid)
+        if not uids:
+            raise ImageLookupError(f"series {series_uid} is not in "
+                                f"{self.origin or 'the image index'}")
+        keyed = []
+        for uid in uids:
+            key = self._key(uid, order)
+            if key is None:
+                what = ("Instance Number" if order == "instance_number"
+                        else "usable Image Position and Orientation (Patient)")
+                raise ImageLookupError(f"the image {self.source(uid) or uid} of series "
+                                    f"{series_uid} has no {what}, which order = {order!r} "
+                                    "needs")
+            keyed.append((uid, key))
+        return sorted(keyed, key=lambda pair: pair[1])
+
+    def gaps(self, series_uid: str, order: str,
+             tolerance: float = Z_TOLERANCE_MM) -> str:
+        """Why a slice index in ``order`` is unreliable for the series ("" when it is not):
+        missing or repeated Instance Numbers, or repeated or uneven z positions."""
+        keyed = self.ordered(series_uid, order)
+        keys = [k for _, k in keyed]
+        if order == "instance_number":
+            repeated = sorted({k for k in keys if keys.count(k) > 1})
+            if repeated:
+                return f"repeated Instance Numbers {', '.join(f'{k:g}' for k in repeated)}"
+            missing = [k for k in range(int(keys[0]), int(keys[-1]) + 1) if float(k) not in keys]
+            if missing:
+                shown = ", ".join(str(k) for k in missing[:10])
+                return f"missing Instance Numbers {shown}{' ...' if len(missing) > 10 else ''}"
+            return ""
+        steps = [b - a for a, b in itertools.pairwise(keys)]
+        if any(step <= tolerance for step in steps):
+            return "two instances at the same z"
+        if steps and max(steps) - min(steps) > tolerance:
+            return (f"uneven spacing along the slice normal (steps from {min(steps):g} to "
+                    f"{max(steps):g} mm)")
+        return ""
+
+    def find_slice(
+        self, series_uid: str, value: float, *, by: str, order: str = "instance_number",
+        base: int = 0, tolerance: float = Z_TOLERANCE_MM,
+    ) -> str:
+        """The SOP Instance UID of one slice of a series.
+
+        ``by`` (:data:`SLICE_BY`): ``index`` counts from ``base`` (0 or 1) in ``order``
+        (:data:`SLICE_ORDERS`), and needs a series without gaps (:meth:`gaps`);
+        ``instance_number`` is the Instance Number (PS3.3 C.7.6.1.1); ``z`` the position
+        along the slice normal in mm, within ``tolerance``.  Raises
+        :class:`ImageLookupError` naming the rule and the candidates.
+        """
+        if by == "index":
+            keyed = self.ordered(series_uid, order)
+            gap = self.gaps(series_uid, order, tolerance)
+            if gap:
+                raise ImageLookupError(f"series {series_uid} has {gap}: a slice index in "
+                                    f"{order} order would name the wrong image")
+            position = int(value) - base
+            if value != int(value) or not 0 <= position < len(keyed):
+                raise ImageLookupError(
+                    f"slice {value:g} is out of range: series {series_uid} has "
+                    f"{len(keyed)} instances ({base}-based indices {base} to "
+                    f"{len(keyed) - 1 + base} in {order} order)")
+            return keyed[position][0]
+        keyed = self.ordered(series_uid, "z" if by == "z" else "instance_number")
+        if by == "z":
+            found = [uid for uid, key in keyed if abs(key - value) <= tolerance]
+        else:
+            found = [uid for uid, key in keyed if key == value]
+        if len(found) == 1:
+            return found[0]
+        what = "z" if by == "z" else "Instance Number"
+        if found:
+            raise ImageLookupError(f"{len(found)} instances of series {series_uid} have "
+                                f"{what} {value:g}: {', '.join(found)}")
+        nearest = min(keyed, key=lambda pair: abs(pair[1] - value))
+        span = f"{keyed[0][1]:g} to {keyed[-1][1]:g}"
+        within = f" within {tolerance:g} mm" if by == "z" else ""
+        raise ImageLookupError(f"no instance of series {series_uid} has {what} {value:g}"
+                            f"{within} (they run from {span}; nearest {nearest[1]:g})")
+
+    def number_of_frames(self, sop_instance_uid: str) -> int:
+        """Number of Frames (PS3.3 C.7.6.6): 1 for a single-frame image."""
+        header = self._headers.get(sop_instance_uid)
+        value = _number(header.get("NumberOfFrames")) if header is not None else None
+        return int(value) if value else 1
+
     def __len__(self) -> int:
         return len(self._headers)
 
@@ -442,6 +687,131 @@ class ImageIndex:
 
     def __repr__(self) -> str:
         return f"ImageIndex({self.origin!r}, {len(self)} instances)"
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def _cache_name(root: Path) -> str:
+    """One cache file per image folder (by its absolute path)."""
+    name = os.fspath(root.resolve()).encode("utf-8", "surrogateescape")
+    return f"images-{hashlib.sha256(name).hexdigest()[:24]}.json"
+
+
+def _folder_key(root: Path, paths: list[str]) -> str:
+    """SHA-256 over the cache format, the indexed attributes, csv2sr's code and each
+    file's relative path, size and modification time (ns): any change re-reads."""
+    from csv2sr.cache import code_digest  # noqa: PLC0415
+
+    digest = hashlib.sha256(json.dumps(
+        [CACHE_FORMAT, HEADER_KEYWORDS, code_digest(), os.fspath(root.resolve())]
+    ).encode("utf-8"))
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            size, mtime = -1, -1
+        else:
+            size, mtime = info.st_size, info.st_mtime_ns
+        relative = os.path.relpath(path, root).encode("utf-8", "surrogateescape")
+        digest.update(relative + f"\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _header_bytes(ds: Dataset) -> str:
+    """A header as Explicit VR Little Endian bytes (base64): the values stay the bytes
+    the file held, so a cached run makes the same SRs as the first."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, ds)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _header_of(text: str) -> Dataset:
+    return read_dataset(io.BytesIO(base64.b64decode(text)), is_implicit_VR=False,
+                        is_little_endian=True)
+
+
+def _read_cache(where: Path, key: str) -> ImageIndex | None:
+    from csv2sr.cache import read_regular  # noqa: PLC0415
+
+    data = read_regular(where)
+    if data is None:
+        return None
+    try:
+        raw = json.loads(data)
+        if raw.get("format") != CACHE_FORMAT or raw.get("key") != key:
+            log.info("%s: made for other files or another csv2sr: read again", where)
+            return None
+        headers = {uid: _header_of(text) for uid, text in raw["headers"].items()}
+        index = ImageIndex(
+            headers, sources=raw["sources"], origin=raw["origin"],
+            skipped=[SkippedFile(*item) for item in raw["skipped"]],
+            duplicates=[DuplicateInstance(*item) for item in raw["duplicates"]],
+            from_files=True,
+        )
+    except Exception as exc:  # a damaged cache is never an error: it is read again
+        log.warning("%s: unusable cache (%s: %s): read again", where, type(exc).__name__, exc)
+        return None
+    index.cached = True
+    return index
+
+
+def _write_cache(index: ImageIndex, where: Path, key: str, root: Path) -> None:
+    from csv2sr.atomic import OutputError, write_atomic  # noqa: PLC0415
+
+    payload = {
+        "format": CACHE_FORMAT, "key": key, "origin": index.origin,
+        "headers": {uid: _header_bytes(index._headers[uid]) for uid in index.uids()},
+        "sources": {uid: index._sources[uid] for uid in index.uids()},
+        "skipped": [[s.source, s.reason] for s in index.skipped],
+        "duplicates": [[d.sop_instance_uid, d.kept, d.other, d.same_header]
+                       for d in index.duplicates],
+    }
+    try:
+        write_atomic(where, json.dumps(payload, separators=(",", ":")), root=root,
+                     durable=False)
+    except OutputError as exc:  # the index is made; only the next run is slower
+        log.warning("the image index cache was not written: %s", exc)
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...] | None:
+    """``count`` finite numbers from a multi-valued DS, or None."""
+    try:
+        items = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if len(items) != count or not all(math.isfinite(v) for v in items):
+        return None
+    return items
+
+
+def z_position(header: Dataset) -> float | None:
+    """The position of an image along its slice normal, in mm, or None without a usable
+    Image Position and Orientation (Patient).
+
+    PS3.3 C.7.6.2.1.1: the first three values of Image Orientation (Patient) are the row
+    direction cosines, the last three the column direction cosines; the normal is their
+    cross product, and the position is Image Position (Patient) projected on it.
+    """
+    orientation = _floats(header.get("ImageOrientationPatient"), 6)
+    position = _floats(header.get("ImagePositionPatient"), 3)
+    if orientation is None or position is None:
+        return None
+    rx, ry, rz, cx, cy, cz = orientation
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    return sum(p * n for p, n in zip(position, normal, strict=True))
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _all_studies(client: Any) -> list[str]:

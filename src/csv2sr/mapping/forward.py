@@ -392,7 +392,9 @@ class Forward:
                 assert spec.x is not None and spec.y is not None
                 x0, y0 = row.number(spec.x), row.number(spec.y)
             x1, y1 = x0 + width, y0 + height
-        if spec.units == "fraction":
+        if spec.units == "fraction" and self.spec.image.columns is not None:
+            # without [image] columns and rows, the size is the image's own (Rows,
+            # Columns): csv2sr.images.resolve scales the fractions once it is found
             columns, rows = self._image_size(row)
             x0, x1, y0, y1 = x0 * columns, x1 * columns, y0 * rows, y1 * rows
         return [x0, y0, x1, y0, x1, y1, x0, y1, x0, y0]

@@ -314,6 +314,10 @@ class Inverse:
         scale = (1.0, 1.0)
         if spec.units == "fraction":
             image = self.spec.image
+            if image.columns is None or image.rows is None:
+                # the size was the image's own (csv2sr.images.resolve): not in the SR
+                raise ValueError("the box is in fractions of the image's own size, which "
+                                 "the profile's [image] does not give")
             scale = (_number(image.columns, known), _number(image.rows, known))
         estimate = {name: _clamped(self.spec.cells[name], value)
                     for name, value in _estimate(spec, points, scale).items()

@@ -35,6 +35,7 @@ from csv2sr.mapping.spec import (
     CellSpec,
     CodeSource,
     DocumentSpec,
+    FrameSpec,
     GeometrySpec,
     GroupSpec,
     IdentitySpec,
@@ -44,6 +45,9 @@ from csv2sr.mapping.spec import (
     ObserverSpec,
     QualitativeSpec,
     ReportSpec,
+    ResolveSpec,
+    SeriesRule,
+    SliceSpec,
     Source,
     Spec,
     template_fields,
@@ -231,6 +235,10 @@ class _Builder:
         """column -> the keys that use it."""
         self.landing: dict[str, set[str]] = {}
         self.codes: dict[str, Concept] = {}
+        self.resolved = False
+        """True when rows are resolved through the image index (identity.needs, image)."""
+        self.slice_range = False
+        """True when identity.image.slice has a last slice (3D boxes: TID 1411 groups)."""
 
     def fail(self, key: str, message: str) -> ProfileError:
         return ProfileError(self.path, key, message)
@@ -317,6 +325,9 @@ class _Builder:
         inputs = self._input(data["input"])
         cells = self._cells()
         identity = self._identity(data["identity"])
+        self.resolved = identity.resolved
+        self.slice_range = bool(identity.image is not None and identity.image.slice is not None
+                                and identity.image.slice.last)
         observer = self._observer(data["observer"])
         image = self._image(data.get("image", {}))
         groups = tuple(self._group(g, f"groups[{i}]", image)
@@ -402,11 +413,88 @@ class _Builder:
                 found[name] = self.source(raw[name], key, types, landing)
             elif name in _IDENTITY_REQUIRED and name not in needs:
                 raise self.fail(key, "not given: give a column or { const = \"...\" }, or list "
-                                "it in identity.needs (resolved from the source images, "
-                                "issue 11)")
+                                "it in identity.needs (taken from the source image's header "
+                                "with --images or --images-url)")
             else:
                 found[name] = None
-        return IdentitySpec(needs=needs, **found)
+        image = self._resolve(raw["image"], found) if "image" in raw else None
+        self._check_needs(needs, image, found)
+        return IdentitySpec(needs=needs, image=image, **found)
+
+    def _resolve(self, raw: dict[str, Any], found: dict[str, Source | None]) -> ResolveSpec:
+        """``[identity.image]``: series rule, slice and frame columns."""
+        key = "identity.image"
+        series = None
+        if "series" in raw:
+            if found["series_uid"] is not None:
+                raise self.fail(f"{key}.series", "identity.series_uid is given: a series "
+                                "rule is for rows that do not name their series")
+            patient = found["patient_id"]
+            if patient is None or patient.const is not None:
+                raise self.fail(f"{key}.series", "a series is chosen among the series of "
+                                "the row's patient: give identity.patient_id as a column")
+            rule = raw["series"]
+            if "description" in rule:
+                try:
+                    re.compile(rule["description"])
+                except re.error as exc:
+                    raise self.fail(f"{key}.series.description",
+                                    f"not a regular expression ({exc})") from None
+            series = SeriesRule(rule.get("modality", ""), rule.get("description", ""))
+        slice_spec = None
+        if "slice" in raw:
+            part = raw["slice"]
+            by = part.get("by", "index")
+            types = frozenset({"DS", "coordinate", "IS"}) if by == "z" else frozenset({"IS"})
+            column = self.column(part["column"], f"{key}.slice.column", types)
+            for option, allowed in (("order", "index"), ("base", "index")):
+                if option in part and by != allowed:
+                    raise self.fail(f"{key}.slice.{option}", f"{option} is for by = \"index\"")
+            if "tolerance" in part and by == "instance_number":
+                raise self.fail(f"{key}.slice.tolerance", "an Instance Number has no tolerance")
+            if found["sop_instance_uid"] is not None:
+                raise self.fail(f"{key}.slice", "identity.sop_instance_uid is given: the "
+                                "slice is for rows that do not name their instance")
+            if series is None and found["series_uid"] is None:
+                raise self.fail(f"{key}.slice", "a slice is a slice of a series: give "
+                                "identity.series_uid or identity.image.series")
+            last = ""
+            if "last" in part:
+                last = self.column(part["last"], f"{key}.slice.last", types)
+                if "frame" in raw:
+                    raise self.fail(f"{key}.slice.last", "a slice range and a frame: one "
+                                    "or the other")
+            slice_spec = SliceSpec(column, by, part.get("order", "instance_number"),
+                                   int(part.get("base", 0)),
+                                   float(part.get("tolerance", 0.01)), last)
+        frame = None
+        if "frame" in raw:
+            part = raw["frame"]
+            column = self.column(part["column"], f"{key}.frame.column", frozenset({"IS"}))
+            frame = FrameSpec(column, int(part.get("base", 1)))
+        if series is not None and slice_spec is None:
+            raise self.fail(f"{key}.series", "a series rule needs identity.image.slice (which "
+                            "instance of the series)")
+        if not raw:
+            raise self.fail(key, "empty: give series, slice or frame")
+        return ResolveSpec(series, slice_spec, frame)
+
+    def _check_needs(self, needs: tuple[str, ...], image: ResolveSpec | None,
+                     found: dict[str, Source | None]) -> None:
+        slice_given = image is not None and image.slice is not None
+        if "sop_instance_uid" in needs and not slice_given:
+            raise self.fail("identity.needs", "sop_instance_uid is resolved through "
+                            "identity.image.slice: give it")
+        if slice_given and "sop_instance_uid" not in needs:
+            raise self.fail("identity.needs", "identity.image.slice resolves the "
+                            "sop_instance_uid: list it in identity.needs")
+        rule = image is not None and image.series is not None
+        if rule and "series_uid" not in needs:
+            raise self.fail("identity.needs", "identity.image.series resolves the "
+                            "series_uid: list it in identity.needs")
+        if "series_uid" in needs and not rule and found["sop_instance_uid"] is None:
+            raise self.fail("identity.needs", "series_uid is taken from the image: give "
+                            "identity.sop_instance_uid or identity.image.series")
 
     def _observer(self, raw: dict[str, Any]) -> ObserverSpec:
         kind = raw.get("type", "person")
@@ -518,9 +606,10 @@ class _Builder:
         if units == "fraction":
             if kind != "box":
                 raise self.fail(f"{key}.units", "fractions of the image size are for boxes")
-            if image.columns is None or image.rows is None:
+            if (image.columns is None or image.rows is None) and not self.resolved:
                 raise self.fail(f"{key}.units", "fractions need the image size: [image] "
-                                "columns and rows")
+                                "columns and rows, or the image's Rows and Columns from "
+                                "the index (identity.needs or [identity.image])")
         origin = raw.get("origin", "dicom")
         if "base" in raw and origin != "pixel-center":
             raise self.fail(f"{key}.base", "base is for origin = \"pixel-center\"")
@@ -535,13 +624,21 @@ class _Builder:
     def _group(self, raw: dict[str, Any], key: str, image: ImageSpec) -> GroupSpec:
         template = raw.get("template", "1501")
         region = None
+        if template == "1411" and not self.slice_range:
+            raise self.fail(f"{key}.template", "a TID 1411 volumetric group has a region on "
+                            "each slice of a range: give identity.image.slice.last")
         if "region" in raw:
-            if template != "1410":
+            if template not in ("1410", "1411"):
                 raise self.fail(f"{key}.region", "a region is the Image Region of a TID 1410 "
                                 "group: set template = \"1410\"")
+            if template == "1410" and self.slice_range:
+                raise self.fail(f"{key}.template", "identity.image.slice.last gives a slice "
+                                "range: its regions make a TID 1411 group (template = "
+                                "\"1411\")")
             region = self._geometry(raw["region"], f"{key}.region", image)
-        elif template == "1410":
-            raise self.fail(key, "a TID 1410 group needs its region (the Image Region, row 7)")
+        elif template in ("1410", "1411"):
+            raise self.fail(key, f"a TID {template} group needs its region (the Image "
+                            "Region)")
         measurements = tuple(
             self._measurement(m, f"{key}.measurements[{i}]", template, region, image)
             for i, m in enumerate(raw.get("measurements", ()))
@@ -570,8 +667,9 @@ class _Builder:
                      region: GeometrySpec | None, image: ImageSpec) -> MeasurementSpec:
         geometry = None
         if "geometry" in raw:
-            if template == "1410":
-                raise self.fail(f"{key}.geometry", "the NUMs of a TID 1410 group are made on "
+            if template in ("1410", "1411"):
+                raise self.fail(f"{key}.geometry", f"the NUMs of a TID {template} group are "
+                                "made on "
                                 "its region: give the geometry as the group's region")
             geometry = self._geometry(raw["geometry"], f"{key}.geometry", image)
         unit = self.code(f"UCUM:{raw['unit']}", f"{key}.unit")
@@ -594,6 +692,9 @@ class _Builder:
         if geometry.type not in fits:
             raise self.fail(where, f"the {derive} of a {geometry.type} cannot be derived "
                             f"(only of: {', '.join(sorted(fits))})")
+        if geometry.units == "fraction" and image.columns is None:
+            raise self.fail(where, f"a derived {derive} of fractions needs the image size "
+                            "in [image] (columns and rows)")
         if image.pixel_spacing is None:
             raise self.fail(where, f"a derived {derive} in mm needs the pixel spacing: "
                             "[image] pixel_spacing")

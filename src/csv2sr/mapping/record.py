@@ -121,7 +121,7 @@ class Group:
     TID 1410 (Planar ROI Measurements and Qualitative Evaluations, with its Image Region)."""
 
     template: str
-    """``1501`` or ``1410``."""
+    """``1501``, ``1410`` or ``1411``."""
     tracking_identifier: str
     tracking_uid: str
     finding: Concept | None
@@ -129,6 +129,9 @@ class Group:
     measurements: tuple[Measurement, ...]
     qualitative: tuple[Qualitative, ...]
     region: Geometry | None = None
+    regions: tuple[Geometry, ...] = ()
+    """TID 1411: the region on each slice of the range, in slice order (``region`` is the
+    first); empty for the other templates."""
 
 
 @dataclass(frozen=True)

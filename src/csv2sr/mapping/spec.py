@@ -18,6 +18,7 @@ __all__ = [
     "CellSpec",
     "CodeSource",
     "DocumentSpec",
+    "FrameSpec",
     "GeometrySpec",
     "GroupSpec",
     "IdentitySpec",
@@ -27,6 +28,9 @@ __all__ = [
     "ObserverSpec",
     "QualitativeSpec",
     "ReportSpec",
+    "ResolveSpec",
+    "SeriesRule",
+    "SliceSpec",
     "Source",
     "Spec",
     "template_fields",
@@ -106,6 +110,54 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class SeriesRule:
+    """``identity.image.series``: the one series of the row's patient with this Modality
+    (PS3.3 C.7.3.1) whose Series Description matches ``description`` (a regex)."""
+
+    modality: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """``identity.image.slice``: the instance of the series a column names."""
+
+    column: str
+    by: str = "index"
+    """index, instance_number or z (csv2sr.images.index.SLICE_BY)."""
+    order: str = "instance_number"
+    base: int = 0
+    tolerance: float = 0.01
+    last: str = ""
+    """The column of the last slice of a range (3D boxes, TID 1411); "" for one slice."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """``identity.image.frame``: Referenced Frame Number from a column (PS3.3 C.18.4,
+    Table C.18.4-1)."""
+
+    column: str
+    base: int = 1
+
+
+@dataclass(frozen=True)
+class ResolveSpec:
+    """``[identity.image]``: how the annotated image is found in the image index."""
+
+    series: SeriesRule | None = None
+    slice: SliceSpec | None = None
+    frame: FrameSpec | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        found = [part.column for part in (self.slice, self.frame) if part is not None]
+        if self.slice is not None and self.slice.last:
+            found.append(self.slice.last)
+        return tuple(found)
+
+
+@dataclass(frozen=True)
 class IdentitySpec:
     """Patient, study, source series, image instance and class (PS3.3 C.7.1.1, C.7.2.1,
     C.7.3.1, C.12.1): each a :class:`Source`, or None when ``needs`` lists it."""
@@ -119,6 +171,14 @@ class IdentitySpec:
     sop_instance_uid: Source | None
     sop_class_uid: Source | None
     needs: tuple[str, ...] = ()
+    """Keys taken from the header of the resolved source image."""
+    image: ResolveSpec | None = None
+    """``[identity.image]``: how the image is found (None: by its SOP Instance UID)."""
+
+    @property
+    def resolved(self) -> bool:
+        """True when a row's image or identity comes from the image index."""
+        return bool(self.needs) or self.image is not None
 
 
 @dataclass(frozen=True)
