@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -308,6 +309,51 @@ def test_zip_is_byte_identical_and_self_checking(released: Path, tmp_path: Path)
     assert any(n.endswith(".dcm") for n in names)
     assert "s-1/manifest.csv" in names and "s-1/export.csv" in names
     assert "sr/" in ARCHIVED
+
+
+def _zipfile_bytes(archive: Path) -> bytes:
+    """The same entries (names, times, modes, bytes) written by zipfile itself, as package
+    wrote them before it compressed in parallel."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(
+        buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9
+    ) as target:
+        for old in source.infolist():
+            info = zipfile.ZipInfo(old.filename, date_time=old.date_time)
+            info.create_system = 3
+            info.external_attr = old.external_attr
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, source.read(old))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("root", ["s-1", "sr-ünïcode-1"])
+def test_zip_is_the_bytes_zipfile_writes(released: Path, tmp_path: Path, root: str) -> None:
+    """The entries are compressed by threads and laid out by package itself: the archive is
+    still, byte for byte, what zipfile wrote for them (a UTF-8 name too, APPNOTE bit 11)."""
+    archive = tmp_path / "a.zip"
+    package(released, archive, root=root)
+    assert archive.read_bytes() == _zipfile_bytes(archive)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+
+
+def test_zip_that_needs_zip64_is_written_by_zipfile(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive past the limits of a plain zip (here: the limit lowered) is left to
+    zipfile, with the same bytes for what fits."""
+    first = tmp_path / "a.zip"
+    package(released, first, root="z")
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)  # every entry now "needs" ZIP64
+    second = tmp_path / "b.zip"
+    files = package(released, second, root="z")
+    monkeypatch.undo()
+    with zipfile.ZipFile(second) as zf:
+        assert [n.removeprefix("z/") for n in zf.namelist()] == [*files, "SHA256SUMS"]
+        assert zf.testzip() is None
+        with zipfile.ZipFile(first) as plain:
+            assert all(zf.read(n) == plain.read(n) for n in plain.namelist())
 
 
 def test_zip_honours_source_date_epoch(

@@ -156,6 +156,10 @@ def convert_command(
     if images is not None and images_url is not None:
         err.print("[red]error:[/red] give --images or --images-url, not both")
         raise typer.Exit(EXIT_USAGE)
+    from csv2sr.conversion.server import pool_expected, start_fork_server  # noqa: PLC0415
+
+    if pool_expected(csv_path, jobs):
+        start_fork_server()  # its imports overlap with this process's own (conversion.server)
     spec = load_or_exit(profile)
     if spec.identity.resolved and images is None and images_url is None:
         what = ", ".join(spec.identity.needs) or "the annotated image"

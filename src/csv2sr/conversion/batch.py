@@ -51,6 +51,7 @@ from csv2sr.conversion.outputs import (
     remove_stale,
     scan_sr,
 )
+from csv2sr.conversion.server import INLINE_ROWS, PRELOAD
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
@@ -73,10 +74,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 32
 """Documents per task sent to a worker: large enough to amortise IPC, small enough to stream."""
-INLINE_ROWS = 256
-"""Fewer rows than this are converted in the calling process when ``jobs`` is not given:
-starting workers (a fork server, and each worker's imports and templates) costs more
-than the rows would take, and a make rule that converts one small table must be cheap."""
 
 
 def manifest_columns(spec: Spec) -> tuple[str, ...]:
@@ -280,8 +277,9 @@ def _results(
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     if context.get_start_method() == "forkserver":
-        # the workers' imports once, in the server, not once per worker (conversion.warm)
-        context.set_forkserver_preload(["csv2sr.conversion.warm"])
+        # the workers' imports once, in the server, not once per worker (conversion.warm);
+        # the command line may have started the server already (conversion.server)
+        context.set_forkserver_preload(PRELOAD)
     with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results

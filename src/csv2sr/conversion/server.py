@@ -1,0 +1,85 @@
+"""The fork server of the conversion workers, started as early as a command knows it will
+need it.
+
+``convert`` starts its workers from a fork server (:mod:`multiprocessing.forkserver`) that
+first imports :data:`PRELOAD` (:mod:`csv2sr.conversion.warm`: the workers' code and
+highdicom's tables, about 0.8 s of CPU).  Started by the pool, that import came after the
+command's own imports and held the first worker back; started by :func:`start_fork_server`
+at the top of the command, the server imports while the command does.  This module imports
+nothing heavy (the command line calls it before it imports pydicom).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+__all__ = ["INLINE_ROWS", "PRELOAD", "available", "pool_expected", "start_fork_server"]
+
+INLINE_ROWS = 256
+"""Fewer rows than this are converted in the calling process when ``jobs`` is not given:
+starting workers (a fork server, and each worker's imports and templates) costs more
+than the rows would take, and a make rule that converts one small table must be cheap."""
+
+PRELOAD = ["csv2sr.conversion.warm"]
+"""What the fork server imports before it forks a worker (:mod:`csv2sr.conversion.warm`)."""
+
+
+def available() -> bool:
+    """The fork server start method exists here (POSIX)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def pool_expected(csv_path: Path, jobs: int | None) -> bool:
+    """Whether ``convert`` of ``csv_path`` will start workers: more than one job, and
+    ``jobs`` given or the file holding at least :data:`INLINE_ROWS` lines after its
+    header.  A guess from lines, not rows (a quoted cell may hold a newline): a wrong
+    guess only starts the server for nothing (its CPU, not the result)."""
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    if workers <= 1 or not available():
+        return False
+    if jobs is not None:
+        return True
+    try:
+        with csv_path.open("rb") as handle:
+            lines = 0
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                lines += chunk.count(b"\n")
+                if lines > INLINE_ROWS:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, with :data:`PRELOAD`, unless it runs already.
+
+    It is started with SIGINT ignored, as :func:`csv2sr.conversion.batch.convert` starts
+    it (a process started with a signal ignored keeps it ignored, and so does every worker
+    it forks: Ctrl-C is the parent's to handle); a SIGINT that comes meanwhile is held and
+    delivered once the server is started.  Outside the main thread (where signals cannot
+    be handled) nothing is started: the pool starts the server itself.
+    """
+    if not available() or threading.current_thread() is not threading.main_thread():
+        return
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        multiprocessing.forkserver.ensure_running()
+        signal.signal(signal.SIGINT, hold)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for signum in held[:1]:
+            signal.raise_signal(signum)
