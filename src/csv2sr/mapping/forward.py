@@ -81,6 +81,9 @@ class _Row:
         self.values: dict[str, Parsed] = {}
         self.problems: list[RowProblem] = []
         self.failed: set[str] = set()
+        self.major_axis = ""
+        """"width" or "height": an axis-aligned ellipse's major axis given (the inverse
+        mapping solves with the stored order), else the longer of the two."""
 
     def problem(self, column: str, message: str, value: str | None = None) -> None:
         if column in self.failed:
@@ -326,11 +329,14 @@ class Forward:
 
     # -- geometry --
 
-    def points_of(self, spec: GeometrySpec, values: dict[str, float]) -> list[float]:
+    def points_of(self, spec: GeometrySpec, values: dict[str, float],
+                  major_axis: str = "") -> list[float]:
         """A geometry's DICOM points from typed values by column (what the inverse
-        mapping checks its answers with: the same arithmetic as a row's)."""
+        mapping checks its answers with: the same arithmetic as a row's); ``major_axis``
+        ("width" or "height") fixes an axis-aligned ellipse's order of axes."""
         row = _Row({}, self.spec)
         row.values.update(values)
+        row.major_axis = major_axis
         try:
             flat = _GEOMETRY_MAKERS[spec.type](self, row, spec)
         except _RowFailedError as exc:
@@ -412,7 +418,8 @@ class Forward:
         half_h = self._positive(row, spec, spec.height, "height") / 2
         across = [cx - half_w, cy, cx + half_w, cy]
         down = [cx, cy - half_h, cx, cy + half_h]
-        return across + down if half_w >= half_h else down + across
+        horizontal = row.major_axis == "width" if row.major_axis else half_w >= half_h
+        return across + down if horizontal else down + across
 
     def _circle(self, row: _Row, spec: GeometrySpec) -> list[float]:
         """CIRCLE: the centre, then a point on the circle (PS3.3 C.18.6.1.2)."""
