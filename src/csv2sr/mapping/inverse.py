@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from csv2sr.dicom.ohif import row_identifier
+from csv2sr.mapping.cells import float32_text
 from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Record
 from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
@@ -33,13 +34,6 @@ SPREADSHEET_EPOCH = dt.date(1899, 12, 30)
 
 Getter = Callable[[Record], str | None]
 Identity = Callable[[Concept], tuple[str, str]]
-
-
-def float32_text(value: float) -> str:
-    """The shortest decimal that reads back as the same float32.  SCOORD Graphic Data
-    (0070,0022) is FL (PS3.3 C.18.6.1.2): ``172.8353591`` stored as float32 prints
-    ``172.83536``."""
-    return str(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
 def shortest(target: float, forward: Callable[[float], float]) -> str:
