@@ -58,7 +58,13 @@ def from_srt(code: Code) -> Code:
 
 
 def code_key(code: Code) -> tuple[str, str]:
-    """(value, scheme) with SNOMED-RT mapped to SNOMED CT: the identity used to compare codes."""
+    """(value, scheme) with SNOMED-RT mapped to SNOMED CT: the identity used to compare codes.
+
+    A code under SRT whose value is a SNOMED CT identifier (digits only: SNOMED-RT codes
+    read like ``T-28000``, PS3.16 Annex O) is that SNOMED CT concept: dcmjs (CCC 2018)
+    writes the Finding Site Lung as (39607008, SRT)."""
+    if code.scheme_designator == "SRT" and code.value.isdigit():
+        return (code.value, "SCT")
     sct = from_srt(code)
     return (sct.value, sct.scheme_designator)
 

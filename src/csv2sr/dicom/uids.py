@@ -14,10 +14,13 @@ from csv2sr.dicom.vr import check_ui
 
 __all__ = ["SCHEMA_VERSION", "derive_uid", "is_valid_uid"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """Bump when the SR encoding changes, so that a changed SR gets new UIDs.
 
 2: one SR series per SR (the Series Instance UID derived from the row, not the study).
+3: a geometry column of ``document.uid_identity`` enters as its geometry's stored float32
+   points (shortest decimals), not as the cell's float64, so that the table ``export``
+   gives back derives the same UIDs (docs/profiles.md, "The round trip").
 """
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/csv2sr/csv2sr")

@@ -24,6 +24,7 @@ __all__ = [
     "YEARS",
     "Parsed",
     "canonical",
+    "float32_text",
     "parse_cell",
     "repair_study_time",
 ]
@@ -266,6 +267,15 @@ def parse_cell(value: str, cell: CellSpec) -> Parsed:
             return PARSERS[cell.type](cell.default, cell)
         return _EMPTY.get(cell.type, "")
     return PARSERS[cell.type](value, cell)
+
+
+def float32_text(value: float) -> str:
+    """The shortest decimal that reads back as the same float32.  SCOORD Graphic Data
+    (0070,0022) is FL (PS3.3 C.18.6.1.2): ``172.8353591`` stored as float32 prints
+    ``172.83536``."""
+    import numpy as np  # noqa: PLC0415  (numpy, lazily: the CLI starts without it)
+
+    return str(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
 def canonical(value: Parsed, cell: CellSpec) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from csv2sr.dicom import vr
 from csv2sr.dicom.uids import derive_uid
-from csv2sr.mapping.cells import Parsed, canonical, parse_cell
+from csv2sr.mapping.cells import Parsed, canonical, float32_text, parse_cell
 from csv2sr.mapping.record import (
     Concept,
     Geometry,
@@ -81,6 +81,9 @@ class _Row:
         self.values: dict[str, Parsed] = {}
         self.problems: list[RowProblem] = []
         self.failed: set[str] = set()
+        self.major_axis = ""
+        """"width" or "height": an axis-aligned ellipse's major axis given (the inverse
+        mapping solves with the stored order), else the longer of the two."""
 
     def problem(self, column: str, message: str, value: str | None = None) -> None:
         if column in self.failed:
@@ -149,6 +152,14 @@ class Forward:
         if ident.patient_name is not None and ident.patient_name.template:
             self.person_templates.append((ident.patient_name, "the Patient's Name"))
         self.several_groups = len(spec.groups) > 1
+        self.identity_geometry: dict[str, GeometrySpec] = {}
+        """The geometry of each uid_identity column that is a geometry's (the first)."""
+        for group in spec.groups:
+            shapes = [m.geometry for m in group.measurements if m.geometry is not None]
+            for shape in (*shapes, *((group.region,) if group.region else ())):
+                for column in shape.columns:
+                    if column in spec.document.uid_identity:
+                        self.identity_geometry.setdefault(column, shape)
 
     # -- the row --
 
@@ -195,7 +206,7 @@ class Forward:
             sop_instance_uid=row.text(ident.sop_instance_uid),
             series_uid=row.text(ident.series_uid),
         )
-        identity = tuple(self._canonical(row, c) for c in spec.document.uid_identity)
+        identity = self._identity(row, image)
         groups = tuple(
             self._group(row, group, image, identity, i) for i, group in enumerate(spec.groups)
         )
@@ -219,6 +230,25 @@ class Forward:
             keys=tuple((c, self._canonical(row, c)) for c in spec.unique_columns),
             cells=row.cells,
         )
+
+    def _identity(self, row: _Row, image: ImageRef) -> tuple[str, ...]:
+        """The UID derivation parts of the row (:mod:`csv2sr.dicom.uids`): each
+        ``uid_identity`` column's canonical value, except that a geometry column enters as
+        what the SR stores of it, its geometry's points as 32-bit floats (FL, PS3.3
+        C.18.6.1.2; each the shortest decimal of its float32) -- what ``export`` gives back
+        exactly, so that a table read back from the SR derives the same UIDs again."""
+        parts = []
+        stored: dict[str, str] = {}
+        for column in self.spec.document.uid_identity:
+            shape = self.identity_geometry.get(column)
+            if shape is None:
+                parts.append(self._canonical(row, column))
+                continue
+            if shape.key not in stored:
+                points = self._geometry(row, shape, image).points
+                stored[shape.key] = " ".join(float32_text(v) for v in points)
+            parts.append(stored[shape.key])
+        return tuple(parts)
 
     def _canonical(self, row: _Row, column: str) -> str:
         row._check(column)
@@ -326,11 +356,14 @@ class Forward:
 
     # -- geometry --
 
-    def points_of(self, spec: GeometrySpec, values: dict[str, float]) -> list[float]:
+    def points_of(self, spec: GeometrySpec, values: dict[str, float],
+                  major_axis: str = "") -> list[float]:
         """A geometry's DICOM points from typed values by column (what the inverse
-        mapping checks its answers with: the same arithmetic as a row's)."""
+        mapping checks its answers with: the same arithmetic as a row's); ``major_axis``
+        ("width" or "height") fixes an axis-aligned ellipse's order of axes."""
         row = _Row({}, self.spec)
         row.values.update(values)
+        row.major_axis = major_axis
         try:
             flat = _GEOMETRY_MAKERS[spec.type](self, row, spec)
         except _RowFailedError as exc:
@@ -414,7 +447,8 @@ class Forward:
         half_h = self._positive(row, spec, spec.height, "height") / 2
         across = [cx - half_w, cy, cx + half_w, cy]
         down = [cx, cy - half_h, cx, cy + half_h]
-        return across + down if half_w >= half_h else down + across
+        horizontal = row.major_axis == "width" if row.major_axis else half_w >= half_h
+        return across + down if horizontal else down + across
 
     def _circle(self, row: _Row, spec: GeometrySpec) -> list[float]:
         """CIRCLE: the centre, then a point on the circle (PS3.3 C.18.6.1.2)."""

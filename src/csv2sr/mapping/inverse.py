@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from csv2sr.dicom.ohif import row_identifier
+from csv2sr.mapping.cells import float32_text
 from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Record
 from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
@@ -33,13 +34,6 @@ SPREADSHEET_EPOCH = dt.date(1899, 12, 30)
 
 Getter = Callable[[Record], str | None]
 Identity = Callable[[Concept], tuple[str, str]]
-
-
-def float32_text(value: float) -> str:
-    """The shortest decimal that reads back as the same float32.  SCOORD Graphic Data
-    (0070,0022) is FL (PS3.3 C.18.6.1.2): ``172.8353591`` stored as float32 prints
-    ``172.83536``."""
-    return str(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
 def shortest(target: float, forward: Callable[[float], float]) -> str:
@@ -322,8 +316,16 @@ class Inverse:
         estimate = {name: _clamped(self.spec.cells[name], value)
                     for name, value in _estimate(spec, points, scale).items()
                     if name in unknowns}
-        return _solve_cells(self._points_of(spec), unknowns, estimate, known,
-                            np.asarray(points, dtype=np.float32))
+        target = np.asarray(points, dtype=np.float32)
+        if spec.type != "ellipse":
+            return _solve_cells(self._points_of(spec), unknowns, estimate, known, target)
+        # an axis-aligned ellipse stores its major axis first, the longer of width and
+        # height (width when they are equal): solve in the stored order, then keep the
+        # answer on the side of width >= height that gives that order again
+        major = "width" if _horizontal(points) else "height"
+        points_of = self._points_of(spec, major)
+        found = _solve_cells(points_of, unknowns, estimate, known, target)
+        return _ordered_axes(points_of, spec, found, known, target, major)
 
     def _known(self, spec: GeometrySpec, cells: dict[str, str]) -> list[str]:
         """Columns the geometry needs that it does not give back (the image size)."""
@@ -337,9 +339,11 @@ class Inverse:
                 found.append(source.column)
         return found
 
-    def _points_of(self, spec: GeometrySpec) -> Callable[[dict[str, float]], np.ndarray]:
+    def _points_of(self, spec: GeometrySpec,
+                   major_axis: str = "") -> Callable[[dict[str, float]], np.ndarray]:
         """The forward mapping of one geometry, on typed values by column (float64: what
-        the SR stores is its float32 rounding)."""
+        the SR stores is its float32 rounding); ``major_axis`` fixes an ellipse's order of
+        axes (:meth:`csv2sr.mapping.forward.Forward.points_of`)."""
         from csv2sr.mapping.forward import Forward  # noqa: PLC0415
 
         forward = self._forward or Forward(self.spec)
@@ -351,7 +355,7 @@ class Inverse:
             for name in spec.columns:
                 if name in values and not _in_range(cells[name], values[name]):
                     raise ValueError(f"{name} out of its range")
-            return np.asarray(forward.points_of(spec, values), dtype=np.float64)
+            return np.asarray(forward.points_of(spec, values, major_axis), dtype=np.float64)
         return points
 
 
@@ -460,7 +464,7 @@ def _estimate(spec: GeometrySpec, points: tuple[float, ...],
         return out
     if spec.type == "ellipse":
         (cx, cy), = spec.points
-        horizontal = abs(points[1] - points[3]) < abs(points[0] - points[2])
+        horizontal = _horizontal(points)
         major = math.hypot(points[2] - points[0], points[3] - points[1])
         minor = math.hypot(points[6] - points[4], points[7] - points[5])
         # the centre is stored itself: across = (cx - w/2, cy, cx + w/2, cy) and
@@ -476,6 +480,54 @@ def _estimate(spec: GeometrySpec, points: tuple[float, ...],
     radius = math.hypot(points[2] - points[0], points[3] - points[1])
     put(spec.radius, radius * 2 if spec.form == "diameter" else radius)
     return out
+
+
+def _horizontal(points: tuple[float, ...]) -> bool:
+    """Whether an axis-aligned ELLIPSE stores its horizontal axis first (PS3.3
+    C.18.6.1.2: the major axis is the first pair of points)."""
+    return abs(points[1] - points[3]) < abs(points[0] - points[2])
+
+
+def _ordered_axes(points_of: PointsOf, spec: GeometrySpec, found: dict[str, str],
+                  known: dict[str, float], target: np.ndarray, major: str) -> dict[str, str]:
+    """``found`` with width and height that the forward mapping puts in the stored order:
+    width >= height when the width is the major axis, width < height when the height is.
+
+    Width and height each come back as the shortest decimal of their own float32 window
+    (solved in the stored order); two near-equal axes (a circle-like ellipse, width ==
+    height) may give a pair on the wrong side, which the forward mapping would swap.  The
+    original pair was on the right side, so the windows then overlap: a width-major
+    ellipse takes the shortest decimal of the overlap for both, a height-major one the
+    shortest width below the shortest height above it."""
+    width = spec.width.column if spec.width else ""
+    height = spec.height.column if spec.height else ""
+    if width not in found or height not in found:
+        return found
+    w, h = float(found[width]), float(found[height])
+    if (w >= h) == (major == "width"):
+        return found
+    values = {**known, **{n: float(t) for n, t in found.items()}}
+
+    def window(name: str) -> tuple[float, float]:
+        def fits(value: float) -> bool:
+            try:
+                return bool(np.array_equal(_stored(points_of, {**values, name: value}),
+                                           target))
+            except (ValueError, OverflowError):
+                return False
+        inside = values[name]
+        return _edge(fits, inside, -1.0), _edge(fits, inside, 1.0)
+
+    (low_w, high_w), (low_h, high_h) = window(width), window(height)
+    if major == "width":
+        both = next(_decimals_between(max(low_w, low_h), min(high_w, high_h), cap=1), None)
+        return found if both is None else {**found, width: both, height: both}
+    for w_text in _decimals_between(low_w, min(high_w, high_h), cap=200):
+        above = float(np.nextafter(float(w_text), math.inf))
+        h_text = next(_decimals_between(max(low_h, above), high_h, cap=1), None)
+        if h_text is not None and float(h_text) > float(w_text):
+            return {**found, width: w_text, height: h_text}
+    return found
 
 
 def _candidates(value: float) -> list[str]:
