@@ -56,6 +56,7 @@ from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
+from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import load_profile
 from csv2sr.mapping.record import Document, Record
 from csv2sr.mapping.spec import Spec, template_fields
@@ -301,14 +302,36 @@ def _manifest_lines(item: _Done | RowError, spec: Spec) -> Iterator[tuple[int, l
 def _checked(
     items: Iterable[Record | RowError], images: ImageIndex | None, path: Path, spec: Spec
 ) -> Iterator[Record | RowError]:
-    """Each row against its image's header, when the source images are known."""
+    """Each row against its image's header, when the source images are known; a point
+    in patient coordinates is first placed in its series' volume (images.volume)."""
+    volumes: tuple[dict[str, SeriesVolume], dict[str, str]] | None = None
+    series_column = (spec.identity.series_uid.columns or ("(row)",))[0] \
+        if spec.identity.series_uid is not None else "(row)"
     for item in items:
+        if images is not None and isinstance(item, Record) and item.is_3d:
+            if volumes is None:
+                volumes = series_volumes(images)
+            placed = resolve_points(item, *volumes, series_column)
+            if not isinstance(placed, Record):
+                yield RowError(path, item.line, tuple(placed), item.cells)
+                continue
+            yield from _against_image(placed, images, path, spec)
+            continue
         if images is not None and isinstance(item, Record):
             problems = check_row_against_image(item, images, path=path, spec=spec)[1]
             if problems:
                 yield RowError(path, item.line, tuple(problems), item.cells)
                 continue
         yield item
+
+
+def _against_image(record: Record, images: ImageIndex, path: Path, spec: Spec
+                   ) -> Iterator[Record | RowError]:
+    problems = check_row_against_image(record, images, path=path, spec=spec)[1]
+    if problems:
+        yield RowError(path, record.line, tuple(problems), record.cells)
+    else:
+        yield record
 
 
 def _convert_rows(

@@ -1,0 +1,153 @@
+"""Patient coordinates (csv2sr.images.volume) and join tables (csv2sr.mapping.joins).
+
+* pixel -> patient -> pixel is the identity within 1e-6 mm for random orientation, spacing
+  and position (hypothesis), and agrees with PS3.3 Equation C.7.6.2.1-1 written out;
+* a series becomes a volume; a point is placed in its slice or refused outside;
+* a join file: LUNA16's whitespace format, duplicate keys (file, line, key), missing keys
+  (row rejected naming the column, the key and the join file), profile checks.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from csv2sr.images.volume import Plane, patient_to_pixel, pixel_to_patient
+from csv2sr.mapping.joins import JoinError, read_join
+from csv2sr.mapping.load import ProfileError, load_profile
+from csv2sr.mapping.spec import JoinSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+LUNA_PROFILE = ROOT / "tests" / "data" / "luna16" / "luna16.toml"
+
+
+def _orientation(a: float, b: float, c: float) -> tuple[float, ...]:
+    """Row and column cosines of a rotation by Euler angles (orthonormal)."""
+    ca, sa, cb, sb, cc, sc = math.cos(a), math.sin(a), math.cos(b), math.sin(b), \
+        math.cos(c), math.sin(c)
+    rotation = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]]) @ \
+        np.array([[1, 0, 0], [0, cb, -sb], [0, sb, cb]]) @ \
+        np.array([[cc, -sc, 0], [sc, cc, 0], [0, 0, 1]])
+    return (*rotation[:, 0], *rotation[:, 1])
+
+
+angles = st.floats(-math.pi, math.pi, allow_nan=False)
+spacings = st.floats(0.05, 5.0, allow_nan=False)
+positions = st.floats(-500.0, 500.0, allow_nan=False)
+pixels = st.floats(-10.0, 600.0, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(angles, angles, angles, spacings, spacings, positions, positions, positions, pixels,
+       pixels)
+def test_pixel_to_patient_and_back_is_the_identity(
+    a: float, b: float, c: float, row_mm: float, column_mm: float, x: float, y: float,
+    z: float, column: float, row: float,
+) -> None:
+    plane = Plane((x, y, z), _orientation(a, b, c), (row_mm, column_mm), 512, 512)  # type: ignore[arg-type]
+    patient = pixel_to_patient(plane, [(column, row)])
+    back = patient_to_pixel(plane, patient)[0]
+    assert abs(back[0] - column) * column_mm < 1e-6
+    assert abs(back[1] - row) * row_mm < 1e-6
+    assert abs(back[2]) < 1e-6
+    again = pixel_to_patient(plane, [back[:2]])[0]
+    assert math.dist(again, patient[0]) < 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(angles, angles, angles, spacings, spacings, positions, positions, positions, pixels,
+       pixels)
+def test_pixel_to_patient_is_equation_c7621(
+    a: float, b: float, c: float, row_mm: float, column_mm: float, x: float, y: float,
+    z: float, column: float, row: float,
+) -> None:
+    """PS3.3 C.7.6.2.1.1: P = S + X (i Δi) + Y (j Δj), i the column and j the row index
+    of a pixel centre; a DICOM pixel coordinate is the index + 0.5 (PS3.3 C.18.6.1.1)."""
+    orientation = _orientation(a, b, c)
+    plane = Plane((x, y, z), orientation, (row_mm, column_mm), 512, 512)  # type: ignore[arg-type]
+    i, j = column - 0.5, row - 0.5
+    expected = [s + orientation[k] * i * column_mm + orientation[3 + k] * j * row_mm
+                for k, s in enumerate((x, y, z))]
+    assert math.dist(pixel_to_patient(plane, [(column, row)])[0], expected) < 1e-6
+
+
+def _join(tmp_path: Path, text: str, fmt: str = "whitespace") -> JoinSpec:
+    path = tmp_path / "map.txt"
+    path.write_bytes(text.encode())
+    return JoinSpec("series_map", "joins[0].file", path, fmt, ("seriesuid",),
+                    ("SeriesInstanceUID",), ("PatientID", "StudyInstanceUID"))
+
+
+def test_a_luna16_style_join_file_is_read(tmp_path: Path) -> None:
+    join = read_join(_join(tmp_path, "PatientID StudyInstanceUID SeriesInstanceUID \r\n"
+                                     "P1 1.2.3 1.2.4 \r\nP2 1.2.5 1.2.6 \r\n"))
+    assert join.cells({"seriesuid": "1.2.6"}) == {"PatientID": "P2",
+                                                  "StudyInstanceUID": "1.2.5"}
+    problem = join.cells({"seriesuid": "1.2.9"})
+    assert not isinstance(problem, dict)
+    assert problem.column == "seriesuid" and problem.value == "1.2.9"
+    assert "map.txt" in problem.message and "SeriesInstanceUID" in problem.message
+
+
+def test_a_duplicate_key_names_the_file_the_line_and_the_key(tmp_path: Path) -> None:
+    spec = _join(tmp_path, "PatientID,StudyInstanceUID,SeriesInstanceUID\n"
+                           "P1,1.2.3,1.2.4\nP2,1.2.5,1.2.4\n", "csv")
+    with pytest.raises(JoinError) as caught:
+        read_join(spec)
+    assert str(caught.value).startswith(f"{spec.path}:3: duplicate key '1.2.4'")
+    assert "first on line 2" in str(caught.value)
+
+
+def test_a_join_file_without_the_columns_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JoinError, match="no column 'StudyInstanceUID'"):
+        read_join(_join(tmp_path, "PatientID SeriesInstanceUID\nP1 1.2.4\n"))
+
+
+def test_the_real_series_map_has_one_line_per_series() -> None:
+    spec = load_profile(LUNA_PROFILE).joins[0]
+    if not spec.path.is_file():
+        pytest.skip(f"no LUNA16 data at {spec.path}")
+    assert len(read_join(spec).rows) == 888
+
+
+def _profile(tmp_path: Path, joins: str, extra_cells: str = "") -> Path:
+    text = LUNA_PROFILE.read_text(encoding="utf-8")
+    start = text.index("[[joins]]")
+    end = text.index("[cells]")
+    text = text[:start] + joins + "\n" + text[end:]
+    if extra_cells:
+        text = text.replace("[identity]", extra_cells + "\n[identity]")
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("joins", "key", "message"), [
+    ('[[joins]]\nname = "m"\nfile = "x.txt"\nkey = ["nope"]\n'
+     'columns = ["PatientID", "StudyInstanceUID"]', "joins[0].key[0]", "not in input.columns"),
+    ('[[joins]]\nname = "m"\nfile = "x.txt"\nkey = ["seriesuid"]\non = ["a", "b"]\n'
+     'columns = ["PatientID", "StudyInstanceUID"]', "joins[0].on", "1 key column"),
+    ('[[joins]]\nname = "m"\nfile = "x.txt"\nkey = ["seriesuid"]\n'
+     'columns = ["coordX", "PatientID", "StudyInstanceUID"]', "joins[0].columns[0]",
+     "a column of the table already"),
+])
+def test_join_profile_checks(tmp_path: Path, joins: str, key: str, message: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(_profile(tmp_path, joins))
+    assert caught.value.key == key and message in caught.value.problem
+
+
+def test_a_patient_point_needs_three_coordinates(tmp_path: Path) -> None:
+    text = LUNA_PROFILE.read_text(encoding="utf-8").replace(
+        '[["coordX", "coordY", "coordZ"]]', '[["coordX", "coordY"]]')
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.key == "groups[0].region.points[0]"
+    assert "[x, y, z]" in caught.value.problem
