@@ -80,7 +80,8 @@ def test_one_sr_per_series_one_group_per_nodule(converted: Converted) -> None:
     assert len(_srs(converted.out)) == len(converted.series) == 568
 
 
-def test_dciodvfy_finds_no_error(converted: Converted) -> None:
+def test_validate_finds_no_error(converted: Converted) -> None:
+    """csv2sr's own checks and dciodvfy: no error in any Comprehensive 3D SR."""
     report = validate_files([converted.out / "sr"], jobs=2)
     if report.tools.get("dciodvfy") is None:
         pytest.skip("dciodvfy is not installed")

@@ -128,6 +128,8 @@ class Inverse:
     # -- the plan: where each column comes back from --
 
     def _put(self, column: str, role: str, getter: Getter) -> None:
+        if column not in self.getters:  # a column a join provides: not the table's
+            return
         self.getters[column].append((role, getter))
 
     def _source(self, source: Source | None, role: str, value: Getter) -> None:
@@ -260,6 +262,8 @@ class Inverse:
             if cell.type == "spreadsheet_day" and cells.get(cell.of):
                 cells[column] = spreadsheet_serial(cells[cell.of])
         for column, cell in self.spec.cells.items():
+            if column not in cells:  # a column a join provides: export does not write it
+                continue
             if not cells[column] and cell.type not in ("ignore", "spreadsheet_day") \
                     and not cell.optional and self.getters[column] \
                     and not any(column in g.columns for _, _, g in self.geometry):
