@@ -151,3 +151,61 @@ def test_a_patient_point_needs_three_coordinates(tmp_path: Path) -> None:
         load_profile(path)
     assert caught.value.key == "groups[0].region.points[0]"
     assert "[x, y, z]" in caught.value.problem
+
+
+def _oblique_series(slices: int = 5) -> tuple[list[tuple[str, object]], Plane, float]:
+    """A tilted CT series (rotated about two axes), slices 3 mm apart along its normal."""
+    from luna16gen import LunaSeries, header  # noqa: PLC0415
+
+    series = LunaSeries("P1", "1.2.3", "1.2.3.4", "1.2.3.5", (-100.0, -120.0, -50.0), 0.7, 3.0,
+                        slices)
+    orientation = _orientation(0.3, 0.2, 0.0)
+    plane = Plane(series.origin, orientation, (0.7, 0.7), 512, 512)  # type: ignore[arg-type]
+    normal = np.array(plane.normal)
+    datasets = []
+    for i in range(slices):
+        ds = header(series, i)
+        ds.ImageOrientationPatient = [f"{v:.12f}" for v in orientation]
+        ds.ImagePositionPatient = [f"{v:.10f}" for v in np.array(series.origin) + 3.0 * i * normal]
+        datasets.append((f"slice{i}", ds))
+    return datasets, plane, 3.0
+
+
+def test_points_are_placed_in_their_slice_or_refused(tmp_path: Path) -> None:
+    """A record's Image Region 3D gets the Frame of Reference and the nearest slice; a point
+    past half a spacing after the last slice, or beside the image, is refused."""
+    from csv2sr.conversion.checks import check_row  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+    from csv2sr.images.volume import resolve_points, series_volumes  # noqa: PLC0415
+    from csv2sr.mapping.record import Geometry3D, Record  # noqa: PLC0415
+
+    datasets, plane, spacing = _oblique_series()
+    index = ImageIndex.from_datasets(datasets)  # type: ignore[arg-type]
+    volumes, refused = series_volumes(index)
+    assert list(volumes) == ["1.2.3.4"] and refused == {}
+    spec = load_profile(LUNA_PROFILE)
+    normal = np.array(plane.normal)
+
+    def place(column: float, row: float, depth: float) -> Record | list[object]:
+        x, y, z = np.array(pixel_to_patient(plane, [(column, row)])[0]) + depth * normal
+        cells = {"seriesuid": "1.2.3.4", "coordX": f"{x:.6f}", "coordY": f"{y:.6f}",
+                 "coordZ": f"{z:.6f}", "diameter_mm": "5", "PatientID": "P1",
+                 "StudyInstanceUID": "1.2.3"}
+        record = check_row(cells, path=tmp_path / "t.csv", line=2, spec=spec)
+        assert isinstance(record, Record)
+        return resolve_points(record, volumes, refused, "seriesuid")  # type: ignore[return-value]
+
+    for depth, slice_index in ((0.0, 0), (4.4, 1), (13.4, 4)):
+        placed = place(256, 300, depth)
+        assert isinstance(placed, Record)
+        region = placed.groups[0].region
+        assert isinstance(region, Geometry3D) and region.frame_of_reference_uid == "1.2.3.5"
+        assert placed.images[0].sop_instance_uid == datasets[slice_index][1].SOPInstanceUID  # type: ignore[attr-defined]
+    for outside in ((256, 300, 4 * spacing + 1.6), (-3, 300, 0.0), (256, 515, 3.0)):
+        problems = place(*outside)
+        assert isinstance(problems, list) and len(problems) == 1
+        assert str(problems[0]).startswith("coordX/coordY/coordZ: outside the volume of the "
+                                           "series 1.2.3.4")
+    del datasets[2][1].FrameOfReferenceUID  # type: ignore[attr-defined]
+    volumes, refused = series_volumes(ImageIndex.from_datasets(datasets))  # type: ignore[arg-type]
+    assert volumes == {} and "Frame of Reference" in refused["1.2.3.4"]
