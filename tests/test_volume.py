@@ -209,3 +209,54 @@ def test_points_are_placed_in_their_slice_or_refused(tmp_path: Path) -> None:
     del datasets[2][1].FrameOfReferenceUID  # type: ignore[attr-defined]
     volumes, refused = series_volumes(ImageIndex.from_datasets(datasets))  # type: ignore[arg-type]
     assert volumes == {} and "Frame of Reference" in refused["1.2.3.4"]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.tuples(st.floats(-170, 170), st.floats(-170, 170), st.floats(0.5, 5.5)),
+       st.decimals(min_value="0.1", max_value="99.9", places=3))
+def test_a_point_comes_back_as_its_float32(point: tuple[float, float, float],
+                                           diameter: object) -> None:
+    """convert -> SR -> export --profile: each coordinate is the shortest decimal of its
+    FL (PS3.3 C.18.9.1), the diameter (a DS) exactly as written (docs/profiles.md)."""
+    import tempfile  # noqa: PLC0415
+
+    from csv2sr.conversion.build import dataset_bytes, encode  # noqa: PLC0415
+    from csv2sr.conversion.checks import check_row  # noqa: PLC0415
+    from csv2sr.export.writer import _rows_of  # noqa: PLC0415
+    from csv2sr.images.enrich import enriched_header  # noqa: PLC0415
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+    from csv2sr.images.volume import resolve_points, series_volumes  # noqa: PLC0415
+    from csv2sr.mapping.record import Record  # noqa: PLC0415
+
+    datasets, plane, _ = _oblique_series()
+    index = ImageIndex.from_datasets(datasets)  # type: ignore[arg-type]
+    column, row, depth = point
+    x, y, z = (float(v) for v in np.array(pixel_to_patient(
+        plane, [(256 + column, 256 + row)])[0]) + depth * np.array(plane.normal))
+    cells = {"seriesuid": "1.2.3.4", "coordX": repr(x), "coordY": repr(y), "coordZ": repr(z),
+             "diameter_mm": str(diameter), "PatientID": "P1", "StudyInstanceUID": "1.2.3"}
+    spec = load_profile(LUNA_PROFILE)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = check_row(cells, path=Path(tmp) / "t.csv", line=2, spec=spec)
+        assert isinstance(record, Record)
+        placed = resolve_points(record, *series_volumes(index), "seriesuid")
+        assert isinstance(placed, Record)
+        image = placed.images[0]
+        headers = {image.sop_instance_uid: enriched_header(
+            index.get(image.sop_instance_uid), placed, image)}  # type: ignore[arg-type]
+        path = Path(tmp) / "sr.dcm"
+        path.write_bytes(dataset_bytes(encode(placed, spec, headers=headers)))
+        result = _rows_of(str(path), str(LUNA_PROFILE))
+    assert result.problems == []
+    (got,) = result.rows
+    assert got == ["1.2.3.4", *(_shortest32(v) for v in (x, y, z)), str(diameter)]
+
+
+def _shortest32(value: float) -> str:
+    """The shortest decimal that reads back as the same float32."""
+    target = np.float32(value)
+    for digits in range(1, 12):
+        text = f"{float(target):.{digits}g}"
+        if np.float32(float(text)) == target:
+            return text
+    return repr(float(target))
