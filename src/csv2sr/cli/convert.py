@@ -111,6 +111,15 @@ def convert_command(
             help="The same from a DICOMweb server (WADO-RS metadata of the studies in the table).",
         ),
     ] = None,
+    join: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--join",
+            metavar="NAME=PATH",
+            help="Another file for the profile's join NAME ([[joins]]: a table mapping a key "
+            "column to more columns, e.g. LUNA16's series-map.txt); repeatable.",
+        ),
+    ] = None,
     ohif: Annotated[
         bool,
         typer.Option(
@@ -172,8 +181,19 @@ def convert_command(
     from csv2sr.conversion.batch import convert  # noqa: PLC0415  (the command's own cost)
     from csv2sr.conversion.checks import InputFileError  # noqa: PLC0415
     from csv2sr.images.index import ImageIndexError  # noqa: PLC0415
+    from csv2sr.mapping.joins import JoinError, read_joins  # noqa: PLC0415
 
+    spec = _with_joins(spec, join or [])
+    if images is None and images_url is None and any(
+            g.region is not None and g.region.patient for g in spec.groups):
+        err.print(
+            f"[red]usage error:[/red] {escape(str(spec.path))}: a point in patient "
+            "coordinates needs its series' Frame of Reference UID: give the source images "
+            "(--images DIR or --images-url URL)", highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
     try:
+        read_joins(spec)  # a broken join file stops the run before the images are read
         index = _image_index(csv_path, images, images_url, spec, quiet=quiet, output=output)
         lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
         with progress_bar("Converting", lines, enabled=not quiet) as advance:
@@ -188,7 +208,7 @@ def convert_command(
                 fast=not reference_builder,
                 ohif=ohif,
             )
-    except (InputFileError, ImageIndexError) as exc:
+    except (InputFileError, ImageIndexError, JoinError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_DATA) from None
     except OutputError as exc:  # the system failed (1), or -o names a path through a file (2)
@@ -283,3 +303,26 @@ def _report(result: ConversionResult, *, quiet: bool) -> None:
             f"rejected rows and reasons: {escape(os.fspath(result.outdir / 'rejected.csv'))}",
             highlight=False,
         )
+
+
+def _with_joins(spec: Spec, given: list[str]) -> Spec:
+    """The profile with the join files ``--join NAME=PATH`` gives (a usage error for a
+    malformed option or an unknown NAME)."""
+    from csv2sr.mapping.joins import JoinError, with_join_files  # noqa: PLC0415
+
+    files: dict[str, Path] = {}
+    for option in given:
+        name, sep, path = option.partition("=")
+        if not sep or not name or not path:
+            err.print(f"[red]usage error:[/red] --join {escape(option)}: give NAME=PATH",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+        files[name] = Path(path)
+    if not files:
+        return spec
+    try:
+        return with_join_files(spec, files)
+    except JoinError as exc:
+        err.print(f"[red]usage error:[/red] {escape(str(exc))}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None

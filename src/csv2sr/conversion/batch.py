@@ -58,6 +58,7 @@ from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
 from csv2sr.images.resolve import resolve_record
+from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import ProfileError, load_profile
 from csv2sr.mapping.record import Document, Record
 from csv2sr.mapping.spec import Spec, template_fields
@@ -302,8 +303,21 @@ def _checked(
 ) -> Iterator[Record | RowError]:
     """Each row's image resolved through the index when the profile says how
     (:func:`csv2sr.images.resolve.resolve_record`), then checked against its header, when
-    the source images are known."""
+    the source images are known; a point in patient coordinates is first placed in its
+    series' volume (:mod:`csv2sr.images.volume`)."""
+    volumes: tuple[dict[str, SeriesVolume], dict[str, str]] | None = None
+    series_column = (spec.identity.series_uid.columns or ("(row)",))[0] \
+        if spec.identity.series_uid is not None else "(row)"
     for item in items:
+        if images is not None and isinstance(item, Record) and item.is_3d:
+            if volumes is None:
+                volumes = series_volumes(images)
+            placed = resolve_points(item, *volumes, series_column)
+            if not isinstance(placed, Record):
+                yield RowError(path, item.line, tuple(placed), item.cells)
+                continue
+            yield from _against_image(placed, images, path, spec)
+            continue
         if images is not None and isinstance(item, Record):
             resolved = resolve_record(item, images, spec)
             if not isinstance(resolved, Record):
@@ -315,6 +329,15 @@ def _checked(
                 yield RowError(path, item.line, tuple(problems), item.cells)
                 continue
         yield item
+
+
+def _against_image(record: Record, images: ImageIndex, path: Path, spec: Spec
+                   ) -> Iterator[Record | RowError]:
+    problems = check_row_against_image(record, images, path=path, spec=spec)[1]
+    if problems:
+        yield RowError(path, record.line, tuple(problems), record.cells)
+    else:
+        yield record
 
 
 def _convert_rows(

@@ -48,6 +48,7 @@ from csv2sr.mapping.record import (
     Concept,
     Document,
     Geometry,
+    Geometry3D,
     Group,
     ImageRef,
     Measurement,
@@ -110,8 +111,8 @@ def with_ohif(item: Document | Record, spec: Spec) -> Document:
     return replace(document, records=records)
 
 
-def _ohif_graphic(geometry: Geometry | None) -> ohif.Graphic | None:
-    if geometry is None:
+def _ohif_graphic(geometry: Geometry | Geometry3D | None) -> ohif.Graphic | None:
+    if not isinstance(geometry, Geometry):  # an SCOORD3D has no Cornerstone3D 2D tool here
         return None
     image = geometry.image.sop_instance_uid if geometry.image is not None else ""
     return ohif.Graphic(geometry.graphic_type, geometry.points, image)
@@ -361,9 +362,13 @@ def _measurement_group(
             ],
             **common,  # type: ignore[arg-type]
         )
+    if group.template == "1410" and isinstance(group.region, Geometry3D):
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            referenced_region=_region_3d(group.region), **common,  # type: ignore[arg-type]
+        )
     if group.template == "1410":
         region = group.region
-        assert region is not None and region.image is not None
+        assert isinstance(region, Geometry) and region.image is not None
         return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             referenced_region=hd.sr.ImageRegion(
                 graphic_type=region.graphic_type,
@@ -373,6 +378,20 @@ def _measurement_group(
             **common,  # type: ignore[arg-type]
         )
     return hd.sr.MeasurementsAndQualitativeEvaluations(**common)  # type: ignore[arg-type]
+
+
+def _region_3d(region: Geometry3D) -> hd.sr.ImageRegion3D:
+    """PS3.16 TID 1410, the Image Region as an SCOORD3D (PS3.3 C.18.9): Graphic Type,
+    Graphic Data in patient mm (FL), Referenced Frame of Reference UID (Type 1)."""
+    if not region.frame_of_reference_uid:
+        raise ValueError(f"{'/'.join(region.columns) or 'GraphicData'}: a point in patient "
+                         "coordinates needs its series' Frame of Reference UID: give the "
+                         "source images (--images or --images-url)")
+    return hd.sr.ImageRegion3D(
+        graphic_type=region.graphic_type,
+        graphic_data=np.array(region.points, dtype=np.float64).reshape(-1, 3),
+        frame_of_reference_uid=region.frame_of_reference_uid,
+    )
 
 
 def _procedures(document: Document, images: list[ImageRef]) -> list[Code]:
@@ -575,10 +594,13 @@ def encode_document(
 def _enhanced_sr(
     document: Document, spec: Spec, uids: DocumentUIDs, evidence: list[Dataset],
     content: Dataset,
-) -> hd.sr.EnhancedSR:
-    """PS3.3 A.35.2 Enhanced SR IOD, via highdicom (evidence walk included)."""
+) -> hd.sr.EnhancedSR | hd.sr.Comprehensive3DSR:
+    """PS3.3 A.35.2 Enhanced SR IOD, or A.35.13 Comprehensive 3D SR IOD when a group has
+    an Image Region 3D, via highdicom (evidence walk included)."""
     when = document.content_datetime
-    return hd.sr.EnhancedSR(
+    # an SCOORD3D is allowed in a Comprehensive 3D SR (PS3.3 A.35.13), not an Enhanced SR
+    iod = hd.sr.Comprehensive3DSR if document.is_3d else hd.sr.EnhancedSR
+    return iod(
         evidence=evidence,
         content=content,
         series_instance_uid=uids.series,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from csv2sr.conversion.read import InputFileError, RawRow, RowProblem, read_table
 from csv2sr.mapping.cells import repair_study_time
 from csv2sr.mapping.forward import Forward
+from csv2sr.mapping.joins import Join, read_joins
 from csv2sr.mapping.record import Record
 from csv2sr.mapping.spec import Spec
 
@@ -89,18 +90,38 @@ def read_rows(path: Path, spec: Spec) -> Iterator[Record | RowError]:
     seen: dict[tuple[str, str], int] = {}
     rows = 0
     forward = _forward(spec)
+    joins = read_joins(spec) if spec.joins else ()  # JoinError before any row
     with read_table(path, spec.input.required, delimiter=spec.input.delimiter,
                     encoding=spec.input.encoding) as table:
         width = len(table.header)
         for record in table:
             rows += 1
-            yield _row(record, width, path, forward, seen)
+            yield _row(*_joined(record, joins), width, path, forward, seen)
     if rows == 0:
         raise InputFileError(path, "header only: no data rows")
 
 
+def _joined(raw: RawRow, joins: tuple[Join, ...]) -> tuple[RawRow, dict[str, str]]:
+    """The row, and its cells with the columns its joins give (``[[joins]]``); a key not
+    in its join file is a problem of the row."""
+    if not joins or raw.problems:
+        return raw, raw.cells
+    cells = dict(raw.cells)
+    problems: list[RowProblem] = []
+    for join in joins:
+        found = join.cells(raw.cells)
+        if isinstance(found, RowProblem):
+            problems.append(found)
+        else:
+            cells.update(found)
+    if problems:
+        return replace(raw, problems=tuple(problems)), raw.cells
+    return raw, cells
+
+
 def _row(
-    raw: RawRow, width: int, path: Path, forward: Forward, seen: dict[tuple[str, str], int]
+    raw: RawRow, cells: dict[str, str], width: int, path: Path, forward: Forward,
+    seen: dict[tuple[str, str], int],
 ) -> Record | RowError:
     if raw.problems:
         return RowError(path, raw.line, raw.problems, raw.cells)
@@ -110,7 +131,7 @@ def _row(
         value = ",".join(raw.extra) if raw.extra else str(count)
         problem = RowProblem("(row)", f"{count} fields where the header has {width}", value)
         return RowError(path, raw.line, (problem,), raw.cells)
-    result = forward(raw.cells, raw.line)
+    result = forward(cells, raw.line)
     if not isinstance(result, Record):
         return RowError(path, raw.line, tuple(result), raw.cells)
     return _check_unique(result, seen, path)

@@ -54,6 +54,7 @@ from csv2sr.mapping.record import (
     Concept,
     Document,
     Geometry,
+    Geometry3D,
     Group,
     ImageRef,
     Measurement,
@@ -124,8 +125,16 @@ def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -
         ),
         qualitative=tuple(Qualitative(q.concept, visit(f"{name}.q{i}", "code", q.value))
                           for i, q in enumerate(group.qualitative)),
-        region=_geometry(visit, f"{name}.region", group.region, images),
+        region=_geometry(visit, f"{name}.region", _planar(group.region), images),
     )
+
+
+def _planar(region: Geometry | Geometry3D | None) -> Geometry | None:
+    """The fast path builds 2D regions only: an Image Region 3D (which needs the source
+    images, so never reaches it) is refused."""
+    if isinstance(region, Geometry3D):
+        raise TypeError("the fast path builds no SCOORD3D: build it with highdicom")
+    return region
 
 
 def _record(visit: Visit, name: str, record: Record, images: dict[str, ImageRef]) -> Record:

@@ -582,6 +582,16 @@ def _geometry(item: Dataset, item_id: str, ctx: _Context) -> _Geometry | None:
     return None
 
 
+def _series_of(shape: _Geometry, series_of: dict[str, str]) -> str:
+    """The series of the image a SCOORD is on (the evidence, PS3.3 C.17.2.3); for an
+    SCOORD3D, which names no image (PS3.3 C.18.9), the series of the evidence when it is
+    one series (as csv2sr writes a point in patient coordinates: images.volume)."""
+    if shape.coordinate_type == "SCOORD3D":
+        series = set(series_of.values())
+        return series.pop() if len(series) == 1 else ""
+    return series_of.get(shape.sop_instance_uid, "")
+
+
 def _record(
     ctx: _Context, *, observer: _Observer, procedure: CodedValue | None, template: str,
     group_id: str, item_id: str, group: _Group, number: Dataset | None,
@@ -621,7 +631,7 @@ def _record(
         points=shape.points,
         referenced_sop_class_uid=shape.sop_class_uid,
         referenced_sop_instance_uid=shape.sop_instance_uid,
-        referenced_series_instance_uid=ctx.series_of_instance.get(shape.sop_instance_uid, ""),
+        referenced_series_instance_uid=_series_of(shape, ctx.series_of_instance),
         referenced_frame_numbers=shape.frame_numbers,
         frame_of_reference_uid=shape.frame_of_reference_uid,
         row_type="measurement" if number is not None else "group",

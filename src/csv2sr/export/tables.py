@@ -22,7 +22,7 @@ from csv2sr.dicom.codes import code_key
 from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
 from csv2sr.mapping.inverse import Inverse, float32_text, spreadsheet_serial
 from csv2sr.mapping.load import builtin_profiles, load_profile
-from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Observer, Record
+from csv2sr.mapping.record import Concept, Geometry, Geometry3D, Group, ImageRef, Observer, Record
 from csv2sr.mapping.record import Measurement as RecordMeasurement
 from csv2sr.mapping.record import Qualitative as RecordQualitative
 from csv2sr.mapping.spec import GroupSpec, Spec
@@ -224,12 +224,22 @@ def _image(m: Measurement) -> ImageRef | None:
                     m.referenced_series_instance_uid)
 
 
-def _geometry(m: Measurement) -> Geometry | None:
+def _geometry(m: Measurement) -> Geometry | Geometry3D | None:
     if not m.coordinate_type or not m.points:
         return None
+    if m.coordinate_type == "SCOORD3D":  # PS3.3 C.18.9: patient mm in a Frame of Reference
+        return Geometry3D(m.graphic_type, m.points, m.frame_of_reference_uid)
     if m.coordinate_type != "SCOORD":  # not image pixels: named so, never read as 2D
         return Geometry(f"{m.coordinate_type} {m.graphic_type}", m.points, None)
     return Geometry(m.graphic_type, m.points, _image(m))
+
+
+def _planar(shape: Geometry | Geometry3D | None) -> Geometry | None:
+    """A NUM's own SCOORD (TID 300 row 12 is 2D); an SCOORD3D there is named, never read
+    as pixels."""
+    if isinstance(shape, Geometry3D):
+        return Geometry(f"SCOORD3D {shape.graphic_type}", shape.points, None)
+    return shape
 
 
 def _sr_group(rows: list[Measurement]) -> Group:
@@ -247,7 +257,7 @@ def _sr_group(rows: list[Measurement]) -> Group:
         measurements=tuple(
             RecordMeasurement(_concept(m.measurement) or Concept("", "", ""), m.value,
                               _concept(m.unit) or Concept("", "", ""),
-                              None if template in ("1410", "1411") else _geometry(m))
+                              None if template in ("1410", "1411") else _planar(_geometry(m)))
             for m in numbers
         ),
         qualitative=tuple(RecordQualitative(_concept(q.concept), _concept(q.code))  # type: ignore[arg-type]
@@ -280,7 +290,7 @@ def _sr_record(groups: list[Group], first: Measurement) -> Record:
             first.observer_name or first.device_observer_name, first.observer_login_name,
             _concept(first.observer_role), first.device_observer_uid),
         content_datetime=_when(first) or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
-        groups=tuple(groups), identity=(),
+        groups=tuple(groups), identity=(), series_uid=first.referenced_series_instance_uid,
         instance_number=int(first.instance_number) if first.instance_number.isdigit() else None,
     )
 

@@ -112,7 +112,7 @@ def _identity_problems(
 def _geometries(record: Record) -> list[Geometry]:
     found = []
     for group in record.groups:
-        if group.region is not None:
+        if isinstance(group.region, Geometry):  # an Image Region 3D: images.volume
             found.append(group.region)
         found.extend(m.geometry for m in group.measurements if m.geometry is not None)
     return found

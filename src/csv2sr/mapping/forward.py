@@ -25,6 +25,7 @@ from csv2sr.mapping.cells import Parsed, canonical, float32_text, parse_cell
 from csv2sr.mapping.record import (
     Concept,
     Geometry,
+    Geometry3D,
     Group,
     ImageRef,
     Measurement,
@@ -219,7 +220,7 @@ class Forward:
             study_uid=row.text(ident.study_uid),
             study_date=row.text(ident.study_date),
             study_time=row.text(ident.study_time),
-            images=(image,),
+            images=(image,) if image.sop_instance_uid else (),
             observer=self._observer(row),
             content_datetime=self._when(row, document.content_datetime),
             groups=groups,
@@ -229,6 +230,7 @@ class Forward:
             file_name=row.text(Source(template=document.file_name)),
             keys=tuple((c, self._canonical(row, c)) for c in spec.unique_columns),
             cells=row.cells,
+            series_uid=image.series_uid,
         )
 
     def _identity(self, row: _Row, image: ImageRef) -> tuple[str, ...]:
@@ -278,7 +280,10 @@ class Forward:
         """PS3.16 TID 1501 (tracking rows 2-3, finding, finding site, NUMs) or TID 1410
         (the same with the Image Region, row 7)."""
         parts = (*identity, str(index)) if self.several_groups else identity
-        region = self._geometry(row, group.region, image) if group.region else None
+        region: Geometry | Geometry3D | None = None
+        if group.region is not None:
+            region = (self._geometry_3d(row, group.region) if group.region.patient
+                      else self._geometry(row, group.region, image))
         return Group(
             template=group.template,
             tracking_identifier=self._tracking(row, group),
@@ -305,14 +310,14 @@ class Forward:
         return text
 
     def _measurement(self, row: _Row, spec: MeasurementSpec, image: ImageRef,
-                     region: Geometry | None) -> Measurement:
+                     region: Geometry | Geometry3D | None) -> Measurement:
         geometry = self._geometry(row, spec.geometry, image) if spec.geometry else None
         if spec.value is not None:
             value = row.text(spec.value)
             column = spec.value.column
         else:
             shape = geometry or region
-            assert shape is not None and (spec.geometry or region) is not None
+            assert isinstance(shape, Geometry)  # the loader derives from pixels only
             value = format_ds(self._derived(row, spec, shape))
             column = ""
         return Measurement(spec.concept, value, spec.unit, geometry, column)
@@ -384,6 +389,21 @@ class Forward:
                 row.problem(column, f"{problem} (a coordinate of {spec.key})")
                 raise _RowFailedError(column)
         return Geometry(_GRAPHIC[spec.type], points, image, spec.columns)
+
+    def _geometry_3d(self, row: _Row, spec: GeometrySpec) -> Geometry3D:
+        """A point in patient millimetres (PS3.3 C.7.6.2.1.1) as an SCOORD3D POINT (PS3.3
+        C.18.9.1.2), each coordinate an FL (Graphic Data, PS3.3 C.18.9.1.1); its Frame of
+        Reference comes from the source images (:mod:`csv2sr.images.volume`)."""
+        flat: list[float] = []
+        for (x, y), z in zip(spec.points, spec.zs, strict=True):
+            flat.extend((row.number(x), row.number(y), row.number(z)))
+        for value in flat:
+            problem = vr.check_fl(value)
+            if problem is not None:
+                column = (spec.columns or ("(row)",))[0]
+                row.problem(column, f"{problem} (a coordinate of {spec.key})")
+                raise _RowFailedError(column)
+        return Geometry3D("POINT", tuple(flat), columns=spec.columns)
 
     def _pairs(self, row: _Row, pairs: Sequence[tuple[Source, Source]]) -> list[float]:
         flat: list[float] = []

@@ -24,7 +24,7 @@ import numpy as np
 
 from csv2sr.dicom.ohif import row_identifier
 from csv2sr.mapping.cells import float32_text
-from csv2sr.mapping.record import Concept, Geometry, Group, ImageRef, Record
+from csv2sr.mapping.record import Concept, Geometry, Geometry3D, Group, ImageRef, Record
 from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
 
 __all__ = ["Inverse", "float32_text", "shortest", "spreadsheet_serial"]
@@ -122,6 +122,8 @@ class Inverse:
     # -- the plan: where each column comes back from --
 
     def _put(self, column: str, role: str, getter: Getter) -> None:
+        if column not in self.getters:  # a column a join provides: not the table's
+            return
         self.getters[column].append((role, getter))
 
     def _source(self, source: Source | None, role: str, value: Getter) -> None:
@@ -159,7 +161,7 @@ class Inverse:
         self._source(ident.study_date, "identity.study_date", lambda r: r.study_date)
         self._source(ident.study_time, "identity.study_time", lambda r: r.study_time)
         self._source(ident.series_uid, "identity.series_uid",
-                     lambda r: (i.series_uid if (i := _image(r)) else None))
+                     lambda r: (i.series_uid if (i := _image(r)) else r.series_uid or None))
         self._source(ident.sop_instance_uid, "identity.sop_instance_uid",
                      lambda r: (i.sop_instance_uid if (i := _image(r)) else None))
         self._source(ident.sop_class_uid, "identity.sop_class_uid",
@@ -231,7 +233,7 @@ class Inverse:
         solved: set[str] = set()  # a column several geometries share: the first solves it
         for g, m, geometry in self.geometry:
             group = record.groups[g] if g < len(record.groups) else None
-            shape: Geometry | None = None
+            shape: Geometry | Geometry3D | None = None
             if group is not None:
                 numbers = group.measurements
                 if m < 0:
@@ -254,6 +256,8 @@ class Inverse:
             if cell.type == "spreadsheet_day" and cells.get(cell.of):
                 cells[column] = spreadsheet_serial(cells[cell.of])
         for column, cell in self.spec.cells.items():
+            if column not in cells:  # a column a join provides: export does not write it
+                continue
             if not cells[column] and cell.type not in ("ignore", "spreadsheet_day") \
                     and not cell.optional and self.getters[column] \
                     and not any(column in g.columns for _, _, g in self.geometry):
@@ -273,10 +277,12 @@ class Inverse:
             raise ValueError(f"{source.column} is needed to read the geometry back")
         return float(text)
 
-    def _geometry(self, spec: GeometrySpec, shape: Geometry, cells: dict[str, str],
-                  solved: set[str]) -> dict[str, str]:
+    def _geometry(self, spec: GeometrySpec, shape: Geometry | Geometry3D,
+                  cells: dict[str, str], solved: set[str]) -> dict[str, str]:
         """The geometry's columns from the stored points: each the shortest decimal for
         which the profile's own forward mapping gives the same 32-bit floats."""
+        if spec.patient or isinstance(shape, Geometry3D):
+            return _patient_point(spec, shape)
         kinds = {"point": ("POINT", 2), "line": ("POLYLINE", 4), "box": ("POLYLINE", 10),
                  "ellipse": ("ELLIPSE", 8), "circle": ("CIRCLE", 4)}
         points = shape.points
@@ -357,6 +363,21 @@ class Inverse:
                     raise ValueError(f"{name} out of its range")
             return np.asarray(forward.points_of(spec, values, major_axis), dtype=np.float64)
         return points
+
+
+def _patient_point(spec: GeometrySpec, shape: Geometry | Geometry3D) -> dict[str, str]:
+    """A point in patient mm from an SCOORD3D POINT (PS3.3 C.18.9.1.2): each coordinate
+    the shortest decimal of its 32-bit float (Graphic Data is FL)."""
+    if not spec.patient:
+        raise ValueError(f"the SR has an SCOORD3D {shape.graphic_type}, not pixels")
+    if not isinstance(shape, Geometry3D):
+        raise ValueError("the SR has an SCOORD (pixels), not patient coordinates")
+    if shape.graphic_type != "POINT" or len(shape.points) != 3:
+        raise ValueError(f"the SR has an SCOORD3D {shape.graphic_type} of "
+                         f"{len(shape.points) // 3} point(s)")
+    (x, y), z = spec.points[0], spec.zs[0]
+    return {source.column: float32_text(value)
+            for source, value in zip((x, y, z), shape.points, strict=True) if source.column}
 
 
 def _image(record: Record) -> ImageRef | None:

@@ -41,6 +41,7 @@ from csv2sr.mapping.spec import (
     IdentitySpec,
     ImageSpec,
     InputSpec,
+    JoinSpec,
     MeasurementSpec,
     ObserverSpec,
     QualitativeSpec,
@@ -222,6 +223,16 @@ def resolve_code(label: str, own: Mapping[str, Concept]) -> Concept:
                      "in [codes]")
 
 
+def _patient_only(groups: list[dict[str, Any]]) -> bool:
+    """True when every group is a TID 1410 group with a region in patient coordinates and
+    no measurement has its own geometry (nothing refers to one image)."""
+    return all(
+        g.get("region", {}).get("space") == "patient"
+        and not any("geometry" in m for m in g.get("measurements", ()))
+        for g in groups
+    )
+
+
 class _Builder:
     """Step 3: the raw (schema-valid) data -> a checked :class:`Spec`."""
 
@@ -229,7 +240,12 @@ class _Builder:
         self.data = data
         self.path = path
         self.text = text
-        self.columns: tuple[str, ...] = tuple(data["input"]["columns"])
+        self.table_columns: tuple[str, ...] = tuple(data["input"]["columns"])
+        self.join_columns: tuple[str, ...] = tuple(
+            dict.fromkeys(c for j in data.get("joins", ()) for c in j["columns"]))
+        self.columns: tuple[str, ...] = (
+            *self.table_columns, *(c for c in self.join_columns if c not in self.table_columns))
+        """The table's columns, then those the joins provide (usable like the table's)."""
         self.cells_raw: dict[str, Any] = data["cells"]
         self.used: dict[str, list[str]] = {}
         """column -> the keys that use it."""
@@ -250,7 +266,8 @@ class _Builder:
         if name not in self.columns:
             close = difflib.get_close_matches(name, self.columns, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise self.fail(key, f"{name!r} is not a column of input.columns{hint}")
+            where = "input.columns or a join's columns" if self.join_columns else "input.columns"
+            raise self.fail(key, f"{name!r} is not a column of {where}{hint}")
         kind = self.cells_raw[name]["type"] if name in self.cells_raw else ""
         if types is not None and kind not in types:
             wanted = " or ".join(sorted(types))
@@ -323,8 +340,9 @@ class _Builder:
                                      meaning)
                       for label, meaning in data.get("codes", {}).items()}
         inputs = self._input(data["input"])
+        joins = self._joins(data.get("joins", ()))
         cells = self._cells()
-        identity = self._identity(data["identity"])
+        identity = self._identity(data["identity"], _patient_only(data["groups"]))
         self.resolved = identity.resolved
         self.slice_range = bool(identity.image is not None and identity.image.slice is not None
                                 and identity.image.slice.last)
@@ -341,7 +359,7 @@ class _Builder:
         return Spec(
             name=data["name"], title=data.get("title", ""), path=self.path, input=inputs,
             cells=cells, identity=identity, observer=observer, groups=groups, image=image,
-            document=document, report=report, codes=self.codes, text=self.text,
+            document=document, report=report, codes=self.codes, text=self.text, joins=joins,
         )
 
     def _input(self, raw: dict[str, Any]) -> InputSpec:
@@ -352,11 +370,44 @@ class _Builder:
             "".encode(encoding)
         except LookupError:
             raise self.fail("input.encoding", f"{encoding!r} is not a known encoding") from None
-        required = tuple(raw.get("required", self.columns))
+        required = tuple(raw.get("required", self.table_columns))
         for i, name in enumerate(required):
-            if name not in self.columns:
+            if name not in self.table_columns:
                 raise self.fail(f"input.required[{i}]", f"{name!r} is not in input.columns")
-        return InputSpec(kind, delimiter, encoding, self.columns, required)
+        return InputSpec(kind, delimiter, encoding, self.table_columns, required)
+
+    def _joins(self, raw: Any) -> tuple[JoinSpec, ...]:
+        """``[[joins]]``: each key column is the table's, the columns provided are not."""
+        found: list[JoinSpec] = []
+        names: set[str] = set()
+        for i, join in enumerate(raw):
+            key = f"joins[{i}]"
+            if join["name"] in names:
+                raise self.fail(f"{key}.name", f"{join['name']!r} names another join too")
+            names.add(join["name"])
+            columns = tuple(join["key"])
+            on = tuple(join.get("on", columns))
+            if len(on) != len(columns):
+                raise self.fail(f"{key}.on", f"{len(on)} join column(s) for {len(columns)} "
+                                "key column(s): give as many, in the same order")
+            for j, name in enumerate(columns):
+                if name not in self.table_columns:
+                    raise self.fail(f"{key}.key[{j}]", f"{name!r} is not in input.columns")
+                self.used.setdefault(name, []).append(f"{key}.key")
+            for j, name in enumerate(join["columns"]):
+                if name in self.table_columns:
+                    raise self.fail(f"{key}.columns[{j}]", f"{name!r} is a column of the "
+                                    "table already")
+                if name in on:
+                    raise self.fail(f"{key}.columns[{j}]", f"{name!r} is the join's key")
+            file = Path(join["file"])
+            found.append(JoinSpec(
+                name=join["name"], key=f"{key}.file",
+                path=file if file.is_absolute() else self.path.parent / file,
+                format=join.get("format", "csv"), columns=columns, on=on,
+                provides=tuple(join["columns"]),
+            ))
+        return tuple(found)
 
     def _cells(self) -> dict[str, CellSpec]:
         for name in self.cells_raw:
@@ -401,7 +452,11 @@ class _Builder:
                 raise self.fail(f"{key}.default", f"{cell.default!r}: {exc}") from None
         return cell
 
-    def _identity(self, raw: dict[str, Any]) -> IdentitySpec:
+    def _identity(self, raw: dict[str, Any], patient_only: bool) -> IdentitySpec:
+        """PS3.3 C.7.1.1, C.7.2.1, C.7.3.1, C.12.1.  Without a SOP Instance UID when every
+        geometry is in patient coordinates: an SCOORD3D names no image (PS3.3 C.18.9), and
+        the image the SR lists as evidence is found in the source images' index by the
+        series and the point (:mod:`csv2sr.images.volume`)."""
         needs = tuple(raw.get("needs", ()))
         found: dict[str, Source | None] = {}
         for name, types in _IDENTITY_TYPES.items():
@@ -411,7 +466,8 @@ class _Builder:
                     raise self.fail(key, "given, and listed in identity.needs: one or the other")
                 landing = {"patient_id": "LO", "patient_name": "PN"}.get(name, "")
                 found[name] = self.source(raw[name], key, types, landing)
-            elif name in _IDENTITY_REQUIRED and name not in needs:
+            elif (name in _IDENTITY_REQUIRED and name not in needs
+                  and not (patient_only and name == "sop_instance_uid")):
                 raise self.fail(key, "not given: give a column or { const = \"...\" }, or list "
                                 "it in identity.needs (taken from the source image's header "
                                 "with --images or --images-url)")
@@ -528,12 +584,43 @@ class _Builder:
 
     def _point(self, raw: list[Any], key: str) -> tuple[Source, Source]:
         number = frozenset({"coordinate"})
+        if len(raw) != 2:
+            raise self.fail(key, f"a point in pixels is [x, y], not {len(raw)} values "
+                            "([x, y, z] is for space = \"patient\")")
         return (self.source(raw[0], f"{key}[0]", number),
                 self.source(raw[1], f"{key}[1]", number))
 
+    def _patient_geometry(self, raw: dict[str, Any], key: str, given: set[str]
+                          ) -> GeometrySpec:
+        """A point in patient millimetres (PS3.3 C.7.6.2.1.1): an SCOORD3D POINT (PS3.3
+        C.18.9.1.2) in the series' Frame of Reference."""
+        kind = raw["type"]
+        if kind != "point":
+            raise self.fail(f"{key}.space", f"space = \"patient\" is for a point, not a {kind}")
+        for option in ("units", "origin", "base"):
+            if option in raw:
+                raise self.fail(f"{key}.{option}", "a point in patient millimetres has no "
+                                f"{option} (pixels only)")
+        extra = sorted(given - {"points"})
+        if extra:
+            raise self.fail(f"{key}.{extra[0]}", "not a key of a point (it takes points)")
+        if "points" not in raw or len(raw["points"]) != 1:
+            raise self.fail(f"{key}.points", "a point has 1 point: [[x, y, z]]")
+        point = raw["points"][0]
+        where = f"{key}.points[0]"
+        if len(point) != 3:
+            raise self.fail(where, f"a point in patient millimetres is [x, y, z], not "
+                            f"{len(point)} values")
+        number = frozenset({"coordinate"})
+        x, y, z = (self.source(v, f"{where}[{i}]", number) for i, v in enumerate(point))
+        return GeometrySpec(type=kind, key=key, points=((x, y),), zs=(z,), space="patient")
+
     def _geometry(self, raw: dict[str, Any], key: str, image: ImageSpec) -> GeometrySpec:
         kind = raw["type"]
-        given = set(raw) - {"type", "units", "origin", "base"}
+        given = set(raw) - {"type", "units", "origin", "base", "space"}
+        space = raw.get("space", "image")
+        if space == "patient":
+            return self._patient_geometry(raw, key, given)
 
         def need(*names: str) -> None:
             missing = [n for n in names if n not in raw]
@@ -672,6 +759,10 @@ class _Builder:
                                 "made on "
                                 "its region: give the geometry as the group's region")
             geometry = self._geometry(raw["geometry"], f"{key}.geometry", image)
+            if geometry.patient:
+                raise self.fail(f"{key}.geometry.space", "a geometry in patient millimetres is "
+                                "the Image Region 3D of a TID 1410 group: give it as the "
+                                "group's region")
         unit = self.code(f"UCUM:{raw['unit']}", f"{key}.unit")
         value: Source | None = None
         derive = ""
@@ -688,6 +779,9 @@ class _Builder:
         where = f"{key}.value.derive"
         if geometry is None:
             raise self.fail(where, f"a derived {derive} needs a geometry")
+        if geometry.patient:
+            raise self.fail(where, f"a derived {derive} is made from pixels: not from a "
+                            "point in patient millimetres")
         fits = {"length": _LENGTHS, "area": _GEOMETRY_AREAS, "diameter": {"circle"}}[derive]
         if geometry.type not in fits:
             raise self.fail(where, f"the {derive} of a {geometry.type} cannot be derived "

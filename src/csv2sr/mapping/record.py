@@ -21,6 +21,7 @@ __all__ = [
     "Concept",
     "Document",
     "Geometry",
+    "Geometry3D",
     "Group",
     "ImageRef",
     "Measurement",
@@ -94,6 +95,28 @@ class Geometry:
 
 
 @dataclass(frozen=True)
+class Geometry3D:
+    """A SCOORD3D (PS3.3 C.18.9): graphic type and flat ``x y z`` points in patient
+    millimetres (the space of Image Position (Patient), PS3.3 C.7.6.2.1.1), in the Frame
+    of Reference ``frame_of_reference_uid`` (Referenced Frame of Reference UID, PS3.3
+    C.18.9.1.3: Type 1).
+
+    The table gives the points; the Frame of Reference and the image the point lies in
+    (the evidence and Image Library entry) come from the source images' index
+    (:mod:`csv2sr.images.volume`): until then ``frame_of_reference_uid`` is empty and
+    ``image`` None.
+    """
+
+    graphic_type: str
+    """POINT, MULTIPOINT, POLYLINE, POLYGON, ELLIPSE or ELLIPSOID (PS3.3 C.18.9.1.2)."""
+    points: tuple[float, ...]
+    frame_of_reference_uid: str = ""
+    image: ImageRef | None = None
+    columns: tuple[str, ...] = field(default=(), compare=False)
+    """The table columns the coordinates came from (named in row problems)."""
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One TID 300 NUM: concept, value (a DS exactly as written or derived), UCUM unit, and
     the geometry it is INFERRED FROM (TID 1501; None in a TID 1410 group, whose NUMs are
@@ -128,7 +151,9 @@ class Group:
     finding_site: Concept | None
     measurements: tuple[Measurement, ...]
     qualitative: tuple[Qualitative, ...]
-    region: Geometry | None = None
+    region: Geometry | Geometry3D | None = None
+    """TID 1410 row 7 (Image Region, SCOORD) or a TID 1410 group's Image Region 3D
+    (PS3.16 TID 1410 row 8, SCOORD3D); a TID 1411 group's first region."""
     regions: tuple[Geometry, ...] = ()
     """TID 1411: the region on each slice of the range, in slice order (``region`` is the
     first); empty for the other templates."""
@@ -175,6 +200,14 @@ class Record:
     and the manifest."""
     cells: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     """The row as written (rejected.csv, manifest, report)."""
+    series_uid: str = ""
+    """The series the row names (identity.series_uid): where a point in patient
+    coordinates is placed (:mod:`csv2sr.images.volume`)."""
+
+    @property
+    def is_3d(self) -> bool:
+        """True when a group has an Image Region 3D (an SCOORD3D, PS3.3 C.18.9)."""
+        return any(isinstance(g.region, Geometry3D) for g in self.groups)
 
 
 @dataclass(frozen=True)
@@ -205,6 +238,12 @@ class Document:
             for image in record.images:
                 seen.setdefault(image.sop_instance_uid, image)
         return tuple(seen.values())
+
+    @property
+    def is_3d(self) -> bool:
+        """True when a group has an Image Region 3D: the SR is a Comprehensive 3D SR
+        (PS3.3 A.35.13), the only SR IOD besides Extensible SR that holds SCOORD3D."""
+        return any(r.is_3d for r in self.records)
 
     @property
     def content_datetime(self) -> dt.datetime:

@@ -24,6 +24,7 @@ __all__ = [
     "IdentitySpec",
     "ImageSpec",
     "InputSpec",
+    "JoinSpec",
     "MeasurementSpec",
     "ObserverSpec",
     "QualitativeSpec",
@@ -158,6 +159,21 @@ class ResolveSpec:
 
 
 @dataclass(frozen=True)
+class JoinSpec:
+    """One join table (``[[joins]]``): the table's ``columns`` match the join file's
+    ``on`` columns; each row gets the join file's ``provides`` columns."""
+
+    name: str
+    key: str
+    """The TOML key of its file (``joins[0].file``), named in problems."""
+    path: Path
+    format: str
+    columns: tuple[str, ...]
+    on: tuple[str, ...]
+    provides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class IdentitySpec:
     """Patient, study, source series, image instance and class (PS3.3 C.7.1.1, C.7.2.1,
     C.7.3.1, C.12.1): each a :class:`Source`, or None when ``needs`` lists it."""
@@ -213,18 +229,30 @@ class GeometrySpec:
     units: str = "pixel"
     origin: str = "dicom"
     base: int = 0
+    space: str = "image"
+    """``image`` (2D SCOORD in pixels) or ``patient`` (SCOORD3D in patient mm, PS3.3
+    C.18.9: a point's z source is in ``zs``; a polyline's column holds x y z triplets)."""
+    zs: tuple[Source, ...] = ()
+    """space = patient: the z source of each of ``points``."""
 
     @property
     def columns(self) -> tuple[str, ...]:
         found: list[str] = []
-        for x, y in self.points:
+        for i, (x, y) in enumerate(self.points):
             found.extend((*x.columns, *y.columns))
+            if i < len(self.zs):
+                found.extend(self.zs[i].columns)
         for source in (self.x, self.y, self.width, self.height, self.radius):
             if source is not None:
                 found.extend(source.columns)
         if self.column:
             found.append(self.column)
         return tuple(dict.fromkeys(found))
+
+    @property
+    def patient(self) -> bool:
+        """True for a geometry in patient coordinates (an SCOORD3D)."""
+        return self.space == "patient"
 
     @property
     def shift(self) -> float:
@@ -320,6 +348,7 @@ class Spec:
     codes: dict[str, Concept] = field(default_factory=dict)
     text: str = field(default="", compare=False, repr=False)
     """The TOML text as read (``csv2sr profile show``)."""
+    joins: tuple[JoinSpec, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
