@@ -26,7 +26,15 @@ import logging
 from pydicom import Dataset
 
 from csv2sr.images.index import ImageIndex, ImageLookupError
-from csv2sr.mapping.record import Geometry, Group, ImageRef, Measurement, Record, RowProblem
+from csv2sr.mapping.record import (
+    Geometry,
+    Geometry3D,
+    Group,
+    ImageRef,
+    Measurement,
+    Record,
+    RowProblem,
+)
 from csv2sr.mapping.spec import GeometrySpec, Source, Spec
 
 __all__ = ["resolve_record"]
@@ -206,13 +214,16 @@ def _group(group: Group, index_in_spec: int, spec: Spec, image: ImageRef, header
     its own slice."""
     group_spec = spec.groups[index_in_spec]
     scale = spec.image.columns is None
-    region = _geometry(group.region, group_spec.region, image, header, index, scale)
+    # a region in patient mm (SCOORD3D) names no image: it stays as the row gave it
+    region: Geometry | Geometry3D | None = (
+        group.region if isinstance(group.region, Geometry3D)
+        else _geometry(group.region, group_spec.region, image, header, index, scale))
     measurements = tuple(
         _measurement(m, ms.geometry, image, header, index, scale)
         for m, ms in zip(group.measurements, group_spec.measurements, strict=True)
     )
     regions: tuple[Geometry, ...] = ()
-    if group.template == "1411" and region is not None:
+    if group.template == "1411" and isinstance(region, Geometry):
         regions = tuple(dataclasses.replace(region, image=slice_image) for slice_image in volume)
         region = regions[0] if regions else region
     return dataclasses.replace(group, region=region, measurements=measurements,
