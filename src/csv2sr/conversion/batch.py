@@ -135,7 +135,7 @@ class _Worker:
         self.mode = mode
         self.ohif = ohif
         self.images = images
-        self.fast = FastEncoder(spec, mode, ohif) if fast and images is None else None
+        self.fast = FastEncoder(spec, mode, ohif) if fast else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
 
     def handle(self, item: Document | RowError) -> list[_Done | RowError]:
@@ -143,7 +143,7 @@ class _Worker:
             return [item]
         try:
             if self.fast is not None:
-                data = self.fast.encode_bytes(item)
+                data = self.fast.encode_bytes(item, self._headers(item))
             else:
                 data = dataset_bytes(encode(item, self.spec, self.mode,
                                             headers=self._headers(item), ohif=self.ohif))
