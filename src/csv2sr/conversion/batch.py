@@ -57,7 +57,7 @@ from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex
 from csv2sr.mapping.load import load_profile
-from csv2sr.mapping.record import Document, Record
+from csv2sr.mapping.record import Document, ImageRef, Record
 from csv2sr.mapping.spec import Spec, template_fields
 
 __all__ = [
@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 32
 """Documents per task sent to a worker: large enough to amortise IPC, small enough to stream."""
+ENRICHED_CACHE = 4096
+"""At most this many enriched image headers are kept per worker (:meth:`_Worker._enriched`)."""
 INLINE_ROWS = 256
 """Fewer rows than this are converted in the calling process when ``jobs`` is not given:
 starting workers (a fork server, and each worker's imports and templates) costs more
@@ -137,6 +139,7 @@ class _Worker:
         self.images = images
         self.fast = FastEncoder(spec, mode, ohif) if fast else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
+        self.enriched: dict[tuple[ImageRef, str, str, str, str], Dataset] = {}
 
     def handle(self, item: Document | RowError) -> list[_Done | RowError]:
         if isinstance(item, RowError):
@@ -169,8 +172,20 @@ class _Worker:
             for image in record.images:
                 found = self.images.get(image.sop_instance_uid)
                 if found is not None:
-                    headers[image.sop_instance_uid] = enriched_header(found, record, image)
+                    headers[image.sop_instance_uid] = self._enriched(found, record, image)
         return headers
+
+    def _enriched(self, header: Dataset, record: Record, image: ImageRef) -> Dataset:
+        """:func:`enriched_header`, once per image and the row values it may stand in
+        with (rows on one image share it; the encoders only read it)."""
+        key = (image, record.study_date, record.study_time, record.patient_id,
+               record.study_uid)
+        found = self.enriched.get(key)
+        if found is None:
+            if len(self.enriched) >= ENRICHED_CACHE:
+                self.enriched.clear()
+            found = self.enriched[key] = enriched_header(header, record, image)
+        return found
 
     def _rejected(self, record: Record, problem: RowProblem) -> RowError:
         return RowError(self.csv_path, record.line, (problem,), record.cells)

@@ -24,16 +24,30 @@ One encoder per profile, code mode and ``ohif``: ``ohif`` (the Cornerstone3D Tra
 Identifiers of :func:`csv2sr.conversion.build.with_ohif`) is applied to the document before
 its shape is taken, so it changes only slot values and the UIDs.
 
-Covered: every shape of every profile whose text is ASCII and whose source images are not
-read (``--images`` builds with highdicom).  ``tests/test_fastpath.py`` encodes every row of
-the real CSV both ways (both code modes, with and without ``ohif``), and
-``tests/test_profiles_fastpath.py`` generated rows of every test profile, and compares the
-bytes.
+With the source images (``--images``), the enriched image headers
+(:func:`csv2sr.images.enrich.enriched_header`) are part of the shape and their values are
+slots (:func:`_header_shape`): the Patient and General Study attributes highdicom copies
+from the first image (PS3.3 C.7.1.1, C.7.2.1), the UIDs of the evidence (PS3.3 C.17.2.3),
+and the Image Library values (PS3.16 TID 1602 rows 1-5: Modality, Frame of Reference UID,
+Pixel Data Rows/Columns; TID 1604 rows 1-12: spacing, thickness, position, orientation),
+each NUM as highdicom's ``NumContentItem`` writes it (NumericValue, a DS auto-formatted,
+and FloatingPointValue, an FD, for a float).  Which attributes are present, empty or
+absent, the SOP Class, Modality, Patient's Sex, and the type of each number are the shape.
+
+Covered: every shape of every profile whose text is ASCII (in the rows and the headers)
+and whose header dates and times are in the plain form (``YYYYMMDD``, ``HH[MM[SS[.F]]]``);
+other header values go to highdicom.  ``tests/test_fastpath.py`` encodes every row of
+the real CSV both ways (both code modes, with and without ``ohif``),
+``tests/test_profiles_fastpath.py`` generated rows of every test profile, and
+``tests/test_fastpath_images.py`` generated headers of every test profile (and every real
+row with a synthetic image, slow), and compares the bytes.  Headers are read, not copied:
+a header must not change after it was given to :meth:`FastEncoder.encode_bytes`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import struct
@@ -43,7 +57,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.valuerep import DS
 
 from csv2sr.conversion.build import (
@@ -314,6 +329,32 @@ _DATE = re.compile(r"[0-9]{8}")
 _TIME = re.compile(r"[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?")
 
 
+@functools.lru_cache(maxsize=256)
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag)
+
+
+_ELEMENTS: dict[int, tuple[Dataset, tuple[tuple[str, str, Any], ...]]] = {}
+"""(keyword, VR, value) of each element of a header, by the header's id (the header is
+kept with them, so the id stays its own): rows on one image share its enriched header
+(csv2sr.conversion.batch), and reading a pydicom Dataset costs more than the rest."""
+_ELEMENTS_KEPT = 4096
+
+
+def _elements(header: Dataset) -> tuple[tuple[str, str, Any], ...]:
+    known = _ELEMENTS.get(id(header))
+    if known is not None and known[0] is header:
+        return known[1]
+    found = []
+    for raw in header.elements():
+        element = raw if isinstance(raw, DataElement) else header[raw.tag]
+        found.append((_keyword(element.tag), element.VR, element.value))
+    if len(_ELEMENTS) >= _ELEMENTS_KEPT:
+        _ELEMENTS.clear()
+    _ELEMENTS[id(header)] = (header, tuple(found))
+    return tuple(found)
+
+
 def _multi(value: Any) -> bool:
     return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
 
@@ -369,9 +410,8 @@ def _header_shape(document: Document, headers: Mapping[str, Dataset],
             continue
         key = visit(f"i{k}.instance", "uid", image.sop_instance_uid)
         elements = []
-        for element in header:
-            found = _header_element(visit, f"h{k}.{element.keyword}", element.keyword,
-                                    element.VR, element.value)
+        for keyword, vr, value in _elements(header):
+            found = _header_element(visit, f"h{k}.{keyword}", keyword, vr, value)
             if found is None:
                 return None
             elements.append(found)
