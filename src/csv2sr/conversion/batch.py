@@ -60,7 +60,7 @@ from csv2sr.images.index import ImageIndex
 from csv2sr.images.resolve import resolve_record
 from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import ProfileError, load_profile
-from csv2sr.mapping.record import Document, Record
+from csv2sr.mapping.record import Document, ImageRef, Record
 from csv2sr.mapping.spec import Spec, template_fields
 
 __all__ = [
@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 32
 """Documents per task sent to a worker: large enough to amortise IPC, small enough to stream."""
+ENRICHED_CACHE = 4096
+"""At most this many enriched image headers are kept per worker (:meth:`_Worker._enriched`)."""
 
 
 def manifest_columns(spec: Spec) -> tuple[str, ...]:
@@ -134,15 +136,16 @@ class _Worker:
         self.mode = mode
         self.ohif = ohif
         self.images = images
-        self.fast = FastEncoder(spec, mode, ohif) if fast and images is None else None
+        self.fast = FastEncoder(spec, mode, ohif) if fast else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
+        self.enriched: dict[tuple[ImageRef, str, str, str, str], Dataset] = {}
 
     def handle(self, item: Document | RowError) -> list[_Done | RowError]:
         if isinstance(item, RowError):
             return [item]
         try:
             if self.fast is not None:
-                data = self.fast.encode_bytes(item)
+                data = self.fast.encode_bytes(item, self._headers(item))
             else:
                 data = dataset_bytes(encode(item, self.spec, self.mode,
                                             headers=self._headers(item), ohif=self.ohif))
@@ -168,8 +171,20 @@ class _Worker:
             for image in record.images:
                 found = self.images.get(image.sop_instance_uid)
                 if found is not None:
-                    headers[image.sop_instance_uid] = enriched_header(found, record, image)
+                    headers[image.sop_instance_uid] = self._enriched(found, record, image)
         return headers
+
+    def _enriched(self, header: Dataset, record: Record, image: ImageRef) -> Dataset:
+        """:func:`enriched_header`, once per image and the row values it may stand in
+        with (rows on one image share it; the encoders only read it)."""
+        key = (image, record.study_date, record.study_time, record.patient_id,
+               record.study_uid)
+        found = self.enriched.get(key)
+        if found is None:
+            if len(self.enriched) >= ENRICHED_CACHE:
+                self.enriched.clear()
+            found = self.enriched[key] = enriched_header(header, record, image)
+        return found
 
     def _rejected(self, record: Record, problem: RowProblem) -> RowError:
         return RowError(self.csv_path, record.line, (problem,), record.cells)

@@ -24,22 +24,42 @@ One encoder per profile, code mode and ``ohif``: ``ohif`` (the Cornerstone3D Tra
 Identifiers of :func:`csv2sr.conversion.build.with_ohif`) is applied to the document before
 its shape is taken, so it changes only slot values and the UIDs.
 
-Covered: every shape of every profile whose text is ASCII and whose source images are not
-read (``--images`` builds with highdicom).  ``tests/test_fastpath.py`` encodes every row of
-the real CSV both ways (both code modes, with and without ``ohif``), and
-``tests/test_profiles_fastpath.py`` generated rows of every test profile, and compares the
-bytes.
+With the source images (``--images``), the enriched image headers
+(:func:`csv2sr.images.enrich.enriched_header`) are part of the shape and their values are
+slots (:func:`_header_shape`): the Patient and General Study attributes highdicom copies
+from the first image (PS3.3 C.7.1.1, C.7.2.1), the UIDs of the evidence (PS3.3 C.17.2.3),
+and the Image Library values (PS3.16 TID 1602 rows 1-5: Modality, Frame of Reference UID,
+Pixel Data Rows/Columns; TID 1604 rows 1-12: spacing, thickness, position, orientation),
+each NUM as highdicom's ``NumContentItem`` writes it (NumericValue, a DS auto-formatted,
+and FloatingPointValue, an FD, for a float).  Which attributes are present, empty or
+absent, the SOP Class, Modality, Patient's Sex, and the type of each number are the shape.
+
+Covered: every shape of every profile whose text is ASCII (in the rows and the headers)
+and whose header dates and times are in the plain form (``YYYYMMDD``, ``HH[MM[SS[.F]]]``);
+other header values go to highdicom.  ``tests/test_fastpath.py`` encodes every row of
+the real CSV both ways (both code modes, with and without ``ohif``),
+``tests/test_profiles_fastpath.py`` generated rows of every test profile, and
+``tests/test_fastpath_images.py`` generated headers of every test profile (and every real
+row with a synthetic image, slow), and compares the bytes.  Headers are read, not copied:
+a header must not change after it was given to :meth:`FastEncoder.encode_bytes`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import re
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydicom import Dataset
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.valuerep import DS
 
 from csv2sr.conversion.build import (
     as_document,
@@ -68,7 +88,9 @@ __all__ = ["FastEncoder", "TemplateError", "sentinel_document", "slot_values"]
 
 log = logging.getLogger(__name__)
 
-Value = str | int | tuple[float, ...]
+Value = str | int | float | tuple[float, ...]
+"""A slot's value: text (and DS/IS/UI strings), an IS integer, an FD (a float: 8 bytes),
+FL points (a tuple: 4 bytes each)."""
 Visit = Callable[[str, str, Any], Any]
 """(slot name, kind, value) -> the value to put in its place."""
 
@@ -211,6 +233,9 @@ class _Sentinels:
             "ds": lambda: f"9{n:04d}.4321",
             "int": lambda: 987654000 + n,
             "points": lambda: tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))),
+            "age": lambda: f"{n % 1000:03d}Y",
+            "number": lambda: f"7{n:04d}.125",
+            "count": lambda: 60000 + n % 5000,
         }
         return makers[kind]()
 
@@ -220,23 +245,43 @@ def sentinel_document(item: Document | Record, spec: Spec) -> Document:
     return _walk(as_document(item, spec), _Sentinels())
 
 
-def slot_values(document: Document, spec: Spec, mode: CodeMode,
-                ohif: bool = False) -> dict[str, Value]:
-    """Every value of the SR that changes between documents of one shape, by slot name."""
-    found: dict[str, Value] = {}
+class _Recorder:
+    """A visitor that records every value by slot name (then hands it to ``then``, the
+    sentinels, when the shape is taken in the same walk), and whether all text is ASCII
+    (else the Specific Character Set and the PN encoding differ: highdicom builds it)."""
 
-    def record(name: str, kind: str, value: Any) -> Any:
-        if kind == "code":
+    def __init__(self, mode: CodeMode, then: Visit | None = None) -> None:
+        self.mode = mode
+        self.then = then
+        self.found: dict[str, Value] = {}
+        self.ascii = True
+
+    def __call__(self, name: str, kind: str, value: Any) -> Any:
+        found = self.found
+        if kind in ("number", "count"):
+            # a TID 1604 NUM: NumericValue as highdicom's NumContentItem writes it (a DS,
+            # auto-formatted), and FloatingPointValue (FD) when the value is a float
+            found[f"{name}.ds"] = str(DS(value, auto_format=True))
+            if isinstance(value, float):
+                found[f"{name}.fd"] = float(value)
+        elif kind == "code":
             code = value
-            if mode is CodeMode.SRT and code.scheme == "SCT":
+            if not all(part.isascii() for part in code):
+                self.ascii = False
+            if self.mode is CodeMode.SRT and code.scheme == "SCT":
                 srt = to_srt(_pydicom_code(code))
                 code = Concept(srt.value, srt.scheme_designator, code.meaning)
             found[f"{name}.v"], found[f"{name}.s"], found[f"{name}.m"] = code
         elif kind != "datetime":
+            if kind == "text" and not value.isascii():
+                self.ascii = False
             found[name] = value
-        return value
+        return value if self.then is None else self.then(name, kind, value)
 
-    _walk(document, record)
+
+def _document_values(found: dict[str, Value], document: Document, spec: Spec,
+                     mode: CodeMode, ohif: bool) -> dict[str, Value]:
+    """``found`` with the values made for the document: its UIDs and dates."""
     uids = document_uids(document, spec, mode, ohif)
     when = document.content_datetime
     found["sr_series_uid"] = uids.series
@@ -247,26 +292,157 @@ def slot_values(document: Document, spec: Spec, mode: CodeMode,
     return found
 
 
+def slot_values(document: Document, spec: Spec, mode: CodeMode,
+                ohif: bool = False,
+                headers: Mapping[str, Dataset] | None = None) -> dict[str, Value]:
+    """Every value of the SR that changes between documents of one shape, by slot name
+    (with ``headers``, the enriched image headers of
+    :func:`csv2sr.images.enrich.enriched_header`, their values too: :func:`_header_shape`)."""
+    recorder = _Recorder(mode)
+    _walk(document, recorder)
+    if headers:
+        _header_shape(document, headers, recorder)
+    return _document_values(recorder.found, document, spec, mode, ohif)
+
+
 def _pydicom_code(concept: Concept) -> Any:
     from pydicom.sr.coding import Code  # noqa: PLC0415
 
     return Code(concept.value, concept.scheme, concept.meaning)
 
 
-def _ascii(document: Document) -> bool:
-    """True when every text value is ASCII (else the Specific Character Set and the PN
-    encoding differ: highdicom builds it)."""
-    ok = True
+# --- the image headers (``--images``) ----------------------------------------------------
 
-    def check(name: str, kind: str, value: Any) -> Any:
-        nonlocal ok
-        if (kind == "text" and not value.isascii()) or (
-                kind == "code" and not all(part.isascii() for part in value)):
-            ok = False
-        return value
+HeaderShape = tuple[tuple[str, tuple[tuple[Any, ...], ...]] | None, ...]
+"""Per image of the document (in :attr:`Document.images` order): None (no header: the
+row's values stand in, :func:`csv2sr.conversion.build.source_header`), or its instance
+UID's sentinel and its elements as (keyword, VR, sentinel or constant value[, types])."""
 
-    _walk(document, check)
-    return ok
+_HEADER_CONSTANTS = frozenset({
+    "SpecificCharacterSet", "SOPClassUID", "Modality", "PatientSex",
+    "PatientIdentityRemoved", "PatientOrientation",
+})
+"""Header attributes whose values are part of the shape: the SOP Class and Modality pick
+the Image Library descriptors (PS3.16 TID 1602 row 1, TID 1603 or 1604) and the procedure;
+the others take few values (an enumerated CS) and so cost few shapes."""
+
+_NUMERIC_KEYWORDS = frozenset({
+    "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+    "SliceThickness", "ImagerPixelSpacing",
+})
+"""The TID 1604 (or 1603) NUM values: PS3.16 TID 1602 rows 4-5 (Pixel Data Rows,
+Columns), TID 1604 rows 1-12 (spacing, thickness, position, orientation)."""
+
+_HEADER_TEXT_VRS = frozenset({"PN", "LO", "SH", "CS", "LT", "ST", "UT"})
+_DATE = re.compile(r"[0-9]{8}")
+_TIME = re.compile(r"[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?")
+
+
+@functools.lru_cache(maxsize=256)
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag)
+
+
+_ELEMENTS: dict[int, tuple[Dataset, tuple[tuple[str, str, Any], ...]]] = {}
+"""(keyword, VR, value) of each element of a header, by the header's id (the header is
+kept with them, so the id stays its own): rows on one image share its enriched header
+(csv2sr.conversion.batch), and reading a pydicom Dataset costs more than the rest."""
+_ELEMENTS_KEPT = 4096
+
+
+def _elements(header: Dataset) -> tuple[tuple[str, str, Any], ...]:
+    known = _ELEMENTS.get(id(header))
+    if known is not None and known[0] is header:
+        return known[1]
+    found = []
+    for raw in header.elements():
+        element = raw if isinstance(raw, DataElement) else header[raw.tag]
+        found.append((_keyword(element.tag), element.VR, element.value))
+    if len(_ELEMENTS) >= _ELEMENTS_KEPT:
+        _ELEMENTS.clear()
+    _ELEMENTS[id(header)] = (header, tuple(found))
+    return tuple(found)
+
+
+def _multi(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+
+
+def _text(value: Any) -> str:
+    """A text value as pydicom writes it (values joined by a backslash, PS3.5 6.4)."""
+    return "\\".join(str(v) for v in value) if _multi(value) else str(value)
+
+
+def _header_element(visit: Visit, name: str, keyword: str, vr: str,
+                    value: Any) -> tuple[Any, ...] | None:
+    """One element of :data:`HeaderShape`, or None when only highdicom may write it."""
+    if value is None or value == "" or (_multi(value) and len(value) == 0):
+        return (keyword, vr, "")
+    if keyword in _HEADER_CONSTANTS:
+        constant = tuple(str(v) for v in value) if _multi(value) else str(value)
+        return (keyword, vr, constant)
+    if keyword in _NUMERIC_KEYWORDS and vr in ("DS", "IS", "US"):
+        kind = "count" if vr == "US" else "number"
+        items = list(value) if _multi(value) else [value]
+        if not all(isinstance(v, (int, float)) for v in items):
+            return None
+        types = tuple(type(v).__name__ for v in items)
+        found = tuple(visit(f"{name}.{j}", kind, v) for j, v in enumerate(items))
+        return (keyword, vr, found if _multi(value) else found[0], types)
+    text = _text(value)
+    if not text.isascii():
+        return None
+    if vr == "UI":
+        return (keyword, vr, visit(name, "uid", text))
+    if vr == "DA":
+        return (keyword, vr, visit(name, "date", text)) if _DATE.fullmatch(text) else None
+    if vr == "TM":
+        return (keyword, vr, visit(name, "time", text)) if _TIME.fullmatch(text) else None
+    if vr == "AS":
+        return (keyword, vr, visit(name, "age", text))
+    if vr in _HEADER_TEXT_VRS:
+        return (keyword, vr, visit(name, "text", text))
+    return None
+
+
+def _header_shape(document: Document, headers: Mapping[str, Dataset],
+                  visit: Visit) -> HeaderShape | None:
+    """The headers' values through ``visit`` (the same visitor as the document's, so that
+    a header UID equal to a row's gets the same sentinel): per image, its elements in
+    dataset order.  None when a value is not one the slots reproduce exactly (non-ASCII
+    text, a date or time not in the plain form, another VR): highdicom builds it."""
+    shapes: list[tuple[str, tuple[tuple[Any, ...], ...]] | None] = []
+    for k, image in enumerate(document.images):
+        header = headers.get(image.sop_instance_uid)
+        if header is None:
+            shapes.append(None)
+            continue
+        key = visit(f"i{k}.instance", "uid", image.sop_instance_uid)
+        elements = []
+        for keyword, vr, value in _elements(header):
+            found = _header_element(visit, f"h{k}.{keyword}", keyword, vr, value)
+            if found is None:
+                return None
+            elements.append(found)
+        shapes.append((key, tuple(elements)))
+    return tuple(shapes)
+
+
+def sentinel_headers(shape: HeaderShape) -> dict[str, Dataset]:
+    """The headers of a shape's sentinel document, by its sentinel instance UIDs."""
+    found: dict[str, Dataset] = {}
+    for entry in shape:
+        if entry is None:
+            continue
+        key, elements = entry
+        ds = Dataset()
+        for keyword, vr, value, *_ in elements:
+            tag = tag_for_keyword(keyword)
+            if tag is None:  # pragma: no cover - keywords come from a dataset
+                raise KeyError(keyword)
+            ds.add_new(tag, vr, list(value) if isinstance(value, tuple) else value)
+        found[key] = ds
+    return found
 
 
 # --- the byte template -------------------------------------------------------------------
@@ -293,6 +469,8 @@ _Part = bytes | _Slot | _Node
 def _encode_value(value: Value, pad: bytes) -> bytes:
     if isinstance(value, tuple):
         return struct.pack(f"<{len(value)}f", *value)
+    if isinstance(value, float):
+        return struct.pack("<d", value)
     data = str(value).encode("ascii")
     return data + pad if len(data) % 2 else data
 
@@ -317,7 +495,7 @@ def _parse(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_P
             parts.append(_Node(head, _parse_items(data, value_at, value_end, keys)))
         else:
             value = data[value_at:value_end]
-            key = value if vr == b"FL" else value.rstrip(b"\x00 ")
+            key = value if vr in (b"FL", b"FD") else value.rstrip(b"\x00 ")
             name = keys.get(key)
             if name is not None:
                 parts.append(_Slot(head, long, name, b"\x00" if vr == b"UI" else b" "))
@@ -339,6 +517,28 @@ def _parse_items(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> l
         items.append(_Node(_ITEM, _parse(data, pos + 8, pos + 8 + length, keys)))
         pos += 8 + length
     return items
+
+
+def _collapse(parts: list[_Part]) -> list[_Part]:
+    """The same parts with every sequence or item that holds no slot made constant bytes
+    (its length is then known), and neighbouring constant bytes joined: rendering then
+    walks only the nodes whose lengths change."""
+    out: list[_Part] = []
+    for original in parts:
+        part = original
+        if isinstance(original, _Node):
+            children = _collapse(original.children)
+            if all(isinstance(child, bytes) for child in children):
+                body = b"".join(child for child in children if isinstance(child, bytes))
+                part = original.header + struct.pack("<I", len(body)) + body
+            else:
+                part = _Node(original.header, children)
+        last = out[-1] if out else None
+        if isinstance(part, bytes) and isinstance(last, bytes):
+            out[-1] = last + part
+        else:
+            out.append(part)
+    return out
 
 
 def _render(parts: list[_Part], values: dict[str, Value], out: list[bytes]) -> int:
@@ -377,7 +577,7 @@ class ByteTemplate:
             if value in ("", ()):
                 continue
             key = _encode_value(value, b"").rstrip(b"\x00 ") if not isinstance(
-                value, tuple) else _encode_value(value, b"")
+                value, (tuple, float)) else _encode_value(value, b"")
             keys.setdefault(key, name)  # equal values: one slot (equal in the whole shape)
         if data[128:132] != b"DICM":
             raise TemplateError("no DICM prefix")
@@ -388,8 +588,8 @@ class ByteTemplate:
         self.group_length_head = data[132:140]
         (meta_length,) = struct.unpack_from("<I", data, 140)
         meta_end = 144 + meta_length
-        self.meta = _parse(data, 144, meta_end, keys)
-        self.body = _parse(data, meta_end, len(data), keys)
+        self.meta = _collapse(_parse(data, 144, meta_end, keys))
+        self.body = _collapse(_parse(data, meta_end, len(data), keys))
 
     def render(self, values: dict[str, Value]) -> bytes:
         """The Part 10 file for ``values``."""
@@ -412,6 +612,11 @@ def _slots(parts: list[_Part]) -> Iterator[_Slot]:
             yield from _slots(part.children)
 
 
+Headers = Mapping[str, Dataset] | None
+"""The enriched image headers of a document by SOP Instance UID (``--images``)."""
+Shape = Document | tuple[Document, HeaderShape]
+"""A document's sentinel document, with its headers' shape when it has headers."""
+
 MAX_PENDING = 256
 """At most this many shapes wait for their second document (:attr:`FastEncoder.pending`)."""
 
@@ -423,51 +628,74 @@ class FastEncoder:
         self.spec = spec
         self.mode = mode
         self.ohif = ohif
-        self.templates: dict[Document, ByteTemplate | None] = {}
-        self.pending: dict[Document, tuple[Document, bytes]] = {}
-        """Shapes seen once: the document and its highdicom bytes.  A template (one more
-        highdicom build, of the sentinel) pays only for a shape that comes again, so a
-        shape's first document is kept to prove its template on when the second comes;
-        a one-row table or a shape of one document never builds one."""
+        self.templates: dict[Shape, ByteTemplate | None] = {}
+        self.pending: dict[Shape, tuple[Document, Headers, bytes]] = {}
+        """Shapes seen once: the document, its headers and its highdicom bytes.  A template
+        (one more highdicom build, of the sentinel) pays only for a shape that comes again,
+        so a shape's first document is kept to prove its template on when the second
+        comes; a one-row table or a shape of one document never builds one."""
 
-    def shape(self, document: Document) -> Document | None:
-        """The document's shape, or None when only highdicom may build it."""
-        if not _ascii(document):
-            return None
-        return _walk(document, _Sentinels())
+    def shape(self, document: Document, headers: Headers = None) -> Shape | None:
+        """The document's shape (with its image headers'), or None when only highdicom
+        may build it."""
+        return self._shape_values(document, headers)[0]
 
-    def encode_bytes(self, item: Document | Record) -> bytes:
-        """The Part 10 file :func:`csv2sr.conversion.build.encode` would give."""
+    def _shape_values(self, document: Document,
+                      headers: Headers) -> tuple[Shape | None, dict[str, Value]]:
+        """The shape and the slot values, in one walk."""
+        recorder = _Recorder(self.mode, _Sentinels())
+        sentinel = _walk(document, recorder)
+        found = _header_shape(document, headers, recorder) if headers else None
+        values = _document_values(recorder.found, document, self.spec, self.mode, self.ohif)
+        if not recorder.ascii or (headers and found is None):
+            return None, values
+        return (sentinel if found is None else (sentinel, found)), values
+
+    def encode_bytes(self, item: Document | Record, headers: Headers = None) -> bytes:
+        """The Part 10 file :func:`csv2sr.conversion.build.encode` would give (with
+        ``headers``, the enriched image headers by SOP Instance UID, as ``encode``'s)."""
         document = with_ohif(item, self.spec) if self.ohif else as_document(item, self.spec)
-        shape = self.shape(document)
+        headers = headers or None
+        shape, values = self._shape_values(document, headers)
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
-            return template.render(slot_values(document, self.spec, self.mode, self.ohif))
+            return template.render(values)
         if shape is not None and shape in self.pending and shape not in self.templates:
-            first, first_data = self.pending.pop(shape)
-            template = self.templates[shape] = self._template(shape, first, first_data)
+            first, first_headers, first_data = self.pending.pop(shape)
+            template = self.templates[shape] = self._template(shape, first, first_headers,
+                                                              first_data)
             if template is not None:
-                return template.render(slot_values(document, self.spec, self.mode, self.ohif))
-        data = dataset_bytes(encode_document(document, self.spec, self.mode, ohif=self.ohif))
+                return template.render(values)
+        data = dataset_bytes(encode_document(document, self.spec, self.mode, headers,
+                                             ohif=self.ohif))
         if shape is not None and shape not in self.templates:
             if len(self.pending) < MAX_PENDING:
-                self.pending[shape] = (document, data)
+                self.pending[shape] = (document, headers, data)
             else:  # many shapes seen once: prove on this one now, keep nothing
-                self.templates[shape] = self._template(shape, document, data)
+                self.templates[shape] = self._template(shape, document, headers, data)
         return data
 
-    def _template(self, shape: Document, document: Document, data: bytes) -> ByteTemplate | None:
+    def _values(self, document: Document, headers: Headers) -> dict[str, Value]:
+        return slot_values(document, self.spec, self.mode, self.ohif, headers)
+
+    def _template(self, shape: Shape, document: Document, headers: Headers,
+                  data: bytes) -> ByteTemplate | None:
         """The template of a shape, proven on the document that first had it."""
+        if isinstance(shape, tuple):
+            sentinel, header_shape = shape
+            sentinel_hdrs: Headers = sentinel_headers(header_shape)
+        else:
+            sentinel, sentinel_hdrs = shape, None
         try:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
-                built = dataset_bytes(encode_document(shape, self.spec, self.mode,
-                                                      ohif=self.ohif))
-            template = ByteTemplate(built, slot_values(shape, self.spec, self.mode, self.ohif))
-            if template.render(slot_values(document, self.spec, self.mode, self.ohif)) != data:
+                built = dataset_bytes(encode_document(sentinel, self.spec, self.mode,
+                                                      sentinel_hdrs, ohif=self.ohif))
+            template = ByteTemplate(built, self._values(sentinel, sentinel_hdrs))
+            if template.render(self._values(document, headers)) != data:
                 raise TemplateError("the template does not give highdicom's bytes")
-        except (TemplateError, ValueError, KeyError, struct.error) as exc:
+        except (TemplateError, ValueError, KeyError, TypeError, AttributeError,
+                struct.error) as exc:
             log.warning("no fast template for a document shape of %s: %s", self.spec.name, exc)
             return None
         return template
-

@@ -1,0 +1,92 @@
+"""`csv2sr convert --images` end to end on the real CCC2017 CSV (issue 11, Speed).
+
+    python benchmarks/bench_convert_images.py [--reference]
+
+Set-up (not timed): one synthetic CT header per annotated instance of the real CSV
+(1,466 files, the table's own UIDs: ``tests/imagegen.py`` ``write_images_like``), so that
+every one of the 2,345 rows has its image.  Timed, each in its own process (measure.py):
+the image index build alone (``ImageIndex.from_folder``, imports excluded), then
+``csv2sr convert --images`` (templates; with ``--reference`` also highdicom for every row).
+SR/s is given end to end and without the index build.  Results are printed and written
+to ``benchmarks/results/convert-images.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import load, record
+from measure import run as measure
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "convert-images.txt"
+
+_INDEX = (
+    "import sys, time; from pathlib import Path; from csv2sr.images.index import ImageIndex; "
+    "t = time.perf_counter(); n = len(ImageIndex.from_folder(Path(sys.argv[1]))); "
+    "print(n, time.perf_counter() - t)"
+)
+
+
+def index_seconds(folder: Path) -> tuple[int, float]:
+    """(headers, seconds) to index ``folder`` as convert does, imports excluded."""
+    done = subprocess.run([sys.executable, "-c", _INDEX, str(folder)], check=True,
+                          capture_output=True, text=True)
+    count, seconds = done.stdout.split()
+    return int(count), float(seconds)
+
+
+def main() -> None:
+    if not REAL.is_file():
+        sys.exit(f"the real CSV is not at {REAL}")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from imagegen import write_images_like  # noqa: PLC0415  (the tests' generator)
+
+    lines = [
+        f"csv2sr convert --images, end to end (process start, imports, index, files "
+        f"written); {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    ]
+    builders = [("template", ())]
+    if "--reference" in sys.argv[1:]:
+        builders.append(("highdicom", ("--reference-builder",)))
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images"
+        write_images_like(REAL, images)
+        before = load()
+        count, seconds = index_seconds(images)
+        line = (f"index of {count} synthetic headers: {seconds:.2f} s = "
+                f"{count / seconds:.0f} files/s  load {before:.2f}->{load():.2f}")
+        print(line, flush=True)
+        lines.append(line)
+        lines.append(f"{'input':<34}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}"
+                     f"{'w/o index':>11}{'CPU s':>8}{'tree MiB':>10}  load")
+        for builder, extra in builders:
+            with tempfile.TemporaryDirectory() as out:
+                measured = measure([sys.executable, "-m", "csv2sr", "convert", str(REAL),
+                                    "-o", out, "--quiet", "--images", str(images), *extra])
+                rows = sum(1 for _ in Path(out, "sr").rglob("*.dcm"))
+            rate = rows / measured.seconds
+            without = rows / max(measured.seconds - seconds, 1e-9)
+            line = (f"{'real CSV (2,345 rows) --images':<34}{builder:<12}{rows:>7}"
+                    f"{measured.seconds:>9.1f}{rate:>8.0f}{without:>11.0f}"
+                    f"{measured.cpu_seconds:>8.1f}{measured.tree_peak_mib:>10.0f}"
+                    f"  {measured.load}")
+            print(line, flush=True)
+            lines.append(line)
+            record(f"convert real CSV --images, {builder}", measured, rows=rows,
+                   rate=round(rate, 1), rate_without_index=round(without, 1),
+                   index_seconds=round(seconds, 3))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
