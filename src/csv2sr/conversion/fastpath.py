@@ -134,6 +134,8 @@ def _geometry(visit: Visit, name: str, geometry: Geometry | None,
 
 
 def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -> Group:
+    if group.regions:  # TID 1411: one region per slice, not carried by the templates
+        raise _UnsupportedError("the fast path builds no TID 1411 volumetric group")
     return Group(
         template=group.template,
         tracking_identifier=visit(f"{name}.tid", "text", group.tracking_identifier),
@@ -151,11 +153,15 @@ def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -
     )
 
 
+class _UnsupportedError(Exception):
+    """A document the templates do not carry: highdicom builds it."""
+
+
 def _planar(region: Geometry | Geometry3D | None) -> Geometry | None:
-    """The fast path builds 2D regions only: an Image Region 3D (which needs the source
-    images, so never reaches it) is refused."""
+    """The fast path builds 2D regions only: an Image Region 3D (SCOORD3D, PS3.16 TID 1410)
+    is left to highdicom."""
     if isinstance(region, Geometry3D):
-        raise TypeError("the fast path builds no SCOORD3D: build it with highdicom")
+        raise _UnsupportedError("the fast path builds no SCOORD3D")
     return region
 
 
@@ -644,7 +650,10 @@ class FastEncoder:
                       headers: Headers) -> tuple[Shape | None, dict[str, Value]]:
         """The shape and the slot values, in one walk."""
         recorder = _Recorder(self.mode, _Sentinels())
-        sentinel = _walk(document, recorder)
+        try:
+            sentinel = _walk(document, recorder)
+        except _UnsupportedError:
+            return None, {}
         found = _header_shape(document, headers, recorder) if headers else None
         values = _document_values(recorder.found, document, self.spec, self.mode, self.ohif)
         if not recorder.ascii or (headers and found is None):

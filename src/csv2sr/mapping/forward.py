@@ -220,7 +220,9 @@ class Forward:
             study_uid=row.text(ident.study_uid),
             study_date=row.text(ident.study_date),
             study_time=row.text(ident.study_time),
-            images=(image,) if image.sop_instance_uid else (),
+            # a row resolved through the index keeps its partial reference (the resolver
+            # fills it); a row all in patient mm names no image until placed in its volume
+            images=(image,) if image.sop_instance_uid or ident.resolved else (),
             observer=self._observer(row),
             content_datetime=self._when(row, document.content_datetime),
             groups=groups,
