@@ -15,6 +15,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import signal
+import stat
 import threading
 from pathlib import Path
 from types import FrameType
@@ -39,13 +40,16 @@ def pool_expected(csv_path: Path, jobs: int | None) -> bool:
     """Whether ``convert`` of ``csv_path`` will start workers: more than one job, and
     ``jobs`` given or the file holding at least :data:`INLINE_ROWS` lines after its
     header.  A guess from lines, not rows (a quoted cell may hold a newline): a wrong
-    guess only starts the server for nothing (its CPU, not the result)."""
+    guess only starts the server for nothing (its CPU, not the result).  Only a regular
+    file is looked at: a stream (FIFO, device) is read once, by the conversion."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     if workers <= 1 or not available():
         return False
     if jobs is not None:
         return True
     try:
+        if not stat.S_ISREG(os.stat(csv_path).st_mode):
+            return False  # a FIFO, a device or stdin is read once, by the conversion only
         with csv_path.open("rb") as handle:
             lines = 0
             for chunk in iter(lambda: handle.read(1 << 16), b""):
