@@ -91,6 +91,24 @@ def test_validate_finds_no_error(converted: Converted) -> None:
     assert len(report.files) == 568
 
 
+def test_the_templates_give_highdicoms_bytes(converted: Converted, tmp_path: Path) -> None:
+    """The SCOORD3D documents go through the byte templates (conversion/fastpath.py); the
+    highdicom builder gives the same bytes for the SRs of the first 120 rows (documents of
+    one to several groups, so several shapes, each proven on its first document): whole
+    series from the top of the table (its rows are grouped by series), so that each SR is
+    the same document, with the same Instance Number, as in the whole table's conversion."""
+    first = {row["seriesuid"] for row in converted.rows[:120]}
+    table = _write_table(tmp_path / "head.csv",
+                         [row for row in converted.rows if row["seriesuid"] in first])
+    out = tmp_path / "reference"
+    done = convert(table, out, profile=load_profile(PROFILE),
+                   images=ImageIndex.from_folder(converted.images), jobs=1, fast=False)
+    assert done.rejected == 0
+    reference = {p.relative_to(out): p.read_bytes() for p in _srs(out)}
+    assert len(reference) > 50
+    assert {name: (converted.out / name).read_bytes() for name in reference} == reference
+
+
 def _by_series(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
     for row in rows:

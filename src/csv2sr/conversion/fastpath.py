@@ -149,7 +149,7 @@ def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -
         ),
         qualitative=tuple(Qualitative(q.concept, visit(f"{name}.q{i}", "code", q.value))
                           for i, q in enumerate(group.qualitative)),
-        region=_geometry(visit, f"{name}.region", _planar(group.region), images),
+        region=_region(visit, f"{name}.region", group.region, images),
     )
 
 
@@ -157,12 +157,15 @@ class _UnsupportedError(Exception):
     """A document the templates do not carry: highdicom builds it."""
 
 
-def _planar(region: Geometry | Geometry3D | None) -> Geometry | None:
-    """The fast path builds 2D regions only: an Image Region 3D (SCOORD3D, PS3.16 TID 1410)
-    is left to highdicom."""
-    if isinstance(region, Geometry3D):
-        raise _UnsupportedError("the fast path builds no SCOORD3D")
-    return region
+def _region(visit: Visit, name: str, region: Geometry | Geometry3D | None,
+            images: dict[str, ImageRef]) -> Geometry | Geometry3D | None:
+    """A TID 1410 group's Image Region: an SCOORD, or an Image Region 3D (SCOORD3D, PS3.3
+    C.18.9) whose points (FL) and Referenced Frame of Reference UID are slots."""
+    if not isinstance(region, Geometry3D):
+        return _geometry(visit, name, region, images)
+    image = images.get(region.image.sop_instance_uid) if region.image else None
+    return Geometry3D(region.graphic_type, visit(f"{name}.points", "points", region.points),
+                      visit(f"{name}.for", "uid", region.frame_of_reference_uid), image)
 
 
 def _record(visit: Visit, name: str, record: Record, images: dict[str, ImageRef]) -> Record:
