@@ -63,8 +63,8 @@ def main() -> None:
                          jobs=2)
         seconds = time.perf_counter() - started
         lines.append(f"convert {result.rows_read} rows -> {result.documents} SRs "
-                     f"({result.rejected} rejected), 2 jobs, highdicom (no fast path for "
-                     f"SCOORD3D): {seconds:.1f} s = {result.documents / seconds:.1f} SR/s, "
+                     f"({result.rejected} rejected), 2 jobs, byte templates (SCOORD3D "
+                     f"slots): {seconds:.1f} s = {result.documents / seconds:.1f} SR/s, "
                      f"{result.rows_read / seconds:.1f} rows/s ({_load()})")
     text = "\n".join(lines) + "\n"
     print(text, end="")
