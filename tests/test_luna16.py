@@ -14,6 +14,7 @@ outside its series' volume, and a series missing from the join table, are reject
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from csv2sr.conversion.batch import ConversionResult, convert
+from conftest import shared_once
+from csv2sr.conversion.batch import convert
 from csv2sr.export.writer import iter_rows
 from csv2sr.images.index import ImageIndex
 from csv2sr.mapping.load import load_profile
@@ -47,27 +49,38 @@ class Converted:
     series: dict[str, LunaSeries]
     images: Path
     out: Path
-    result: ConversionResult
+    counts: tuple[int, int, int]
+    """(rejected, converted, documents) of the conversion."""
 
 
 @pytest.fixture(scope="module")
 def headers(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, str]],
                                                                dict[str, LunaSeries], Path]:
+    """The headers, written once for the whole run (every xdist worker reads them)."""
     rows = read_annotations(TABLE)
     series = luna16_series(rows)
-    folder = tmp_path_factory.mktemp("luna16-images")
-    write_headers(series, folder)
-    return rows, series, folder
+
+    def build(folder: Path) -> None:
+        write_headers(series, folder)
+
+    return rows, series, shared_once(tmp_path_factory, "luna16-images", build)
 
 
 @pytest.fixture(scope="module")
 def converted(headers: tuple[list[dict[str, str]], dict[str, LunaSeries], Path],
               tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """The whole table converted once for the whole run (shared by the xdist workers)."""
     rows, series, folder = headers
-    out = tmp_path_factory.mktemp("luna16-out")
-    result = convert(TABLE, out, profile=load_profile(PROFILE),
-                     images=ImageIndex.from_folder(folder), jobs=2)
-    return Converted(rows, series, folder, out, result)
+
+    def build(shared: Path) -> None:
+        result = convert(TABLE, shared / "out", profile=load_profile(PROFILE),
+                         images=ImageIndex.from_folder(folder), jobs=2)
+        (shared / "counts.json").write_text(
+            json.dumps([result.rejected, result.converted, result.documents]), encoding="utf-8")
+
+    shared = shared_once(tmp_path_factory, "luna16-converted", build)
+    rejected, done, documents = json.loads((shared / "counts.json").read_text(encoding="utf-8"))
+    return Converted(rows, series, folder, shared / "out", (rejected, done, documents))
 
 
 def _srs(out: Path) -> list[Path]:
@@ -75,8 +88,7 @@ def _srs(out: Path) -> list[Path]:
 
 
 def test_one_sr_per_series_one_group_per_nodule(converted: Converted) -> None:
-    result = converted.result
-    assert (result.rejected, result.converted, result.documents) == (0, 1117, 568)
+    assert converted.counts == (0, 1117, 568)
     assert len(_srs(converted.out)) == len(converted.series) == 568
 
 
