@@ -172,13 +172,17 @@ def _real_mismatches(args: tuple[list[Record], str, Path]) -> list[int]:
 
 
 @pytest.mark.slow
-def test_every_real_row_with_its_image_is_byte_identical(real_csv: Path,
+def test_real_rows_with_their_images_are_byte_identical(real_csv: Path,
                                                          tmp_path: Path) -> None:
     write_images_like(real_csv, tmp_path)
     spec = load_profile("ccc2017")
     rows = [r for r in read_rows(real_csv, spec) if isinstance(r, Record)]
     assert len(rows) == 2345
-    slices = [(rows[i::2], "sct", tmp_path) for i in range(2)]
+    # every 4th real row (586 rows, every anatomy and patient-ID form): highdicom builds
+    # each with its image at a few SR/s, and the real rows add no shape the generated
+    # headers above do not cover
+    sample = rows[::4]
+    slices = [(sample[i::2], "sct", tmp_path) for i in range(2)]
     with ProcessPoolExecutor(2) as pool:
         bad = [line for part in pool.map(_real_mismatches, slices) for line in part]
     assert bad == []
