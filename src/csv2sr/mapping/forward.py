@@ -384,12 +384,7 @@ class Forward:
         flat = _GEOMETRY_MAKERS[spec.type](self, row, spec)
         shift = spec.shift
         points = tuple(v + shift for v in flat) if shift else tuple(flat)
-        for value in points:
-            problem = vr.check_fl(value)
-            if problem is not None:
-                column = (spec.columns or ("(row)",))[0]
-                row.problem(column, f"{problem} (a coordinate of {spec.key})")
-                raise _RowFailedError(column)
+        _check_fl(row, spec, points)
         return Geometry(_GRAPHIC[spec.type], points, image, spec.columns)
 
     def _geometry_3d(self, row: _Row, spec: GeometrySpec) -> Geometry3D:
@@ -399,12 +394,7 @@ class Forward:
         flat: list[float] = []
         for (x, y), z in zip(spec.points, spec.zs, strict=True):
             flat.extend((row.number(x), row.number(y), row.number(z)))
-        for value in flat:
-            problem = vr.check_fl(value)
-            if problem is not None:
-                column = (spec.columns or ("(row)",))[0]
-                row.problem(column, f"{problem} (a coordinate of {spec.key})")
-                raise _RowFailedError(column)
+        _check_fl(row, spec, flat)
         return Geometry3D("POINT", tuple(flat), columns=spec.columns)
 
     def _pairs(self, row: _Row, pairs: Sequence[tuple[Source, Source]]) -> list[float]:
@@ -488,3 +478,14 @@ _GEOMETRY_MAKERS: dict[str, Callable[[Forward, Any, GeometrySpec], list[float]]]
     "polygon": Forward._path, "box": Forward._box, "ellipse": Forward._ellipse,
     "circle": Forward._circle,
 }
+
+
+def _check_fl(row: _Row, spec: GeometrySpec, values: Sequence[float]) -> None:
+    """Every coordinate fits an FL (Graphic Data of SCOORD and SCOORD3D, PS3.3 C.18.6.1.2,
+    C.18.9.1.1), else the row fails on the geometry's first column."""
+    for value in values:
+        problem = vr.check_fl(value)
+        if problem is not None:
+            column = (spec.columns or ("(row)",))[0]
+            row.problem(column, f"{problem} (a coordinate of {spec.key})")
+            raise _RowFailedError(column)
