@@ -50,3 +50,19 @@ def flatten(ds: Dataset, depth: int = 0) -> Iterator[Node]:
     yield (depth, str(ds.get("RelationshipType", "")), str(ds.ValueType), name, value_of(ds))
     for child in ds.get("ContentSequence", []):
         yield from flatten(child, depth + 1)
+
+
+def decoded(ds: Dataset) -> list[tuple[str, object]]:
+    """Every element as (keyword, value), decimal strings as floats, nested in order: two
+    datasets that agree value for value compare equal, although DICOM JSON carries a DS as
+    a number ("-180" in a file may come back as "-180.0"; docs/images.md, Limits)."""
+    out: list[tuple[str, object]] = []
+    for element in ds:
+        if element.VR == "SQ":
+            out.append((element.keyword, [decoded(item) for item in element.value]))
+        elif element.VR == "DS" and element.value not in (None, ""):
+            values = element.value if element.VM > 1 else [element.value]
+            out.append((element.keyword, [float(v) for v in values]))
+        else:
+            out.append((element.keyword, str(element.value)))
+    return out

@@ -26,6 +26,7 @@ from csv2sr.mapping.load import load_profile
 from imagegen import SyntheticFixture, synthetic_uid, write_fixture
 from orthanc import OrthancServer, free_port, orthanc_factory
 from records import order
+from srtree import decoded
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (extra: test)")
 
@@ -113,18 +114,6 @@ def test_cli_images_url_gives_the_same_srs_as_the_folder(
     assert len(remote_srs) == len(local_srs) == 4
     for a, b in zip(remote_srs, local_srs, strict=True):
         # DICOM JSON carries DS as numbers: "-180" in a file may come back as "-180.0"
-        assert _decoded(pydicom.dcmread(a)) == _decoded(pydicom.dcmread(b)), (a, b)
+        assert decoded(pydicom.dcmread(a)) == decoded(pydicom.dcmread(b)), (a, b)
 
 
-def _decoded(ds: pydicom.Dataset) -> list[tuple[str, object]]:
-    """Every element as (keyword, value), decimal strings as floats, nested in order."""
-    out: list[tuple[str, object]] = []
-    for element in ds:
-        if element.VR == "SQ":
-            out.append((element.keyword, [_decoded(item) for item in element.value]))
-        elif element.VR == "DS" and element.value not in (None, ""):
-            values = element.value if element.VM > 1 else [element.value]
-            out.append((element.keyword, [float(v) for v in values]))
-        else:
-            out.append((element.keyword, str(element.value)))
-    return out

@@ -35,6 +35,7 @@ from csv2sr.validate import validate_files
 from csv2sr.validate.findings import Severity
 from luna16gen import LUNA16, LunaSeries, luna16_series, read_annotations, write_headers
 from orthanc import OrthancServer, orthanc_factory
+from srtree import decoded
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "tests" / "data" / "luna16" / "luna16.toml"
@@ -223,21 +224,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
         yield make("orthanc", dicom=False)
 
 
-def _decoded(ds: pydicom.Dataset) -> list[tuple[str, object]]:
-    """Every element as (keyword, value), decimal strings as floats (DICOM JSON carries a
-    DS as a number: docs/images.md, Limits), nested in order."""
-    out: list[tuple[str, object]] = []
-    for element in ds:
-        if element.VR == "SQ":
-            out.append((element.keyword, [_decoded(item) for item in element.value]))
-        elif element.VR == "DS" and element.value not in (None, ""):
-            values = element.value if element.VM > 1 else [element.value]
-            out.append((element.keyword, [float(v) for v in values]))
-        else:
-            out.append((element.keyword, str(element.value)))
-    return out
-
-
 def test_the_same_srs_from_orthanc(
     converted: Converted, orthanc: OrthancServer, tmp_path: Path,
 ) -> None:
@@ -256,4 +242,4 @@ def test_the_same_srs_from_orthanc(
     assert (result.rejected, result.documents) == (0, len(chosen))
     for path in _srs(out):
         folder = converted.out / path.relative_to(out)
-        assert _decoded(pydicom.dcmread(path)) == _decoded(pydicom.dcmread(folder))
+        assert decoded(pydicom.dcmread(path)) == decoded(pydicom.dcmread(folder))
