@@ -23,6 +23,7 @@ from conftest import ROOT
 from csv2sr.images.index import ImageIndex, ImageLookupError, z_position
 from csv2sr.mapping.load import ProfileError, load_profile
 from resolvegen import ResolveImages, write_resolve_images
+from srtree import decoded
 
 PROFILES = ROOT / "tests" / "data" / "profiles" / "resolve"
 
@@ -538,7 +539,6 @@ def test_a_real_orthanc_resolves_the_same_rows_as_the_folder(
 ) -> None:
     pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed")
     from orthanc import orthanc_factory  # noqa: PLC0415
-    from test_images_dicomweb import _decoded  # noqa: PLC0415
 
     t2 = images.series["t2"]
     table = write_table(tmp_path / "b.csv", ["lesion", "patient", "slice", "x0", "y0", "x1",
@@ -557,7 +557,7 @@ def test_a_real_orthanc_resolves_the_same_rows_as_the_folder(
     remote_srs = sorted((tmp_path / "remote" / "sr").rglob("*.dcm"))
     local_srs = sorted((tmp_path / "local" / "sr").rglob("*.dcm"))
     assert len(remote_srs) == len(local_srs) == 1
-    assert _decoded(pydicom.dcmread(remote_srs[0])) == _decoded(pydicom.dcmread(local_srs[0]))
+    assert decoded(pydicom.dcmread(remote_srs[0])) == decoded(pydicom.dcmread(local_srs[0]))
 
 
 # --------------------------------------------------------------------------- generated
