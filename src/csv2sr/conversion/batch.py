@@ -62,6 +62,7 @@ from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import ProfileError, load_profile
 from csv2sr.mapping.record import Document, ImageRef, Record
 from csv2sr.mapping.spec import Spec, template_fields
+from csv2sr.pools import ended
 
 __all__ = [
     "ConversionResult",
@@ -258,7 +259,7 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
         return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
 
     if threading.current_thread() is not threading.main_thread():
-        with make() as pool:
+        with ended(make()) as pool:
             yield pool
         return
     held: list[int] = []
@@ -274,7 +275,7 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
             if context.get_start_method() == "forkserver":
                 multiprocessing.forkserver.ensure_running()
                 signal.signal(signal.SIGINT, hold)  # the workers are the fork server's
-            pool = stack.enter_context(make())
+            pool = stack.enter_context(ended(make()))
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -299,8 +300,9 @@ def _results(
     with _pool(context, jobs, worker_args) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
-    # Leaving the block terminates the workers (SIGTERM: each removes the file it is
-    # writing and ends at once); every result is in by then.
+    # Every result is in when the loop ends: the pool is closed and its workers exit by
+    # themselves (csv2sr.pools.ended); an error or Ctrl-C terminates them instead
+    # (SIGTERM: each removes the file it is writing and ends at once).
 
 
 def _manifest_lines(item: _Done | RowError, spec: Spec) -> Iterator[tuple[int, list[str]]]:

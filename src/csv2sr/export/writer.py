@@ -39,6 +39,7 @@ from csv2sr.export.tables import (
 )
 from csv2sr.inputs import EntryKind, InputEntry, InputList
 from csv2sr.mapping.load import ProfileError
+from csv2sr.pools import ended
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -288,7 +289,7 @@ def _results(files: list[Path], profile: str, workers: int) -> Iterator[_FileRow
             yield _read_one(str(path), profile)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(profile,)) as pool:
+    with ended(context.Pool(workers, initializer=_init_worker, initargs=(profile,))) as pool:
         for chunk in pool.imap(_read_chunk, _chunks(files)):
             yield from chunk
 
