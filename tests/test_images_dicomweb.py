@@ -117,3 +117,50 @@ def test_cli_images_url_gives_the_same_srs_as_the_folder(
         assert decoded(pydicom.dcmread(a)) == decoded(pydicom.dcmread(b)), (a, b)
 
 
+
+
+def test_a_slow_server_is_retried_and_one_that_never_answers_is_one_error(
+    orthanc: OrthancServer, loaded: str, synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    """A real Orthanc behind a proxy that answers late: the metadata request that got no
+    answer within --images-timeout is tried again (--images-retries), as is an HTTP 503,
+    and the SRs are the folder's; a server that never answers in time stops the index with
+    one line naming the server, the study and the timeout, and nothing is written."""
+    from netfaults import Fault, fault_proxy  # noqa: PLC0415
+
+    def convert(url: str, out: str, *more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
+             str(tmp_path / out), "--jobs", "1", "-q", "--images-url", url,
+             "--images-timeout", "1", *more],
+            capture_output=True, text=True, check=False, timeout=600,
+        )
+
+    local = subprocess.run(
+        [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
+         str(tmp_path / "local"), "--jobs", "1", "-q", "--images", str(synthetic.image_dir)],
+        capture_output=True, text=True, check=False, timeout=600)
+    with fault_proxy(orthanc.http_port, only="GET") as proxy:
+        proxy.faults = [Fault(delay=2.5), Fault(503, {"Retry-After": "0"})]
+        slow = convert(f"{proxy.url}/dicom-web", "slow")
+        assert [action for _, _, action in proxy.seen][:3] == ["delay", "503", "forward"]
+        assert slow.returncode == local.returncode == 1, slow.stderr  # the same rows rejected
+        assert "Traceback" not in slow.stderr
+        slow_srs = sorted((tmp_path / "slow" / "sr").rglob("*.dcm"))
+        local_srs = sorted((tmp_path / "local" / "sr").rglob("*.dcm"))
+        assert len(slow_srs) == len(local_srs) == 4
+        for a, b in zip(slow_srs, local_srs, strict=True):
+            assert decoded(pydicom.dcmread(a)) == decoded(pydicom.dcmread(b)), (a, b)
+
+        proxy.seen.clear()
+        proxy.faults = [Fault(delay=2.5)] * 20
+        dead = convert(f"{proxy.url}/dicom-web", "dead", "--images-retries", "1")
+    assert dead.returncode == 1
+    errors = [line for line in dead.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, dead.stderr
+    assert errors[0].startswith(f"error: {proxy.url}/dicom-web: study ")
+    assert errors[0].endswith("no answer within 1 s (2 tries)")
+    assert "Traceback" not in dead.stderr
+    # only the first study's metadata was asked for (and retried), then the index stopped
+    assert len({path for _, path, _ in proxy.seen}) == 1
+    assert not (tmp_path / "dead" / "manifest.csv").exists()

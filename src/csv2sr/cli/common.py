@@ -27,6 +27,18 @@ Jobs = Annotated[
     int | None,
     typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the CPU count)."),
 ]
+ImagesTimeout = Annotated[
+    float,
+    typer.Option("--images-timeout", metavar="SECONDS", min=0.1,
+                 help="With --images-url: seconds to wait for each answer of the server."),
+]
+ImagesRetries = Annotated[
+    int,
+    typer.Option("--images-retries", min=0, max=20,
+                 help="With --images-url: retries of a request that got no answer in time, "
+                 "a refused or dropped connection, or HTTP 408, 429, 503 or 504 (0.25 s, "
+                 "0.5 s, 1 s, ... apart); then the index stops with one error."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 Verbose = Annotated[
     int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")

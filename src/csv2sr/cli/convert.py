@@ -20,6 +20,8 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
+    ImagesRetries,
+    ImagesTimeout,
     Jobs,
     Quiet,
     Verbose,
@@ -139,6 +141,8 @@ def convert_command(
             "template path.",
         ),
     ] = False,
+    images_timeout: ImagesTimeout = 30.0,
+    images_retries: ImagesRetries = 2,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -194,7 +198,8 @@ def convert_command(
         raise typer.Exit(EXIT_USAGE)
     try:
         read_joins(spec)  # a broken join file stops the run before the images are read
-        index = _image_index(csv_path, images, images_url, spec, quiet=quiet, output=output)
+        index = _image_index(csv_path, images, images_url, spec, quiet=quiet, output=output,
+                             web=(images_timeout, images_retries))
         lines = _count_lines(csv_path) if bar_shown(enabled=not quiet) else None
         with progress_bar("Converting", lines, enabled=not quiet) as advance:
             result = convert(
@@ -228,10 +233,11 @@ def convert_command(
 
 def _image_index(
     csv_path: Path, images: Path | None, url: str | None, spec: Spec, *, quiet: bool,
-    output: Path,
+    output: Path, web: tuple[float, int],
 ) -> ImageIndex | None:
-    """Index the source image headers (folder or DICOMweb), once, before converting; a
-    folder's index is cached in OUTDIR/cache/ for the next run."""
+    """Index the source image headers (folder or DICOMweb: ``web`` is the timeout and the
+    retries of each request), once, before converting; a folder's index is cached in
+    OUTDIR/cache/ for the next run."""
     if images is None and url is None:
         return None
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415
@@ -240,7 +246,8 @@ def _image_index(
         index = ImageIndex.from_folder(images, cache_in=output)
     else:
         studies = _study_uids(csv_path, spec)
-        index = ImageIndex.from_dicomweb(str(url), study_uids=studies)
+        index = ImageIndex.from_dicomweb(str(url), study_uids=studies, timeout=web[0],
+                                         attempts=web[1] + 1)
     if not quiet:
         cached = f" (from {escape(os.fspath(output / 'cache'))})" if index.cached else ""
         out.print(

@@ -24,6 +24,8 @@ from csv2sr.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
+    ImagesRetries,
+    ImagesTimeout,
     Jobs,
     err,
     out,
@@ -80,6 +82,8 @@ def validate_command(
     images_url: Annotated[str | None, typer.Option(
         "--images-url", metavar="URL",
         help="The same against the image headers of a DICOMweb server.")] = None,
+    images_timeout: ImagesTimeout = 30.0,
+    images_retries: ImagesRetries = 2,
     cache: Annotated[Path | None, typer.Option(
         "--cache", metavar="FILE", dir_okay=False,
         help="Keep each file's findings in FILE (JSON), and take them from there for a "
@@ -112,7 +116,8 @@ def validate_command(
                 progress=advance, pixelmed_jar=pixelmed_jar, cache=cache,
             )
         if images is not None or images_url is not None:
-            _check_against_images(report, images, images_url)
+            _check_against_images(report, images, images_url,
+                                  web=(images_timeout, images_retries))
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
@@ -167,9 +172,11 @@ def _write_outputs(
 
 
 def _check_against_images(
-    report: ValidationReport, images: Path | None, url: str | None
+    report: ValidationReport, images: Path | None, url: str | None,
+    *, web: tuple[float, int],
 ) -> None:
-    """Cross-file checks against the source images (csv2sr.images.cross)."""
+    """Cross-file checks against the source images (csv2sr.images.cross); ``web`` is the
+    timeout and the retries of each DICOMweb request."""
     from csv2sr.images.cross import add_to_report, validate_against_images  # noqa: PLC0415
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415
     from csv2sr.validate import ValidationError  # noqa: PLC0415
@@ -179,7 +186,7 @@ def _check_against_images(
     if images is not None:
         index = ImageIndex.from_folder(images)
     else:
-        index = ImageIndex.from_dicomweb(str(url))
+        index = ImageIndex.from_dicomweb(str(url), timeout=web[0], attempts=web[1] + 1)
     srs = [Path(file.path) for file in report.files]
     add_to_report(report, validate_against_images(srs, index, image_root=images))
 

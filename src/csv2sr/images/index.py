@@ -35,6 +35,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.errors import SourceError
+from csv2sr.images.dicomweb import Tries, all_studies
 
 __all__ = [
     "CACHE_FOLDER",
@@ -407,9 +408,10 @@ class ImageIndex:
 
         Without ``study_uids`` every study the server lists (QIDO-RS, PS3.18 10.6) is read;
         give the studies of the table to read only those.  A study the server does not
-        have is listed in :attr:`skipped`; an unreachable server raises
-        :class:`ImageIndexError` after ``attempts`` tries (0.5 s, then 1 s, ... apart);
-        ``timeout`` is per request, in seconds.
+        have is listed in :attr:`skipped`.  ``timeout`` is per request, in seconds; a
+        request that gets no answer in time, a refused or dropped connection, and an
+        HTTP 408, 429, 503 or 504 are tried ``attempts`` times in all (0.25 s, then
+        0.5 s, 1 s, ... apart), then :class:`ImageIndexError` stops the index.
         """
         try:  # optional dependency (extra "dicomweb"); requests comes with it
             import requests  # noqa: PLC0415
@@ -424,21 +426,23 @@ class ImageIndex:
         client.set_http_retry_params(
             retry=attempts > 1, max_attempts=max(1, attempts), wait_exponential_multiplier=250
         )
+        tries = Tries(base, max(1, attempts), timeout)
         try:
-            studies = sorted(set(study_uids)) if study_uids is not None else _all_studies(client)
+            studies = (sorted(set(study_uids)) if study_uids is not None
+                       else tries.call("listing the studies", all_studies, client))
         except requests.RequestException as exc:
-            raise ImageIndexError(base, f"cannot list the studies ({exc})") from None
+            raise ImageIndexError(base, f"cannot list the studies ({tries.why(exc)})") from None
         skipped: list[SkippedFile] = []
         good: list[tuple[str, Dataset]] = []
         for study in studies:
             try:
-                items = client.retrieve_study_metadata(study)
+                items = tries.call(f"study {study}", client.retrieve_study_metadata, study)
             except requests.HTTPError as exc:
                 log.warning("%s: study %s: %s", base, study, exc)
                 skipped.append(SkippedFile(f"{base}/studies/{study}", f"not retrieved ({exc})"))
                 continue
             except requests.RequestException as exc:
-                raise ImageIndexError(base, f"study {study}: {exc}") from None
+                raise ImageIndexError(base, f"study {study}: {tries.why(exc)}") from None
             for item in items:
                 ds = Dataset.from_json({k: v for k, v in item.items() if k in _TAG_KEYS})
                 if not ds.get("SOPInstanceUID"):
@@ -812,13 +816,3 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _all_studies(client: Any) -> list[str]:
-    found = client.search_for_studies(fields=["StudyInstanceUID"], get_remaining=True)
-    uids = []
-    for item in found:
-        value = item.get("0020000D", {}).get("Value", [])
-        if value:
-            uids.append(str(value[0]))
-    return sorted(set(uids))
