@@ -96,27 +96,34 @@ def test_unreachable_server_is_a_typed_error() -> None:
         ImageIndex.from_dicomweb(url, attempts=2)
 
 
-def test_cli_images_url_gives_the_same_srs_as_the_folder(
-    loaded: str, synthetic: SyntheticFixture, tmp_path: Path
-) -> None:
-    def convert(*source: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
-             str(tmp_path / source[0].lstrip("-")), "--jobs", "1", "-q", *source],
-            capture_output=True, text=True, check=False, timeout=600,
-        )
+def _convert(synthetic: SyntheticFixture, out: Path,
+             *source: str) -> subprocess.CompletedProcess[str]:
+    """``csv2sr convert`` of the synthetic table into ``out`` with ``source`` (--images DIR
+    or --images-url URL, and more options)."""
+    return subprocess.run(
+        [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o", str(out),
+         "--jobs", "1", "-q", *source],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
 
-    remote = convert("--images-url", loaded)
-    local = convert("--images", str(synthetic.image_dir))
-    assert remote.returncode == local.returncode == 1  # the same 7 rows rejected
-    remote_srs = sorted((tmp_path / "images-url" / "sr").rglob("*.dcm"))
-    local_srs = sorted((tmp_path / "images" / "sr").rglob("*.dcm"))
+
+def _assert_same_srs(remote: Path, local: Path) -> None:
+    """The 4 SRs of the synthetic table, as made from DICOMweb and from the folder."""
+    remote_srs = sorted((remote / "sr").rglob("*.dcm"))
+    local_srs = sorted((local / "sr").rglob("*.dcm"))
     assert len(remote_srs) == len(local_srs) == 4
     for a, b in zip(remote_srs, local_srs, strict=True):
         # DICOM JSON carries DS as numbers: "-180" in a file may come back as "-180.0"
         assert decoded(pydicom.dcmread(a)) == decoded(pydicom.dcmread(b)), (a, b)
 
 
+def test_cli_images_url_gives_the_same_srs_as_the_folder(
+    loaded: str, synthetic: SyntheticFixture, tmp_path: Path
+) -> None:
+    remote = _convert(synthetic, tmp_path / "remote", "--images-url", loaded)
+    local = _convert(synthetic, tmp_path / "local", "--images", str(synthetic.image_dir))
+    assert remote.returncode == local.returncode == 1  # the same 7 rows rejected
+    _assert_same_srs(tmp_path / "remote", tmp_path / "local")
 
 
 def test_a_slow_server_is_retried_and_one_that_never_answers_is_one_error(
@@ -128,37 +135,25 @@ def test_a_slow_server_is_retried_and_one_that_never_answers_is_one_error(
     one line naming the server, the study and the timeout, and nothing is written."""
     from netfaults import Fault, fault_proxy  # noqa: PLC0415
 
-    def convert(url: str, out: str, *more: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
-             str(tmp_path / out), "--jobs", "1", "-q", "--images-url", url,
-             "--images-timeout", "1", *more],
-            capture_output=True, text=True, check=False, timeout=600,
-        )
-
-    local = subprocess.run(
-        [sys.executable, "-m", "csv2sr", "convert", str(synthetic.all_csv), "-o",
-         str(tmp_path / "local"), "--jobs", "1", "-q", "--images", str(synthetic.image_dir)],
-        capture_output=True, text=True, check=False, timeout=600)
+    local = _convert(synthetic, tmp_path / "local", "--images", str(synthetic.image_dir))
     with fault_proxy(orthanc.http_port, only="GET") as proxy:
+        url = f"{proxy.url}/dicom-web"
         proxy.faults = [Fault(delay=2.5), Fault(503, {"Retry-After": "0"})]
-        slow = convert(f"{proxy.url}/dicom-web", "slow")
+        slow = _convert(synthetic, tmp_path / "slow", "--images-url", url,
+                        "--images-timeout", "1")
         assert [action for _, _, action in proxy.seen][:3] == ["delay", "503", "forward"]
         assert slow.returncode == local.returncode == 1, slow.stderr  # the same rows rejected
         assert "Traceback" not in slow.stderr
-        slow_srs = sorted((tmp_path / "slow" / "sr").rglob("*.dcm"))
-        local_srs = sorted((tmp_path / "local" / "sr").rglob("*.dcm"))
-        assert len(slow_srs) == len(local_srs) == 4
-        for a, b in zip(slow_srs, local_srs, strict=True):
-            assert decoded(pydicom.dcmread(a)) == decoded(pydicom.dcmread(b)), (a, b)
+        _assert_same_srs(tmp_path / "slow", tmp_path / "local")
 
         proxy.seen.clear()
         proxy.faults = [Fault(delay=2.5)] * 20
-        dead = convert(f"{proxy.url}/dicom-web", "dead", "--images-retries", "1")
+        dead = _convert(synthetic, tmp_path / "dead", "--images-url", url,
+                        "--images-timeout", "1", "--images-retries", "1")
     assert dead.returncode == 1
     errors = [line for line in dead.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, dead.stderr
-    assert errors[0].startswith(f"error: {proxy.url}/dicom-web: study ")
+    assert errors[0].startswith(f"error: {url}: study ")
     assert errors[0].endswith("no answer within 1 s (2 tries)")
     assert "Traceback" not in dead.stderr
     # only the first study's metadata was asked for (and retried), then the index stopped

@@ -1,10 +1,10 @@
 """How the commands end their process pools (:mod:`multiprocessing.pool`).
 
 ``with Pool(...)`` terminates the workers on leaving, even when every result is in: each
-worker gets SIGTERM wherever it is, and ``terminate`` then joins them.  A worker that has
-not yet installed its handler, or the fork server's bookkeeping of one that ends at that
-moment, can leave that join waiting for ever (seen in the test suite: a convert with two
-jobs hung in ``Pool.terminate`` with one idle worker left).  :func:`ended` closes the pool
+worker gets SIGTERM wherever it is, and ``terminate`` then joins them.  That join has
+waited for ever (seen in the test suite: a convert with two jobs hung in
+``Pool.terminate``, one idle worker left alive with its SIGTERM handler installed and no
+signal pending; why it never got the signal was not found).  :func:`ended` closes the pool
 when its work is done, so that each worker reads the end-of-work sentinel and exits by
 itself, and terminates it only when the caller fails or is interrupted.
 """
