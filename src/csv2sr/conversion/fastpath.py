@@ -20,6 +20,11 @@ re-parse of the content tree) and pydicom's writer another 3-5 ms.  Documents of
    of the shape renders the tree with its own values (:func:`slot_values`), recomputing
    the lengths of sequences, items and the File Meta group (PS3.10 section 7.1).
 
+A document of several groups without image headers is *composed* instead
+(:mod:`csv2sr.conversion.compose`: a skeleton and per-group, per-image items, each built
+once by highdicom per kind of group), as it would otherwise have a shape of its own for
+each count of groups and pattern of shared images.
+
 One encoder per profile, code mode and ``ohif``: ``ohif`` (the Cornerstone3D Tracking
 Identifiers of :func:`csv2sr.conversion.build.with_ohif`) is applied to the document before
 its shape is taken, so it changes only slot values and the UIDs.
@@ -88,15 +93,16 @@ __all__ = ["FastEncoder", "TemplateError", "sentinel_document", "slot_values"]
 
 log = logging.getLogger(__name__)
 
-Value = str | int | float | tuple[float, ...]
+Value = str | int | float | tuple[float, ...] | bytes
 """A slot's value: text (and DS/IS/UI strings), an IS integer, an FD (a float: 8 bytes),
-FL points (a tuple: 4 bytes each)."""
+FL points (a tuple: 4 bytes each); the bytes of a run of sequence items for a
+:class:`Raw` part (csv2sr.conversion.compose)."""
 Visit = Callable[[str, str, Any], Any]
 """(slot name, kind, value) -> the value to put in its place."""
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
-_ITEM = b"\xfe\xff\x00\xe0"
+ITEM = b"\xfe\xff\x00\xe0"
 _UNDEFINED = 0xFFFFFFFF
 _SENTINEL_TIME = dt.datetime(1902, 3, 4, 4, 5, 6, tzinfo=dt.timezone.utc)
 
@@ -457,7 +463,7 @@ def sentinel_headers(shape: HeaderShape) -> dict[str, Dataset]:
 # --- the byte template -------------------------------------------------------------------
 
 @dataclass
-class _Slot:
+class Slot:
     header: bytes  # tag + VR (+ 2 reserved bytes for long VRs)
     long: bool
     name: str
@@ -465,14 +471,22 @@ class _Slot:
 
 
 @dataclass
-class _Node:
+class Node:
     """A sequence (header = tag+VR+reserved) or an item (header = item tag)."""
 
     header: bytes
-    children: list[_Part]
+    children: list[Part]
 
 
-_Part = bytes | _Slot | _Node
+@dataclass
+class Raw:
+    """The items of a sequence rendered elsewhere (csv2sr.conversion.compose): its value
+    is their bytes, inserted as they are."""
+
+    name: str
+
+
+Part = bytes | Slot | Node | Raw
 
 
 def _encode_value(value: Value, pad: bytes) -> bytes:
@@ -484,9 +498,9 @@ def _encode_value(value: Value, pad: bytes) -> bytes:
     return data + pad if len(data) % 2 else data
 
 
-def _parse(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_Part]:
+def _parse(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[Part]:
     """Parse explicit VR little endian elements in ``data[start:end]`` into template parts."""
-    parts: list[_Part] = []
+    parts: list[Part] = []
     pos = start
     while pos < end:
         vr = data[pos + 4:pos + 6]
@@ -501,47 +515,47 @@ def _parse(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_P
             raise TemplateError("undefined length in template")
         value_end = value_at + length
         if vr == b"SQ":
-            parts.append(_Node(head, _parse_items(data, value_at, value_end, keys)))
+            parts.append(Node(head, _parse_items(data, value_at, value_end, keys)))
         else:
             value = data[value_at:value_end]
             key = value if vr in (b"FL", b"FD") else value.rstrip(b"\x00 ")
             name = keys.get(key)
             if name is not None:
-                parts.append(_Slot(head, long, name, b"\x00" if vr == b"UI" else b" "))
+                parts.append(Slot(head, long, name, b"\x00" if vr == b"UI" else b" "))
             else:
                 parts.append(data[pos:value_end])
         pos = value_end
     return parts
 
 
-def _parse_items(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[_Part]:
-    items: list[_Part] = []
+def _parse_items(data: bytes, start: int, end: int, keys: dict[bytes, str]) -> list[Part]:
+    items: list[Part] = []
     pos = start
     while pos < end:
-        if data[pos:pos + 4] != _ITEM:
+        if data[pos:pos + 4] != ITEM:
             raise TemplateError("expected an item in a sequence")
         (length,) = struct.unpack_from("<I", data, pos + 4)
         if length == _UNDEFINED:
             raise TemplateError("undefined item length in template")
-        items.append(_Node(_ITEM, _parse(data, pos + 8, pos + 8 + length, keys)))
+        items.append(Node(ITEM, _parse(data, pos + 8, pos + 8 + length, keys)))
         pos += 8 + length
     return items
 
 
-def _collapse(parts: list[_Part]) -> list[_Part]:
+def collapse(parts: list[Part]) -> list[Part]:
     """The same parts with every sequence or item that holds no slot made constant bytes
     (its length is then known), and neighbouring constant bytes joined: rendering then
     walks only the nodes whose lengths change."""
-    out: list[_Part] = []
+    out: list[Part] = []
     for original in parts:
         part = original
-        if isinstance(original, _Node):
-            children = _collapse(original.children)
+        if isinstance(original, Node):
+            children = collapse(original.children)
             if all(isinstance(child, bytes) for child in children):
                 body = b"".join(child for child in children if isinstance(child, bytes))
                 part = original.header + struct.pack("<I", len(body)) + body
             else:
-                part = _Node(original.header, children)
+                part = Node(original.header, children)
         last = out[-1] if out else None
         if isinstance(part, bytes) and isinstance(last, bytes):
             out[-1] = last + part
@@ -550,24 +564,29 @@ def _collapse(parts: list[_Part]) -> list[_Part]:
     return out
 
 
-def _render(parts: list[_Part], values: dict[str, Value], out: list[bytes]) -> int:
+def render_parts(parts: list[Part], values: dict[str, Value], out: list[bytes]) -> int:
     """Append the bytes of ``parts`` to ``out``; return how many were appended."""
     total = 0
     for part in parts:
         if isinstance(part, bytes):
             out.append(part)
             total += len(part)
-        elif isinstance(part, _Slot):
+        elif isinstance(part, Raw):
+            items = values[part.name]
+            assert isinstance(items, bytes)
+            out.append(items)
+            total += len(items)
+        elif isinstance(part, Slot):
             value = _encode_value(values[part.name], part.pad)
             size = struct.pack("<I", len(value)) if part.long else struct.pack("<H", len(value))
             out.extend((part.header, size, value))
             total += len(part.header) + len(size) + len(value)
         else:
             body: list[bytes] = []
-            length = _render(part.children, values, body)
+            length = render_parts(part.children, values, body)
             size = struct.pack("<I", length)
-            if part.header == _ITEM:
-                out.extend((_ITEM, size))
+            if part.header == ITEM:
+                out.extend((ITEM, size))
                 total += 8
             else:
                 out.extend((part.header, size))
@@ -580,7 +599,10 @@ def _render(parts: list[_Part], values: dict[str, Value], out: list[bytes]) -> i
 class ByteTemplate:
     """A written SR split into constant bytes and named slots (see the module docstring)."""
 
-    def __init__(self, data: bytes, sentinels: dict[str, Value]) -> None:
+    def __init__(self, data: bytes, sentinels: dict[str, Value],
+                 edit: Callable[[list[Part]], list[Part]] | None = None) -> None:
+        """``edit`` may change the parsed body (every element its own part, nothing
+        collapsed yet) before it is collapsed (csv2sr.conversion.compose)."""
         keys: dict[bytes, str] = {}
         for name, value in sentinels.items():
             if value in ("", ()):
@@ -597,28 +619,29 @@ class ByteTemplate:
         self.group_length_head = data[132:140]
         (meta_length,) = struct.unpack_from("<I", data, 140)
         meta_end = 144 + meta_length
-        self.meta = _collapse(_parse(data, 144, meta_end, keys))
-        self.body = _collapse(_parse(data, meta_end, len(data), keys))
+        self.meta = collapse(_parse(data, 144, meta_end, keys))
+        body = _parse(data, meta_end, len(data), keys)
+        self.body = collapse(edit(body) if edit is not None else body)
 
     def render(self, values: dict[str, Value]) -> bytes:
         """The Part 10 file for ``values``."""
         meta: list[bytes] = []
-        meta_length = _render(self.meta, values, meta)
+        meta_length = render_parts(self.meta, values, meta)
         body: list[bytes] = []
-        _render(self.body, values, body)
+        render_parts(self.body, values, body)
         head = self.prefix + self.group_length_head + struct.pack("<I", meta_length)
         return b"".join([head, *meta, *body])
 
     def slots(self) -> set[str]:
-        return {slot.name for slot in _slots(self.meta + self.body)}
+        return {slot.name for slot in slots_in(self.meta + self.body)}
 
 
-def _slots(parts: list[_Part]) -> Iterator[_Slot]:
+def slots_in(parts: list[Part]) -> Iterator[Slot]:
     for part in parts:
-        if isinstance(part, _Slot):
+        if isinstance(part, Slot):
             yield part
-        elif isinstance(part, _Node):
-            yield from _slots(part.children)
+        elif isinstance(part, Node):
+            yield from slots_in(part.children)
 
 
 Headers = Mapping[str, Dataset] | None
@@ -643,6 +666,16 @@ class FastEncoder:
         (one more highdicom build, of the sentinel) pays only for a shape that comes again,
         so a shape's first document is kept to prove its template on when the second
         comes; a one-row table or a shape of one document never builds one."""
+        # compose builds on this module's templates: imported here, not at the top
+        from csv2sr.conversion.compose import Composer  # noqa: PLC0415
+
+        self.composer = Composer(lambda d: self._shape_values(d, None), self._highdicom,
+                                 spec.name)
+        """Documents of several groups (:func:`csv2sr.conversion.compose.composable`)."""
+
+    def _highdicom(self, document: Document) -> bytes:
+        return dataset_bytes(encode_document(document, self.spec, self.mode, None,
+                                             ohif=self.ohif))
 
     def shape(self, document: Document, headers: Headers = None) -> Shape | None:
         """The document's shape (with its image headers'), or None when only highdicom
@@ -669,6 +702,10 @@ class FastEncoder:
         document = with_ohif(item, self.spec) if self.ohif else as_document(item, self.spec)
         headers = headers or None
         shape, values = self._shape_values(document, headers)
+        if headers is None and shape is not None:
+            composed = self.composer.encode(document, shape, values)
+            if composed is not None:
+                return composed
         template = self.templates.get(shape) if shape is not None else None
         if template is not None:
             return template.render(values)
