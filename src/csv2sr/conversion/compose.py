@@ -266,6 +266,10 @@ def _render_plan(plan: _Plan, values: dict[str, Value]) -> bytes:
     return plan.skeleton.render(runs)
 
 
+PLANS_KEPT = 4096
+"""At most this many document shapes' plans are kept (a plan is cheap to make again: its
+pieces stay)."""
+
 Shaper = Callable[[Document], tuple[object | None, dict[str, Value]]]
 """A document -> (its shape or None, its slot values) (FastEncoder's one walk)."""
 Builder = Callable[[Document], bytes]
@@ -288,6 +292,8 @@ class Composer:
         """The document's bytes, or None when it is not composed (whether it is, is a
         matter of its shape: :func:`composable`)."""
         if shape not in self.plans:
+            if len(self.plans) >= PLANS_KEPT:  # memory stays flat on any table
+                self.plans.clear()
             try:
                 self.plans[shape] = self._plan(document) if composable(document) else None
             except TemplateError as exc:
