@@ -19,6 +19,7 @@ from pydicom.uid import CTImageStorage
 
 from csv2sr.conversion.build import dataset_bytes, encode
 from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.compose import composable
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.conversion.group import documents
 from csv2sr.dicom.codes import CodeMode, image_modality
@@ -132,8 +133,13 @@ def test_enriched_documents_render_highdicoms_bytes(name: str, tmp_path: Path) -
         if fast.encode_bytes(document, headers) != reference:
             mismatched.append(document.relpath)
     assert mismatched == []
-    # every shape has a template (none left to highdicom); one row per SR: shapes repeat
-    assert fast.templates and all(t is not None for t in fast.templates.values())
+    # every shape has a template or, for SRs of several groups whose images all have
+    # headers, is composed (conversion/compose.py): none left to highdicom
+    composed = {s for s, plan in fast.composer.plans.items() if plan is not None}
+    assert all(t is not None for t in fast.templates.values())
+    assert all(fast.shape(d, h) in {*fast.templates, *composed} for d, h, _ in cases)
+    if any(composable(d, h) for d, h, _ in cases):
+        assert composed, "SRs of several groups with headers were composed"
     if spec.document.per == "row":
         assert len(fast.templates) < len(docs)
 

@@ -23,13 +23,18 @@ its skeleton with, in each run, the pieces of its own groups and images, each re
 with its own values (slot names mapped from the piece's ``r0.g0.``/``i0.`` to the
 document's ``r2.g1.``/``i5.``).
 
-Covered (:func:`composable`): documents of more than one group, without image headers
-(``--images``), whose images all have one SOP Class (so one Modality and one Procedure
-Reported, TID 1500 row 4) and whose groups are all planar or all 3D (Enhanced or
-Comprehensive 3D SR, PS3.3 A.35.2/A.35.13), every image referenced by a group.  Other
-documents take the whole-document templates.  ``tests/test_compose.py`` compares the bytes
-with highdicom's for documents of many group counts and image patterns of every test
-profile.
+With the source images (``--images``), an image's header values (``h3.``) go with its
+Image Library piece (TID 1602/1604 descriptors), and the first image's with the skeleton
+(the Patient and General Study modules highdicom copies from it, PS3.3 C.7.1.1, C.7.2.1).
+
+Covered (:func:`composable`): documents of more than one group whose images all have one
+SOP Class (so one Modality and one Procedure Reported, TID 1500 row 4), whose groups are
+all planar or all 3D (Enhanced or Comprehensive 3D SR, PS3.3 A.35.2/A.35.13), every image
+referenced by a group and the first by the first group; with headers, every image has
+one, all of one study, each in its image's series.  Other documents take the
+whole-document templates.  ``tests/test_compose.py`` compares the bytes with highdicom's
+for documents of many group counts and image patterns, ``tests/test_fastpath_images.py``
+with generated headers.
 """
 
 from __future__ import annotations
@@ -39,12 +44,15 @@ import logging
 import re
 import struct
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+
+from pydicom import Dataset
 
 from csv2sr.conversion.fastpath import (
     ITEM,
     ByteTemplate,
+    Headers,
     Node,
     Part,
     Raw,
@@ -52,6 +60,7 @@ from csv2sr.conversion.fastpath import (
     Value,
     collapse,
     render_parts,
+    sentinel_headers,
     slots_in,
 )
 from csv2sr.dicom.codes import Codes
@@ -69,8 +78,10 @@ _SERIES = b"\x08\x00\x15\x11"  # (0008,1115) Referenced Series Sequence
 _SOPS = b"\x08\x00\x99\x11"  # (0008,1199) Referenced SOP Sequence
 
 _GROUPS, _LIBRARY, _SERIES_RUN, _INSTANCES = "@groups", "@library", "@series", "@instances"
-_LOCAL = re.compile(r"(r0\.g0|i([0-9]+))\.")
-_DOCUMENT_LEVEL = re.compile(r"(r[0-9]+\.g[0-9]+|i[0-9]+)\.")
+_LOCAL = re.compile(r"(r0\.g0|([ih])([0-9]+))\.")
+_DOCUMENT_LEVEL = re.compile(r"(r[0-9]+\.g[0-9]+|i[0-9]+|h[1-9][0-9]*)\.")
+"""What a skeleton must not hold: a group's or an image's values (the first image's header,
+``h0.``, gives the Patient and Study modules: PS3.3 C.7.1.1, C.7.2.1)."""
 
 
 def group_images(group: Group) -> tuple[ImageRef, ...]:
@@ -87,23 +98,44 @@ def _is_3d(group: Group) -> bool:
     return isinstance(group.region, Geometry3D)
 
 
-def composable(document: Document) -> bool:
+def composable(document: Document, headers: Headers = None) -> bool:
     """True when :class:`Composer` builds the document (see the module docstring)."""
     groups = document.groups
     if len(groups) < 2 or any(g.regions for g in groups) or not document.records[0].groups:
         return False
     images = document.images
     referenced = {i.sop_instance_uid for g in groups for i in group_images(g)}
+    first = group_images(groups[0])
     return (len({i.sop_class_uid for i in images}) == 1
             and len({_is_3d(g) for g in groups}) == 1
-            and referenced == {i.sop_instance_uid for i in images})
+            and referenced == {i.sop_instance_uid for i in images}
+            and bool(first) and first[0] == images[0]
+            and (not headers or _one_study(images, headers)))
 
 
-def one_group(document: Document, group: Group) -> Document:
-    """The document's first record with ``group`` as its only group, on its images."""
-    first = dataclasses.replace(document.records[0], groups=(group,),
-                                images=group_images(group))
-    return dataclasses.replace(document, records=(first,))
+def _one_study(images: tuple[ImageRef, ...], headers: Mapping[str, Dataset]) -> bool:
+    """Every image has a header, of one SOP Class and study, in the image's series: the
+    evidence is then one study item (PS3.3 C.17.2.3) grouped as the images are."""
+    found = [headers.get(i.sop_instance_uid) for i in images]
+    if any(h is None for h in found):
+        return False
+    return (len({str(h.get("SOPClassUID", "")) for h in found if h is not None}) == 1
+            and len({str(h.get("StudyInstanceUID", "")) for h in found
+                     if h is not None}) == 1
+            and all(h is not None and str(h.get("SeriesInstanceUID", "")) == i.series_uid
+                    for i, h in zip(images, found, strict=True)))
+
+
+def one_group(document: Document, group: Group,
+              headers: Headers = None) -> tuple[Document, Headers]:
+    """The document's first record with ``group`` as its only group, on its images (and
+    those images' headers)."""
+    images = group_images(group)
+    first = dataclasses.replace(document.records[0], groups=(group,), images=images)
+    own = None if headers is None else {
+        i.sop_instance_uid: headers[i.sop_instance_uid] for i in images
+        if i.sop_instance_uid in headers}
+    return dataclasses.replace(document, records=(first,)), own
 
 
 # --- one one-group document, cut into a skeleton and pieces ---------------------------------
@@ -224,7 +256,7 @@ def _names(parts: list[Part], local: Callable[[str], str]) -> tuple[tuple[str, s
 
 def _renamer(record: int, group: int, images: list[int]) -> Callable[[str], str]:
     """A piece's slot name -> the document's: ``r0.g0.`` -> ``r{record}.g{group}.``,
-    ``i{n}.`` -> ``i{images[n]}.``."""
+    ``i{n}.`` -> ``i{images[n]}.`` (and ``h{n}.``, its header's values)."""
     def rename(name: str) -> str:
         found = _LOCAL.match(name)
         if found is None:
@@ -232,7 +264,7 @@ def _renamer(record: int, group: int, images: list[int]) -> Callable[[str], str]
         rest = name[found.end():]
         if found.group(2) is None:
             return f"r{record}.g{group}.{rest}"
-        return f"i{images[int(found.group(2))]}.{rest}"
+        return f"{found.group(2)}{images[int(found.group(3))]}.{rest}"
     return rename
 
 
@@ -270,10 +302,11 @@ PLANS_KEPT = 4096
 """At most this many document shapes' plans are kept (a plan is cheap to make again: its
 pieces stay)."""
 
-Shaper = Callable[[Document], tuple[object | None, dict[str, Value]]]
-"""A document -> (its shape or None, its slot values) (FastEncoder's one walk)."""
-Builder = Callable[[Document], bytes]
-"""A document -> highdicom's Part 10 bytes."""
+Shaper = Callable[[Document, Headers], tuple[object | None, dict[str, Value]]]
+"""A document and its headers -> (its shape or None, its slot values) (FastEncoder's one
+walk)."""
+Builder = Callable[[Document, Headers], bytes]
+"""A document and its headers -> highdicom's Part 10 bytes."""
 
 
 class Composer:
@@ -287,7 +320,7 @@ class Composer:
         self.plans: dict[object, _Plan | None] = {}
         self.splits: dict[object, _Split | None] = {}
 
-    def encode(self, document: Document, shape: object,
+    def encode(self, document: Document, headers: Headers, shape: object,
                values: dict[str, Value]) -> bytes | None:
         """The document's bytes, or None when it is not composed (whether it is, is a
         matter of its shape: :func:`composable`)."""
@@ -295,7 +328,8 @@ class Composer:
             if len(self.plans) >= PLANS_KEPT:  # memory stays flat on any table
                 self.plans.clear()
             try:
-                self.plans[shape] = self._plan(document) if composable(document) else None
+                self.plans[shape] = (self._plan(document, headers)
+                                     if composable(document, headers) else None)
             except TemplateError as exc:
                 log.warning("no composed template for a document shape of %s: %s",
                             self.name, exc)
@@ -303,7 +337,7 @@ class Composer:
         plan = self.plans[shape]
         return None if plan is None else _render_plan(plan, values)
 
-    def _plan(self, document: Document) -> _Plan | None:
+    def _plan(self, document: Document, headers: Headers) -> _Plan | None:
         images = document.images
         index = {image.sop_instance_uid: k for k, image in enumerate(images)}
         groups: list[Piece] = []
@@ -312,7 +346,7 @@ class Composer:
         skeleton: _Split | None = None
         for r, record in enumerate(document.records):
             for j, group in enumerate(record.groups):
-                split = self._split(one_group(document, group))
+                split = self._split(*one_group(document, group, headers))
                 if split is None:
                     return None
                 skeleton = skeleton or split
@@ -321,8 +355,8 @@ class Composer:
                 groups.append((split.group, _names(split.group, rename)))
                 for n, k in enumerate(own):
                     if k not in library:
-                        library[k] = self._image_piece(split.library[n], n, k)
-                        instances[k] = self._image_piece(split.instances[n], n, k)
+                        library[k] = self._image_piece(split.library[n], r, j, n, k)
+                        instances[k] = self._image_piece(split.instances[n], r, j, n, k)
         assert skeleton is not None  # composable: more than one group
         series = []
         first_image: dict[str, int] = {}
@@ -337,34 +371,38 @@ class Composer:
                      series)
 
     @staticmethod
-    def _image_piece(parts: list[Part], local: int, image: int) -> Piece:
+    def _image_piece(parts: list[Part], record: int, group: int, local: int,
+                     image: int) -> Piece:
+        """An image's piece from the split of group ``group`` of record ``record`` (a
+        value it shares with that group, such as the Frame of Reference UID of the
+        group's Image Region 3D, is named after the group)."""
         mapping = [0] * (local + 1)
         mapping[local] = image
-        return parts, _names(parts, _renamer(0, 0, mapping))
+        return parts, _names(parts, _renamer(record, group, mapping))
 
-    def _split(self, document: Document) -> _Split | None:
+    def _split(self, document: Document, headers: Headers) -> _Split | None:
         """The split of a one-group document's shape (None: it cannot be cut)."""
-        shape, values = self.shaper(document)
+        shape, values = self.shaper(document, headers)
         if shape is None:
             raise TemplateError("a group the templates do not carry")
         if shape not in self.splits:
             try:
-                self.splits[shape] = self._build_split(document, shape, values)
+                self.splits[shape] = self._build_split(document, headers, shape, values)
             except TemplateError:
                 self.splits[shape] = None
                 raise
         return self.splits[shape]
 
-    def _build_split(self, document: Document, shape: object,
+    def _build_split(self, document: Document, headers: Headers, shape: object,
                      values: dict[str, Value]) -> _Split:
         """Build the one-group document's sentinel with highdicom, cut it, and prove the
         cut template on the document itself (its own pieces give highdicom's bytes)."""
-        sentinel, sentinel_values = self._sentinel(shape)
+        sentinel, sentinel_headers_, sentinel_values = self._sentinel(shape)
         cutter = _Cutter(len(_series_order(document.images)))
         try:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
-                built = self.builder(sentinel)
+                built = self.builder(sentinel, sentinel_headers_)
             skeleton = ByteTemplate(built, sentinel_values, edit=cutter)
         except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
             raise TemplateError(f"{type(exc).__name__}: {exc}") from exc
@@ -379,15 +417,21 @@ class Composer:
             instances[k] = cutter.instances[n]
         split = _Split(skeleton, cutter.group, cutter.library, instances, cutter.series)
         own = _plan_of_one(split, document)
-        if _render_plan(own, values) != self.builder(document):
+        if _render_plan(own, values) != self.builder(document, headers):
             raise TemplateError("the composed template does not give highdicom's bytes")
         return split
 
-    def _sentinel(self, shape: object) -> tuple[Document, dict[str, Value]]:
-        if not isinstance(shape, Document):
-            raise TemplateError("a shape with image headers")
-        _, values = self.shaper(shape)
-        return shape, values
+    def _sentinel(self, shape: object) -> tuple[Document, Headers, dict[str, Value]]:
+        """The sentinel document of a shape, its sentinel headers and its slot values."""
+        if isinstance(shape, tuple):
+            sentinel, header_shape = shape
+            headers: Headers = sentinel_headers(header_shape)
+        else:
+            sentinel, headers = shape, None
+        if not isinstance(sentinel, Document):
+            raise TemplateError("not a document shape")
+        _, values = self.shaper(sentinel, headers)
+        return sentinel, headers, values
 
 
 def _plan_of_one(split: _Split, document: Document) -> _Plan:

@@ -669,12 +669,11 @@ class FastEncoder:
         # compose builds on this module's templates: imported here, not at the top
         from csv2sr.conversion.compose import Composer  # noqa: PLC0415
 
-        self.composer = Composer(lambda d: self._shape_values(d, None), self._highdicom,
-                                 spec.name)
+        self.composer = Composer(self._shape_values, self._highdicom, spec.name)
         """Documents of several groups (:func:`csv2sr.conversion.compose.composable`)."""
 
-    def _highdicom(self, document: Document) -> bytes:
-        return dataset_bytes(encode_document(document, self.spec, self.mode, None,
+    def _highdicom(self, document: Document, headers: Headers) -> bytes:
+        return dataset_bytes(encode_document(document, self.spec, self.mode, headers,
                                              ohif=self.ohif))
 
     def shape(self, document: Document, headers: Headers = None) -> Shape | None:
@@ -702,8 +701,8 @@ class FastEncoder:
         document = with_ohif(item, self.spec) if self.ohif else as_document(item, self.spec)
         headers = headers or None
         shape, values = self._shape_values(document, headers)
-        if headers is None and shape is not None:
-            composed = self.composer.encode(document, shape, values)
+        if shape is not None:
+            composed = self.composer.encode(document, headers, shape, values)
             if composed is not None:
                 return composed
         template = self.templates.get(shape) if shape is not None else None
