@@ -249,7 +249,9 @@ class Forward:
                 parts.append(self._canonical(row, column))
                 continue
             if shape.key not in stored:
-                points = self._geometry(row, shape, image).points
+                # a geometry in patient mm with its z (an SCOORD3D's x y z triplets)
+                points = (self._geometry_3d(row, shape) if shape.patient
+                          else self._geometry(row, shape, image)).points
                 stored[shape.key] = " ".join(float32_text(v) for v in points)
             parts.append(stored[shape.key])
         return tuple(parts)
