@@ -94,5 +94,5 @@ def test_every_count_of_groups_and_image_pattern_is_composed_to_highdicoms_bytes
     assert _mismatched(fast, spec, mode, made, ohif=ohif) == []
     assert fast.templates == {} and fast.pending == {}, "nothing left to whole templates"
     # one split per kind of group (its one-group document's shape), not per document
-    kinds = {fast.shape(one_group(d, g)) for d in made for g in d.groups}
+    kinds = {fast.shape(*one_group(d, g)) for d in made for g in d.groups}
     assert len(fast.composer.splits) == len(kinds) < len(made) // 2

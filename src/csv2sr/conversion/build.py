@@ -384,7 +384,7 @@ def _region_3d(region: Geometry3D) -> hd.sr.ImageRegion3D:
     """PS3.16 TID 1410, the Image Region as an SCOORD3D (PS3.3 C.18.9): Graphic Type,
     Graphic Data in patient mm (FL), Referenced Frame of Reference UID (Type 1)."""
     if not region.frame_of_reference_uid:
-        raise ValueError(f"{'/'.join(region.columns) or 'GraphicData'}: a point in patient "
+        raise ValueError(f"{'/'.join(region.columns) or 'GraphicData'}: a geometry in patient "
                          "coordinates needs its series' Frame of Reference UID: give the "
                          "source images (--images or --images-url)")
     return hd.sr.ImageRegion3D(

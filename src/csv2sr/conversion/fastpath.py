@@ -247,12 +247,23 @@ class _Sentinels:
             "time": lambda: f"01{n % 60:02d}03",
             "ds": lambda: f"9{n:04d}.4321",
             "int": lambda: 987654000 + n,
-            "points": lambda: tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))),
+            "points": lambda: _closed_like(
+                value, tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value)))),
             "age": lambda: f"{n % 1000:03d}Y",
             "number": lambda: f"7{n:04d}.125",
             "count": lambda: 60000 + n % 5000,
         }
         return makers[kind]()
+
+
+def _closed_like(value: tuple[float, ...], sentinel: tuple[float, ...]) -> tuple[float, ...]:
+    """The sentinel points closed as the value is: a POLYGON's last vertex is its first
+    (an SCOORD3D x y z triplet, PS3.3 C.18.9.1.2; an x y pair for a closed SCOORD
+    POLYLINE), which highdicom checks for a POLYGON."""
+    for size in (3, 2):
+        if len(value) >= 3 * size and value[:size] == value[-size:]:
+            return sentinel[:-size] + sentinel[:size]
+    return sentinel
 
 
 def sentinel_document(item: Document | Record, spec: Spec) -> Document:

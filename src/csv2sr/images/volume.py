@@ -224,13 +224,17 @@ def resolve_points(record: Record, volumes: dict[str, SeriesVolume],
             groups.append(group)
             continue
         points = [tuple(region.points[i:i + 3]) for i in range(0, len(region.points), 3)]
-        slice_index, outside = volume.locate(points[0])  # type: ignore[arg-type]
+        found = [volume.locate(point) for point in points]  # type: ignore[arg-type]
+        outside = next(((n, why) for n, (_, why) in enumerate(found) if why is not None),
+                       None)
         if outside is not None:
             values = " ".join(f"{v:g}" for v in region.points)
-            problems.append(RowProblem(_columns(region), "outside the volume of the series "
-                                       f"{series} ({outside})", values))
+            which = f"point {outside[0] + 1} " if len(points) > 1 else ""
+            problems.append(RowProblem(_columns(region), f"{which}outside the volume of the "
+                                       f"series {series} ({outside[1]})", values))
             continue
-        image = volume.slices[slice_index]
+        # the slice of the first vertex is the image the SR lists (evidence, Image Library)
+        image = volume.slices[found[0][0]]
         images.setdefault(image.sop_instance_uid, image)
         groups.append(replace(group, region=replace(
             region, frame_of_reference_uid=volume.frame_of_reference_uid, image=image)))

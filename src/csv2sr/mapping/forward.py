@@ -390,14 +390,17 @@ class Forward:
         return Geometry(_GRAPHIC[spec.type], points, image, spec.columns)
 
     def _geometry_3d(self, row: _Row, spec: GeometrySpec) -> Geometry3D:
-        """A point in patient millimetres (PS3.3 C.7.6.2.1.1) as an SCOORD3D POINT (PS3.3
-        C.18.9.1.2), each coordinate an FL (Graphic Data, PS3.3 C.18.9.1.1); its Frame of
-        Reference comes from the source images (:mod:`csv2sr.images.volume`)."""
+        """Points in patient millimetres (PS3.3 C.7.6.2.1.1) as an SCOORD3D (PS3.3
+        C.18.9.1.2: POINT, POLYLINE, or POLYGON, whose last vertex is its first), each
+        coordinate an FL (Graphic Data, PS3.3 C.18.9.1.1); its Frame of Reference comes
+        from the source images (:mod:`csv2sr.images.volume`)."""
         flat: list[float] = []
         for (x, y), z in zip(spec.points, spec.zs, strict=True):
             flat.extend((row.number(x), row.number(y), row.number(z)))
+        if spec.type == "polygon" and flat[:3] != flat[-3:]:
+            flat.extend(flat[:3])
         _check_fl(row, spec, flat)
-        return Geometry3D("POINT", tuple(flat), columns=spec.columns)
+        return Geometry3D(spec.graphic_type_3d, tuple(flat), columns=spec.columns)
 
     def _pairs(self, row: _Row, pairs: Sequence[tuple[Source, Source]]) -> list[float]:
         flat: list[float] = []

@@ -366,18 +366,24 @@ class Inverse:
 
 
 def _patient_point(spec: GeometrySpec, shape: Geometry | Geometry3D) -> dict[str, str]:
-    """A point in patient mm from an SCOORD3D POINT (PS3.3 C.18.9.1.2): each coordinate
-    the shortest decimal of its 32-bit float (Graphic Data is FL)."""
+    """Points in patient mm from an SCOORD3D (PS3.3 C.18.9.1.2) of the profile's Graphic
+    Type and vertex count (a POLYGON's closing vertex dropped): each coordinate the
+    shortest decimal of its 32-bit float (Graphic Data is FL)."""
     if not spec.patient:
         raise ValueError(f"the SR has an SCOORD3D {shape.graphic_type}, not pixels")
     if not isinstance(shape, Geometry3D):
         raise ValueError("the SR has an SCOORD (pixels), not patient coordinates")
-    if shape.graphic_type != "POINT" or len(shape.points) != 3:
+    points = list(shape.points)
+    if shape.graphic_type == "POLYGON" and len(points) > 3 and points[:3] == points[-3:]:
+        del points[-3:]
+    wanted = spec.graphic_type_3d
+    if shape.graphic_type != wanted or len(points) != 3 * len(spec.points):
         raise ValueError(f"the SR has an SCOORD3D {shape.graphic_type} of "
-                         f"{len(shape.points) // 3} point(s)")
-    (x, y), z = spec.points[0], spec.zs[0]
+                         f"{len(points) // 3} point(s), not a {wanted} of {len(spec.points)}")
+    sources = [source for (x, y), z in zip(spec.points, spec.zs, strict=True)
+               for source in (x, y, z)]
     return {source.column: float32_text(value)
-            for source, value in zip((x, y, z), shape.points, strict=True) if source.column}
+            for source, value in zip(sources, points, strict=True) if source.column}
 
 
 def _image(record: Record) -> ImageRef | None:

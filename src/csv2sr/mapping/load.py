@@ -223,6 +223,10 @@ def resolve_code(label: str, own: Mapping[str, Concept]) -> Concept:
                      "in [codes]")
 
 
+_PATIENT_POINTS = {"point": 1, "line": 2, "polyline": 2, "polygon": 3}
+"""The geometry types of space = "patient" and the fewest vertices of each."""
+
+
 def _patient_only(groups: list[dict[str, Any]]) -> bool:
     """True when every group is a TID 1410 group with a region in patient coordinates and
     no measurement has its own geometry (nothing refers to one image)."""
@@ -592,28 +596,41 @@ class _Builder:
 
     def _patient_geometry(self, raw: dict[str, Any], key: str, given: set[str]
                           ) -> GeometrySpec:
-        """A point in patient millimetres (PS3.3 C.7.6.2.1.1): an SCOORD3D POINT (PS3.3
-        C.18.9.1.2) in the series' Frame of Reference."""
+        """Points in patient millimetres (PS3.3 C.7.6.2.1.1) in the series' Frame of
+        Reference: an SCOORD3D (PS3.3 C.18.9.1.2) POINT, a POLYLINE (a line, 2 points, or
+        a polyline, 2 or more) or a POLYGON (3 or more; closed), each vertex [x, y, z]
+        from its own columns."""
         kind = raw["type"]
-        if kind != "point":
-            raise self.fail(f"{key}.space", f"space = \"patient\" is for a point, not a {kind}")
+        fewest = _PATIENT_POINTS.get(kind)
+        if fewest is None:
+            raise self.fail(f"{key}.space", "space = \"patient\" is for a point, line, "
+                            f"polyline or polygon, not a {kind}")
         for option in ("units", "origin", "base"):
             if option in raw:
-                raise self.fail(f"{key}.{option}", "a point in patient millimetres has no "
+                raise self.fail(f"{key}.{option}", "a geometry in patient millimetres has no "
                                 f"{option} (pixels only)")
         extra = sorted(given - {"points"})
         if extra:
-            raise self.fail(f"{key}.{extra[0]}", "not a key of a point (it takes points)")
-        if "points" not in raw or len(raw["points"]) != 1:
-            raise self.fail(f"{key}.points", "a point has 1 point: [[x, y, z]]")
-        point = raw["points"][0]
-        where = f"{key}.points[0]"
-        if len(point) != 3:
-            raise self.fail(where, f"a point in patient millimetres is [x, y, z], not "
-                            f"{len(point)} values")
+            raise self.fail(f"{key}.{extra[0]}", f"not a key of a {kind} in patient "
+                            "millimetres (it takes points = [[x, y, z], ...])")
+        count = len(raw.get("points", []))
+        if count < fewest or (kind in ("point", "line") and count != fewest):
+            many = f"{fewest}" if kind in ("point", "line") else f"at least {fewest}"
+            raise self.fail(f"{key}.points", f"a {kind} in patient millimetres has {many} "
+                            "point(s), each [x, y, z]")
         number = frozenset({"coordinate"})
-        x, y, z = (self.source(v, f"{where}[{i}]", number) for i, v in enumerate(point))
-        return GeometrySpec(type=kind, key=key, points=((x, y),), zs=(z,), space="patient")
+        pairs: list[tuple[Source, Source]] = []
+        zs: list[Source] = []
+        for n, point in enumerate(raw["points"]):
+            where = f"{key}.points[{n}]"
+            if len(point) != 3:
+                raise self.fail(where, f"a point in patient millimetres is [x, y, z], not "
+                                f"{len(point)} values")
+            x, y, z = (self.source(v, f"{where}[{i}]", number) for i, v in enumerate(point))
+            pairs.append((x, y))
+            zs.append(z)
+        return GeometrySpec(type=kind, key=key, points=tuple(pairs), zs=tuple(zs),
+                            space="patient")
 
     def _geometry(self, raw: dict[str, Any], key: str, image: ImageSpec) -> GeometrySpec:
         kind = raw["type"]
@@ -780,8 +797,8 @@ class _Builder:
         if geometry is None:
             raise self.fail(where, f"a derived {derive} needs a geometry")
         if geometry.patient:
-            raise self.fail(where, f"a derived {derive} is made from pixels: not from a "
-                            "point in patient millimetres")
+            raise self.fail(where, f"a derived {derive} is made from pixels: not from "
+                            "points in patient millimetres")
         fits = {"length": _LENGTHS, "area": _GEOMETRY_AREAS, "diameter": {"circle"}}[derive]
         if geometry.type not in fits:
             raise self.fail(where, f"the {derive} of a {geometry.type} cannot be derived "

@@ -231,7 +231,7 @@ class GeometrySpec:
     base: int = 0
     space: str = "image"
     """``image`` (2D SCOORD in pixels) or ``patient`` (SCOORD3D in patient mm, PS3.3
-    C.18.9: a point's z source is in ``zs``; a polyline's column holds x y z triplets)."""
+    C.18.9: each point's z source is in ``zs``)."""
     zs: tuple[Source, ...] = ()
     """space = patient: the z source of each of ``points``."""
 
@@ -253,6 +253,12 @@ class GeometrySpec:
     def patient(self) -> bool:
         """True for a geometry in patient coordinates (an SCOORD3D)."""
         return self.space == "patient"
+
+    @property
+    def graphic_type_3d(self) -> str:
+        """The SCOORD3D Graphic Type of a geometry in patient mm (PS3.3 C.18.9.1.2): a
+        point is a POINT, a line or polyline a POLYLINE, a polygon a POLYGON."""
+        return {"point": "POINT", "polygon": "POLYGON"}.get(self.type, "POLYLINE")
 
     @property
     def shift(self) -> float:
