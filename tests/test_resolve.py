@@ -513,9 +513,60 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         "RES-0001", "10", "60", "20", "80", "", ""]  # the slices: not given back
 
 
+def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
+    images: ResolveImages, tmp_path: Path, dciodvfy: Path
+) -> None:
+    """template = "1410" with identity.image.slice.last: one TID 1410 group per slice,
+    each with the box as its Image Region SELECTED FROM its own slice and the row's
+    tracking identifier and UID; export merges them back into the row."""
+    t2, t2b = images.series["t2"], images.series["t2b"]
+    header = ["lesion", "patient", "x0", "x1", "y0", "y1", "slice0", "slice1"]
+    good = [
+        [1, "RES-0001", 10, 60, 20, 80, 1, 3],
+        [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
+        [5, "RES-0001", 1.5, 2.25, 1, 2, 4, 4],   # one slice
+    ]
+    table = write_table(tmp_path / "b1410.csv", header, [
+        *good,
+        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
+        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+    ])
+    out = tmp_path / "out"
+    done = _convert(table, "patient-slices.toml", out, images.folder)
+    assert done.returncode == 1
+    assert f"{table}:5: slice1: slice 9 is out of range" in done.stderr
+    assert f"{table}:6: patient: no series of the patient matches the rule" in done.stderr
+    rows = {row["lesion"]: row for row in manifest(out)}
+    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
+    for key, uids in expected.items():
+        path = out / rows[key]["path"]
+        assert dciodvfy_errors(dciodvfy, path) == []
+        report = hd.sr.srread(path)
+        assert report.content.get_volumetric_roi_measurement_groups() == []
+        groups = report.content.get_planar_roi_measurement_groups()
+        assert [selected_from(g).ReferencedSOPInstanceUID for g in groups] == uids
+        assert {str(g.tracking_identifier) for g in groups} == {f"lesion-{key}"}
+        assert len({str(g.tracking_uid) for g in groups}) == 1
+        assert all(g[0].ContentTemplateSequence[0].TemplateIdentifier == "1410"
+                   for g in groups)
+        shapes = [list(g.roi.GraphicData) for g in groups if g.roi is not None]
+        assert len(shapes) == len(uids) and all(s == shapes[0] for s in shapes)
+        assert all(g.finding_type.value == "4147007" for g in groups)
+        assert evidence_uids(pydicom.dcmread(path)) == set(uids)  # every slice referenced
+    validate_with_images(out / "sr", images.folder)
+    done = run("export", out / "sr", "--profile", PROFILES / "patient-slices.toml",
+               "-o", tmp_path / "back.csv")
+    assert done.returncode == 0, done.stderr
+    assert "not exported" not in done.stderr + done.stdout
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
+        back = {r["lesion"]: r for r in csv.DictReader(fh)}
+    assert sorted(back) == ["1", "2", "5"]  # one row per 3D box
+    for row in good:
+        written = dict(zip(header, map(str, row), strict=True))
+        assert back[written["lesion"]] == {**written, "slice0": "", "slice1": ""}
+
+
 @pytest.mark.parametrize(("old", "new", "key", "message"), [
-    ('template = "1411"', 'template = "1410"', "groups[0].template",
-     'its regions make a TID 1411 group (template = "1411")'),
     ('last = "slice1", ', "", "groups[0].template", "give identity.image.slice.last"),
 ])
 def test_3d_profile_mistakes_name_the_key(
@@ -526,6 +577,33 @@ def test_3d_profile_mistakes_name_the_key(
         text = path.read_text(encoding="utf-8").replace(
             'slice1 = { type = "IS", min = 0 }', 'slice1 = { type = "ignore" }')
         path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.key == key and message in caught.value.problem, str(caught.value)
+
+
+@pytest.mark.parametrize(("edits", "key", "message"), [
+    ([('"slice1"]', '"slice1", "size"]'), ('slice1 = { type = "IS", min = 0 }',
+                                             'slice1 = { type = "IS", min = 0 }\nsize = '
+                                             '{ type = "DS" }'),
+      ('region = {', 'measurements = [{ concept = "SCT:81827009", unit = "mm", '
+                     'value = "size" }]\nregion = {')],
+     "groups[0].measurements", 'in a TID 1411 group (template = "1411")'),
+    ([('region = { type = "box", corners = [["x0", "y0"], ["x1", "y1"]] }',
+       'region = { type = "point", space = "patient", points = [["x0", "y0", "x1"]] }')],
+     "groups[0].region.space", "give it in pixels"),
+])
+def test_per_slice_profile_mistakes_name_the_key(
+    tmp_path: Path, edits: list[tuple[str, str]], key: str, message: str
+) -> None:
+    """One TID 1410 group per slice repeats the row on each slice: no measurement (of the
+    whole box), no region in patient mm (not on a slice)."""
+    text = (PROFILES / "patient-slices.toml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "patient-slices.toml"
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
     assert caught.value.key == key and message in caught.value.problem, str(caught.value)

@@ -140,8 +140,9 @@ def _geometry(visit: Visit, name: str, geometry: Geometry | None,
 
 
 def _group(visit: Visit, name: str, group: Group, images: dict[str, ImageRef]) -> Group:
-    if group.regions:  # TID 1411: one region per slice, not carried by the templates
-        raise _UnsupportedError("the fast path builds no TID 1411 volumetric group")
+    if group.regions:  # a 3D box: one region per slice, not carried by the templates
+        raise _UnsupportedError("the fast path builds no 3D box (a TID 1411 group, or "
+                                "one TID 1410 group per slice)")
     return Group(
         template=group.template,
         tracking_identifier=visit(f"{name}.tid", "text", group.tracking_identifier),

@@ -266,6 +266,46 @@ def _sr_group(rows: list[Measurement]) -> Group:
     )
 
 
+def _slice_run(groups: list[list[Measurement]], start: int) -> list[list[Measurement]]:
+    """The SR groups from ``start`` that one per-slice group of the profile made: the
+    consecutive TID 1410 groups with the Tracking Unique Identifier of the first (PS3.16
+    TID 1410 row 3; :func:`csv2sr.conversion.build.planar_groups` writes one per slice
+    of a 3D box)."""
+    first = groups[start][0]
+    run = [groups[start]]
+    if first.template != "1410" or not first.tracking_uid:
+        return run
+    for rows in groups[start + 1:]:
+        if rows[0].template != "1410" or rows[0].tracking_uid != first.tracking_uid:
+            break
+        run.append(rows)
+    return run
+
+
+def _merged(run: list[list[Measurement]], problem: Callable[[str, str], None]) -> Group | None:
+    """One group with a region per slice from the TID 1410 groups of one 3D box (a
+    ``per_slice`` group of the profile), or None when they are not the same region on
+    several images (a row holds one region and its slice range)."""
+    groups = [_sr_group(rows) for rows in run]
+    first = groups[0]
+    regions: list[Geometry] = []
+    for group, rows in zip(groups, run, strict=True):
+        region = group.region
+        if not isinstance(region, Geometry) or region.image is None:
+            problem("a TID 1410 group of a 3D box has no Image Region on an image: no row",
+                    rows[0].group_item)
+            return None
+        shape = regions[0] if regions else region
+        if (region.graphic_type, region.points) != (shape.graphic_type, shape.points) \
+                or replace(group, region=None) != replace(first, region=None):
+            problem(f"the TID 1410 groups of tracking UID {first.tracking_uid} differ in "
+                    "more than their slice: one row holds one region on a slice range: "
+                    "no row", rows[0].group_item)
+            return None
+        regions.append(region)
+    return replace(first, regions=tuple(regions))
+
+
 def _when(m: Measurement) -> dt.datetime | None:
     try:
         seconds = unix_time(m.content_date, m.content_time, m.timezone_offset)
@@ -277,7 +317,7 @@ def _when(m: Measurement) -> dt.datetime | None:
 def _sr_record(groups: list[Group], first: Measurement) -> Record:
     images: dict[str, ImageRef] = {}
     for group in groups:
-        shapes = [group.region, *(m.geometry for m in group.measurements)]
+        shapes = [group.region, *group.regions, *(m.geometry for m in group.measurements)]
         for shape in shapes:
             if shape is not None and shape.image is not None:
                 images.setdefault(shape.image.sop_instance_uid, shape.image)
@@ -333,15 +373,24 @@ def _profile_rows(
     measurements: tuple[Measurement, ...], spec: Spec, inverse: Inverse
 ) -> list[tuple[list[str] | None, list[Problem]]]:
     """One row per record: the file's groups taken as many at a time as the profile makes
-    per row (a group made by no NUM, or that has none, counts too)."""
+    per row (a group made by no NUM, or that has none, counts too); a ``per_slice`` group
+    of the profile takes the run of TID 1410 groups of one 3D box (:func:`_slice_run`)."""
     if not measurements:
         return []
     file = measurements[0].file
     per_row = len(spec.groups)
     groups = _groups(measurements)
     rows: list[tuple[list[str] | None, list[Problem]]] = []
-    for start in range(0, len(groups), per_row):
-        members = groups[start:start + per_row]
+    position = 0
+    while position < len(groups):
+        runs: list[list[list[Measurement]]] = []
+        for group_spec in spec.groups:
+            if position >= len(groups):
+                break
+            run = _slice_run(groups, position) if group_spec.per_slice else [groups[position]]
+            runs.append(run)
+            position += len(run)
+        members = [run[0] for run in runs]
         problems: list[Problem] = []
         item = members[0][0].group_item
 
@@ -358,7 +407,14 @@ def _profile_rows(
         sr_groups = []
         for i, rows_ in enumerate(members):
             items = [m.item for m in rows_ if m.row_type == "measurement"]
-            group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
+            if spec.groups[i].per_slice:
+                merged = _merged(runs[i], problem)
+                if merged is None:
+                    complete = False
+                    continue
+                group, whole = _align(merged, items, spec.groups[i], problem)
+            else:
+                group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
             sr_groups.append(group)
             complete = complete and whole
         if not complete:
