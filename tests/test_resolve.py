@@ -90,6 +90,16 @@ def selected_from(group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations) -
     return item
 
 
+def export_rows(sr: Path, profile: str, back: Path, key: str,
+                *images: Path) -> dict[str, dict[str, str]]:
+    """``csv2sr export --profile`` (with ``--images`` when given): the rows by ``key``."""
+    extra = ("--images", images[0]) if images else ()
+    done = run("export", sr, "--profile", PROFILES / profile, "-o", back, *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with back.open(newline="", encoding="utf-8") as fh:
+        return {row[key]: row for row in csv.DictReader(fh)}
+
+
 def validate_with_images(sr: Path, folder: Path) -> dict[str, object]:
     done = run("validate", sr, "--images", folder, "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,6 +131,24 @@ def test_series_instances_in_both_orders_and_every_lookup(
         images.series[n].series_uid for n in ("t2", "t1", "ct"))
     assert index.number_of_frames(images.series["us"].instance_uids[0]) == 5
     assert index.number_of_frames(t2.instance_uids[0]) == 1
+
+
+@pytest.mark.parametrize(("by", "order", "base"), [
+    ("index", "z", 0), ("index", "instance_number", 1), ("instance_number", "", 0),
+    ("z", "", 0),
+])
+def test_slice_value_is_the_inverse_of_find_slice(
+    images: ResolveImages, index: ImageIndex, by: str, order: str, base: int
+) -> None:
+    """What export writes back in a slice column (csv2sr.mapping.inverse) names the same
+    instance again."""
+    t2 = images.series["t2"]
+    order = order or "instance_number"
+    for uid in t2.instance_uids:
+        value = index.slice_value(uid, by=by, order=order, base=base)
+        assert index.find_slice(t2.series_uid, value, by=by, order=order, base=base) == uid
+    with pytest.raises(ImageLookupError, match="is not in"):
+        index.slice_value("1.2.3", by=by)
 
 
 @pytest.mark.parametrize(("call", "expected"), [
@@ -259,6 +287,9 @@ def test_a_series_uid_and_slice_index(
     assert rows["1"]["series_uid"] == t2.series_uid and rows["1"]["x"] == "10"
     assert rows["2"]["w"] == "10" and rows["2"]["h"] == "10"
     assert rows["1"]["slice"] == ""  # the limit: the slice is not in the SR (docs/images.md)
+    # ... but the source images know it: the index of the referenced instance in z order
+    rows = export_rows(out / "sr", "slice-series.toml", back, "finding_id", images.folder)
+    assert (rows["1"]["slice"], rows["2"]["slice"]) == ("0", "5")
 
 
 def test_d_normalised_box_takes_the_size_from_the_image(
@@ -326,7 +357,7 @@ def test_c_multiframe_image_with_a_frame_column(
     with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
         back = list(csv.DictReader(fh))
     assert [(r["mark"], r["image"], r["frame"], r["x"], r["y"]) for r in back] == [
-        ("1", us, "", "10", "20"), ("2", us, "", "30", "40")]  # the frame: not given back
+        ("1", us, "1", "10", "20"), ("2", us, "5", "30", "40")]  # Referenced Frame Number
 
 
 def test_b_patient_and_series_rule(
@@ -363,6 +394,9 @@ def test_b_patient_and_series_rule(
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert back["1"]["patient"] == "RES-0002" and back["1"]["slice"] == ""
     assert (back["2"]["x0"], back["2"]["y1"]) == ("10", "60")
+    back = export_rows(out / "sr", "patient-rule.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)  # 1-based in Instance Number order
+    assert (back["1"]["slice"], back["2"]["slice"]) == ("2", "1")
 
 
 def test_bad_files_in_the_folder_do_not_stop_the_rows(
@@ -511,6 +545,11 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert [back["1"][c] for c in ("patient", "x0", "x1", "y0", "y1", "slice0", "slice1")] == [
         "RES-0001", "10", "60", "20", "80", "", ""]  # the slices: not given back
+    # with the source images: the first slice; the TID 1411 group is read with its first
+    # region only, so its last slice stays empty (docs/images.md)
+    back = export_rows(out / "sr", "patient-volume.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)
+    assert [(back[k]["slice0"], back[k]["slice1"]) for k in "12"] == [("1", ""), ("0", "")]
 
 
 def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
@@ -564,6 +603,13 @@ def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
     for row in good:
         written = dict(zip(header, map(str, row), strict=True))
         assert back[written["lesion"]] == {**written, "slice0": "", "slice1": ""}
+    # with the source images the slice range comes back too, first to last in z order
+    back = export_rows(out / "sr", "patient-slices.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)
+    for row in good:
+        written = dict(zip(header, map(str, row), strict=True))
+        first, last = sorted((written["slice0"], written["slice1"]))
+        assert back[written["lesion"]] == {**written, "slice0": first, "slice1": last}
 
 
 @pytest.mark.parametrize(("old", "new", "key", "message"), [

@@ -31,6 +31,7 @@ from csv2sr.cli.common import (
 
 if TYPE_CHECKING:
     from csv2sr.export import ExportResult, Problem
+    from csv2sr.images.index import ImageIndex
 
 
 class TableFormat(str, Enum):
@@ -84,6 +85,15 @@ def export_command(
                  "TOML file): exactly the columns of the table it reads, one row per row.",
         ),
     ] = "generic",
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images", metavar="DIR", exists=True, file_okay=False,
+            help="Folder of the source DICOM images (headers only): a profile that finds a "
+                 "row's image by its slice ([identity.image] slice) gives the slice columns "
+                 "back from the instances the SR references.",
+        ),
+    ] = None,
     jobs: Jobs = None,
     cache: Annotated[
         Path | None,
@@ -129,12 +139,13 @@ def export_command(
         raise _usage(str(exc)) from None
     if not files:
         raise _usage("no DICOM files in " + ", ".join(os.fspath(p) for p in paths))
+    index = _image_index(images, quiet=quiet)
     try:
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
                 files, output, format=kind, profile=profile, jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
-                cache=cache,
+                cache=cache, images=index,
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None
@@ -147,6 +158,23 @@ def export_command(
     if not quiet:
         _summary(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _image_index(images: Path | None, *, quiet: bool) -> ImageIndex | None:
+    """The index of the source images' headers (``--images``), or None."""
+    if images is None:
+        return None
+    from csv2sr.images.index import ImageIndex, ImageIndexError  # noqa: PLC0415
+
+    try:
+        index = ImageIndex.from_folder(images)
+    except ImageIndexError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_DATA) from None
+    if not quiet:
+        out.print(f"{len(index)} source image headers indexed from {escape(os.fspath(images))}",
+                  highlight=False)
+    return index
 
 
 def _summary(result: ExportResult) -> None:

@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pydicom.sr.coding import Code
 
@@ -26,6 +27,9 @@ from csv2sr.mapping.record import Concept, Geometry, Geometry3D, Group, ImageRef
 from csv2sr.mapping.record import Measurement as RecordMeasurement
 from csv2sr.mapping.record import Qualitative as RecordQualitative
 from csv2sr.mapping.spec import GroupSpec, Spec
+
+if TYPE_CHECKING:
+    from csv2sr.images.index import ImageIndex
 
 __all__ = [
     "GENERIC_COLUMNS",
@@ -218,10 +222,12 @@ def _groups(measurements: tuple[Measurement, ...]) -> list[list[Measurement]]:
 
 
 def _image(m: Measurement) -> ImageRef | None:
+    """The referenced image, with its Referenced Frame Numbers (PS3.3 C.18.4)."""
     if not m.referenced_sop_instance_uid:
         return None
+    frames = tuple(int(f) for f in m.referenced_frame_numbers.split() if f.isdigit())
     return ImageRef(m.referenced_sop_class_uid, m.referenced_sop_instance_uid,
-                    m.referenced_series_instance_uid)
+                    m.referenced_series_instance_uid, frames)
 
 
 def _geometry(m: Measurement) -> Geometry | Geometry3D | None:
@@ -431,13 +437,14 @@ def _profile_rows(
     return rows
 
 
-def table_profile(name: str) -> TableProfile:
+def table_profile(name: str, images: ImageIndex | None = None) -> TableProfile:
     """``generic``, or a profile (a built-in name or a TOML file): its own columns, by
-    the inverse of its mapping (:class:`csv2sr.mapping.inverse.Inverse`)."""
+    the inverse of its mapping (:class:`csv2sr.mapping.inverse.Inverse`); ``images``, the
+    source images, give back the slice columns of a profile that resolves its rows."""
     if name == "generic":
         return TableProfile("generic", GENERIC_COLUMNS, _generic, qualitative=True)
     spec = load_profile(name)
-    inverse = Inverse(spec, _identity)
+    inverse = Inverse(spec, _identity, images)
 
     def rows(
         measurements: tuple[Measurement, ...]
