@@ -593,6 +593,14 @@ def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
         assert all(g.finding_type.value == "4147007" for g in groups)
         assert evidence_uids(pydicom.dcmread(path)) == set(uids)  # every slice referenced
     validate_with_images(out / "sr", images.folder)
+    # the fast path makes no 3D box: it leaves these SRs to highdicom, byte for byte
+    reference = tmp_path / "reference"
+    assert run("convert", table, "-o", reference, "--profile", PROFILES /
+               "patient-slices.toml", "--images", images.folder, "--jobs", "1", "--quiet",
+               "--reference-builder").returncode == 1
+    built = {p.relative_to(reference): p.read_bytes() for p in reference.rglob("sr/**/*.dcm")}
+    assert len(built) == 3
+    assert built == {p.relative_to(out): p.read_bytes() for p in out.rglob("sr/**/*.dcm")}
     done = run("export", out / "sr", "--profile", PROFILES / "patient-slices.toml",
                "-o", tmp_path / "back.csv")
     assert done.returncode == 0, done.stderr
