@@ -512,6 +512,7 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
         [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
         [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+        [5, "RES-0001", 1, 2, 1, 2, 4, 4],        # one slice
     ])
     out = tmp_path / "out"
     done = _convert(table, "patient-volume.toml", out, images.folder)
@@ -519,7 +520,7 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
     assert f"{table}:4: slice1: slice 9 is out of range" in done.stderr
     assert f"{table}:5: patient: no series of the patient matches the rule" in done.stderr
     rows = {row["lesion"]: row for row in manifest(out)}
-    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3]}
+    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
     for key, uids in expected.items():
         path = out / rows[key]["path"]
         assert dciodvfy_errors(dciodvfy, path) == []
@@ -529,7 +530,8 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         container = group[0]
         assert container.ContentTemplateSequence[0].TemplateIdentifier == "1411"
         regions = [i for i in container.ContentSequence if i.ValueType == "SCOORD"]
-        assert [r.ConceptNameCodeSequence[0].CodeValue for r in regions] == ["111030"] * 3
+        assert [r.ConceptNameCodeSequence[0].CodeValue for r in regions] == \
+            ["111030"] * len(uids)
         selected = [r.ContentSequence[0] for r in regions]
         assert {s.RelationshipType for s in selected} == {"SELECTED FROM"}
         assert [s.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for s in selected] == uids
@@ -545,11 +547,11 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert [back["1"][c] for c in ("patient", "x0", "x1", "y0", "y1", "slice0", "slice1")] == [
         "RES-0001", "10", "60", "20", "80", "", ""]  # the slices: not given back
-    # with the source images: the first slice; the TID 1411 group is read with its first
-    # region only, so its last slice stays empty (docs/images.md)
+    # with the source images the slice range comes back too, first to last in z order
     back = export_rows(out / "sr", "patient-volume.toml", tmp_path / "back.csv", "lesion",
                        images.folder)
-    assert [(back[k]["slice0"], back[k]["slice1"]) for k in "12"] == [("1", ""), ("0", "")]
+    assert [(back[k]["slice0"], back[k]["slice1"]) for k in "125"] == [
+        ("1", "3"), ("0", "2"), ("4", "4")]
 
 
 def test_b_patient_and_3d_box_make_one_planar_group_per_slice(

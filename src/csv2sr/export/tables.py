@@ -254,6 +254,14 @@ def _sr_group(rows: list[Measurement]) -> Group:
     template = first.template
     numbers = [m for m in rows if m.row_type == "measurement"]
     region = _geometry(first) if template in ("1410", "1411") else None
+    regions: tuple[Geometry, ...] = ()
+    if template == "1411" and isinstance(region, Geometry) and region.image is not None:
+        further = tuple(Geometry(r.graphic_type, r.points, ImageRef(
+            r.sop_class_uid, r.sop_instance_uid, r.series_instance_uid))
+            for r in first.further_regions)
+        if all((r.graphic_type, r.points) == (region.graphic_type, region.points)
+               for r in further):  # one box on a slice range: what a row holds
+            regions = (region, *further)
     return Group(
         template=template,
         tracking_identifier=first.tracking_identifier,
@@ -269,6 +277,7 @@ def _sr_group(rows: list[Measurement]) -> Group:
         qualitative=tuple(RecordQualitative(_concept(q.concept), _concept(q.code))  # type: ignore[arg-type]
                           for q in first.qualitative if q.code is not None),
         region=region,
+        regions=regions,
     )
 
 

@@ -205,9 +205,9 @@ class Inverse:
         """[identity.image]: the frame column from the Referenced Frame Number (PS3.3
         C.18.4, Table C.18.4-1; the profile's base undone), and with the source images the
         slice columns from the referenced instances (:meth:`ImageIndex.slice_value`): the
-        first image of the record, and for a slice range the last one.  A TID 1411 group
-        is read with its first region only (csv2sr.export.reader), so its last slice is
-        not known: left empty."""
+        first image of the record, and for a slice range the last region of its 3D group
+        (TID 1411, or the TID 1410 groups of one box); a 3D group whose regions are not
+        one box on several slices gives no last slice."""
         resolve = self.spec.identity.image
         if resolve is None:
             return
@@ -222,7 +222,7 @@ class Inverse:
         if part is None or self.images is None:
             return
         self._put(part.column, "identity.image.slice.column", self._slice(part, 0))
-        if part.last and not any(g.template == "1411" for g in self.spec.groups):
+        if part.last:
             self._put(part.last, "identity.image.slice.last", self._slice(part, -1))
 
     def _slice(self, part: SliceSpec, which: int) -> Getter:
@@ -235,10 +235,11 @@ class Inverse:
         def value(record: Record) -> str | None:
             from csv2sr.images.index import ImageLookupError  # noqa: PLC0415
 
-            if images is None or not record.images:
+            image = self._slice_image(record, which)
+            if images is None or image is None:
                 return None
             try:
-                found = images.slice_value(record.images[which].sop_instance_uid,
+                found = images.slice_value(image.sop_instance_uid,
                                            by=part.by, order=part.order, base=part.base)
             except ImageLookupError:
                 return None
@@ -248,6 +249,19 @@ class Inverse:
                 return float32_text(found)
             return str(np.format_float_positional(found, trim="-"))
         return value
+
+    def _slice_image(self, record: Record, which: int) -> ImageRef | None:
+        """The record's first image (``which`` 0), or the last slice (-1) of its first 3D
+        group (its ``regions``; None when it has none)."""
+        if which == 0:
+            return _image(record)
+        for g, group_spec in enumerate(self.spec.groups):
+            if group_spec.template == "1411" or group_spec.per_slice:
+                group = _group(record, g)
+                if group is None or not group.regions:
+                    return None
+                return group.regions[-1].image
+        return record.images[-1] if record.images else None
 
     def _evaluation(self, g: int, concept: tuple[str, str]) -> Callable[[Record],
                                                                          Concept | None]:
