@@ -287,9 +287,19 @@ def test_a_series_uid_and_slice_index(
     assert rows["1"]["series_uid"] == t2.series_uid and rows["1"]["x"] == "10"
     assert rows["2"]["w"] == "10" and rows["2"]["h"] == "10"
     assert rows["1"]["slice"] == ""  # the limit: the slice is not in the SR (docs/images.md)
-    # ... but the source images know it: the index of the referenced instance in z order
-    rows = export_rows(out / "sr", "slice-series.toml", back, "finding_id", images.folder)
-    assert (rows["1"]["slice"], rows["2"]["slice"]) == ("0", "5")
+    # ... but the source images know it: the index of the referenced instance in z order;
+    # a cache of the run without them is not taken for the run with them
+    cache = tmp_path / "export-cache.json"
+    for given, expected in (((), ("", "")), ((images.folder,), ("0", "5"))):
+        extra = ("--images", *given) if given else ()
+        done = run("export", out / "sr", "--profile", PROFILES / "slice-series.toml", "-o",
+                   back, "--cache", cache, *extra)
+        assert done.returncode == 0, done.stderr
+        with back.open(newline="", encoding="utf-8") as fh:
+            rows = {row["finding_id"]: row for row in csv.DictReader(fh)}
+        assert (rows["1"]["slice"], rows["2"]["slice"]) == expected
+    assert export_rows(out / "sr", "slice-series.toml", back, "finding_id",
+                       images.folder) == rows
 
 
 def test_d_normalised_box_takes_the_size_from_the_image(
@@ -607,6 +617,8 @@ def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
                "-o", tmp_path / "back.csv")
     assert done.returncode == 0, done.stderr
     assert "not exported" not in done.stderr + done.stdout
+    assert "slice0, slice1: the SR names the instance, not its slice: give the source " \
+        "images (--images DIR)" in done.stderr.replace("\n", "")
     with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert sorted(back) == ["1", "2", "5"]  # one row per 3D box

@@ -123,7 +123,15 @@ def export_command(
     if profile != "generic":
         from csv2sr.cli.profile import load_or_exit  # noqa: PLC0415
 
-        load_or_exit(profile)  # a broken profile: exit 2 before anything is read
+        spec = load_or_exit(profile)  # a broken profile: exit 2 before anything is read
+        resolve = spec.identity.image
+        if images is None and resolve is not None and resolve.slice is not None \
+                and not quiet:
+            part = resolve.slice
+            named = ", ".join(c for c in (part.column, part.last) if c)
+            err.print(f"[yellow]note:[/yellow] {escape(named)}: the SR names the instance, "
+                      "not its slice: give the source images (--images DIR) to have the "
+                      "slice written back; left empty", highlight=False, soft_wrap=True)
     from csv2sr.export import (  # noqa: PLC0415  (the command's own cost)
         ExportFormatError,
         ExportInputError,
