@@ -20,8 +20,16 @@ import pydicom
 import pytest
 
 from conftest import ROOT
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.conversion.group import documents
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex, ImageLookupError, z_position
+from csv2sr.images.resolve import resolve_record
 from csv2sr.mapping.load import ProfileError, load_profile
+from csv2sr.mapping.record import Document
 from resolvegen import ResolveImages, write_resolve_images
 from srtree import decoded
 
@@ -648,6 +656,35 @@ def test_3d_profile_mistakes_name_the_key(
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
     assert caught.value.key == key and message in caught.value.problem, str(caught.value)
+
+
+def test_the_fast_path_renders_the_per_slice_groups(
+    images: ResolveImages, index: ImageIndex, tmp_path: Path
+) -> None:
+    """The TID 1410 groups of a 3D box are ordinary TID 1410 groups to the fast path: one
+    template per number of slices (the shape), highdicom's bytes for every document."""
+    spec = load_profile(PROFILES / "patient-slices.toml")
+    table = write_table(tmp_path / "f.csv", ["lesion", "patient", "x0", "x1", "y0", "y1",
+                                              "slice0", "slice1"], [
+        [1, "RES-0001", 10, 60, 20, 80, 1, 3], [2, "RES-0001", 1, 2, 3, 4, 2, 4],
+        [3, "RES-0001", 5.5, 9, 5, 9.25, 3, 1], [4, "RES-0001", 7, 8, 7, 8, 0, 0],
+    ])
+    records = []
+    for item in read_rows(table, spec):
+        assert isinstance(item, Record)
+        resolved = resolve_record(item, index, spec)
+        assert isinstance(resolved, Record), resolved
+        records.append(resolved)
+    docs = [d for d in documents(records, spec, table) if isinstance(d, Document)]
+    fast = FastEncoder(spec, CodeMode.SCT)
+    for document in docs:
+        headers = {image.sop_instance_uid: enriched_header(found, document.first, image)
+                   for image in document.images
+                   if (found := index.get(image.sop_instance_uid)) is not None}
+        reference = dataset_bytes(encode(document, spec, CodeMode.SCT, headers=headers))
+        assert fast.encode_bytes(document, headers) == reference
+    rendered = [t for t in fast.templates.values() if t is not None]
+    assert len(rendered) == 1  # the three 3-slice boxes share one; the 1-slice box waits
 
 
 @pytest.mark.parametrize(("edits", "key", "message"), [
