@@ -613,7 +613,7 @@ def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
         assert all(g.finding_type.value == "4147007" for g in groups)
         assert evidence_uids(pydicom.dcmread(path)) == set(uids)  # every slice referenced
     validate_with_images(out / "sr", images.folder)
-    # the fast path makes no 3D box: it leaves these SRs to highdicom, byte for byte
+    # the fast path (convert's default) gives the reference builder's bytes
     reference = tmp_path / "reference"
     assert run("convert", table, "-o", reference, "--profile", PROFILES /
                "patient-slices.toml", "--images", images.folder, "--jobs", "1", "--quiet",
