@@ -20,8 +20,16 @@ import pydicom
 import pytest
 
 from conftest import ROOT
+from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.conversion.group import documents
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex, ImageLookupError, z_position
+from csv2sr.images.resolve import resolve_record
 from csv2sr.mapping.load import ProfileError, load_profile
+from csv2sr.mapping.record import Document
 from resolvegen import ResolveImages, write_resolve_images
 from srtree import decoded
 
@@ -90,6 +98,16 @@ def selected_from(group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations) -
     return item
 
 
+def export_rows(sr: Path, profile: str, back: Path, key: str,
+                *images: Path) -> dict[str, dict[str, str]]:
+    """``csv2sr export --profile`` (with ``--images`` when given): the rows by ``key``."""
+    extra = ("--images", images[0]) if images else ()
+    done = run("export", sr, "--profile", PROFILES / profile, "-o", back, *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with back.open(newline="", encoding="utf-8") as fh:
+        return {row[key]: row for row in csv.DictReader(fh)}
+
+
 def validate_with_images(sr: Path, folder: Path) -> dict[str, object]:
     done = run("validate", sr, "--images", folder, "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,6 +139,24 @@ def test_series_instances_in_both_orders_and_every_lookup(
         images.series[n].series_uid for n in ("t2", "t1", "ct"))
     assert index.number_of_frames(images.series["us"].instance_uids[0]) == 5
     assert index.number_of_frames(t2.instance_uids[0]) == 1
+
+
+@pytest.mark.parametrize(("by", "order", "base"), [
+    ("index", "z", 0), ("index", "instance_number", 1), ("instance_number", "", 0),
+    ("z", "", 0),
+])
+def test_slice_value_is_the_inverse_of_find_slice(
+    images: ResolveImages, index: ImageIndex, by: str, order: str, base: int
+) -> None:
+    """What export writes back in a slice column (csv2sr.mapping.inverse) names the same
+    instance again."""
+    t2 = images.series["t2"]
+    order = order or "instance_number"
+    for uid in t2.instance_uids:
+        value = index.slice_value(uid, by=by, order=order, base=base)
+        assert index.find_slice(t2.series_uid, value, by=by, order=order, base=base) == uid
+    with pytest.raises(ImageLookupError, match="is not in"):
+        index.slice_value("1.2.3", by=by)
 
 
 @pytest.mark.parametrize(("call", "expected"), [
@@ -259,6 +295,19 @@ def test_a_series_uid_and_slice_index(
     assert rows["1"]["series_uid"] == t2.series_uid and rows["1"]["x"] == "10"
     assert rows["2"]["w"] == "10" and rows["2"]["h"] == "10"
     assert rows["1"]["slice"] == ""  # the limit: the slice is not in the SR (docs/images.md)
+    # ... but the source images know it: the index of the referenced instance in z order;
+    # a cache of the run without them is not taken for the run with them
+    cache = tmp_path / "export-cache.json"
+    for given, expected in (((), ("", "")), ((images.folder,), ("0", "5"))):
+        extra = ("--images", *given) if given else ()
+        done = run("export", out / "sr", "--profile", PROFILES / "slice-series.toml", "-o",
+                   back, "--cache", cache, *extra)
+        assert done.returncode == 0, done.stderr
+        with back.open(newline="", encoding="utf-8") as fh:
+            rows = {row["finding_id"]: row for row in csv.DictReader(fh)}
+        assert (rows["1"]["slice"], rows["2"]["slice"]) == expected
+    assert export_rows(out / "sr", "slice-series.toml", back, "finding_id",
+                       images.folder) == rows
 
 
 def test_d_normalised_box_takes_the_size_from_the_image(
@@ -326,7 +375,7 @@ def test_c_multiframe_image_with_a_frame_column(
     with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
         back = list(csv.DictReader(fh))
     assert [(r["mark"], r["image"], r["frame"], r["x"], r["y"]) for r in back] == [
-        ("1", us, "", "10", "20"), ("2", us, "", "30", "40")]  # the frame: not given back
+        ("1", us, "1", "10", "20"), ("2", us, "5", "30", "40")]  # Referenced Frame Number
 
 
 def test_b_patient_and_series_rule(
@@ -363,6 +412,9 @@ def test_b_patient_and_series_rule(
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert back["1"]["patient"] == "RES-0002" and back["1"]["slice"] == ""
     assert (back["2"]["x0"], back["2"]["y1"]) == ("10", "60")
+    back = export_rows(out / "sr", "patient-rule.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)  # 1-based in Instance Number order
+    assert (back["1"]["slice"], back["2"]["slice"]) == ("2", "1")
 
 
 def test_bad_files_in_the_folder_do_not_stop_the_rows(
@@ -478,6 +530,7 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
         [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
         [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+        [5, "RES-0001", 1, 2, 1, 2, 4, 4],        # one slice
     ])
     out = tmp_path / "out"
     done = _convert(table, "patient-volume.toml", out, images.folder)
@@ -485,7 +538,7 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
     assert f"{table}:4: slice1: slice 9 is out of range" in done.stderr
     assert f"{table}:5: patient: no series of the patient matches the rule" in done.stderr
     rows = {row["lesion"]: row for row in manifest(out)}
-    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3]}
+    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
     for key, uids in expected.items():
         path = out / rows[key]["path"]
         assert dciodvfy_errors(dciodvfy, path) == []
@@ -495,7 +548,8 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         container = group[0]
         assert container.ContentTemplateSequence[0].TemplateIdentifier == "1411"
         regions = [i for i in container.ContentSequence if i.ValueType == "SCOORD"]
-        assert [r.ConceptNameCodeSequence[0].CodeValue for r in regions] == ["111030"] * 3
+        assert [r.ConceptNameCodeSequence[0].CodeValue for r in regions] == \
+            ["111030"] * len(uids)
         selected = [r.ContentSequence[0] for r in regions]
         assert {s.RelationshipType for s in selected} == {"SELECTED FROM"}
         assert [s.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for s in selected] == uids
@@ -511,11 +565,84 @@ def test_b_patient_and_3d_box_make_one_volumetric_group(
         back = {r["lesion"]: r for r in csv.DictReader(fh)}
     assert [back["1"][c] for c in ("patient", "x0", "x1", "y0", "y1", "slice0", "slice1")] == [
         "RES-0001", "10", "60", "20", "80", "", ""]  # the slices: not given back
+    # with the source images the slice range comes back too, first to last in z order
+    back = export_rows(out / "sr", "patient-volume.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)
+    assert [(back[k]["slice0"], back[k]["slice1"]) for k in "125"] == [
+        ("1", "3"), ("0", "2"), ("4", "4")]
+
+
+def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
+    images: ResolveImages, tmp_path: Path, dciodvfy: Path
+) -> None:
+    """template = "1410" with identity.image.slice.last: one TID 1410 group per slice,
+    each with the box as its Image Region SELECTED FROM its own slice and the row's
+    tracking identifier and UID; export merges them back into the row."""
+    t2, t2b = images.series["t2"], images.series["t2b"]
+    header = ["lesion", "patient", "x0", "x1", "y0", "y1", "slice0", "slice1"]
+    good = [
+        [1, "RES-0001", 10, 60, 20, 80, 1, 3],
+        [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
+        [5, "RES-0001", 1.5, 2.25, 1, 2, 4, 4],   # one slice
+    ]
+    table = write_table(tmp_path / "b1410.csv", header, [
+        *good,
+        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
+        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+    ])
+    out = tmp_path / "out"
+    done = _convert(table, "patient-slices.toml", out, images.folder)
+    assert done.returncode == 1
+    assert f"{table}:5: slice1: slice 9 is out of range" in done.stderr
+    assert f"{table}:6: patient: no series of the patient matches the rule" in done.stderr
+    rows = {row["lesion"]: row for row in manifest(out)}
+    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
+    for key, uids in expected.items():
+        path = out / rows[key]["path"]
+        assert dciodvfy_errors(dciodvfy, path) == []
+        report = hd.sr.srread(path)
+        assert report.content.get_volumetric_roi_measurement_groups() == []
+        groups = report.content.get_planar_roi_measurement_groups()
+        assert [selected_from(g).ReferencedSOPInstanceUID for g in groups] == uids
+        assert {str(g.tracking_identifier) for g in groups} == {f"lesion-{key}"}
+        assert len({str(g.tracking_uid) for g in groups}) == 1
+        assert all(g[0].ContentTemplateSequence[0].TemplateIdentifier == "1410"
+                   for g in groups)
+        shapes = [list(g.roi.GraphicData) for g in groups if g.roi is not None]
+        assert len(shapes) == len(uids) and all(s == shapes[0] for s in shapes)
+        assert all(g.finding_type.value == "4147007" for g in groups)
+        assert evidence_uids(pydicom.dcmread(path)) == set(uids)  # every slice referenced
+    validate_with_images(out / "sr", images.folder)
+    # the fast path (convert's default) gives the reference builder's bytes
+    reference = tmp_path / "reference"
+    assert run("convert", table, "-o", reference, "--profile", PROFILES /
+               "patient-slices.toml", "--images", images.folder, "--jobs", "1", "--quiet",
+               "--reference-builder").returncode == 1
+    built = {p.relative_to(reference): p.read_bytes() for p in reference.rglob("sr/**/*.dcm")}
+    assert len(built) == 3
+    assert built == {p.relative_to(out): p.read_bytes() for p in out.rglob("sr/**/*.dcm")}
+    done = run("export", out / "sr", "--profile", PROFILES / "patient-slices.toml",
+               "-o", tmp_path / "back.csv")
+    assert done.returncode == 0, done.stderr
+    assert "not exported" not in done.stderr + done.stdout
+    assert "slice0, slice1: the SR names the instance, not its slice: give the source " \
+        "images (--images DIR)" in done.stderr.replace("\n", "")
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as fh:
+        back = {r["lesion"]: r for r in csv.DictReader(fh)}
+    assert sorted(back) == ["1", "2", "5"]  # one row per 3D box
+    for row in good:
+        written = dict(zip(header, map(str, row), strict=True))
+        assert back[written["lesion"]] == {**written, "slice0": "", "slice1": ""}
+    # with the source images the slice range comes back too, first to last in z order
+    back = export_rows(out / "sr", "patient-slices.toml", tmp_path / "back.csv", "lesion",
+                       images.folder)
+    for row in good:
+        written = dict(zip(header, map(str, row), strict=True))
+        first, last = sorted((written["slice0"], written["slice1"]))
+        assert back[written["lesion"]] == {**written, "slice0": first, "slice1": last}
 
 
 @pytest.mark.parametrize(("old", "new", "key", "message"), [
-    ('template = "1411"', 'template = "1410"', "groups[0].template",
-     'its regions make a TID 1411 group (template = "1411")'),
     ('last = "slice1", ', "", "groups[0].template", "give identity.image.slice.last"),
 ])
 def test_3d_profile_mistakes_name_the_key(
@@ -526,6 +653,62 @@ def test_3d_profile_mistakes_name_the_key(
         text = path.read_text(encoding="utf-8").replace(
             'slice1 = { type = "IS", min = 0 }', 'slice1 = { type = "ignore" }')
         path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.key == key and message in caught.value.problem, str(caught.value)
+
+
+def test_the_fast_path_renders_the_per_slice_groups(
+    images: ResolveImages, index: ImageIndex, tmp_path: Path
+) -> None:
+    """The TID 1410 groups of a 3D box are ordinary TID 1410 groups to the fast path: one
+    template per number of slices (the shape), highdicom's bytes for every document."""
+    spec = load_profile(PROFILES / "patient-slices.toml")
+    table = write_table(tmp_path / "f.csv", ["lesion", "patient", "x0", "x1", "y0", "y1",
+                                              "slice0", "slice1"], [
+        [1, "RES-0001", 10, 60, 20, 80, 1, 3], [2, "RES-0001", 1, 2, 3, 4, 2, 4],
+        [3, "RES-0001", 5.5, 9, 5, 9.25, 3, 1], [4, "RES-0001", 7, 8, 7, 8, 0, 0],
+    ])
+    records = []
+    for item in read_rows(table, spec):
+        assert isinstance(item, Record)
+        resolved = resolve_record(item, index, spec)
+        assert isinstance(resolved, Record), resolved
+        records.append(resolved)
+    docs = [d for d in documents(records, spec, table) if isinstance(d, Document)]
+    fast = FastEncoder(spec, CodeMode.SCT)
+    for document in docs:
+        headers = {image.sop_instance_uid: enriched_header(found, document.first, image)
+                   for image in document.images
+                   if (found := index.get(image.sop_instance_uid)) is not None}
+        reference = dataset_bytes(encode(document, spec, CodeMode.SCT, headers=headers))
+        assert fast.encode_bytes(document, headers) == reference
+    rendered = [t for t in fast.templates.values() if t is not None]
+    assert len(rendered) == 1  # the three 3-slice boxes share one; the 1-slice box waits
+
+
+@pytest.mark.parametrize(("edits", "key", "message"), [
+    ([('"slice1"]', '"slice1", "size"]'), ('slice1 = { type = "IS", min = 0 }',
+                                             'slice1 = { type = "IS", min = 0 }\nsize = '
+                                             '{ type = "DS" }'),
+      ('region = {', 'measurements = [{ concept = "SCT:81827009", unit = "mm", '
+                     'value = "size" }]\nregion = {')],
+     "groups[0].measurements", 'in a TID 1411 group (template = "1411")'),
+    ([('region = { type = "box", corners = [["x0", "y0"], ["x1", "y1"]] }',
+       'region = { type = "point", space = "patient", points = [["x0", "y0", "x1"]] }')],
+     "groups[0].region.space", "give it in pixels"),
+])
+def test_per_slice_profile_mistakes_name_the_key(
+    tmp_path: Path, edits: list[tuple[str, str]], key: str, message: str
+) -> None:
+    """One TID 1410 group per slice repeats the row on each slice: no measurement (of the
+    whole box), no region in patient mm (not on a slice)."""
+    text = (PROFILES / "patient-slices.toml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "patient-slices.toml"
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
     assert caught.value.key == key and message in caught.value.problem, str(caught.value)

@@ -31,6 +31,7 @@ from csv2sr.cli.common import (
 
 if TYPE_CHECKING:
     from csv2sr.export import ExportResult, Problem
+    from csv2sr.images.index import ImageIndex
 
 
 class TableFormat(str, Enum):
@@ -84,6 +85,15 @@ def export_command(
                  "TOML file): exactly the columns of the table it reads, one row per row.",
         ),
     ] = "generic",
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images", metavar="DIR", exists=True, file_okay=False,
+            help="Folder of the source DICOM images (headers only): a profile that finds a "
+                 "row's image by its slice ([identity.image] slice) gives the slice columns "
+                 "back from the instances the SR references.",
+        ),
+    ] = None,
     jobs: Jobs = None,
     cache: Annotated[
         Path | None,
@@ -113,7 +123,15 @@ def export_command(
     if profile != "generic":
         from csv2sr.cli.profile import load_or_exit  # noqa: PLC0415
 
-        load_or_exit(profile)  # a broken profile: exit 2 before anything is read
+        spec = load_or_exit(profile)  # a broken profile: exit 2 before anything is read
+        resolve = spec.identity.image
+        if images is None and resolve is not None and resolve.slice is not None \
+                and not quiet:
+            part = resolve.slice
+            named = ", ".join(c for c in (part.column, part.last) if c)
+            err.print(f"[yellow]note:[/yellow] {escape(named)}: the SR names the instance, "
+                      "not its slice: give the source images (--images DIR) to have the "
+                      "slice written back; left empty", highlight=False, soft_wrap=True)
     from csv2sr.export import (  # noqa: PLC0415  (the command's own cost)
         ExportFormatError,
         ExportInputError,
@@ -129,12 +147,13 @@ def export_command(
         raise _usage(str(exc)) from None
     if not files:
         raise _usage("no DICOM files in " + ", ".join(os.fspath(p) for p in paths))
+    index = _image_index(images, quiet=quiet)
     try:
         with progress_bar("Exporting", len(files), enabled=not quiet) as advance:
             result = write_table(
                 files, output, format=kind, profile=profile, jobs=jobs,
                 progress=lambda done, _total: advance(done), on_problem=_print_problem,
-                cache=cache,
+                cache=cache, images=index,
             )
     except ExportFormatError as exc:
         raise _usage(str(exc)) from None
@@ -147,6 +166,23 @@ def export_command(
     if not quiet:
         _summary(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _image_index(images: Path | None, *, quiet: bool) -> ImageIndex | None:
+    """The index of the source images' headers (``--images``), or None."""
+    if images is None:
+        return None
+    from csv2sr.images.index import ImageIndex, ImageIndexError  # noqa: PLC0415
+
+    try:
+        index = ImageIndex.from_folder(images)
+    except ImageIndexError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_DATA) from None
+    if not quiet:
+        out.print(f"{len(index)} source image headers indexed from {escape(os.fspath(images))}",
+                  highlight=False)
+    return index
 
 
 def _summary(result: ExportResult) -> None:

@@ -380,6 +380,19 @@ def _measurement_group(
     return hd.sr.MeasurementsAndQualitativeEvaluations(**common)  # type: ignore[arg-type]
 
 
+def planar_groups(group: Group) -> tuple[Group, ...]:
+    """The measurement groups one group of a record is written as: itself, or for a TID
+    1410 group of a 3D box (its ``regions``, identity.image.slice.last) one PS3.16 TID
+    1410 Planar ROI group per slice, in slice order, each with its Image Region (row 7)
+    SELECTED FROM its own slice (TID 320 row 2) and the same Tracking Identifier and
+    Tracking Unique Identifier (rows 2-3): the slices are regions of one finding, and a
+    tracking identifier tracks "a finding or feature" (PS3.3, Tracking ID (0062,0020),
+    which SR tracking identifiers link to)."""
+    if group.template != "1410" or not group.regions:
+        return (group,)
+    return tuple(replace(group, region=region, regions=()) for region in group.regions)
+
+
 def _region_3d(region: Geometry3D) -> hd.sr.ImageRegion3D:
     """PS3.16 TID 1410, the Image Region as an SCOORD3D (PS3.3 C.18.9): Graphic Type,
     Graphic Data in patient mm (FL), Referenced Frame of Reference UID (Type 1)."""
@@ -416,7 +429,8 @@ def build_content(
     report = hd.sr.MeasurementReport(
         observation_context=_observer_context(document.first.observer),
         procedure_reported=procedures[0] if len(procedures) == 1 else procedures,
-        imaging_measurements=[_measurement_group(g, classes) for g in document.groups],
+        imaging_measurements=[_measurement_group(p, classes) for g in document.groups
+                              for p in planar_groups(g)],
         title=Codes.TITLE,
         language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
             language=hd.sr.CodedConcept.from_code(Codes.ENGLISH_US)
@@ -442,7 +456,8 @@ def _verbatim_values(ds: Dataset, document: Document) -> None:
     Only the measurements of Imaging Measurements: the TID 1604 descriptors of an Image
     Library entry are NUMs too and keep the image's values.
     """
-    values = iter(m.value for g in document.groups for m in g.measurements)
+    values = iter(m.value for g in document.groups for p in planar_groups(g)
+                  for m in p.measurements)
     for _, container in children(ds):
         names = container.get("ConceptNameCodeSequence")
         if not names or names[0].CodeValue != Codes.IMAGING_MEASUREMENTS.value:

@@ -71,6 +71,7 @@ from csv2sr.conversion.build import (
     dataset_bytes,
     document_uids,
     encode_document,
+    planar_groups,
     with_ohif,
 )
 from csv2sr.dicom.codes import CodeMode, to_srt
@@ -192,8 +193,11 @@ def _record(visit: Visit, name: str, record: Record, images: dict[str, ImageRef]
             visit(f"{name}.device_uid", "uid", observer.device_uid),
         ),
         content_datetime=visit(f"{name}.when", "datetime", record.content_datetime),
+        # a TID 1410 group of a 3D box is its groups per slice, each an ordinary TID 1410
+        # group (csv2sr.conversion.build.planar_groups, as the reference builder writes it)
         groups=tuple(_group(visit, f"{name}.g{i}", g, images)
-                     for i, g in enumerate(record.groups)),
+                     for i, g in enumerate(p for g in record.groups
+                                           for p in planar_groups(g))),
         identity=(),
         procedure=_code(visit, f"{name}.procedure", record.procedure),
     )

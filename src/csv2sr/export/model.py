@@ -11,12 +11,25 @@ from typing import NamedTuple
 
 from csv2sr.mapping.record import Concept
 
-__all__ = ["CodedValue", "Measurement", "Problem", "ProblemKind", "Qualitative"]
+__all__ = ["CodedValue", "FurtherRegion", "Measurement", "Problem", "ProblemKind",
+           "Qualitative"]
 
 
 CodedValue = Concept
 """A code as written in the file (PS3.3 Table 8.8-1: value, scheme, meaning): the one code
 type the profile model uses too; ``label()`` is the column text for a code."""
+
+
+class FurtherRegion(NamedTuple):
+    """A region of a measurement group after its first: a TID 1411 group's Image Region
+    SCOORD on another slice (PS3.16 TID 1411, each SELECTED FROM its own image, TID 320
+    row 2).  No generic column holds it; a profile's row takes its slice range from them."""
+
+    graphic_type: str
+    points: tuple[float, ...]
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
 
 
 class Qualitative(NamedTuple):
@@ -123,3 +136,5 @@ class Measurement:
     device_observer_uid: str = ""
     device_observer_name: str = ""
     qualitative: tuple[Qualitative, ...] = ()
+    further_regions: tuple[FurtherRegion, ...] = ()
+    """The group's regions after the first (SCOORDs on images), in the order of the SR."""

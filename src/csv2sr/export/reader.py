@@ -31,7 +31,14 @@ from pydicom.sr.coding import Code
 
 from csv2sr.dicom.codes import Codes, code_key
 from csv2sr.dicom.tree import ROOT_ID, children, resolve
-from csv2sr.export.model import CodedValue, Measurement, Problem, ProblemKind, Qualitative
+from csv2sr.export.model import (
+    CodedValue,
+    FurtherRegion,
+    Measurement,
+    Problem,
+    ProblemKind,
+    Qualitative,
+)
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
 
@@ -344,6 +351,8 @@ class _Group:
     finding_site: CodedValue | None = None
     region: _Geometry | None = None
     region_item: str = ""
+    further: list[_Geometry] = field(default_factory=list)
+    """The regions after the first (TID 1411 regions on several images)."""
     method: CodedValue | None = None
     algorithm: tuple[str, str] = ("", "")
     numbers: list[tuple[str, Dataset]] = field(default_factory=list)
@@ -464,6 +473,7 @@ def _add_region(found: _Group, region: _Geometry | None, item_id: str, ctx: _Con
     if found.region is None:
         found.region, found.region_item = region, item_id
     elif region is not None:
+        found.further.append(region)
         ctx.problem(item_id, "a second region of the same group is not exported (the row "
                     "holds the first)", ProblemKind.NOTE)
 
@@ -643,4 +653,8 @@ def _record(
         device_observer_uid=observer.device_uid,
         device_observer_name=observer.device_name,
         qualitative=tuple(group.qualitative),
+        further_regions=tuple(
+            FurtherRegion(r.graphic_type, r.points, r.sop_class_uid, r.sop_instance_uid,
+                          _series_of(r, ctx.series_of_instance))
+            for r in group.further if r.coordinate_type == "SCOORD" and r.sop_instance_uid),
     )

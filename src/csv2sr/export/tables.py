@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pydicom.sr.coding import Code
 
@@ -26,6 +27,9 @@ from csv2sr.mapping.record import Concept, Geometry, Geometry3D, Group, ImageRef
 from csv2sr.mapping.record import Measurement as RecordMeasurement
 from csv2sr.mapping.record import Qualitative as RecordQualitative
 from csv2sr.mapping.spec import GroupSpec, Spec
+
+if TYPE_CHECKING:
+    from csv2sr.images.index import ImageIndex
 
 __all__ = [
     "GENERIC_COLUMNS",
@@ -218,10 +222,12 @@ def _groups(measurements: tuple[Measurement, ...]) -> list[list[Measurement]]:
 
 
 def _image(m: Measurement) -> ImageRef | None:
+    """The referenced image, with its Referenced Frame Numbers (PS3.3 C.18.4)."""
     if not m.referenced_sop_instance_uid:
         return None
+    frames = tuple(int(f) for f in m.referenced_frame_numbers.split() if f.isdigit())
     return ImageRef(m.referenced_sop_class_uid, m.referenced_sop_instance_uid,
-                    m.referenced_series_instance_uid)
+                    m.referenced_series_instance_uid, frames)
 
 
 def _geometry(m: Measurement) -> Geometry | Geometry3D | None:
@@ -248,6 +254,14 @@ def _sr_group(rows: list[Measurement]) -> Group:
     template = first.template
     numbers = [m for m in rows if m.row_type == "measurement"]
     region = _geometry(first) if template in ("1410", "1411") else None
+    regions: tuple[Geometry, ...] = ()
+    if template == "1411" and isinstance(region, Geometry) and region.image is not None:
+        further = tuple(Geometry(r.graphic_type, r.points, ImageRef(
+            r.sop_class_uid, r.sop_instance_uid, r.series_instance_uid))
+            for r in first.further_regions)
+        if all((r.graphic_type, r.points) == (region.graphic_type, region.points)
+               for r in further):  # one box on a slice range: what a row holds
+            regions = (region, *further)
     return Group(
         template=template,
         tracking_identifier=first.tracking_identifier,
@@ -263,7 +277,48 @@ def _sr_group(rows: list[Measurement]) -> Group:
         qualitative=tuple(RecordQualitative(_concept(q.concept), _concept(q.code))  # type: ignore[arg-type]
                           for q in first.qualitative if q.code is not None),
         region=region,
+        regions=regions,
     )
+
+
+def _slice_run(groups: list[list[Measurement]], start: int) -> list[list[Measurement]]:
+    """The SR groups from ``start`` that one per-slice group of the profile made: the
+    consecutive TID 1410 groups with the Tracking Unique Identifier of the first (PS3.16
+    TID 1410 row 3; :func:`csv2sr.conversion.build.planar_groups` writes one per slice
+    of a 3D box)."""
+    first = groups[start][0]
+    run = [groups[start]]
+    if first.template != "1410" or not first.tracking_uid:
+        return run
+    for rows in groups[start + 1:]:
+        if rows[0].template != "1410" or rows[0].tracking_uid != first.tracking_uid:
+            break
+        run.append(rows)
+    return run
+
+
+def _merged(run: list[list[Measurement]], problem: Callable[[str, str], None]) -> Group | None:
+    """One group with a region per slice from the TID 1410 groups of one 3D box (a
+    ``per_slice`` group of the profile), or None when they are not the same region on
+    several images (a row holds one region and its slice range)."""
+    groups = [_sr_group(rows) for rows in run]
+    first = groups[0]
+    regions: list[Geometry] = []
+    for group, rows in zip(groups, run, strict=True):
+        region = group.region
+        if not isinstance(region, Geometry) or region.image is None:
+            problem("a TID 1410 group of a 3D box has no Image Region on an image: no row",
+                    rows[0].group_item)
+            return None
+        shape = regions[0] if regions else region
+        if (region.graphic_type, region.points) != (shape.graphic_type, shape.points) \
+                or replace(group, region=None) != replace(first, region=None):
+            problem(f"the TID 1410 groups of tracking UID {first.tracking_uid} differ in "
+                    "more than their slice: one row holds one region on a slice range: "
+                    "no row", rows[0].group_item)
+            return None
+        regions.append(region)
+    return replace(first, regions=tuple(regions))
 
 
 def _when(m: Measurement) -> dt.datetime | None:
@@ -277,7 +332,7 @@ def _when(m: Measurement) -> dt.datetime | None:
 def _sr_record(groups: list[Group], first: Measurement) -> Record:
     images: dict[str, ImageRef] = {}
     for group in groups:
-        shapes = [group.region, *(m.geometry for m in group.measurements)]
+        shapes = [group.region, *group.regions, *(m.geometry for m in group.measurements)]
         for shape in shapes:
             if shape is not None and shape.image is not None:
                 images.setdefault(shape.image.sop_instance_uid, shape.image)
@@ -333,15 +388,24 @@ def _profile_rows(
     measurements: tuple[Measurement, ...], spec: Spec, inverse: Inverse
 ) -> list[tuple[list[str] | None, list[Problem]]]:
     """One row per record: the file's groups taken as many at a time as the profile makes
-    per row (a group made by no NUM, or that has none, counts too)."""
+    per row (a group made by no NUM, or that has none, counts too); a ``per_slice`` group
+    of the profile takes the run of TID 1410 groups of one 3D box (:func:`_slice_run`)."""
     if not measurements:
         return []
     file = measurements[0].file
     per_row = len(spec.groups)
     groups = _groups(measurements)
     rows: list[tuple[list[str] | None, list[Problem]]] = []
-    for start in range(0, len(groups), per_row):
-        members = groups[start:start + per_row]
+    position = 0
+    while position < len(groups):
+        runs: list[list[list[Measurement]]] = []
+        for group_spec in spec.groups:
+            if position >= len(groups):
+                break
+            run = _slice_run(groups, position) if group_spec.per_slice else [groups[position]]
+            runs.append(run)
+            position += len(run)
+        members = [run[0] for run in runs]
         problems: list[Problem] = []
         item = members[0][0].group_item
 
@@ -358,7 +422,14 @@ def _profile_rows(
         sr_groups = []
         for i, rows_ in enumerate(members):
             items = [m.item for m in rows_ if m.row_type == "measurement"]
-            group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
+            if spec.groups[i].per_slice:
+                merged = _merged(runs[i], problem)
+                if merged is None:
+                    complete = False
+                    continue
+                group, whole = _align(merged, items, spec.groups[i], problem)
+            else:
+                group, whole = _align(_sr_group(rows_), items, spec.groups[i], problem)
             sr_groups.append(group)
             complete = complete and whole
         if not complete:
@@ -375,13 +446,14 @@ def _profile_rows(
     return rows
 
 
-def table_profile(name: str) -> TableProfile:
+def table_profile(name: str, images: ImageIndex | None = None) -> TableProfile:
     """``generic``, or a profile (a built-in name or a TOML file): its own columns, by
-    the inverse of its mapping (:class:`csv2sr.mapping.inverse.Inverse`)."""
+    the inverse of its mapping (:class:`csv2sr.mapping.inverse.Inverse`); ``images``, the
+    source images, give back the slice columns of a profile that resolves its rows."""
     if name == "generic":
         return TableProfile("generic", GENERIC_COLUMNS, _generic, qualitative=True)
     spec = load_profile(name)
-    inverse = Inverse(spec, _identity)
+    inverse = Inverse(spec, _identity, images)
 
     def rows(
         measurements: tuple[Measurement, ...]

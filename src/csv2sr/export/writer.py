@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -43,6 +44,8 @@ from csv2sr.pools import ended
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from csv2sr.images.index import ImageIndex
 
 __all__ = [
     "BATCH_ROWS",
@@ -111,22 +114,22 @@ class _FileRows:
 
 
 @functools.lru_cache(maxsize=8)
-def _table(profile: str) -> TableProfile:
-    return table_profile(profile)
+def _table(profile: str, images: ImageIndex | None = None) -> TableProfile:
+    return table_profile(profile, images)
 
 
-def _read_one(path: str, profile: str) -> _FileRows:
+def _read_one(path: str, profile: str, images: ImageIndex | None = None) -> _FileRows:
     """One file -> its rows in ``profile``'s columns, and its problems (never raises)."""
     try:
-        return _rows_of(path, profile)
+        return _rows_of(path, profile, images)
     except Exception as exc:  # a bug met on this file: its problem, not the batch's
         log.debug("exporting %s failed", path, exc_info=True)
         return _FileRows(path, [], [Problem(
             path, "", f"internal error: {type(exc).__name__}: {exc}", ProblemKind.UNREADABLE)])
 
 
-def _rows_of(path: str, profile: str) -> _FileRows:
-    table = _table(profile)
+def _rows_of(path: str, profile: str, images: ImageIndex | None) -> _FileRows:
+    table = _table(profile, images)
     result = read_file(path)
     problems = list(result.problems)
     rows: list[list[str]] = []
@@ -141,16 +144,18 @@ def _rows_of(path: str, profile: str) -> _FileRows:
 
 
 _WORKER_PROFILE = "generic"
+_WORKER_IMAGES: ImageIndex | None = None
 
 
-def _init_worker(profile: str) -> None:
-    global _WORKER_PROFILE  # noqa: PLW0603  (one profile per worker process)
+def _init_worker(profile: str, images: ImageIndex | None = None) -> None:
+    global _WORKER_PROFILE, _WORKER_IMAGES  # noqa: PLW0603  (one profile per worker process)
     leave_interrupts()  # Ctrl-C: the parent ends the pool, no traceback from here
     _WORKER_PROFILE = profile
+    _WORKER_IMAGES = images
 
 
 def _read_chunk(paths: list[str]) -> list[_FileRows]:
-    return [_read_one(path, _WORKER_PROFILE) for path in paths]
+    return [_read_one(path, _WORKER_PROFILE, _WORKER_IMAGES) for path in paths]
 
 
 def _chunks(paths: Iterable[Path]) -> Iterator[list[str]]:
@@ -203,7 +208,7 @@ def iter_rows(
 
 def _iter_results(
     paths: Paths, *, profile: str, jobs: int | None, progress: Progress | None,
-    cache: Path | None = None,
+    cache: Path | None = None, images: ImageIndex | None = None,
 ) -> Iterator[_FileRows]:
     given = _as_list(paths)
     _check_inputs(given, profile)
@@ -212,9 +217,12 @@ def _iter_results(
     problems = [_input_problem(e) for e in listing if e.kind is EntryKind.PROBLEM]
     total = len(files) + len(problems)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    store = ResultCache(cache, {"stage": "export", "profile": profile})
-    read = _cached_results(files, profile, workers, store) if store.enabled else _results(
-        files, profile, workers)
+    key = {"stage": "export", "profile": profile}
+    if images is not None:
+        key["images"] = _images_key(images)
+    store = ResultCache(cache, key)
+    read = _cached_results(files, profile, workers, store, images) if store.enabled \
+        else _results(files, profile, workers, images)
     results = itertools.chain(problems, read)
     for done, result in enumerate(results, 1):
         if progress is not None:
@@ -223,8 +231,24 @@ def _iter_results(
     store.save()
 
 
+def _images_key(images: ImageIndex) -> str:
+    """What the rows take from the source images (the slice columns), for the cache key:
+    each instance's series, Instance Number and position."""
+    from csv2sr.images.index import z_position  # noqa: PLC0415
+
+    digest = hashlib.sha256()
+    for uid in images.uids():
+        header = images.get(uid)
+        if header is not None:
+            digest.update(repr((uid, str(header.get("SeriesInstanceUID", "")),
+                                str(header.get("InstanceNumber", "")),
+                                z_position(header))).encode())
+    return digest.hexdigest()
+
+
 def _cached_results(
     files: list[Path], profile: str, workers: int, store: ResultCache,
+    images: ImageIndex | None = None,
 ) -> Iterator[_FileRows]:
     """:func:`_results`, reading only the files whose path and bytes the cache does not
     know; what was read is kept for the next run (unless it could not be read)."""
@@ -234,7 +258,7 @@ def _cached_results(
         digest = file_digest(data) if data is not None else None
         cached = store.get(str(path), digest) if digest is not None else None
         plan.append((path, digest, _decoded(str(path), cached)))
-    misses = _results([p for p, _, done in plan if done is None], profile, workers)
+    misses = _results([p for p, _, done in plan if done is None], profile, workers, images)
     for path, digest, done in plan:
         if done is not None:
             yield done
@@ -281,15 +305,17 @@ def _decoded(path: str, value: Any) -> _FileRows | None:
         return None
 
 
-def _results(files: list[Path], profile: str, workers: int) -> Iterator[_FileRows]:
+def _results(files: list[Path], profile: str, workers: int,
+             images: ImageIndex | None = None) -> Iterator[_FileRows]:
     if len(files) < 2 * CHUNK_FILES:
         workers = 1
     if workers <= 1:
         for path in files:
-            yield _read_one(str(path), profile)
+            yield _read_one(str(path), profile, images)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with ended(context.Pool(workers, initializer=_init_worker, initargs=(profile,))) as pool:
+    with ended(context.Pool(workers, initializer=_init_worker,
+                            initargs=(profile, images))) as pool:
         for chunk in pool.imap(_read_chunk, _chunks(files)):
             yield from chunk
 
@@ -391,6 +417,7 @@ def write_table(
     paths: Paths, out: str | os.PathLike[str], *, format: str | None = None,
     profile: str = "generic", jobs: int | None = None, progress: Progress | None = None,
     on_problem: Callable[[Problem], None] | None = None, cache: Path | None = None,
+    images: ImageIndex | None = None,
 ) -> ExportResult:
     """Export every measurement under ``paths`` to the table ``out``, streaming.
 
@@ -400,6 +427,8 @@ def write_table(
     even when other files have problems; the file appears only once complete.  ``cache``:
     a JSON file (:mod:`csv2sr.cache`) of each file's rows: a file whose path and bytes are
     unchanged since the run that wrote it is not read again (same csv2sr, same profile).
+    ``images``: the source images' index, through which a profile that resolves its rows
+    (``[identity.image]``) gives its slice columns back.
 
     Raises :class:`ExportInputError` for a missing path and :class:`ExportFormatError`
     for an unknown format or profile, before anything is written, and
@@ -410,9 +439,10 @@ def write_table(
     kind = format_for(target, format)
     given = _as_list(paths)
     _check_inputs(given, profile)
-    columns = _table(profile).columns
+    columns = _table(profile, images).columns
     result = ExportResult(output=target, format=kind, profile=profile)
-    rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress, cache=cache)
+    rows = _iter_results(given, profile=profile, jobs=jobs, progress=progress, cache=cache,
+                         images=images)
     with atomic_open(target) as handle:
         _write(handle, kind, columns, results=rows, result=result, on_problem=on_problem,
                qualitative=_table(profile).qualitative, target=target)

@@ -674,6 +674,28 @@ class ImageIndex:
         raise ImageLookupError(f"no instance of series {series_uid} has {what} {value:g}"
                             f"{within} (they run from {span}; nearest {nearest[1]:g})")
 
+    def slice_value(self, sop_instance_uid: str, *, by: str, order: str = "instance_number",
+                    base: int = 0) -> float:
+        """The inverse of :meth:`find_slice`: the value that names this instance of its
+        series (by ``index``: its position in ``order`` counted from ``base``; by
+        ``instance_number``: its Instance Number, PS3.3 C.7.6.1.1; by ``z``: its position
+        along the slice normal, C.7.6.2.1.1).  Raises :class:`ImageLookupError` when the
+        instance is not indexed or lacks the key."""
+        header = self._headers.get(sop_instance_uid)
+        if header is None:
+            raise ImageLookupError(f"the image {sop_instance_uid} is not in "
+                                   f"{self.origin or 'the image index'}")
+        if by == "index":
+            series = str(header.get("SeriesInstanceUID", ""))
+            keyed = [uid for uid, _ in self.ordered(series, order)]
+            return float(keyed.index(sop_instance_uid) + base)
+        key = self._key(sop_instance_uid, "z" if by == "z" else "instance_number")
+        if key is None:
+            what = "z" if by == "z" else "Instance Number"
+            where = self.source(sop_instance_uid) or sop_instance_uid
+            raise ImageLookupError(f"the image {where} has no {what}")
+        return key
+
     def number_of_frames(self, sop_instance_uid: str) -> int:
         """Number of Frames (PS3.3 C.7.6.6): 1 for a single-frame image."""
         header = self._headers.get(sop_instance_uid)

@@ -210,8 +210,10 @@ def _geometry(geometry: Geometry | None, spec: GeometrySpec | None, image: Image
 def _group(group: Group, index_in_spec: int, spec: Spec, image: ImageRef, header: Dataset,
            index: ImageIndex, volume: tuple[ImageRef, ...]) -> Group:
     """A group on the resolved image (the record's groups are the profile's, in order); a
-    TID 1411 group has the same region on every slice of ``volume``, each SELECTED FROM
-    its own slice."""
+    TID 1411 group, and a TID 1410 group of a 3D box (``per_slice``), has the same region
+    on every slice of ``volume``, each SELECTED FROM its own slice (TID 320 row 2): the
+    TID 1411 group holds them all, the TID 1410 one is written once per slice
+    (:func:`csv2sr.conversion.build.planar_groups`)."""
     group_spec = spec.groups[index_in_spec]
     scale = spec.image.columns is None
     # a region in patient mm (SCOORD3D) names no image: it stays as the row gave it
@@ -223,7 +225,7 @@ def _group(group: Group, index_in_spec: int, spec: Spec, image: ImageRef, header
         for m, ms in zip(group.measurements, group_spec.measurements, strict=True)
     )
     regions: tuple[Geometry, ...] = ()
-    if group.template == "1411" and isinstance(region, Geometry):
+    if (group.template == "1411" or group_spec.per_slice) and isinstance(region, Geometry):
         regions = tuple(dataclasses.replace(region, image=slice_image) for slice_image in volume)
         region = regions[0] if regions else region
     return dataclasses.replace(group, region=region, measurements=measurements,

@@ -18,14 +18,17 @@ import decimal
 import math
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from csv2sr.dicom.ohif import row_identifier
 from csv2sr.mapping.cells import float32_text
 from csv2sr.mapping.record import Concept, Geometry, Geometry3D, Group, ImageRef, Record
-from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, Source, Spec
+from csv2sr.mapping.spec import CellSpec, CodeSource, GeometrySpec, SliceSpec, Source, Spec
+
+if TYPE_CHECKING:
+    from csv2sr.images.index import ImageIndex
 
 __all__ = ["Inverse", "float32_text", "shortest", "spreadsheet_serial"]
 
@@ -110,9 +113,13 @@ _DIRECT = {("point", ""), ("line", ""), ("ellipse", "points"), ("circle", "point
 class Inverse:
     """The record -> cells mapping of one profile (build once, call per record)."""
 
-    def __init__(self, spec: Spec, identity: Identity | None = None) -> None:
+    def __init__(self, spec: Spec, identity: Identity | None = None,
+                 images: ImageIndex | None = None) -> None:
         self.spec = spec
         self.identity = identity or (lambda c: (c.value, c.scheme))
+        self.images = images
+        """The source images: the slice columns of identity.image.slice are given back
+        through them (the SR names the instance, not its slice number)."""
         self.getters: dict[str, list[tuple[str, Getter]]] = {c: [] for c in spec.columns}
         self.geometry: list[tuple[int, int, GeometrySpec]] = []
         """(group, measurement or -1 for the region, spec) of every geometry."""
@@ -166,6 +173,7 @@ class Inverse:
                      lambda r: (i.sop_instance_uid if (i := _image(r)) else None))
         self._source(ident.sop_class_uid, "identity.sop_class_uid",
                      lambda r: (i.sop_class_uid if (i := _image(r)) else None))
+        self._resolved()
         if spec.document.instance_number:
             self._put(spec.document.instance_number, "document.instance_number",
                       lambda r: None if r.instance_number is None else str(r.instance_number))
@@ -192,6 +200,68 @@ class Inverse:
                            self._evaluation(g, self.identity(qualitative.concept)))
             if group.region is not None:
                 self.geometry.append((g, -1, group.region))
+
+    def _resolved(self) -> None:
+        """[identity.image]: the frame column from the Referenced Frame Number (PS3.3
+        C.18.4, Table C.18.4-1; the profile's base undone), and with the source images the
+        slice columns from the referenced instances (:meth:`ImageIndex.slice_value`): the
+        first image of the record, and for a slice range the last region of its 3D group
+        (TID 1411, or the TID 1410 groups of one box); a 3D group whose regions are not
+        one box on several slices gives no last slice."""
+        resolve = self.spec.identity.image
+        if resolve is None:
+            return
+        if resolve.frame is not None:
+            base = resolve.frame.base
+
+            def frame(record: Record) -> str | None:
+                image = _image(record)
+                return str(image.frames[0] - 1 + base) if image and image.frames else None
+            self._put(resolve.frame.column, "identity.image.frame", frame)
+        part = resolve.slice
+        if part is None or self.images is None:
+            return
+        self._put(part.column, "identity.image.slice.column", self._slice(part, 0))
+        if part.last:
+            self._put(part.last, "identity.image.slice.last", self._slice(part, -1))
+
+    def _slice(self, part: SliceSpec, which: int) -> Getter:
+        """The slice of the record's first (``which`` 0) or last (-1) image, in the terms
+        of ``part``: an index or Instance Number as an integer, a z as the shortest decimal
+        (of its 32-bit float for a coordinate column)."""
+        images = self.images
+        coordinate = self.spec.cells[part.column].type == "coordinate"
+
+        def value(record: Record) -> str | None:
+            from csv2sr.images.index import ImageLookupError  # noqa: PLC0415
+
+            image = self._slice_image(record, which)
+            if images is None or image is None:
+                return None
+            try:
+                found = images.slice_value(image.sop_instance_uid,
+                                           by=part.by, order=part.order, base=part.base)
+            except ImageLookupError:
+                return None
+            if part.by != "z":
+                return str(int(found))
+            if coordinate:
+                return float32_text(found)
+            return str(np.format_float_positional(found, trim="-"))
+        return value
+
+    def _slice_image(self, record: Record, which: int) -> ImageRef | None:
+        """The record's first image (``which`` 0), or the last slice (-1) of its first 3D
+        group (its ``regions``; None when it has none)."""
+        if which == 0:
+            return _image(record)
+        for g, group_spec in enumerate(self.spec.groups):
+            if group_spec.template == "1411" or group_spec.per_slice:
+                group = _group(record, g)
+                if group is None or not group.regions:
+                    return None
+                return group.regions[-1].image
+        return record.images[-1] if record.images else None
 
     def _evaluation(self, g: int, concept: tuple[str, str]) -> Callable[[Record],
                                                                          Concept | None]:

@@ -258,7 +258,8 @@ class _Builder:
         self.resolved = False
         """True when rows are resolved through the image index (identity.needs, image)."""
         self.slice_range = False
-        """True when identity.image.slice has a last slice (3D boxes: TID 1411 groups)."""
+        """True when identity.image.slice has a last slice (3D boxes: a TID 1411 group, or
+        one TID 1410 group per slice)."""
 
     def fail(self, key: str, message: str) -> ProfileError:
         return ProfileError(self.path, key, message)
@@ -735,11 +736,11 @@ class _Builder:
             if template not in ("1410", "1411"):
                 raise self.fail(f"{key}.region", "a region is the Image Region of a TID 1410 "
                                 "group: set template = \"1410\"")
-            if template == "1410" and self.slice_range:
-                raise self.fail(f"{key}.template", "identity.image.slice.last gives a slice "
-                                "range: its regions make a TID 1411 group (template = "
-                                "\"1411\")")
             region = self._geometry(raw["region"], f"{key}.region", image)
+            if template == "1410" and self.slice_range and region.patient:
+                raise self.fail(f"{key}.region.space", "identity.image.slice.last draws the "
+                                "region on each slice of a range: give it in pixels, not "
+                                "in patient millimetres")
         elif template in ("1410", "1411"):
             raise self.fail(key, f"a TID {template} group needs its region (the Image "
                             "Region)")
@@ -756,6 +757,12 @@ class _Builder:
         if not measurements and not qualitative and region is None:
             raise self.fail(key, "a group without measurements, qualitative evaluations or "
                             "region says nothing")
+        per_slice = template == "1410" and self.slice_range and region is not None
+        if per_slice and measurements:
+            raise self.fail(f"{key}.measurements", "one TID 1410 group per slice of a 3D "
+                            "box repeats its content on every slice: a measurement of the "
+                            "box is made on the whole range, in a TID 1411 group (template "
+                            "= \"1411\")")
         return GroupSpec(
             key=key, template=template,
             tracking_identifier=self.source(raw["tracking_identifier"],
@@ -765,6 +772,7 @@ class _Builder:
             finding_site=self.code_source(raw["finding_site"], f"{key}.finding_site")
             if "finding_site" in raw else None,
             measurements=measurements, qualitative=qualitative, region=region,
+            per_slice=per_slice,
         )
 
     def _measurement(self, raw: dict[str, Any], key: str, template: str,

@@ -155,8 +155,10 @@ class Group:
     """TID 1410 row 7 (Image Region, SCOORD) or a TID 1410 group's Image Region 3D
     (PS3.16 TID 1410 row 8, SCOORD3D); a TID 1411 group's first region."""
     regions: tuple[Geometry, ...] = ()
-    """TID 1411: the region on each slice of the range, in slice order (``region`` is the
-    first); empty for the other templates."""
+    """A 3D box (identity.image.slice.last): the region on each slice of the range, in
+    slice order (``region`` is the first).  TID 1411 holds them in one group; a TID 1410
+    group is written as one Planar ROI group per region (PS3.16 TID 1410 row 7, each on
+    its own slice) with the same tracking rows 2-3.  Empty otherwise."""
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ class SliceSpec:
     base: int = 0
     tolerance: float = 0.01
     last: str = ""
-    """The column of the last slice of a range (3D boxes, TID 1411); "" for one slice."""
+    """The column of the last slice of a range (3D boxes: a TID 1411 group, or one TID
+    1410 group per slice); "" for one slice."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,8 @@ class QualitativeSpec:
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """One measurement group per row: TID 1501 or TID 1410."""
+    """One measurement group per row: TID 1501, TID 1410 or TID 1411 (a TID 1410 group of
+    a 3D box: one per slice, ``per_slice``)."""
 
     key: str
     template: str
@@ -299,6 +301,10 @@ class GroupSpec:
     measurements: tuple[MeasurementSpec, ...]
     qualitative: tuple[QualitativeSpec, ...]
     region: GeometrySpec | None = None
+    per_slice: bool = False
+    """A TID 1410 group with identity.image.slice.last: one Planar ROI group (PS3.16
+    TID 1410) per slice of the range, each with the Image Region (row 7) on its own slice
+    and the same Tracking Identifier and UID (rows 2-3: one finding)."""
 
 
 @dataclass(frozen=True)
