@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
+from pydicom.charset import default_encoding
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag, Tag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from csv2sr.errors import SourceError
 from csv2sr.images.dicomweb import Tries, all_studies
@@ -723,13 +726,39 @@ def _folder_key(root: Path, paths: list[str]) -> str:
 
 
 def _header_bytes(ds: Dataset) -> str:
-    """A header as Explicit VR Little Endian bytes (base64): the values stay the bytes
-    the file held, so a cached run makes the same SRs as the first."""
+    """A header as Explicit VR Little Endian bytes (base64, PS3.5 7.1.2): the values stay
+    the bytes the file held, so a cached run makes the same SRs as the first.
+
+    An element still as read from an explicit VR little endian file is written as it was
+    read (its value bytes, never decoded); any other is decoded and encoded again in the
+    header's Specific Character Set, as ``write_dataset`` does.  ``write_dataset`` itself
+    decoded every element of a header read from a file (a new dataset has no original
+    encoding), which made the cache cost more than reading the files
+    (benchmarks/bench_convert_images.py).  None of :data:`HEADER_KEYWORDS` has an
+    ambiguous VR (PS3.6 "US or SS"), which ``write_dataset`` would correct first.
+    """
     buffer = DicomBytesIO()
     buffer.is_little_endian = True
     buffer.is_implicit_VR = False
-    write_dataset(buffer, ds)
+    encoding = ds.get("SpecificCharacterSet", default_encoding)
+    for tag in sorted(ds.keys()):
+        element = ds.get_item(tag)
+        if (isinstance(element, RawDataElement) and not element.is_implicit_VR
+                and element.is_little_endian and element.VR in _SHORT_VRS):
+            value = element.value or b""  # tag, VR, 16-bit length, value (PS3.5 7.1.2)
+            buffer.write(struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+                         + element.VR.encode("ascii") + struct.pack("<H", len(value)) + value)
+            continue
+        if isinstance(element, RawDataElement) and (
+                element.is_implicit_VR or not element.is_little_endian
+                or element.VR is None or len(element.VR) != 2):
+            element = ds[tag]  # decoded: its VR looked up, its numbers made little endian
+        write_data_element(buffer, element, encoding)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_SHORT_VRS = frozenset(str(vr) for vr in STANDARD_VR - EXPLICIT_VR_LENGTH_32)
+"""The VRs whose explicit length is 16 bits (PS3.5 Table 7.1-2)."""
 
 
 def _header_of(text: str) -> Dataset:
