@@ -232,6 +232,38 @@ def _unpack(packed: list[_Packed]) -> Dataset:
     return ds
 
 
+class _Unpacking(Mapping[str, Dataset]):
+    """The headers of an unpickled index (a conversion worker's), each unpacked
+    (:func:`_unpack`) when first asked for: a worker reads only the images of its rows,
+    and unpacking all 1,466 headers of the real CSV cost each worker 0.5 s before its
+    first row (benchmarks/bench_convert_images.py)."""
+
+    def __init__(self, packed: dict[str, list[_Packed]]) -> None:
+        self._packed = packed
+        self._unpacked: dict[str, Dataset] = {}
+
+    def __getitem__(self, uid: str) -> Dataset:
+        found = self._unpacked.get(uid)
+        if found is None:
+            found = self._unpacked[uid] = _unpack(self._packed[uid])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._packed
+
+    def packed(self) -> dict[str, list[_Packed]]:
+        """Every header packed: as received, or packed again when it was unpacked (its
+        elements may have been decoded since)."""
+        return {uid: _pack(self._unpacked[uid]) if uid in self._unpacked else packed
+                for uid, packed in self._packed.items()}
+
+
 # --------------------------------------------------------------------------- reading files
 
 
@@ -303,7 +335,7 @@ class ImageIndex:
         duplicates: Sequence[DuplicateInstance] = (),
         from_files: bool = False,
     ) -> None:
-        self._headers = dict(headers)
+        self._headers: Mapping[str, Dataset] = dict(headers)
         self._sources = dict(sources or {})
         self.origin = origin
         """The folder or URL the headers came from (for messages)."""
@@ -465,12 +497,14 @@ class ImageIndex:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_series_cache", None)
-        state["_headers"] = {uid: _pack(ds) for uid, ds in self._headers.items()}
+        headers = self._headers
+        state["_headers"] = (headers.packed() if isinstance(headers, _Unpacking)
+                             else {uid: _pack(ds) for uid, ds in headers.items()})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        state["_headers"] = {uid: _unpack(p) for uid, p in state["_headers"].items()}
+        state["_headers"] = _Unpacking(state["_headers"])
         self.__dict__.update(state)
 
     # -- access ---------------------------------------------------------------------------
