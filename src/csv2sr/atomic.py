@@ -226,18 +226,39 @@ def _parts_inside(root: Path, path: Path) -> tuple[str, ...]:
     return parts
 
 
+def _try_open(path: str | Path, flags: int, dir_fd: int | None = None) -> int | None:
+    """``os.open``, or None when it fails (the caller then takes the long way, which
+    raises what it raises)."""
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
 def _open_folder_inside(root: Path, parts: tuple[str, ...], *, create: bool) -> int:
-    """Descriptor of ``root/parts...``, each part opened without following a link."""
-    if create:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # a file on the way
-            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root)) from None
-    fd = os.open(root, _DIR_FLAGS)
+    """Descriptor of ``root/parts...``, each part opened without following a link.
+
+    ``create``: a folder that is missing is made.  A folder is opened first and made only
+    when it is not there (one SR per file: making each folder of the path before opening
+    it cost three failed ``mkdir`` calls per file); what fails is then what failed before.
+    """
+    fd = _try_open(root, _DIR_FLAGS) if create else None
+    if fd is None:
+        if create:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file on the way
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root)) from None
+        fd = os.open(root, _DIR_FLAGS)
     here = root
     try:
         for part in parts:
             here = here / part
+            child = _try_open(part, _DIR_FLAGS | _NOFOLLOW, fd) if create else None
+            if child is not None:
+                os.close(fd)
+                fd = child
+                continue
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o777, dir_fd=fd)
