@@ -225,28 +225,37 @@ class _Sentinels:
         if value in ("", ()):
             return value
         key = (kind, value) if kind == "uid" else (kind, name)
-        if key not in self.seen:
-            self.seen[key] = self._new(kind, value)
-        return self.seen[key]
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self._new(kind, value)
+        return found
 
     def _new(self, kind: str, value: Any) -> Any:
         self.count += 1
         n = self.count
         if kind == "code":
             return Concept(f"ZZ{n}vZZ", f"ZZ{n}sZZ", f"ZZ{n}mZZ")
-        makers: dict[str, Callable[[], Any]] = {
-            "text": lambda: f"ZZ{n}ZZ",
-            "uid": lambda: f"1.2.3.999{n:03d}",
-            "date": lambda: f"19{n % 100:02d}0102",
-            "time": lambda: f"01{n % 60:02d}03",
-            "ds": lambda: f"9{n:04d}.4321",
-            "int": lambda: 987654000 + n,
-            "points": lambda: tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))),
-            "age": lambda: f"{n % 1000:03d}Y",
-            "number": lambda: f"7{n:04d}.125",
-            "count": lambda: 60000 + n % 5000,
-        }
-        return makers[kind]()
+        if kind == "text":
+            return f"ZZ{n}ZZ"
+        if kind == "uid":
+            return f"1.2.3.999{n:03d}"
+        if kind == "number":
+            return f"7{n:04d}.125"
+        if kind == "ds":
+            return f"9{n:04d}.4321"
+        if kind == "points":
+            return tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value)))
+        if kind == "date":
+            return f"19{n % 100:02d}0102"
+        if kind == "time":
+            return f"01{n % 60:02d}03"
+        if kind == "int":
+            return 987654000 + n
+        if kind == "age":
+            return f"{n % 1000:03d}Y"
+        if kind == "count":
+            return 60000 + n % 5000
+        raise KeyError(kind)
 
 
 def sentinel_document(item: Document | Record, spec: Spec) -> Document:
