@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import pickle
 import signal
 import threading
 import time
@@ -210,9 +211,22 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
+class _Pickled:
+    """An argument of every worker pickled once, in the parent: the pool pickles its
+    ``initargs`` once per worker, and the image index (packed headers,
+    :meth:`ImageIndex.__getstate__`) was the most of them (0.25 s a worker for the real
+    CSV's 1,466 headers, before any worker could start)."""
+
+    def __init__(self, value: object) -> None:
+        self.data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self) -> Any:
+        return pickle.loads(self.data)  # our own bytes, from the parent
+
+
 def _init_worker(args: tuple[Any, ...]) -> None:
     global _WORKER  # noqa: PLW0603  (one worker object per process)
-    _WORKER = _Worker(*args)
+    _WORKER = _Worker(*(a.load() if isinstance(a, _Pickled) else a for a in args))
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -297,7 +311,8 @@ def _results(
         # the workers' imports once, in the server, not once per worker (conversion.warm);
         # the command line may have started the server already (conversion.server)
         context.set_forkserver_preload(PRELOAD)
-    with _pool(context, jobs, worker_args) as pool:
+    shipped = tuple(_Pickled(a) if isinstance(a, ImageIndex) else a for a in worker_args)
+    with _pool(context, jobs, shipped) as pool:
         for results in pool.imap(_run_chunk, _chunks(items)):
             yield from results
     # Every result is in when the loop ends: the pool is closed and its workers exit by

@@ -235,29 +235,38 @@ class _Sentinels:
         if value in ("", ()):
             return value
         key = (kind, value) if kind == "uid" else (kind, name)
-        if key not in self.seen:
-            self.seen[key] = self._new(kind, value)
-        return self.seen[key]
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self._new(kind, value)
+        return found
 
     def _new(self, kind: str, value: Any) -> Any:
         self.count += 1
         n = self.count
         if kind == "code":
             return Concept(f"ZZ{n}vZZ", f"ZZ{n}sZZ", f"ZZ{n}mZZ")
-        makers: dict[str, Callable[[], Any]] = {
-            "text": lambda: f"ZZ{n}ZZ",
-            "uid": lambda: f"1.2.3.999{n:03d}",
-            "date": lambda: f"19{n % 100:02d}0102",
-            "time": lambda: f"01{n % 60:02d}03",
-            "ds": lambda: f"9{n:04d}.4321",
-            "int": lambda: 987654000 + n,
-            "points": lambda: _closed_like(
-                value, tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value)))),
-            "age": lambda: f"{n % 1000:03d}Y",
-            "number": lambda: f"7{n:04d}.125",
-            "count": lambda: 60000 + n % 5000,
-        }
-        return makers[kind]()
+        if kind == "text":
+            return f"ZZ{n}ZZ"
+        if kind == "uid":
+            return f"1.2.3.999{n:03d}"
+        if kind == "number":
+            return f"7{n:04d}.125"
+        if kind == "ds":
+            return f"9{n:04d}.4321"
+        if kind == "points":
+            return _closed_like(
+                value, tuple(1000.0 * n + 0.5 * j + 0.25 for j in range(len(value))))
+        if kind == "date":
+            return f"19{n % 100:02d}0102"
+        if kind == "time":
+            return f"01{n % 60:02d}03"
+        if kind == "int":
+            return 987654000 + n
+        if kind == "age":
+            return f"{n % 1000:03d}Y"
+        if kind == "count":
+            return 60000 + n % 5000
+        raise KeyError(kind)
 
 
 def _closed_like(value: tuple[float, ...], sentinel: tuple[float, ...]) -> tuple[float, ...]:
@@ -291,7 +300,7 @@ class _Recorder:
         if kind in ("number", "count"):
             # a TID 1604 NUM: NumericValue as highdicom's NumContentItem writes it (a DS,
             # auto-formatted), and FloatingPointValue (FD) when the value is a float
-            found[f"{name}.ds"] = str(DS(value, auto_format=True))
+            found[f"{name}.ds"] = _ds_text(value)
             if isinstance(value, float):
                 found[f"{name}.fd"] = float(value)
         elif kind == "code":
@@ -307,6 +316,28 @@ class _Recorder:
                 self.ascii = False
             found[name] = value
         return value if self.then is None else self.then(name, kind, value)
+
+
+_DS_TEXTS: dict[tuple[Any, ...], str] = {}
+""":func:`_ds_text` by number: the rows on one image repeat its header's numbers."""
+_DS_TEXTS_KEPT = 65536
+
+
+def _ds_text(value: Any) -> str:
+    """``str(DS(value, auto_format=True))``, as highdicom's NumContentItem writes a
+    NumericValue (PS3.3 C.18.1.1), remembered by everything it depends on: the type, the
+    number and the string a DS or IS was read from.  A zero is not remembered (-0.0 equals
+    0.0 but is written otherwise)."""
+    key = (type(value), value, getattr(value, "original_string", None),
+           getattr(value, "auto_format", None))
+    found = _DS_TEXTS.get(key)
+    if found is None:
+        found = str(DS(value, auto_format=True))
+        if value != 0:
+            if len(_DS_TEXTS) >= _DS_TEXTS_KEPT:
+                _DS_TEXTS.clear()
+            _DS_TEXTS[key] = found
+    return found
 
 
 def _document_values(found: dict[str, Value], document: Document, spec: Spec,
@@ -403,36 +434,79 @@ def _text(value: Any) -> str:
     return "\\".join(str(v) for v in value) if _multi(value) else str(value)
 
 
-def _header_element(visit: Visit, name: str, keyword: str, vr: str,
-                    value: Any) -> tuple[Any, ...] | None:
-    """One element of :data:`HeaderShape`, or None when only highdicom may write it."""
+_Step = tuple[str, str, str, Any]
+"""One header element as :func:`_header_shape` visits it: (keyword, VR, how, what), how
+being ``fixed`` (what: the value of the shape), ``number`` or ``count`` (what: the items,
+their types, whether multi-valued), or the slot kind of a text (what: the text)."""
+
+
+def _header_step(keyword: str, vr: str, value: Any) -> _Step | None:
+    """What :func:`_header_element` makes of one element, before any visit; None when
+    only highdicom may write it."""
     if value is None or value == "" or (_multi(value) and len(value) == 0):
-        return (keyword, vr, "")
+        return (keyword, vr, "fixed", "")
     if keyword in _HEADER_CONSTANTS:
         constant = tuple(str(v) for v in value) if _multi(value) else str(value)
-        return (keyword, vr, constant)
+        return (keyword, vr, "fixed", constant)
     if keyword in _NUMERIC_KEYWORDS and vr in ("DS", "IS", "US"):
         kind = "count" if vr == "US" else "number"
-        items = list(value) if _multi(value) else [value]
+        items = tuple(value) if _multi(value) else (value,)
         if not all(isinstance(v, (int, float)) for v in items):
             return None
         types = tuple(type(v).__name__ for v in items)
-        found = tuple(visit(f"{name}.{j}", kind, v) for j, v in enumerate(items))
-        return (keyword, vr, found if _multi(value) else found[0], types)
+        return (keyword, vr, kind, (items, types, _multi(value)))
     text = _text(value)
     if not text.isascii():
         return None
     if vr == "UI":
-        return (keyword, vr, visit(name, "uid", text))
+        return (keyword, vr, "uid", text)
     if vr == "DA":
-        return (keyword, vr, visit(name, "date", text)) if _DATE.fullmatch(text) else None
+        return (keyword, vr, "date", text) if _DATE.fullmatch(text) else None
     if vr == "TM":
-        return (keyword, vr, visit(name, "time", text)) if _TIME.fullmatch(text) else None
+        return (keyword, vr, "time", text) if _TIME.fullmatch(text) else None
     if vr == "AS":
-        return (keyword, vr, visit(name, "age", text))
+        return (keyword, vr, "age", text)
     if vr in _HEADER_TEXT_VRS:
-        return (keyword, vr, visit(name, "text", text))
+        return (keyword, vr, "text", text)
     return None
+
+
+_STEPS: dict[int, tuple[Dataset, tuple[_Step, ...] | None]] = {}
+""":func:`_header_step` of every element of a header, by the header's id, kept with the
+header as :data:`_ELEMENTS` is: rows on one image share its enriched header."""
+
+
+def _steps(header: Dataset) -> tuple[_Step, ...] | None:
+    """The header's elements as :func:`_header_shape` visits them, or None when one of
+    them is not one the slots reproduce."""
+    known = _STEPS.get(id(header))
+    if known is not None and known[0] is header:
+        return known[1]
+    steps: list[_Step] = []
+    found: tuple[_Step, ...] | None = None
+    for keyword, vr, value in _elements(header):
+        step = _header_step(keyword, vr, value)
+        if step is None:
+            break
+        steps.append(step)
+    else:
+        found = tuple(steps)
+    if len(_STEPS) >= _ELEMENTS_KEPT:
+        _STEPS.clear()
+    _STEPS[id(header)] = (header, found)
+    return found
+
+
+def _header_element(visit: Visit, name: str, step: _Step) -> tuple[Any, ...]:
+    """One element of :data:`HeaderShape`: its step's values through ``visit``."""
+    keyword, vr, how, what = step
+    if how == "fixed":
+        return (keyword, vr, what)
+    if how in ("number", "count"):
+        items, types, multi = what
+        found = tuple(visit(f"{name}.{j}", how, v) for j, v in enumerate(items))
+        return (keyword, vr, found if multi else found[0], types)
+    return (keyword, vr, visit(name, how, what))
 
 
 def _header_shape(document: Document, headers: Mapping[str, Dataset],
@@ -448,13 +522,11 @@ def _header_shape(document: Document, headers: Mapping[str, Dataset],
             shapes.append(None)
             continue
         key = visit(f"i{k}.instance", "uid", image.sop_instance_uid)
-        elements = []
-        for keyword, vr, value in _elements(header):
-            found = _header_element(visit, f"h{k}.{keyword}", keyword, vr, value)
-            if found is None:
-                return None
-            elements.append(found)
-        shapes.append((key, tuple(elements)))
+        steps = _steps(header)
+        if steps is None:
+            return None
+        shapes.append((key, tuple(_header_element(visit, f"h{k}.{step[0]}", step)
+                                  for step in steps)))
     return tuple(shapes)
 
 
@@ -579,35 +651,38 @@ def collapse(parts: list[Part]) -> list[Part]:
     return out
 
 
+_LENGTH_32 = struct.Struct("<I").pack
+_LENGTH_16 = struct.Struct("<H").pack
+
+
 def render_parts(parts: list[Part], values: dict[str, Value], out: list[bytes]) -> int:
-    """Append the bytes of ``parts`` to ``out``; return how many were appended."""
+    """Append the bytes of ``parts`` to ``out``; return how many were appended.  A
+    sequence or item is its header (tag and VR, or the item tag), a 32-bit length and its
+    children (PS3.5 7.1.2, 7.5); a slot its header, a 16- or 32-bit length and its value."""
     total = 0
+    append = out.append
     for part in parts:
         if isinstance(part, bytes):
-            out.append(part)
+            append(part)
             total += len(part)
         elif isinstance(part, Raw):
             items = values[part.name]
             assert isinstance(items, bytes)
-            out.append(items)
+            append(items)
             total += len(items)
         elif isinstance(part, Slot):
             value = _encode_value(values[part.name], part.pad)
-            size = struct.pack("<I", len(value)) if part.long else struct.pack("<H", len(value))
-            out.extend((part.header, size, value))
-            total += len(part.header) + len(size) + len(value)
+            append(part.header)
+            append(_LENGTH_32(len(value)) if part.long else _LENGTH_16(len(value)))
+            append(value)
+            total += len(part.header) + (4 if part.long else 2) + len(value)
         else:
             body: list[bytes] = []
             length = render_parts(part.children, values, body)
-            size = struct.pack("<I", length)
-            if part.header == ITEM:
-                out.extend((ITEM, size))
-                total += 8
-            else:
-                out.extend((part.header, size))
-                total += len(part.header) + 4
+            append(part.header)
+            append(_LENGTH_32(length))
             out.extend(body)
-            total += length
+            total += len(part.header) + 4 + length
     return total
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import highdicom as hd
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag, Tag
 
 from csv2sr.dicom.codes import image_modality
 from csv2sr.images.index import GEOMETRY_KEYWORDS, PATIENT_STUDY_KEYWORDS
@@ -27,34 +29,64 @@ _TYPE2_KEYWORDS: tuple[str, ...] = (
 """Type 2 attributes highdicom reads from the evidence: present, maybe empty."""
 
 
+def _tags(keywords: tuple[str, ...]) -> tuple[tuple[str, BaseTag], ...]:
+    """(keyword, tag) of each keyword: a Dataset looked up by a tag skips the keyword
+    dictionary and the tag parser (the cost of :func:`enriched_header`, once per image)."""
+    found = []
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is None:  # pragma: no cover - the keywords here are all in the dictionary
+            raise KeyError(keyword)
+        found.append((keyword, Tag(tag)))
+    return tuple(found)
+
+
+def _value(header: Dataset, tag: BaseTag) -> Any:
+    """``header.get(keyword)``: the element's value, or None."""
+    element = header.get(tag)
+    return None if element is None else element.value
+
+
+_COPIED = _tags(("SpecificCharacterSet", *PATIENT_STUDY_KEYWORDS, "SeriesInstanceUID",
+                 "SOPClassUID", "SOPInstanceUID", "Modality"))
+_GEOMETRY = _tags(GEOMETRY_KEYWORDS)
+_TYPE2 = _tags(_TYPE2_KEYWORDS)
+_FALLBACK = _tags(("StudyDate", "StudyTime", "PatientID", "StudyInstanceUID",
+                   "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"))
+_ROWS, _COLUMNS, _SOP_CLASS, _MODALITY = (tag for _, tag in _tags(
+    ("Rows", "Columns", "SOPClassUID", "Modality")))
+
+
 _LIBRARY_READY: dict[tuple[Any, ...], bool] = {}
 """library_ready's verdict per header *shape* (SOP class, modality, which values exist)."""
 
 
 def _shape(header: Dataset) -> tuple[Any, ...]:
     present = []
-    for keyword in GEOMETRY_KEYWORDS:
-        value = header.get(keyword)
+    for _, tag in _GEOMETRY:
+        value = _value(header, tag)
         if value is None or value == "":
             present.append(0)
         elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
             present.append(sum(v not in (None, "") for v in value))
         else:
             present.append(1)
-    return (str(header.get("SOPClassUID", "")), str(header.get("Modality", "")), *present)
+    sop_class, modality = header.get(_SOP_CLASS), header.get(_MODALITY)
+    return ("" if sop_class is None else str(sop_class.value),
+            "" if modality is None else str(modality.value), *present)
 
 
-_NUMERIC_GEOMETRY = (
+_NUMERIC_GEOMETRY = _tags((
     "Rows", "Columns", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
     "SliceThickness", "ImagerPixelSpacing",
-)
+))
 
 
 def _numbers_readable(header: Dataset) -> bool:
     """Every numeric geometry value present decodes as a finite number."""
     try:
-        for keyword in _NUMERIC_GEOMETRY:
-            value = header.get(keyword)
+        for _, tag in _NUMERIC_GEOMETRY:
+            value = _value(header, tag)
             if value is None or value == "":
                 continue
             items = value if isinstance(value, (list, tuple)) or type(value).__name__ == (
@@ -72,7 +104,8 @@ def library_ready(header: Dataset) -> bool:
     Decided by building ``hd.sr.ImageLibraryEntryDescriptors`` once per header shape
     (SOP class, modality, number of values of each geometry attribute), then cached.
     """
-    if not header.get("Rows") or not header.get("Columns") or not header.get("SOPClassUID"):
+    if (not _value(header, _ROWS) or not _value(header, _COLUMNS)
+            or not _value(header, _SOP_CLASS)):
         return False
     if not _numbers_readable(header):
         return False
@@ -102,26 +135,23 @@ def enriched_header(header: Dataset, row: Record, image: ImageRef | None = None)
     encoder can rely on "has Rows" to call ``hd.sr.ImageLibrary([header])``.
     """
     out = Dataset()
-    for keyword in ("SpecificCharacterSet", *PATIENT_STUDY_KEYWORDS,
-                    "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "Modality"):
-        if keyword in header:
-            out[keyword] = header[keyword]
+    for _, tag in _COPIED:
+        if tag in header:
+            out[tag] = header[tag]
     image = image if image is not None else row.images[0]
-    fallback = {"StudyDate": row.study_date, "StudyTime": row.study_time,
-                "PatientID": row.patient_id, "StudyInstanceUID": row.study_uid,
-                "SeriesInstanceUID": image.series_uid, "SOPInstanceUID": image.sop_instance_uid,
-                "SOPClassUID": image.sop_class_uid}
-    for keyword, value in fallback.items():
-        if keyword not in out:
+    fallback = (row.study_date, row.study_time, row.patient_id, row.study_uid,
+                image.series_uid, image.sop_instance_uid, image.sop_class_uid)
+    for (keyword, tag), value in zip(_FALLBACK, fallback, strict=True):
+        if tag not in out:
             setattr(out, keyword, value)
-    for keyword in _TYPE2_KEYWORDS:
-        if keyword not in out:
+    for keyword, tag in _TYPE2:
+        if tag not in out:
             setattr(out, keyword, "")
-    if "Modality" not in out:
+    if _MODALITY not in out:
         modality = image_modality(str(out.SOPClassUID))
         out.Modality = modality.value if modality is not None else "OT"
     if library_ready(header):
-        for keyword in GEOMETRY_KEYWORDS:
-            if keyword in header:
-                out[keyword] = header[keyword]
+        for _, tag in _GEOMETRY:
+            if tag in header:
+                out[tag] = header[tag]
     return out

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
+from pydicom.charset import default_encoding
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import PIXEL_KEYWORDS
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag, Tag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from csv2sr.errors import SourceError
 from csv2sr.images.dicomweb import Tries, all_studies
@@ -217,7 +221,32 @@ def _pack(ds: Dataset) -> list[_Packed]:
 
 
 def _unpack(packed: list[_Packed]) -> Dataset:
-    """The inverse of :func:`_pack`."""
+    """The inverse of :func:`_pack`.
+
+    The elements are given to the new dataset as one dictionary, in the packed order:
+    ``Dataset.__setitem__`` does nothing more for a public, non-sequence, non-pixel
+    element, and cost most of the time (a worker unpacks every header it reads); any
+    other element is set as before.
+    """
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    for item in packed:
+        tag = BaseTag(item[0])  # packed from a tag: a valid one
+        if tag.is_private or tag in _PIXEL_TAGS or item[1] == "SQ":
+            return _unpack_slowly(packed)
+        if len(item) == 7:
+            _, vr, length, value, tell, implicit, little = item
+            elements[tag] = RawDataElement(tag, vr, length, value, tell, implicit, little)
+        else:
+            elements[tag] = DataElement(tag, item[1], item[2])
+    return Dataset(elements)
+
+
+_PIXEL_TAGS = frozenset(Tag(t) for t in PIXEL_KEYWORDS)
+"""Pixel Data and its kin: ``Dataset.__setitem__`` resets the pixel cache for them."""
+
+
+def _unpack_slowly(packed: list[_Packed]) -> Dataset:
+    """:func:`_unpack` element by element, through ``Dataset.__setitem__``."""
     ds = Dataset()
     for item in packed:
         if len(item) == 7:
@@ -227,6 +256,38 @@ def _unpack(packed: list[_Packed]) -> Dataset:
             tag, vr, value = item
             ds.add_new(tag, vr, value)
     return ds
+
+
+class _Unpacking(Mapping[str, Dataset]):
+    """The headers of an unpickled index (a conversion worker's), each unpacked
+    (:func:`_unpack`) when first asked for: a worker reads only the images of its rows,
+    and unpacking all 1,466 headers of the real CSV cost each worker 0.5 s before its
+    first row (benchmarks/bench_convert_images.py)."""
+
+    def __init__(self, packed: dict[str, list[_Packed]]) -> None:
+        self._packed = packed
+        self._unpacked: dict[str, Dataset] = {}
+
+    def __getitem__(self, uid: str) -> Dataset:
+        found = self._unpacked.get(uid)
+        if found is None:
+            found = self._unpacked[uid] = _unpack(self._packed[uid])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._packed
+
+    def packed(self) -> dict[str, list[_Packed]]:
+        """Every header packed: as received, or packed again when it was unpacked (its
+        elements may have been decoded since)."""
+        return {uid: _pack(self._unpacked[uid]) if uid in self._unpacked else packed
+                for uid, packed in self._packed.items()}
 
 
 # --------------------------------------------------------------------------- reading files
@@ -300,7 +361,7 @@ class ImageIndex:
         duplicates: Sequence[DuplicateInstance] = (),
         from_files: bool = False,
     ) -> None:
-        self._headers = dict(headers)
+        self._headers: Mapping[str, Dataset] = dict(headers)
         self._sources = dict(sources or {})
         self.origin = origin
         """The folder or URL the headers came from (for messages)."""
@@ -462,12 +523,14 @@ class ImageIndex:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_series_cache", None)
-        state["_headers"] = {uid: _pack(ds) for uid, ds in self._headers.items()}
+        headers = self._headers
+        state["_headers"] = (headers.packed() if isinstance(headers, _Unpacking)
+                             else {uid: _pack(ds) for uid, ds in headers.items()})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        state["_headers"] = {uid: _unpack(p) for uid, p in state["_headers"].items()}
+        state["_headers"] = _Unpacking(state["_headers"])
         self.__dict__.update(state)
 
     # -- access ---------------------------------------------------------------------------
@@ -745,13 +808,39 @@ def _folder_key(root: Path, paths: list[str]) -> str:
 
 
 def _header_bytes(ds: Dataset) -> str:
-    """A header as Explicit VR Little Endian bytes (base64): the values stay the bytes
-    the file held, so a cached run makes the same SRs as the first."""
+    """A header as Explicit VR Little Endian bytes (base64, PS3.5 7.1.2): the values stay
+    the bytes the file held, so a cached run makes the same SRs as the first.
+
+    An element still as read from an explicit VR little endian file is written as it was
+    read (its value bytes, never decoded); any other is decoded and encoded again in the
+    header's Specific Character Set, as ``write_dataset`` does.  ``write_dataset`` itself
+    decoded every element of a header read from a file (a new dataset has no original
+    encoding), which made the cache cost more than reading the files
+    (benchmarks/bench_convert_images.py).  None of :data:`HEADER_KEYWORDS` has an
+    ambiguous VR (PS3.6 "US or SS"), which ``write_dataset`` would correct first.
+    """
     buffer = DicomBytesIO()
     buffer.is_little_endian = True
     buffer.is_implicit_VR = False
-    write_dataset(buffer, ds)
+    encoding = ds.get("SpecificCharacterSet", default_encoding)
+    for tag in sorted(ds.keys()):
+        element = ds.get_item(tag)
+        if (isinstance(element, RawDataElement) and not element.is_implicit_VR
+                and element.is_little_endian and element.VR in _SHORT_VRS):
+            value = element.value or b""  # tag, VR, 16-bit length, value (PS3.5 7.1.2)
+            buffer.write(struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+                         + element.VR.encode("ascii") + struct.pack("<H", len(value)) + value)
+            continue
+        if isinstance(element, RawDataElement) and (
+                element.is_implicit_VR or not element.is_little_endian
+                or element.VR is None or len(element.VR) != 2):
+            element = ds[tag]  # decoded: its VR looked up, its numbers made little endian
+        write_data_element(buffer, element, encoding)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_SHORT_VRS = frozenset(str(vr) for vr in STANDARD_VR - EXPLICIT_VR_LENGTH_32)
+"""The VRs whose explicit length is 16 bits (PS3.5 Table 7.1-2)."""
 
 
 def _header_of(text: str) -> Dataset:
