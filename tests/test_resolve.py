@@ -519,28 +519,41 @@ def test_a_second_convert_reads_the_cache_and_writes_the_same_srs(
 
 # --------------------------------------------------------------------------- 3D boxes
 
+_BOX_HEADER = ["lesion", "patient", "x0", "x1", "y0", "y1", "slice0", "slice1"]
+_BOXES = [
+    [1, "RES-0001", 10, 60, 20, 80, 1, 3],
+    [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
+    [5, "RES-0001", 1.5, 2.25, 1, 2, 4, 4],   # one slice
+]
+"""3D boxes (lesion, patient, column, row and slice ranges) that convert."""
+
+
+def _convert_boxes(images: ResolveImages, tmp_path: Path,
+                   profile: str) -> tuple[Path, dict[str, tuple[Path, list[str]]]]:
+    """Convert :data:`_BOXES` and two bad rows with ``profile``: (OUT, lesion -> (its SR,
+    the SOP Instance UIDs of its slices in z order)); the bad rows are rejected, named."""
+    t2, t2b = images.series["t2"], images.series["t2b"]
+    table = write_table(tmp_path / "boxes.csv", _BOX_HEADER, [
+        *_BOXES,
+        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
+        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
+    ])
+    out = tmp_path / "out"
+    done = _convert(table, profile, out, images.folder)
+    assert done.returncode == 1
+    assert f"{table}:5: slice1: slice 9 is out of range" in done.stderr
+    assert f"{table}:6: patient: no series of the patient matches the rule" in done.stderr
+    rows = {row["lesion"]: row for row in manifest(out)}
+    slices = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
+    return out, {key: (out / rows[key]["path"], uids) for key, uids in slices.items()}
+
+
 
 def test_b_patient_and_3d_box_make_one_volumetric_group(
     images: ResolveImages, tmp_path: Path, dciodvfy: Path
 ) -> None:
-    t2, t2b = images.series["t2"], images.series["t2b"]
-    table = write_table(tmp_path / "b3.csv", ["lesion", "patient", "x0", "x1", "y0", "y1",
-                                               "slice0", "slice1"], [
-        [1, "RES-0001", 10, 60, 20, 80, 1, 3],
-        [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
-        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
-        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
-        [5, "RES-0001", 1, 2, 1, 2, 4, 4],        # one slice
-    ])
-    out = tmp_path / "out"
-    done = _convert(table, "patient-volume.toml", out, images.folder)
-    assert done.returncode == 1
-    assert f"{table}:4: slice1: slice 9 is out of range" in done.stderr
-    assert f"{table}:5: patient: no series of the patient matches the rule" in done.stderr
-    rows = {row["lesion"]: row for row in manifest(out)}
-    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
-    for key, uids in expected.items():
-        path = out / rows[key]["path"]
+    out, expected = _convert_boxes(images, tmp_path, "patient-volume.toml")
+    for path, uids in expected.values():
         assert dciodvfy_errors(dciodvfy, path) == []
         report = hd.sr.srread(path)
         assert report.content.get_planar_roi_measurement_groups() == []
@@ -578,27 +591,9 @@ def test_b_patient_and_3d_box_make_one_planar_group_per_slice(
     """template = "1410" with identity.image.slice.last: one TID 1410 group per slice,
     each with the box as its Image Region SELECTED FROM its own slice and the row's
     tracking identifier and UID; export merges them back into the row."""
-    t2, t2b = images.series["t2"], images.series["t2b"]
-    header = ["lesion", "patient", "x0", "x1", "y0", "y1", "slice0", "slice1"]
-    good = [
-        [1, "RES-0001", 10, 60, 20, 80, 1, 3],
-        [2, "RES-0002", 5, 9, 5, 9, 2, 0],        # the range either way round
-        [5, "RES-0001", 1.5, 2.25, 1, 2, 4, 4],   # one slice
-    ]
-    table = write_table(tmp_path / "b1410.csv", header, [
-        *good,
-        [3, "RES-0001", 1, 2, 1, 2, 4, 9],        # 6 slices
-        [4, "RES-0003", 1, 2, 1, 2, 0, 1],        # no MR "T2 AX" series
-    ])
-    out = tmp_path / "out"
-    done = _convert(table, "patient-slices.toml", out, images.folder)
-    assert done.returncode == 1
-    assert f"{table}:5: slice1: slice 9 is out of range" in done.stderr
-    assert f"{table}:6: patient: no series of the patient matches the rule" in done.stderr
-    rows = {row["lesion"]: row for row in manifest(out)}
-    expected = {"1": t2.by_z()[1:4], "2": t2b.by_z()[0:3], "5": t2.by_z()[4:5]}
-    for key, uids in expected.items():
-        path = out / rows[key]["path"]
+    out, expected = _convert_boxes(images, tmp_path, "patient-slices.toml")
+    header, good, table = _BOX_HEADER, _BOXES, tmp_path / "boxes.csv"
+    for key, (path, uids) in expected.items():
         assert dciodvfy_errors(dciodvfy, path) == []
         report = hd.sr.srread(path)
         assert report.content.get_volumetric_roi_measurement_groups() == []

@@ -426,13 +426,7 @@ def _holds_in(folder_fd: int, name: str, data: bytes) -> bool:
     except OSError:
         return False
     with os.fdopen(fd, "rb") as handle:
-        try:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
-                return False
-            return handle.read(len(data) + 1) == data
-        except OSError:
-            return False
+        return _same_bytes(handle, data)
 
 
 def holds(
@@ -454,13 +448,18 @@ def holds(
     except (OSError, OutputError):
         return False
     with handle:
-        try:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
-                return False
-            return handle.read(len(data) + 1) == data
-        except OSError:
+        return _same_bytes(handle, data)
+
+
+def _same_bytes(handle: BinaryIO, data: bytes) -> bool:
+    """True when the open ``handle`` is a regular file of exactly ``data``."""
+    try:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
             return False
+        return handle.read(len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
 
 from csv2sr.conversion.fastpath import (
     ITEM,
@@ -70,12 +71,20 @@ __all__ = ["Composer", "composable", "one_group"]
 
 log = logging.getLogger(__name__)
 
-_CONTENT = b"\x40\x00\x30\xa7"  # (0040,A730) Content Sequence
-_CONCEPT_NAME = b"\x40\x00\x43\xa0"  # (0040,A043) Concept Name Code Sequence
-_CODE_VALUE = b"\x08\x00\x00\x01"  # (0008,0100) Code Value
-_EVIDENCE = b"\x40\x00\x75\xa3"  # (0040,A375) Current Requested Procedure Evidence Sequence
-_SERIES = b"\x08\x00\x15\x11"  # (0008,1115) Referenced Series Sequence
-_SOPS = b"\x08\x00\x99\x11"  # (0008,1199) Referenced SOP Sequence
+def _tag_bytes(keyword: str) -> bytes:
+    """An attribute's tag as explicit VR little endian writes it (PS3.5 7.1.2): group,
+    then element, each 16 bits little endian (the tag from pydicom's dictionary)."""
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+
+
+_CONTENT = _tag_bytes("ContentSequence")
+_CONCEPT_NAME = _tag_bytes("ConceptNameCodeSequence")
+_CODE_VALUE = _tag_bytes("CodeValue")
+_EVIDENCE = _tag_bytes("CurrentRequestedProcedureEvidenceSequence")
+_SERIES = _tag_bytes("ReferencedSeriesSequence")
+_SOPS = _tag_bytes("ReferencedSOPSequence")
 
 _GROUPS, _LIBRARY, _SERIES_RUN, _INSTANCES = "@groups", "@library", "@series", "@instances"
 _LOCAL = re.compile(r"(r0\.g0|([ih])([0-9]+))\.")
