@@ -246,7 +246,7 @@ def test_a_point_comes_back_as_its_float32(point: tuple[float, float, float],
             index.get(image.sop_instance_uid), placed, image)}  # type: ignore[arg-type]
         path = Path(tmp) / "sr.dcm"
         path.write_bytes(dataset_bytes(encode(placed, spec, headers=headers)))
-        result = _rows_of(str(path), str(LUNA_PROFILE))
+        result = _rows_of(str(path), str(LUNA_PROFILE), None)
     assert result.problems == []
     (got,) = result.rows
     assert got == ["1.2.3.4", *(_shortest32(v) for v in (x, y, z)), str(diameter)]
