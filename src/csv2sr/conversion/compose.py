@@ -65,11 +65,12 @@ from csv2sr.conversion.fastpath import (
     slots_in,
 )
 from csv2sr.dicom.codes import Codes
-from csv2sr.mapping.record import Document, Geometry3D, Group, ImageRef
+from csv2sr.mapping.record import Document, Group, ImageRef
 
 __all__ = ["Composer", "composable", "one_group"]
 
 log = logging.getLogger(__name__)
+
 
 def _tag_bytes(keyword: str) -> bytes:
     """An attribute's tag as explicit VR little endian writes it (PS3.5 7.1.2): group,
@@ -103,10 +104,6 @@ def group_images(group: Group) -> tuple[ImageRef, ...]:
     return tuple(seen.values())
 
 
-def _is_3d(group: Group) -> bool:
-    return isinstance(group.region, Geometry3D)
-
-
 def composable(document: Document, headers: Headers = None) -> bool:
     """True when :class:`Composer` builds the document (see the module docstring)."""
     groups = document.groups
@@ -116,7 +113,7 @@ def composable(document: Document, headers: Headers = None) -> bool:
     referenced = {i.sop_instance_uid for g in groups for i in group_images(g)}
     first = group_images(groups[0])
     return (len({i.sop_class_uid for i in images}) == 1
-            and len({_is_3d(g) for g in groups}) == 1
+            and len({g.is_3d for g in groups}) == 1
             and referenced == {i.sop_instance_uid for i in images}
             and bool(first) and first[0] == images[0]
             and (not headers or _one_study(images, headers)))

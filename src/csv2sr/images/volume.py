@@ -207,7 +207,7 @@ def resolve_points(record: Record, volumes: dict[str, SeriesVolume],
     """The record with each Image Region 3D in its series' Frame of Reference, and the
     slice of each point as the image it lists (evidence, Image Library; PS3.3 C.17.2.3);
     or the problems: the series is not a volume of the index, a point is outside it."""
-    if not any(isinstance(g.region, Geometry3D) for g in record.groups):
+    if not record.is_3d:
         return record
     series = record.series_uid
     volume = volumes.get(series)

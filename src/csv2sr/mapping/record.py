@@ -160,6 +160,12 @@ class Group:
     group is written as one Planar ROI group per region (PS3.16 TID 1410 row 7, each on
     its own slice) with the same tracking rows 2-3.  Empty otherwise."""
 
+    @property
+    def is_3d(self) -> bool:
+        """True when the group's Image Region is an Image Region 3D (an SCOORD3D, PS3.3
+        C.18.9)."""
+        return isinstance(self.region, Geometry3D)
+
 
 @dataclass(frozen=True)
 class Observer:
@@ -209,7 +215,7 @@ class Record:
     @property
     def is_3d(self) -> bool:
         """True when a group has an Image Region 3D (an SCOORD3D, PS3.3 C.18.9)."""
-        return any(isinstance(g.region, Geometry3D) for g in self.groups)
+        return any(g.is_3d for g in self.groups)
 
 
 @dataclass(frozen=True)
