@@ -51,17 +51,19 @@ from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 
 from csv2sr.conversion.fastpath import (
+    BUILD_FAILURES,
     ITEM,
     ByteTemplate,
     Headers,
     Node,
     Part,
     Raw,
+    Shape,
     TemplateError,
     Value,
     collapse,
     render_parts,
-    sentinel_headers,
+    sentinel_of,
     slots_in,
 )
 from csv2sr.dicom.codes import Codes
@@ -308,7 +310,7 @@ PLANS_KEPT = 4096
 """At most this many document shapes' plans are kept (a plan is cheap to make again: its
 pieces stay)."""
 
-Shaper = Callable[[Document, Headers], tuple[object | None, dict[str, Value]]]
+Shaper = Callable[[Document, Headers], tuple[Shape | None, dict[str, Value]]]
 """A document and its headers -> (its shape or None, its slot values) (FastEncoder's one
 walk)."""
 Builder = Callable[[Document, Headers], bytes]
@@ -323,10 +325,10 @@ class Composer:
         self.shaper = shaper
         self.builder = builder
         self.name = name
-        self.plans: dict[object, _Plan | None] = {}
-        self.splits: dict[object, _Split | None] = {}
+        self.plans: dict[Shape, _Plan | None] = {}
+        self.splits: dict[Shape, _Split | None] = {}
 
-    def encode(self, document: Document, headers: Headers, shape: object,
+    def encode(self, document: Document, headers: Headers, shape: Shape,
                values: dict[str, Value]) -> bytes | None:
         """The document's bytes, or None when it is not composed (whether it is, is a
         matter of its shape: :func:`composable`)."""
@@ -364,15 +366,10 @@ class Composer:
                         library[k] = self._image_piece(split.library[n], r, j, n, k)
                         instances[k] = self._image_piece(split.instances[n], r, j, n, k)
         assert skeleton is not None  # composable: more than one group
-        series = []
-        first_image: dict[str, int] = {}
-        for k in _by_series(images):
-            first_image.setdefault(images[k].series_uid, k)
-        for uid in _series_order(images):
-            parts = skeleton.series[0]
-            rename = _renamer(0, 0, [first_image[uid]])
-            members = [k for k in _by_series(images) if images[k].series_uid == uid]
-            series.append(((parts, _names(parts, rename)), [instances[k] for k in members]))
+        piece = skeleton.series[0]  # named after its first image, i0
+        series = _series_runs(images,
+                              lambda s, k: (piece, _names(piece, _renamer(0, 0, [k]))),
+                              instances.__getitem__)
         return _Plan(skeleton.skeleton, groups, [library[k] for k in range(len(images))],
                      series)
 
@@ -399,7 +396,7 @@ class Composer:
                 raise
         return self.splits[shape]
 
-    def _build_split(self, document: Document, headers: Headers, shape: object,
+    def _build_split(self, document: Document, headers: Headers, shape: Shape,
                      values: dict[str, Value]) -> _Split:
         """Build the one-group document's sentinel with highdicom, cut it, and prove the
         cut template on the document itself (its own pieces give highdicom's bytes)."""
@@ -410,7 +407,7 @@ class Composer:
                 warnings.simplefilter("ignore", UserWarning)
                 built = self.builder(sentinel, sentinel_headers_)
             skeleton = ByteTemplate(built, sentinel_values, edit=cutter)
-        except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
+        except BUILD_FAILURES as exc:
             raise TemplateError(f"{type(exc).__name__}: {exc}") from exc
         leftover = [s.name for s in slots_in(skeleton.body) if _DOCUMENT_LEVEL.match(s.name)]
         if leftover:
@@ -427,15 +424,9 @@ class Composer:
             raise TemplateError("the composed template does not give highdicom's bytes")
         return split
 
-    def _sentinel(self, shape: object) -> tuple[Document, Headers, dict[str, Value]]:
+    def _sentinel(self, shape: Shape) -> tuple[Document, Headers, dict[str, Value]]:
         """The sentinel document of a shape, its sentinel headers and its slot values."""
-        if isinstance(shape, tuple):
-            sentinel, header_shape = shape
-            headers: Headers = sentinel_headers(header_shape)
-        else:
-            sentinel, headers = shape, None
-        if not isinstance(sentinel, Document):
-            raise TemplateError("not a document shape")
+        sentinel, headers = sentinel_of(shape)
         _, values = self.shaper(sentinel, headers)
         return sentinel, headers, values
 
@@ -448,8 +439,18 @@ def _plan_of_one(split: _Split, document: Document) -> _Plan:
     def own(parts: list[Part]) -> Piece:
         return parts, _names(parts, identity)
 
-    order = _by_series(images)
-    series = [(own(split.series[s]), [own(split.instances[k]) for k in order
-                                      if images[k].series_uid == uid])
-              for s, uid in enumerate(_series_order(images))]
+    series = _series_runs(images, lambda s, _k: own(split.series[s]),
+                          lambda k: own(split.instances[k]))
     return _Plan(split.skeleton, [own(split.group)], [own(p) for p in split.library], series)
+
+
+def _series_runs(images: tuple[ImageRef, ...], series: Callable[[int, int], Piece],
+                 instance: Callable[[int], Piece]) -> list[tuple[Piece, list[Piece]]]:
+    """The evidence's series (PS3.3 C.17.2.3) in the order their first images come: the
+    piece of series ``s`` whose first image is ``k`` (``series(s, k)``), and the pieces of
+    its images in image order."""
+    runs = []
+    for s, uid in enumerate(_series_order(images)):
+        members = [k for k, image in enumerate(images) if image.series_uid == uid]
+        runs.append((series(s, members[0]), [instance(k) for k in members]))
+    return runs

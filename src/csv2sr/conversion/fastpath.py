@@ -739,6 +739,22 @@ Headers = Mapping[str, Dataset] | None
 Shape = Document | tuple[Document, HeaderShape]
 """A document's sentinel document, with its headers' shape when it has headers."""
 
+BUILD_FAILURES: tuple[type[Exception], ...] = (ValueError, KeyError, TypeError,
+                                               AttributeError, struct.error)
+"""What building a sentinel document or parsing its bytes may raise: the shape is then
+left to highdicom (its sentinel values are not ones highdicom takes, or its bytes not in
+the form the templates know)."""
+_TEMPLATE_FAILURES: tuple[type[Exception], ...] = (TemplateError, *BUILD_FAILURES)
+
+
+def sentinel_of(shape: Shape) -> tuple[Document, Headers]:
+    """A shape's sentinel document and, with image headers, its sentinel headers."""
+    if isinstance(shape, tuple):
+        sentinel, header_shape = shape
+        return sentinel, sentinel_headers(header_shape)
+    return shape, None
+
+
 MAX_PENDING = 256
 """At most this many shapes wait for their second document (:attr:`FastEncoder.pending`)."""
 
@@ -819,11 +835,7 @@ class FastEncoder:
     def _template(self, shape: Shape, document: Document, headers: Headers,
                   data: bytes) -> ByteTemplate | None:
         """The template of a shape, proven on the document that first had it."""
-        if isinstance(shape, tuple):
-            sentinel, header_shape = shape
-            sentinel_hdrs: Headers = sentinel_headers(header_shape)
-        else:
-            sentinel, sentinel_hdrs = shape, None
+        sentinel, sentinel_hdrs = sentinel_of(shape)
         try:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
@@ -832,8 +844,7 @@ class FastEncoder:
             template = ByteTemplate(built, self._values(sentinel, sentinel_hdrs))
             if template.render(self._values(document, headers)) != data:
                 raise TemplateError("the template does not give highdicom's bytes")
-        except (TemplateError, ValueError, KeyError, TypeError, AttributeError,
-                struct.error) as exc:
+        except _TEMPLATE_FAILURES as exc:
             log.warning("no fast template for a document shape of %s: %s", self.spec.name, exc)
             return None
         return template
