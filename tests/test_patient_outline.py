@@ -146,3 +146,24 @@ def test_a_vertex_outside_the_volume_rejects_its_row(
     assert error.line == 3
     assert error.reason.startswith("ax/ay/az/bx/by/bz/cx/cy/cz: point 2 outside the volume "
                                    f"of the series {far['seriesuid']}")
+
+
+def test_a_polygon_the_table_closed_itself_comes_back_as_written(
+        case: tuple[list[dict[str, str]], Path, Path], tmp_path: Path) -> None:
+    """A last vertex equal to the first is not added again, and export keeps it."""
+    rows, images, _ = case
+    closed = dict(rows[0])
+    closed.update({"cx": closed["ax"], "cy": closed["ay"], "cz": closed["az"]})
+    out = tmp_path / "out"
+    result = convert(_write(tmp_path / "closed.csv", [closed]), out,
+                     profile=load_profile(PROFILE), images=ImageIndex.from_folder(images),
+                     jobs=1)
+    assert (result.converted, result.rejected) == (1, 0)
+    (path,) = _srs(out)
+    outline = hd.sr.srread(path).content.get_planar_roi_measurement_groups()[1]
+    assert outline.roi.graphic_type == hd.sr.GraphicTypeValues3D.POLYGON
+    assert len(outline.roi.value) == 3
+    (got,) = [tuple(row) for _, found, _ in iter_rows([out / "sr"], profile=str(PROFILE),
+                                                      jobs=1) for row in found]
+    assert [float(np.float32(v)) for v in got[1:]] == \
+        [float(np.float32(closed[c])) for c in COLUMNS[1:]]

@@ -444,8 +444,9 @@ def _patient_point(spec: GeometrySpec, shape: Geometry | Geometry3D) -> dict[str
     if not isinstance(shape, Geometry3D):
         raise ValueError("the SR has an SCOORD (pixels), not patient coordinates")
     points = list(shape.points)
-    if shape.graphic_type == "POLYGON" and len(points) > 3 and points[:3] == points[-3:]:
-        del points[-3:]
+    if (shape.graphic_type == "POLYGON" and len(points) == 3 * (len(spec.points) + 1)
+            and points[:3] == points[-3:]):
+        del points[-3:]  # the vertex convert added (a table may write it itself)
     wanted = spec.graphic_type_3d
     if shape.graphic_type != wanted or len(points) != 3 * len(spec.points):
         raise ValueError(f"the SR has an SCOORD3D {shape.graphic_type} of "
