@@ -404,25 +404,15 @@ def _keyword(tag: int) -> str:
     return keyword_for_tag(tag)
 
 
-_ELEMENTS: dict[int, tuple[Dataset, tuple[tuple[str, str, Any], ...]]] = {}
-"""(keyword, VR, value) of each element of a header, by the header's id (the header is
-kept with them, so the id stays its own): rows on one image share its enriched header
-(csv2sr.conversion.batch), and reading a pydicom Dataset costs more than the rest."""
-_ELEMENTS_KEPT = 4096
+_STEPS_KEPT = 4096
+"""At most this many headers' :func:`_steps` are kept."""
 
 
-def _elements(header: Dataset) -> tuple[tuple[str, str, Any], ...]:
-    known = _ELEMENTS.get(id(header))
-    if known is not None and known[0] is header:
-        return known[1]
-    found = []
+def _elements(header: Dataset) -> Iterator[tuple[str, str, Any]]:
+    """(keyword, VR, value) of each element of a header, in dataset order."""
     for raw in header.elements():
         element = raw if isinstance(raw, DataElement) else header[raw.tag]
-        found.append((_keyword(element.tag), element.VR, element.value))
-    if len(_ELEMENTS) >= _ELEMENTS_KEPT:
-        _ELEMENTS.clear()
-    _ELEMENTS[id(header)] = (header, tuple(found))
-    return tuple(found)
+        yield _keyword(element.tag), element.VR, element.value
 
 
 def _multi(value: Any) -> bool:
@@ -472,8 +462,9 @@ def _header_step(keyword: str, vr: str, value: Any) -> _Step | None:
 
 
 _STEPS: dict[int, tuple[Dataset, tuple[_Step, ...] | None]] = {}
-""":func:`_header_step` of every element of a header, by the header's id, kept with the
-header as :data:`_ELEMENTS` is: rows on one image share its enriched header."""
+""":func:`_header_step` of every element of a header, by the header's id (the header is
+kept with them, so the id stays its own): rows on one image share its enriched header
+(csv2sr.conversion.batch), and reading a pydicom Dataset costs more than the rest."""
 
 
 def _steps(header: Dataset) -> tuple[_Step, ...] | None:
@@ -491,7 +482,7 @@ def _steps(header: Dataset) -> tuple[_Step, ...] | None:
         steps.append(step)
     else:
         found = tuple(steps)
-    if len(_STEPS) >= _ELEMENTS_KEPT:
+    if len(_STEPS) >= _STEPS_KEPT:
         _STEPS.clear()
     _STEPS[id(header)] = (header, found)
     return found
