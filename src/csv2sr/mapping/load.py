@@ -223,8 +223,10 @@ def resolve_code(label: str, own: Mapping[str, Concept]) -> Concept:
                      "in [codes]")
 
 
-_PATIENT_POINTS = {"point": 1, "line": 2, "polyline": 2, "polygon": 3}
-"""The geometry types of space = "patient" and the fewest vertices of each."""
+_PATIENT_POINTS: dict[str, tuple[int, bool]] = {
+    "point": (1, True), "line": (2, True), "polyline": (2, False), "polygon": (3, False)}
+"""The geometry types of space = "patient": the fewest vertices of each, and whether it
+has exactly that many."""
 
 
 def _patient_only(groups: list[dict[str, Any]]) -> bool:
@@ -602,8 +604,7 @@ class _Builder:
         a polyline, 2 or more) or a POLYGON (3 or more; closed), each vertex [x, y, z]
         from its own columns."""
         kind = raw["type"]
-        fewest = _PATIENT_POINTS.get(kind)
-        if fewest is None:
+        if kind not in _PATIENT_POINTS:
             raise self.fail(f"{key}.space", "space = \"patient\" is for a point, line, "
                             f"polyline or polygon, not a {kind}")
         for option in ("units", "origin", "base"):
@@ -615,8 +616,9 @@ class _Builder:
             raise self.fail(f"{key}.{extra[0]}", f"not a key of a {kind} in patient "
                             "millimetres (it takes points = [[x, y, z], ...])")
         count = len(raw.get("points", []))
-        if count < fewest or (kind in ("point", "line") and count != fewest):
-            many = f"{fewest}" if kind in ("point", "line") else f"at least {fewest}"
+        fewest, exactly = _PATIENT_POINTS[kind]
+        if count < fewest or (exactly and count != fewest):
+            many = f"{fewest}" if exactly else f"at least {fewest}"
             raise self.fail(f"{key}.points", f"a {kind} in patient millimetres has {many} "
                             "point(s), each [x, y, z]")
         number = frozenset({"coordinate"})
