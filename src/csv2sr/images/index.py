@@ -56,6 +56,8 @@ __all__ = [
     "ImageIndexError",
     "ImageLookupError",
     "SkippedFile",
+    "header_numbers",
+    "header_uid",
     "header_values",
     "slim_header",
     "z_position",
@@ -889,6 +891,52 @@ def _write_cache(index: ImageIndex, where: Path, key: str, root: Path) -> None:
                      durable=False)
     except OutputError as exc:  # the index is made; only the next run is slower
         log.warning("the image index cache was not written: %s", exc)
+
+
+def _raw(header: Dataset, tag: BaseTag, vrs: frozenset[str]) -> bytes | None:
+    """The undecoded bytes of an element of one of ``vrs`` (explicit VR, as read from a
+    file or unpacked in a worker), or None when it is absent, decoded or of another VR."""
+    element = header.get_item(tag)
+    if isinstance(element, RawDataElement) and element.VR in vrs and isinstance(
+            element.value, bytes):
+        return element.value
+    return None
+
+
+_NUMBER_VRS = frozenset({"DS", "IS"})
+_UID_VRS = frozenset({"UI"})
+
+
+def header_numbers(header: Dataset, tag: BaseTag) -> tuple[float, ...] | None:
+    """The values of a DS or IS element as floats (PS3.5 6.2: backslash-separated decimal
+    strings, padded with a space), or None when the element is absent or empty; raises
+    ValueError for a value that is not a number.
+
+    Read from the element's bytes while pydicom has not decoded it: decoding through
+    pydicom cost three quarters of placing LUNA16's 3,408 headers in volumes
+    (benchmarks/bench_luna16.py), and only these floats are wanted.
+    """
+    data = _raw(header, tag, _NUMBER_VRS)
+    if data is not None:
+        data = data.strip(b" \x00")
+        return tuple(float(v) for v in data.split(b"\\")) if data else None
+    element = header.get(tag)
+    if element is None or element.value in (None, ""):
+        return None
+    value = element.value
+    items = value if isinstance(value, (list, tuple)) or type(value).__name__ == (
+        "MultiValue") else [value]
+    return tuple(float(v) for v in items)
+
+
+def header_uid(header: Dataset, tag: BaseTag) -> str:
+    """The value of a UI element as text ("" when absent), as pydicom decodes it
+    (PS3.5 6.2: trailing NUL padding removed), from its bytes while undecoded."""
+    data = _raw(header, tag, _UID_VRS)
+    if data is not None:
+        return data.decode("iso8859").rstrip("\0 ")
+    element = header.get(tag)
+    return "" if element is None or element.value is None else str(element.value)
 
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:

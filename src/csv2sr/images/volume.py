@@ -22,10 +22,14 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
 
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag, Tag
 
-from csv2sr.images.index import ImageIndex
+from csv2sr.images.index import ImageIndex, header_numbers, header_uid
 from csv2sr.mapping.record import Geometry3D, Group, ImageRef, Record, RowProblem
 
 __all__ = [
@@ -39,6 +43,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # pragma: no cover - the keywords here are all in the dictionary
+        raise KeyError(keyword)
+    return Tag(tag)
+
+
+_POSITION, _ORIENTATION, _SPACING, _ROWS, _COLUMNS, _SERIES, _FRAME, _SOP_CLASS = (
+    _tag(k) for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+                      "Rows", "Columns", "SeriesInstanceUID", "FrameOfReferenceUID",
+                      "SOPClassUID"))
 
 
 class VolumeError(ValueError):
@@ -61,10 +78,13 @@ class Plane:
     def of(cls, header: Dataset) -> Plane:
         """The plane of an image header; :class:`VolumeError` names what is missing."""
         try:
-            position = tuple(float(v) for v in header.ImagePositionPatient)
-            orientation = tuple(float(v) for v in header.ImageOrientationPatient)
-            spacing = tuple(float(v) for v in header.PixelSpacing)
-            rows, columns = int(header.Rows), int(header.Columns)
+            position = header_numbers(header, _POSITION) or ()
+            orientation = header_numbers(header, _ORIENTATION) or ()
+            spacing = header_numbers(header, _SPACING) or ()
+            sizes = [header.get(tag) for tag in (_ROWS, _COLUMNS)]
+            if sizes[0] is None or sizes[1] is None:
+                raise ValueError("no Rows or Columns")
+            rows, columns = int(sizes[0].value), int(sizes[1].value)
         except (AttributeError, TypeError, ValueError) as exc:
             raise VolumeError("no usable Image Position/Orientation (Patient), Pixel Spacing, "
                               f"Rows and Columns ({exc})") from None
@@ -137,17 +157,34 @@ class SeriesVolume:
             return 1.0
         return (self.depths[-1] - self.depths[0]) / (len(self.depths) - 1)
 
+    @cached_property
+    def _to_pixel(self) -> Any:
+        """:func:`patient_to_pixel`'s transformer, made once per series (making one per
+        point was most of placing a LUNA16 nodule)."""
+        import highdicom as hd  # noqa: PLC0415  (heavy; only with patient coordinates)
+
+        return hd.spatial.ReferenceToImageTransformer(
+            image_position=self.plane.position, image_orientation=self.plane.orientation,
+            pixel_spacing=self.plane.spacing, spacing_between_slices=self.spacing)
+
     def locate(self, point: tuple[float, float, float]) -> tuple[int, str | None]:
         """The index of the slice ``point`` is in, and why it is outside the volume (None
         inside): within the first slice's Rows x Columns and at most half a spacing before
         the first slice or after the last."""
-        column, row, depth = patient_to_pixel(self.plane, [point], self.spacing)[0]
+        column, row, depth = (float(v) for v in self._to_pixel(
+            _np().array([point], dtype=float))[0])
         index = round(depth)
         where = (f"pixel ({column:.1f}, {row:.1f}) of {self.plane.columns} x "
                  f"{self.plane.rows}, slice {depth:.2f} of 0..{len(self.slices) - 1}")
         inside = (0 <= column <= self.plane.columns and 0 <= row <= self.plane.rows
                   and -0.5 <= depth <= len(self.slices) - 0.5)
         return min(max(index, 0), len(self.slices) - 1), None if inside else where
+
+
+def _np() -> Any:
+    import numpy as np  # noqa: PLC0415  (heavy; only with patient coordinates)
+
+    return np
 
 
 def series_volumes(index: ImageIndex) -> tuple[dict[str, SeriesVolume], dict[str, str]]:
@@ -159,7 +196,7 @@ def series_volumes(index: ImageIndex) -> tuple[dict[str, SeriesVolume], dict[str
         header = index.get(uid)
         if header is None:
             continue
-        series = str(header.get("SeriesInstanceUID", ""))
+        series = header_uid(header, _SERIES)
         if not series or series in refused:
             continue
         try:
@@ -182,7 +219,7 @@ def series_volumes(index: ImageIndex) -> tuple[dict[str, SeriesVolume], dict[str
 def _volume(series: str, found: list[tuple[float, Plane, Dataset, str]]) -> SeriesVolume | str:
     found.sort(key=lambda item: item[0])
     first = found[0][1]
-    frames = {str(h.get("FrameOfReferenceUID", "")) for _, _, h, _ in found}
+    frames = {header_uid(h, _FRAME) for _, _, h, _ in found}
     if frames != {next(iter(frames))} or not next(iter(frames)):
         return "its images have no Frame of Reference UID, or several (PS3.3 C.7.4.1)"
     normal = first.normal
@@ -192,7 +229,7 @@ def _volume(series: str, found: list[tuple[float, Plane, Dataset, str]]) -> Seri
             return (f"the slices are not parallel slices of one size ({uid} differs from the "
                     "first)")
     del normal
-    slices = tuple(ImageRef(str(h.SOPClassUID), uid, series) for _, _, h, uid in found)
+    slices = tuple(ImageRef(header_uid(h, _SOP_CLASS), uid, series) for _, _, h, uid in found)
     return SeriesVolume(series, next(iter(frames)), first, slices,
                         tuple(d for d, _, _, _ in found))
 
