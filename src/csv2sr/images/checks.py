@@ -19,14 +19,17 @@ length matches spacing    a line's value (mm)   within :data:`LENGTH_RELATIVE_TO
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.tag import BaseTag, Tag
 
-from csv2sr.images.index import ImageIndex
+from csv2sr.images.index import ImageIndex, header_uid
 from csv2sr.mapping.record import Geometry, Measurement, Record, RowProblem
 from csv2sr.mapping.spec import Source, Spec
 
@@ -69,9 +72,24 @@ def line_length_mm(
     return math.hypot((x1 - x0) * column_spacing, (y1 - y0) * row_spacing)
 
 
+@functools.cache
+def _tag_of(keyword: str) -> tuple[BaseTag, bool]:
+    """The tag of a keyword, and whether its VR is UI."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # pragma: no cover - the keywords here are all in the dictionary
+        raise KeyError(keyword)
+    return Tag(tag), dictionary_VR(tag) == "UI"
+
+
 def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return "" if value is None else str(value)
+    """The element's value as text ("" when absent): looked up by tag, and a UID read
+    from its bytes (csv2sr.images.index.header_uid); by keyword, through pydicom's
+    decoding, this was most of the time of checking a row against its image."""
+    tag, uid = _tag_of(keyword)
+    if uid:
+        return header_uid(ds, tag)
+    element = ds.get(tag)
+    return "" if element is None or element.value is None else str(element.value)
 
 
 def _column(source: Source | None) -> str:

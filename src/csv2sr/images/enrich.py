@@ -15,7 +15,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.tag import BaseTag, Tag
 
 from csv2sr.dicom.codes import image_modality
-from csv2sr.images.index import GEOMETRY_KEYWORDS, PATIENT_STUDY_KEYWORDS
+from csv2sr.images.index import GEOMETRY_KEYWORDS, PATIENT_STUDY_KEYWORDS, decode_header
 from csv2sr.mapping.record import ImageRef, Record
 
 __all__ = ["enriched_header", "library_ready"]
@@ -134,6 +134,7 @@ def enriched_header(header: Dataset, row: Record, image: ImageRef | None = None)
     Frame of Reference UID) are copied *only* when :func:`library_ready` holds, so the
     encoder can rely on "has Rows" to call ``hd.sr.ImageLibrary([header])``.
     """
+    decode_header(header)  # read whole below: decoded at once (csv2sr.images.index)
     out = Dataset()
     for _, tag in _COPIED:
         if tag in header:
