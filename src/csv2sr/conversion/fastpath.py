@@ -58,7 +58,7 @@ import re
 import struct
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom import Dataset
@@ -646,35 +646,114 @@ _LENGTH_32 = struct.Struct("<I").pack
 _LENGTH_16 = struct.Struct("<H").pack
 
 
-def render_parts(parts: list[Part], values: dict[str, Value], out: list[bytes]) -> int:
-    """Append the bytes of ``parts`` to ``out``; return how many were appended.  A
-    sequence or item is its header (tag and VR, or the item tag), a 32-bit length and its
-    children (PS3.5 7.1.2, 7.5); a slot its header, a 16- or 32-bit length and its value."""
-    total = 0
-    append = out.append
-    for part in parts:
-        if isinstance(part, bytes):
-            append(part)
-            total += len(part)
-        elif isinstance(part, Raw):
-            items = values[part.name]
+class Program:
+    """``parts`` compiled for rendering: the flat list of their bytes with a hole for each
+    slot's length and value, each Raw run and each sequence's or item's length, and per
+    sequence or item its constant length and the slots and runs inside it.  Rendering
+    fills the holes: no walk of the tree, one encoding per slot (PS3.5 7.1.2, 7.5: a
+    sequence or item is its header, a 32-bit length and its children; a slot its header,
+    a 16- or 32-bit length and its value)."""
+
+    def __init__(self, parts: list[Part]) -> None:
+        self.pieces: list[bytes] = []
+        self.slots: list[tuple[int, Slot]] = []
+        """(where its length goes, the slot): its value goes next."""
+        self.runs: list[tuple[int, str]] = []
+        self.constant = 0
+        """The bytes of ``parts`` that are not slot values or runs."""
+        self.nodes: list[_NodeLength] = []
+        self._emit(parts, [])
+
+    def _emit(self, parts: list[Part], inside: list[_NodeLength]) -> None:
+        for part in parts:
+            if isinstance(part, bytes):
+                self._constant(inside, part)
+            elif isinstance(part, Raw):
+                if inside:
+                    inside[-1].runs.append(len(self.runs))
+                self.runs.append((len(self.pieces), part.name))
+                self.pieces.append(b"")
+            elif isinstance(part, Slot):
+                self._constant(inside, part.header)
+                self._constant(inside, b"\0\0\0\0" if part.long else b"\0\0")
+                if inside:
+                    inside[-1].slots.append(len(self.slots))
+                self.slots.append((len(self.pieces) - 1, part))
+                self.pieces.append(b"")
+            else:
+                self._constant(inside, part.header)
+                self._constant(inside, b"\0\0\0\0")
+                node = _NodeLength(len(self.pieces) - 1)
+                if inside:
+                    inside[-1].children.append(len(self.nodes))
+                self.nodes.append(node)
+                self._emit(part.children, [*inside, node])
+
+    def _constant(self, inside: list[_NodeLength], data: bytes) -> None:
+        self.pieces.append(data)
+        self.constant += len(data)
+        if inside:
+            inside[-1].constant += len(data)
+
+    def render(self, values: dict[str, Value], out: list[bytes]) -> int:
+        """Append the bytes to ``out``; return how many were appended."""
+        pieces = self.pieces.copy()
+        slot_sizes = []
+        for at, slot in self.slots:
+            value = _encode_value(values[slot.name], slot.pad)
+            pieces[at] = _LENGTH_32(len(value)) if slot.long else _LENGTH_16(len(value))
+            pieces[at + 1] = value
+            slot_sizes.append(len(value))
+        run_sizes = []
+        for at, name in self.runs:
+            items = values[name]
             assert isinstance(items, bytes)
-            append(items)
-            total += len(items)
-        elif isinstance(part, Slot):
-            value = _encode_value(values[part.name], part.pad)
-            append(part.header)
-            append(_LENGTH_32(len(value)) if part.long else _LENGTH_16(len(value)))
-            append(value)
-            total += len(part.header) + (4 if part.long else 2) + len(value)
-        else:
-            body: list[bytes] = []
-            length = render_parts(part.children, values, body)
-            append(part.header)
-            append(_LENGTH_32(length))
-            out.extend(body)
-            total += len(part.header) + 4 + length
-    return total
+            pieces[at] = items
+            run_sizes.append(len(items))
+        lengths = [0] * len(self.nodes)
+        for k in range(len(self.nodes) - 1, -1, -1):  # every node after the one it is in
+            node = self.nodes[k]
+            length = node.constant
+            for i in node.slots:
+                length += slot_sizes[i]
+            for i in node.runs:
+                length += run_sizes[i]
+            for i in node.children:
+                length += lengths[i]
+            lengths[k] = length
+            pieces[node.at] = _LENGTH_32(length)
+        out.extend(pieces)
+        return self.constant + sum(slot_sizes) + sum(run_sizes)
+
+
+@dataclass
+class _NodeLength:
+    """A sequence's or item's length in a :class:`Program`: where it goes, and what is
+    directly inside (the bytes of its children's headers and lengths are its constant):
+    its constant bytes, its slots, runs and child nodes (by their index)."""
+
+    at: int
+    constant: int = 0
+    slots: list[int] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+
+
+_PROGRAMS: dict[int, tuple[list[Part], Program]] = {}
+"""Each rendered parts list's :class:`Program`, by the list's id (kept with it, so the id
+stays its own): templates and composed pieces are rendered once per document."""
+_PROGRAMS_KEPT = 65536
+
+
+def render_parts(parts: list[Part], values: dict[str, Value], out: list[bytes]) -> int:
+    """Append the bytes of ``parts`` to ``out``; return how many were appended (by the
+    parts' :class:`Program`, compiled on first use; ``parts`` must not change after)."""
+    known = _PROGRAMS.get(id(parts))
+    if known is None or known[0] is not parts:
+        if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+            _PROGRAMS.clear()
+        known = _PROGRAMS[id(parts)] = (parts, Program(parts))
+    return known[1].render(values, out)
 
 
 class ByteTemplate:
