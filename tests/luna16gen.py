@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydicom import Dataset
@@ -24,7 +24,8 @@ from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from imagegen import synthetic_uid
 
-__all__ = ["LUNA16", "LunaSeries", "luna16_series", "read_annotations", "write_headers"]
+__all__ = ["LUNA16", "LunaSeries", "luna16_like", "luna16_series", "read_annotations",
+           "write_headers"]
 
 LUNA16 = Path(__file__).resolve().parents[2] / "shared" / "data" / "luna16"
 SIZE = 512
@@ -147,3 +148,31 @@ def write_headers(series: dict[str, LunaSeries], folder: Path) -> list[Path]:
             header(one, index).save_as(path, enforce_file_format=True)
             paths.append(path)
     return paths
+
+
+def luna16_like(rows: list[dict[str, str]], copies: int
+                ) -> tuple[list[dict[str, str]], dict[str, LunaSeries], str]:
+    """A LUNA16-shaped table ``copies`` times the size of ``rows``: each copy the same
+    nodules in new series (new Series, Study, Patient and Frame of Reference UIDs, the same
+    geometry).  Returns the rows, their series and the join table (series-map.txt's
+    layout: PatientID StudyInstanceUID SeriesInstanceUID)."""
+    real = luna16_series(rows)
+    table: list[dict[str, str]] = []
+    series: dict[str, LunaSeries] = {}
+    lines = ["PatientID StudyInstanceUID SeriesInstanceUID"]
+    for copy in range(copies):
+        renamed: dict[str, LunaSeries] = {}
+        for uid, one in real.items():
+            new = uid if copy == 0 else synthetic_uid("luna16-like", uid, str(copy))
+            renamed[uid] = replace(
+                one, series_uid=new,
+                patient_id=one.patient_id if copy == 0 else f"{one.patient_id}-{copy}",
+                study_uid=one.study_uid if copy == 0 else synthetic_uid(
+                    "luna16-like", one.study_uid, str(copy)),
+                frame_of_reference_uid=synthetic_uid("luna16", new, "for"))
+        table.extend({**row, "seriesuid": renamed[row["seriesuid"]].series_uid}
+                     for row in rows)
+        for one in renamed.values():
+            series[one.series_uid] = one
+            lines.append(f"{one.patient_id} {one.study_uid} {one.series_uid}")
+    return table, series, "\n".join(lines) + "\n"

@@ -237,9 +237,13 @@ def _unpack(packed: list[_Packed]) -> Dataset:
     """
     elements: dict[BaseTag, DataElement | RawDataElement] = {}
     for item in packed:
-        tag = BaseTag(item[0])  # packed from a tag: a valid one
-        if tag.is_private or tag in _PIXEL_TAGS or item[1] == "SQ":
+        number = item[0]
+        # a private tag (odd group: bit 16), pixel data or a sequence: element by element
+        # (tested on the number: BaseTag's is_private and == are Python code, and were a
+        # third of reading a cached index)
+        if number & 0x10000 or number in _PIXEL_NUMBERS or item[1] == "SQ":
             return _unpack_slowly(packed)
+        tag = BaseTag(number)  # packed from a tag: a valid one
         if len(item) == 7:
             _, vr, length, value, tell, implicit, little = item
             elements[tag] = RawDataElement(tag, vr, length, value, tell, implicit, little)
@@ -248,7 +252,7 @@ def _unpack(packed: list[_Packed]) -> Dataset:
     return Dataset(elements)
 
 
-_PIXEL_TAGS = frozenset(Tag(t) for t in PIXEL_KEYWORDS)
+_PIXEL_NUMBERS = frozenset(int(Tag(t)) for t in PIXEL_KEYWORDS)
 """Pixel Data and its kin: ``Dataset.__setitem__`` resets the pixel cache for them."""
 
 
@@ -851,8 +855,31 @@ _SHORT_VRS = frozenset(str(vr) for vr in STANDARD_VR - EXPLICIT_VR_LENGTH_32)
 
 
 def _header_of(text: str) -> Dataset:
-    return read_dataset(io.BytesIO(base64.b64decode(text)), is_implicit_VR=False,
-                        is_little_endian=True)
+    """The inverse of :func:`_header_bytes`.  Its elements are parsed here (PS3.5 7.1.2:
+    tag, VR, 16-bit length and value; a VR of Table 7.1-1 has 2 reserved bytes and a
+    32-bit length) into undecoded elements, as pydicom's ``read_dataset`` gives them;
+    ``read_dataset`` itself cost most of reading a cached index (0.15 ms a header).  A
+    header it cannot take so (an undefined length, a sequence) is read by
+    ``read_dataset``."""
+    data = base64.b64decode(text)
+    packed: list[_Packed] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        group, element, vr_bytes = struct.unpack_from("<HH2s", data, pos)
+        vr = vr_bytes.decode("ascii", "replace")
+        if vr in _SHORT_VRS:
+            (length,) = struct.unpack_from("<H", data, pos + 6)
+            start = pos + 8
+        else:
+            (length,) = struct.unpack_from("<I", data, pos + 8)
+            start = pos + 12
+        if vr == "SQ" or length == 0xFFFFFFFF or start + length > end:
+            return read_dataset(io.BytesIO(data), is_implicit_VR=False,
+                                is_little_endian=True)
+        packed.append(((group << 16) | element, vr, length, data[start:start + length],
+                       start, False, True))
+        pos = start + length
+    return _unpack(packed)
 
 
 def _read_cache(where: Path, key: str) -> ImageIndex | None:
@@ -946,9 +973,9 @@ _UID_VRS = frozenset({"UI"})
 
 
 def header_numbers(header: Dataset, tag: BaseTag) -> tuple[float, ...] | None:
-    """The values of a DS or IS element as floats (PS3.5 6.2: backslash-separated decimal
-    strings, padded with a space), or None when the element is absent or empty; raises
-    ValueError for a value that is not a number.
+    """The values of a DS, IS or US element as floats (PS3.5 6.2: backslash-separated
+    decimal strings padded with a space; 16-bit binary integers), or None when the
+    element is absent or empty; raises ValueError for a value that is not a number.
 
     Read from the element's bytes while pydicom has not decoded it: decoding through
     pydicom cost three quarters of placing LUNA16's 3,408 headers in volumes
@@ -958,6 +985,13 @@ def header_numbers(header: Dataset, tag: BaseTag) -> tuple[float, ...] | None:
     if data is not None:
         data = data.strip(b" \x00")
         return tuple(float(v) for v in data.split(b"\\")) if data else None
+    element = header.get_item(tag)
+    if (isinstance(element, RawDataElement) and element.VR == "US"
+            and isinstance(element.value, bytes) and len(element.value) % 2 == 0):
+        # PS3.5 6.2 US: 16-bit unsigned binary integers, in the transfer syntax's byte order
+        order = "<" if element.is_little_endian else ">"
+        return tuple(float(v) for v in struct.unpack(
+            f"{order}{len(element.value) // 2}H", element.value)) or None
     element = header.get(tag)
     if element is None or element.value in (None, ""):
         return None

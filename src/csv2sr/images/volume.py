@@ -81,10 +81,10 @@ class Plane:
             position = header_numbers(header, _POSITION) or ()
             orientation = header_numbers(header, _ORIENTATION) or ()
             spacing = header_numbers(header, _SPACING) or ()
-            sizes = [header.get(tag) for tag in (_ROWS, _COLUMNS)]
-            if sizes[0] is None or sizes[1] is None:
+            sizes = [header_numbers(header, tag) for tag in (_ROWS, _COLUMNS)]
+            if not sizes[0] or not sizes[1]:
                 raise ValueError("no Rows or Columns")
-            rows, columns = int(sizes[0].value), int(sizes[1].value)
+            rows, columns = int(sizes[0][0]), int(sizes[1][0])
         except (AttributeError, TypeError, ValueError) as exc:
             raise VolumeError("no usable Image Position/Orientation (Patient), Pixel Spacing, "
                               f"Rows and Columns ({exc})") from None
