@@ -26,11 +26,10 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -57,7 +56,7 @@ from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
 from csv2sr.images.enrich import enriched_header
-from csv2sr.images.index import ImageIndex
+from csv2sr.images.index import ImageIndex, unpacked_headers
 from csv2sr.images.resolve import resolve_record
 from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import ProfileError, load_profile
@@ -124,20 +123,30 @@ class _Done:
     series_instance_uid: str
 
 
+class _ByChunk:
+    """Stands for the image index in a pool worker's arguments: the headers of each
+    chunk's images come with the chunk (:func:`_shipped`).  The whole index pickled for
+    every worker was paid before any worker started, and grew with the folder, not with
+    the table (17,040 headers for a LUNA16-shaped table that lists 4,810 of them)."""
+
+
 class _Worker:
     """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
-    image index."""
+    image headers (the index, or in a pool worker those its chunks brought)."""
 
     def __init__(
         self, csv_path: Path, outdir: Path, spec: Spec, mode: CodeMode,
-        images: ImageIndex | None, fast: bool, ohif: bool = False,
+        images: ImageIndex | _ByChunk | None, fast: bool, ohif: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
         self.spec = spec
         self.mode = mode
         self.ohif = ohif
-        self.images = images
+        self.received = unpacked_headers()
+        """The headers the chunks brought (a pool worker's)."""
+        self.images: ImageIndex | Mapping[str, Dataset] | None = (
+            self.received if isinstance(images, _ByChunk) else images)
         self.fast = FastEncoder(spec, mode, ohif) if fast else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
         self.enriched: dict[tuple[ImageRef, str, str, str, str], Dataset] = {}
@@ -211,22 +220,9 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
-class _Pickled:
-    """An argument of every worker pickled once, in the parent: the pool pickles its
-    ``initargs`` once per worker, and the image index (packed headers,
-    :meth:`ImageIndex.__getstate__`) was the most of them (0.25 s a worker for the real
-    CSV's 1,466 headers, before any worker could start)."""
-
-    def __init__(self, value: object) -> None:
-        self.data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def load(self) -> Any:
-        return pickle.loads(self.data)  # our own bytes, from the parent
-
-
 def _init_worker(args: tuple[Any, ...]) -> None:
     global _WORKER  # noqa: PLW0603  (one worker object per process)
-    _WORKER = _Worker(*(a.load() if isinstance(a, _Pickled) else a for a in args))
+    _WORKER = _Worker(*args)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -243,9 +239,26 @@ def _init_pool_worker(args: tuple[Any, ...]) -> None:
     _init_worker(args)
 
 
-def _run_chunk(chunk: list[Document | RowError]) -> list[_Done | RowError]:
+_Chunk = tuple[list[Document | RowError], dict[str, Any] | None]
+"""Documents, and the packed headers of their images (``ImageIndex.packed_headers``) when
+the worker gets its headers by chunk (:class:`_ByChunk`)."""
+
+
+def _run_chunk(payload: _Chunk) -> list[_Done | RowError]:
     assert _WORKER is not None, "worker not initialised"
+    chunk, headers = payload
+    if headers:
+        _WORKER.received.add(headers)
     return [done for item in chunk for done in _WORKER.handle(item)]
+
+
+def _shipped(chunk: list[Document | RowError], images: ImageIndex | None) -> _Chunk:
+    """A chunk with the packed headers of its documents' images (none without images)."""
+    if images is None:
+        return chunk, None
+    uids = (image.sop_instance_uid for item in chunk if isinstance(item, Document)
+            for record in item.records for image in record.images)
+    return chunk, images.packed_headers(uids)
 
 
 def _chunks(items: Iterable[Document | RowError]) -> Iterator[list[Document | RowError]]:
@@ -304,16 +317,18 @@ def _results(
     if jobs <= 1:
         _init_worker(worker_args)
         for chunk in _chunks(items):
-            yield from _run_chunk(chunk)
+            yield from _run_chunk((chunk, None))
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     if context.get_start_method() == "forkserver":
         # the workers' imports once, in the server, not once per worker (conversion.warm);
         # the command line may have started the server already (conversion.server)
         context.set_forkserver_preload(PRELOAD)
-    shipped = tuple(_Pickled(a) if isinstance(a, ImageIndex) else a for a in worker_args)
+    images = next((a for a in worker_args if isinstance(a, ImageIndex)), None)
+    shipped = tuple(_ByChunk() if isinstance(a, ImageIndex) else a for a in worker_args)
     with _pool(context, jobs, shipped) as pool:
-        for results in pool.imap(_run_chunk, _chunks(items)):
+        chunks = (_shipped(chunk, images) for chunk in _chunks(items))
+        for results in pool.imap(_run_chunk, chunks):
             yield from results
     # Every result is in when the loop ends: the pool is closed and its workers exit by
     # themselves (csv2sr.pools.ended); an error or Ctrl-C terminates them instead

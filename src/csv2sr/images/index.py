@@ -61,6 +61,7 @@ __all__ = [
     "header_uid",
     "header_values",
     "slim_header",
+    "unpacked_headers",
     "z_position",
 ]
 
@@ -294,11 +295,28 @@ class _Unpacking(Mapping[str, Dataset]):
     def __contains__(self, uid: object) -> bool:
         return uid in self._packed
 
+    def packed_one(self, uid: str) -> list[_Packed]:
+        """One header packed (see :meth:`packed`)."""
+        unpacked = self._unpacked.get(uid)
+        return _pack(unpacked) if unpacked is not None else self._packed[uid]
+
+    def add(self, packed: Mapping[str, list[_Packed]]) -> None:
+        """Headers received packed; one already here is kept (it may be decoded)."""
+        for uid, header in packed.items():
+            self._packed.setdefault(uid, header)
+
     def packed(self) -> dict[str, list[_Packed]]:
         """Every header packed: as received, or packed again when it was unpacked (its
         elements may have been decoded since)."""
         return {uid: _pack(self._unpacked[uid]) if uid in self._unpacked else packed
                 for uid, packed in self._packed.items()}
+
+
+def unpacked_headers(packed: Mapping[str, list[_Packed]] | None = None
+                     ) -> _Unpacking:
+    """Headers by SOP Instance UID from :meth:`ImageIndex.packed_headers`, each unpacked
+    when first asked for; ``add`` takes more."""
+    return _Unpacking(dict(packed or {}))
 
 
 # --------------------------------------------------------------------------- reading files
@@ -543,6 +561,19 @@ class ImageIndex:
         state = dict(state)
         state["_headers"] = _Unpacking(state["_headers"])
         self.__dict__.update(state)
+
+    def packed_headers(self, sop_instance_uids: Iterable[str]) -> dict[str, list[_Packed]]:
+        """The headers of these instances (those indexed), packed as plain tuples for
+        another process (:func:`unpacked_headers`): what a conversion worker needs for one
+        chunk of documents, rather than the whole index."""
+        headers = self._headers
+        found: dict[str, list[_Packed]] = {}
+        for uid in sop_instance_uids:
+            if uid in found or uid not in headers:
+                continue
+            found[uid] = (headers.packed_one(uid) if isinstance(headers, _Unpacking)
+                          else _pack(headers[uid]))
+        return found
 
     # -- access ---------------------------------------------------------------------------
 
