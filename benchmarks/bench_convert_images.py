@@ -15,34 +15,18 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import load, record
+from measure import index_seconds, load, record
 from measure import run as measure
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "convert-images.txt"
-
-_INDEX = (
-    "import sys, time; from pathlib import Path; from csv2sr.images.index import ImageIndex; "
-    "t = time.perf_counter(); n = len(ImageIndex.from_folder(Path(sys.argv[1]))); "
-    "print(n, time.perf_counter() - t)"
-)
-
-
-def index_seconds(folder: Path) -> tuple[int, float]:
-    """(headers, seconds) to index ``folder`` as convert does, imports excluded."""
-    done = subprocess.run([sys.executable, "-c", _INDEX, str(folder)], check=True,
-                          capture_output=True, text=True)
-    count, seconds = done.stdout.split()
-    return int(count), float(seconds)
-
 
 def main() -> None:
     if not REAL.is_file():

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,26 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import load, record
+from measure import index_seconds, load, record
 from measure import run as measure
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "luna16.txt"
 PROFILE = ROOT / "tests" / "data" / "luna16" / "luna16.toml"
-
-_INDEX = (
-    "import sys, time; from pathlib import Path; from csv2sr.images.index import ImageIndex; "
-    "t = time.perf_counter(); n = len(ImageIndex.from_folder(Path(sys.argv[1]))); "
-    "print(n, time.perf_counter() - t)"
-)
-
-
-def _index_seconds(folder: Path) -> tuple[int, float]:
-    done = subprocess.run([sys.executable, "-c", _INDEX, str(folder)], check=True,
-                          capture_output=True, text=True)
-    count, seconds = done.stdout.split()
-    return int(count), float(seconds)
-
 
 def _write_table(rows: list[dict[str, str]], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -63,7 +48,7 @@ def _write_table(rows: list[dict[str, str]], path: Path) -> None:
 def _bench(label: str, table: Path, images: Path, join: Path | None,
            lines: list[str]) -> None:
     before = load()
-    count, index = _index_seconds(images)
+    count, index = index_seconds(images)
     lines.append(f"{label}: index of {count} headers {index:.2f} s = {count / index:.0f} "
                  f"files/s  load {before:.2f}->{load():.2f}")
     print(lines[-1], flush=True)

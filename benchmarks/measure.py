@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FIGURES", "Run", "load", "median_run", "record", "run"]
+__all__ = ["FIGURES", "Run", "index_seconds", "load", "median_run", "record", "run"]
 
 _PROC = Path("/proc")
 
@@ -56,6 +56,22 @@ class Run:
     @property
     def load(self) -> str:
         return f"load {self.load_before:.2f}->{self.load_after:.2f}"
+
+
+_INDEX = (
+    "import sys, time; from pathlib import Path; from csv2sr.images.index import ImageIndex; "
+    "t = time.perf_counter(); n = len(ImageIndex.from_folder(Path(sys.argv[1]))); "
+    "print(n, time.perf_counter() - t)"
+)
+
+
+def index_seconds(folder: Path) -> tuple[int, float]:
+    """(headers, seconds) to index the image folder ``folder`` as ``convert --images``
+    does (no cache), in a process of its own, imports excluded."""
+    done = subprocess.run([sys.executable, "-c", _INDEX, str(folder)], check=True,
+                          capture_output=True, text=True)
+    count, seconds = done.stdout.split()
+    return int(count), float(seconds)
 
 
 def load() -> float:
