@@ -837,6 +837,7 @@ def _folder_key(root: Path, paths: list[str]) -> str:
     digest = hashlib.sha256(json.dumps(
         [CACHE_FORMAT, HEADER_KEYWORDS, code_digest(), os.fspath(root.resolve())]
     ).encode("utf-8"))
+    prefix = os.path.join(os.fspath(root), "")
     for path in paths:
         try:
             info = os.stat(path)
@@ -844,7 +845,10 @@ def _folder_key(root: Path, paths: list[str]) -> str:
             size, mtime = -1, -1
         else:
             size, mtime = info.st_size, info.st_mtime_ns
-        relative = os.path.relpath(path, root).encode("utf-8", "surrogateescape")
+        # a path _walk_files made starts with the folder's: cut, not os.path.relpath
+        # (which made each path absolute twice, a third of checking the key)
+        relative = (path[len(prefix):] if path.startswith(prefix)
+                    else os.path.relpath(path, root)).encode("utf-8", "surrogateescape")
         digest.update(relative + f"\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
