@@ -127,14 +127,18 @@ def patient_to_pixel(plane: Plane, points: Sequence[tuple[float, float, float]],
     """Patient millimetres -> (column, row, slice) of the image ``plane``: DICOM pixel
     coordinates (PS3.3 C.18.6.1.1) and the distance from the plane along its normal in
     units of ``spacing_between_slices`` (0 on the plane)."""
-    import highdicom as hd  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    transform = _to_pixel(plane, spacing_between_slices)
+    out = transform(_np().array(points, dtype=float).reshape(-1, 3))
+    return [(float(c), float(r), float(s)) for c, r, s in out]
 
-    transform = hd.spatial.ReferenceToImageTransformer(
+
+def _to_pixel(plane: Plane, spacing_between_slices: float) -> Any:
+    """highdicom's patient mm -> (column, row, slice) transformer of ``plane``."""
+    import highdicom as hd  # noqa: PLC0415  (heavy; only with patient coordinates)
+
+    return hd.spatial.ReferenceToImageTransformer(
         image_position=plane.position, image_orientation=plane.orientation,
         pixel_spacing=plane.spacing, spacing_between_slices=spacing_between_slices)
-    out = transform(np.array(points, dtype=np.float64).reshape(-1, 3))
-    return [(float(c), float(r), float(s)) for c, r, s in out]
 
 
 @dataclass(frozen=True)
@@ -161,11 +165,7 @@ class SeriesVolume:
     def _to_pixel(self) -> Any:
         """:func:`patient_to_pixel`'s transformer, made once per series (making one per
         point was most of placing a LUNA16 nodule)."""
-        import highdicom as hd  # noqa: PLC0415  (heavy; only with patient coordinates)
-
-        return hd.spatial.ReferenceToImageTransformer(
-            image_position=self.plane.position, image_orientation=self.plane.orientation,
-            pixel_spacing=self.plane.spacing, spacing_between_slices=self.spacing)
+        return _to_pixel(self.plane, self.spacing)
 
     def locate(self, point: tuple[float, float, float]) -> tuple[int, str | None]:
         """The index of the slice ``point`` is in, and why it is outside the volume (None
