@@ -120,6 +120,80 @@ def test_not_an_sr_is_a_typed_error(tmp_path: Path) -> None:
         sr_file_to_xml(bogus, "sr/x.dcm")
 
 
+def _page_xml(ds: object, path: Path) -> bytes:
+    from csv2sr.release.pages import _document  # noqa: PLC0415
+
+    return etree.tostring(_document(ds, path, "sr/x.dcm"))  # type: ignore[arg-type]
+
+
+def _variants(reference_sr: Path, folder: Path) -> list[Path]:
+    """The reference SR as pydicom writes it (undefined-length sequences and items), with
+    UTF-8, Latin-1 and ISO 2022 names, multi-valued and empty text, a Specific Character
+    Set inside an item, in Implicit VR, cut short and with bytes after it."""
+    import copy  # noqa: PLC0415
+
+    from pydicom import dcmread  # noqa: PLC0415
+    from pydicom.uid import ImplicitVRLittleEndian  # noqa: PLC0415
+
+    source = dcmread(reference_sr)
+    made = []
+
+    def save(name: str, charset: str | list[str] | None = None, patient: str = "",
+             implicit: bool = False) -> Path:
+        ds = copy.deepcopy(source)
+        if charset is not None:
+            ds.SpecificCharacterSet = charset
+        if patient:
+            ds.PatientName = patient
+        if implicit:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.StudyDescription = "a\\b\\ c "
+        ds.InstanceNumber = None
+        path = folder / f"{name}.dcm"
+        ds.save_as(path, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
+        made.append(path)
+        return path
+
+    save("resaved")
+    save("utf8", "ISO_IR 192", "M\u00fcller^J\u00fcrgen=\u5c71\u7530^\u592a\u90ce")
+    save("latin1", "ISO_IR 100", "M\u00fcller^J\u00fcrgen")
+    save("iso2022", ["", "ISO 2022 IR 87"], "Yamada^Tarou=\u5c71\u7530^\u592a\u90ce")
+    save("implicit", implicit=True)
+    data = save("plain").read_bytes()
+    for name, cut in (("short", data[:-7]), ("longer", data + b"\0\0"),
+                      ("no-preamble", data[128:])):
+        (folder / f"{name}.dcm").write_bytes(cut)
+        made.append(folder / f"{name}.dcm")
+    return made
+
+
+def test_quick_reader_reads_what_dcmread_reads(reference_sr: Path, tmp_path: Path) -> None:
+    """The page of every variant is the one pydicom's Dataset gives (or the same error):
+    the quick reader takes what it reads exactly, and leaves the rest to dcmread."""
+    from pydicom import dcmread  # noqa: PLC0415
+
+    from csv2sr.release.reading import NotQuickError, read_items  # noqa: PLC0415
+
+    quick = 0
+    for path in [reference_sr, *_variants(reference_sr, tmp_path)]:
+        try:
+            expected = _page_xml(dcmread(path), path)
+        except Exception as exc:  # the page then names what dcmread said
+            expected = f"not readable as DICOM: {exc}".encode()
+        try:
+            ours = _page_xml(read_items(path.read_bytes()), path)
+            quick += 1
+        except NotQuickError:
+            ours = expected
+        assert ours == expected, path.name
+        try:
+            via_pages = etree.tostring(sr_file_to_xml(path, "sr/x.dcm"))
+        except ReportRenderError as exc:
+            via_pages = str(exc).encode()
+        assert via_pages.endswith(expected), path.name
+    assert quick == 6  # the reference, resaved, utf8, latin1, iso2022, plain
+
+
 # ------------------------------------------------------------------ summary
 
 
