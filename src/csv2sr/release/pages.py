@@ -29,7 +29,7 @@ from csv2sr.dicom.tree import ROOT_ID, child_id, item_id
 from csv2sr.errors import leave_interrupts
 from csv2sr.release.elements import display_text, element, set_attr, sub
 from csv2sr.release.folder import page_relpath, regular_files
-from csv2sr.release.reading import SrItem, read_items
+from csv2sr.release.reading import NotQuickError, SrItem, read_items
 from csv2sr.release.render import XSLT_DIR, ReportRenderError, render
 
 __all__ = [
@@ -208,8 +208,10 @@ def sr_file_to_xml(
             return _document(read_items(data), path, relpath)
         except ReportRenderError:
             raise
-        except Exception:  # NotQuickError, or a value its converter refuses: dcmread says
+        except NotQuickError:
             pass
+        except Exception:  # a value pydicom refuses: dcmread's turn, it says what
+            log.debug("%s: read again with dcmread", path, exc_info=True)
         handle = io.BytesIO(data)
     try:
         ds = dcmread(handle if handle is not None else path)

@@ -1,14 +1,15 @@
-"""A quick reader of one SR file for its report page, with pydicom's own values.
+"""A quick reader of one SR file, with pydicom's own values: the report's pages and export.
 
-The report renders one page per SR (:mod:`csv2sr.release.pages`) and reads each content
-item's attributes once: pydicom's :class:`~pydicom.dataset.Dataset` machinery (the lazy
-element conversion, the keyword and tag look-ups of every ``get``) cost about ten times
-what the page itself does.  :func:`read_items` walks the encoding itself, the file meta
-information (PS3.10 7.1) and a data set in Explicit VR Little Endian (PS3.5 7.1.2, A.2),
-its sequences and items of defined or undefined length (PS3.5 7.5), and keeps each
-element's bytes; a value is decoded when it is asked for, by pydicom's own converter of
-its VR (:func:`pydicom.values.convert_value`, with the Specific Character Set of the data
-set, PS3.5 6.1), so that every value is the one ``dcmread`` gives.
+The report renders one page per SR (:mod:`csv2sr.release.pages`) and export reads each
+SR's measurements (:mod:`csv2sr.export.reader`); both read every content item's attributes
+once, and pydicom's :class:`~pydicom.dataset.Dataset` machinery (the lazy decoding, the
+keyword and tag look-ups of every ``get``) cost several times what they do with them.
+:func:`read_items` walks the encoding itself: the file meta information (PS3.10 7.1), a
+data set in Explicit VR Little Endian (PS3.5 7.1.2, A.2), its sequences and items of
+defined or undefined length (PS3.5 7.5), keeping each element's bytes.  A value is decoded
+when it is asked for, as ``Dataset[tag]`` decodes it
+(:func:`pydicom.dataelem.convert_raw_data_element`, with the data set's Specific Character
+Set, PS3.5 6.1), so that every value is the one ``dcmread`` gives.
 
 What it does not read exactly as pydicom would is not guessed: another transfer syntax, an
 unknown or UN VR, a value of undefined length that is not a sequence, a length beyond the
@@ -24,9 +25,8 @@ from typing import Any, Protocol
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
-from pydicom.values import convert_value
 
 __all__ = ["Item", "NotQuickError", "SrItem", "read_items"]
 
@@ -67,15 +67,17 @@ def _tag(keyword: str) -> int | None:
 
 @functools.lru_cache(maxsize=16384)
 def _value(tag: int, vr: str, raw: bytes, encodings: tuple[str, ...]) -> Any:
-    """pydicom's value of one element (its converter of ``vr``, as ``dcmread`` decodes);
-    kept, because the same codes and names come back in every item and file."""
+    """pydicom's value of one element, decoded as ``Dataset[tag]`` decodes it (its hooks,
+    the converter of ``vr``, the same errors); kept, because the same codes and names come
+    back in every item and file."""
     element = RawDataElement(BaseTag(tag), vr, len(raw), raw, 0, False, True)
-    return convert_value(vr, element, list(encodings))
+    return convert_raw_data_element(element, encoding=list(encodings)).value
 
 
 class Item:
-    """One data set or sequence item: ``get(keyword)`` and ``keyword in item`` as a
-    pydicom Dataset answers them (a sequence is a list of :class:`Item`)."""
+    """One data set or sequence item: ``get(keyword)``, ``get_item(tag)`` and ``keyword in
+    item`` (or a tag) as a pydicom Dataset answers them; a sequence is a list of
+    :class:`Item`, an element not yet decoded a :class:`~pydicom.dataelem.RawDataElement`."""
 
     __slots__ = ("_elements", "_encodings")
 
@@ -83,9 +85,12 @@ class Item:
         self._elements = elements
         self._encodings = encodings
 
+    def __len__(self) -> int:
+        return len(self._elements)
+
     def __contains__(self, key: object) -> bool:
-        tag = _tag(key) if isinstance(key, str) else None
-        return tag is not None and tag in self._elements
+        tag = _tag(key) if isinstance(key, str) else key
+        return tag in self._elements
 
     def get(self, key: str, default: Any = None) -> Any:
         tag = _tag(key)
@@ -96,6 +101,16 @@ class Item:
         if isinstance(raw, list):
             return raw
         return _value(tag, vr, raw, self._encodings)
+
+    def get_item(self, tag: int) -> RawDataElement | list[Item] | None:
+        """The element ``tag`` as read (its bytes, not decoded; a sequence's items)."""
+        found = self._elements.get(tag)
+        if found is None:
+            return None
+        vr, raw = found
+        if isinstance(raw, list):
+            return raw
+        return RawDataElement(BaseTag(tag), vr, len(raw), raw, 0, False, True)
 
 
 def _meta(data: bytes) -> tuple[str, int]:
