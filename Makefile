@@ -11,10 +11,10 @@
 # Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
 # (the CSV, by time or by content, and the code of that stage) are newer, and then does
 # only the work of what changed: convert rewrites only the SRs whose bytes change, and
-# validate, dumps, export and the report's pages take what they made of an unchanged SR
-# from OUT/cache (keyed by the SR's SHA-256, csv2sr's code and the tools' versions; never
-# used for a file it does not match), so a rerun's outputs are the bytes a clean build
-# writes.  Exit status 1 of
+# validate, dumps, export and the report's pages take what they made of an unchanged SR,
+# and the zip the compressed entry of an unchanged file, from OUT/cache (keyed by the
+# file's SHA-256, csv2sr's code and the tools' versions; never used for a file it does not
+# match), so a rerun's outputs are the bytes a clean build writes.  Exit status 1 of
 # convert (rows rejected) and validate (errors found) is recorded in
 # OUT/stages/<stage>.status with the stage's wall time, so that the report still shows
 # why; `check` then fails the build before anything is packaged.
@@ -44,7 +44,8 @@ PUBLISH_OPTS =
 PUBLISH_TO   = $(if $(URL),--url '$(URL)',$(if $(DIMSE),--dimse '$(DIMSE)' --aet '$(AET)' --called-aet '$(CALLED_AET)'))
 STAGES   = $(OUT)/stages
 # What validate, dumps, export and report made of each SR (by its SHA-256, csv2sr's code and
-# the tools' versions): a rerun after a change to the CSV redoes only the SRs that changed.
+# the tools' versions), and what the zip compressed each file to: a rerun after a change to
+# the CSV redoes only the SRs that changed.
 CACHE    = $(OUT)/cache
 ZIP      = $(DIST)/$(NAME)-$(VERSION).zip
 JOBS_OPT = $(if $(JOBS),--jobs $(JOBS))
@@ -67,7 +68,8 @@ CONVERT_SRC  = $(COMMON_SRC) $(wildcard $(PKG)/conversion/*.py $(PKG)/images/ind
 VALIDATE_SRC = $(COMMON_SRC) $(wildcard $(PKG)/validate/*.py $(PKG)/images/index.py \
                                         $(PKG)/images/cross.py $(PKG)/inputs.py \
                                         $(PKG)/cli/validate.py)
-EXPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/export/*.py $(PKG)/inputs.py $(PKG)/cli/export.py)
+EXPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/export/*.py $(PKG)/release/reading.py $(PKG)/inputs.py \
+                                        $(PKG)/cli/export.py)
 DUMPS_SRC    = $(COMMON_SRC) $(wildcard $(PKG)/release/dumps.py $(PKG)/release/folder.py \
                                         $(PKG)/cli/release.py)
 REPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/release/*.py $(PKG)/conversion/read.py \
@@ -159,7 +161,7 @@ $(STAGES)/check.done: $(STAGES)/report.done
 	touch $@
 
 $(ZIP): $(STAGES)/check.done
-	$(CSV2SR) package $(OUT) -o $@ --root $(NAME)-$(VERSION)
+	$(CSV2SR) package $(OUT) -o $@ --root $(NAME)-$(VERSION) --cache $(CACHE)/package.json
 
 # After the release (the zip is made first), never before: the destination is checked at
 # once, so a missing URL fails before any stage runs.

@@ -120,6 +120,7 @@ def test_not_an_sr_is_a_typed_error(tmp_path: Path) -> None:
         sr_file_to_xml(bogus, "sr/x.dcm")
 
 
+
 # ------------------------------------------------------------------ summary
 
 
@@ -309,6 +310,52 @@ def test_zip_is_byte_identical_and_self_checking(released: Path, tmp_path: Path)
     assert any(n.endswith(".dcm") for n in names)
     assert "s-1/manifest.csv" in names and "s-1/export.csv" in names
     assert "sr/" in ARCHIVED
+
+
+def test_zip_with_a_cache_is_the_same_bytes(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cache``: an unchanged file takes its compressed entry from the last archive, a
+    changed one is compressed again, and streams that are not the index's are never used;
+    the archive is the same bytes as one made without a cache."""
+    import csv2sr.release.package as packaging  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    shutil.copytree(released, out)
+    cache = tmp_path / "cache" / "package.json"
+    plain, cached = tmp_path / "plain.zip", tmp_path / "cached.zip"
+    deflated: list[int] = []
+    real = packaging._deflate
+
+    def counting(data: bytes) -> tuple[bytes, int]:
+        deflated.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(packaging, "_deflate", counting)
+    files = package(out, plain, root="c")
+    assert len(deflated) == len(files) + 1  # and SHA256SUMS
+    for _ in range(2):  # the cache made, then used
+        deflated.clear()
+        package(out, cached, root="c", cache=cache)
+        assert cached.read_bytes() == plain.read_bytes()
+    assert len(deflated) == 1  # SHA256SUMS only
+    changed = next(rel for rel in files if rel.endswith(".dcm"))
+    data = bytearray((out / changed).read_bytes())
+    data[-1] ^= 1
+    (out / changed).write_bytes(bytes(data))
+    deflated.clear()
+    package(out, cached, root="c", cache=cache)
+    package(out, plain, root="c")
+    assert cached.read_bytes() == plain.read_bytes()
+    assert len(deflated) == 2 + len(files) + 1  # the changed file and SHA256SUMS; no cache
+    streams = cache.with_suffix(".deflated")
+    spoilt = bytearray(streams.read_bytes())
+    spoilt[10] ^= 0xFF
+    streams.write_bytes(bytes(spoilt))
+    deflated.clear()
+    package(out, cached, root="c", cache=cache)
+    assert cached.read_bytes() == plain.read_bytes()
+    assert len(deflated) == len(files) + 1  # streams not the index's: all compressed
 
 
 def _zipfile_bytes(archive: Path) -> bytes:

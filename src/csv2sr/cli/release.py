@@ -201,6 +201,13 @@ def package_command(
     root: Annotated[
         str, typer.Option("--root", help="Folder name inside the archive (NAME-VERSION).")
     ] = "",
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", metavar="FILE", dir_okay=False,
+                     help="Remember in FILE (JSON, with the compressed entries in "
+                     "FILE's name with .deflated) what each file was compressed to: a file "
+                     "whose path and bytes are unchanged is not compressed again."),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Write a byte-reproducible zip of the release OUT.
@@ -215,7 +222,7 @@ def package_command(
     from csv2sr.release.package import package  # noqa: PLC0415
 
     try:
-        files = package(release, output, root=root or output.stem)
+        files = package(release, output, root=root or output.stem, cache=cache)
     except ReleaseError as exc:
         raise _fail(str(exc), EXIT_DATA) from None
     except OutputError as exc:

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import RawDataElement
@@ -39,6 +39,7 @@ from csv2sr.export.model import (
     ProblemKind,
     Qualitative,
 )
+from csv2sr.release.reading import NotQuickError, read_items
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
 
@@ -193,7 +194,7 @@ def _numbers(value: object, kind: type[Any] = int) -> list[Any]:
 def _target(item: Dataset, ctx: _Context) -> Dataset | None:
     """The content item itself, or the one it references (by-reference relationship)."""
     if "ReferencedContentItemIdentifier" in item and "ValueType" not in item:
-        return resolve(ctx.root, _numbers(item.ReferencedContentItemIdentifier))
+        return resolve(ctx.root, _numbers(item.get("ReferencedContentItemIdentifier")))
     return item
 
 
@@ -278,6 +279,9 @@ def read_file(path: str | Path) -> FileResult:
 
 
 def _read_file(name: str) -> FileResult:
+    quick = _read_quickly(name)
+    if quick is not None:
+        return quick
     try:
         ds = dcmread(name, force=False)
     except InvalidDicomError:
@@ -303,6 +307,26 @@ def _read_file(name: str) -> FileResult:
             ProblemKind.UNREADABLE),))
 
 
+def _read_quickly(name: str) -> FileResult | None:
+    """The file read by :func:`csv2sr.release.reading.read_items` (pydicom's values without
+    its Dataset: an :class:`~csv2sr.release.reading.Item` answers every call this module
+    makes of one), or None: a file that reader does not take, that holds no data set, or
+    whose reading raises, is read again with ``dcmread``, which says what is wrong with it.
+    The reader takes only a file it reads to its last byte: it is never truncated."""
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read()
+        items = read_items(data)
+        if not len(items):
+            return None
+        return read_dataset(cast(Dataset, items), name)
+    except NotQuickError:
+        return None
+    except Exception:  # OSError, a value pydicom refuses: dcmread's turn, it says what
+        log.debug("%s: read again with dcmread", name, exc_info=True)
+        return None
+
+
 def read_dataset(ds: Dataset, path: str) -> FileResult:
     """Every NUM measurement of a TID 1500 document (PS3.16 TID 1500 row 6, its groups)."""
     if ds.get("ValueType") != "CONTAINER" or "ContentSequence" not in ds:
@@ -310,7 +334,7 @@ def read_dataset(ds: Dataset, path: str) -> FileResult:
             path, "", "not a structured report: no SR content tree (PS3.3 C.17.3)",
             ProblemKind.UNRECOGNISED),))
     ctx = _Context(path, ds, _header(ds), _evidence(ds))
-    observer = _observer(ds.ContentSequence, _Observer())
+    observer = _observer(ds.get("ContentSequence"), _Observer())
     procedure: CodedValue | None = None
     measurements: list[Measurement] = []
     found = False

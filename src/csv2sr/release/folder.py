@@ -16,12 +16,13 @@ import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csv2sr.conversion.read import InputFileError, read_table
 from csv2sr.errors import Csv2srError
-from csv2sr.mapping.load import ProfileError, load_profile
-from csv2sr.mapping.spec import Spec
+
+if TYPE_CHECKING:
+    from csv2sr.mapping.spec import Spec
 
 __all__ = [
     "STAGES",
@@ -166,6 +167,10 @@ def converted_paths(manifest: list[dict[str, str]], out: Path) -> list[str]:
 def profile_named(name: str) -> Spec:
     """The profile (a built-in name or a TOML file), as a :class:`ReleaseError` when it
     cannot be loaded."""
+    # imported here: the profiles need the codes (pydicom), which check-release and package,
+    # the other users of this module, never read
+    from csv2sr.mapping.load import ProfileError, load_profile  # noqa: PLC0415
+
     try:
         return load_profile(name)
     except ProfileError as exc:

@@ -18,6 +18,7 @@ import itertools
 import logging
 import os
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from csv2sr.atomic import open_inside, write_atomic
+from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.release.folder import ReleaseError, converted_paths, read_csv_rows
 
 __all__ = [
@@ -210,23 +212,81 @@ class _Archive:
         return self.buffer.getvalue()
 
 
-def _packed(
-    out: Path, candidates: list[tuple[str, bool]]
-) -> Iterator[tuple[str, bytes, bytes, int]]:
-    """(path, bytes, deflated bytes, CRC-32) of every candidate that is there, in order;
-    read and compressed by threads, at most :data:`_WINDOW` files ahead."""
+class _Deflated:
+    """The DEFLATE streams of an earlier archive (``--cache``): a file whose bytes are
+    unchanged is not compressed again.  The streams are kept in one file beside the
+    :class:`~csv2sr.cache.ResultCache` that maps (path, SHA-256) to (offset, size, CRC-32)
+    in it; the key holds zlib's version and level (the same bytes in give the same stream)
+    and the SHA-256 of the streams' file, so an index never points into other streams."""
 
-    def job(candidate: tuple[str, bool]) -> tuple[str, bytes | None, bytes, int]:
+    def __init__(self, index: Path | None) -> None:
+        self.blob_path = index.with_suffix(".deflated") if index is not None else None
+        blob = read_regular(self.blob_path) if self.blob_path is not None else None
+        self.blob = blob or b""
+        self.store = ResultCache(index, {
+            "stage": "package", "zlib": zlib.ZLIB_RUNTIME_VERSION, "level": _LEVEL,
+            "streams": file_digest(self.blob),
+        })
+        self.lock = threading.Lock()
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def reuse(self, rel: str, digest: str, data: bytes) -> tuple[bytes, int] | None:
+        """The stream and CRC-32 an earlier run made of these bytes, or None."""
+        if not self.store.enabled:
+            return None
+        with self.lock:
+            found = self.store.get(rel, digest)
+        if found is None:
+            return None
+        try:
+            offset, size, crc = (int(v) for v in found)
+        except (TypeError, ValueError):
+            return None
+        if offset < 0 or offset + size > len(self.blob) or zlib.crc32(data) != crc:
+            return None
+        return self.blob[offset:offset + size], crc
+
+    def keep(self, rel: str, digest: str, deflated: bytes, crc: int) -> None:
+        """This run's stream of a file, for the next run."""
+        if self.store.enabled:
+            self.store.put(rel, digest, [self.size, len(deflated), crc])
+            self.parts.append(deflated)
+            self.size += len(deflated)
+
+    def save(self) -> None:
+        """The streams, then their index (whose key names the streams' digest)."""
+        if self.blob_path is None:
+            return
+        blob = b"".join(self.parts)
+        write_atomic(self.blob_path, blob, durable=False, keep_same=True)
+        self.store.key["streams"] = file_digest(blob)
+        self.store.save()
+
+
+def _packed(
+    out: Path, candidates: list[tuple[str, bool]], streams: _Deflated,
+) -> Iterator[tuple[str, bytes, bytes, int, str]]:
+    """(path, bytes, deflated bytes, CRC-32, SHA-256) of every candidate that is there, in
+    order; read and compressed by threads, at most :data:`_WINDOW` files ahead."""
+
+    def job(candidate: tuple[str, bool]) -> tuple[str, bytes | None, bytes, int, str]:
         rel, required = candidate
         # read once: the test that it is there, the entry and its checksum
         data = _read(out, rel) if required else _read_if_regular(out, rel)
-        return (rel, data, *_deflate(data)) if data is not None else (rel, None, b"", 0)
+        if data is None:
+            return rel, None, b"", 0, ""
+        digest = file_digest(data)
+        deflated = streams.reuse(rel, digest, data) or _deflate(data)
+        return (rel, data, *deflated, digest)
 
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
         for start in range(0, len(candidates), _WINDOW):
-            for rel, data, deflated, crc in pool.map(job, candidates[start:start + _WINDOW]):
+            for rel, data, deflated, crc, digest in pool.map(
+                job, candidates[start:start + _WINDOW]
+            ):
                 if data is not None:
-                    yield rel, data, deflated, crc
+                    yield rel, data, deflated, crc, digest
 
 
 def _with_zipfile(files: Iterable[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
@@ -238,10 +298,14 @@ def _with_zipfile(files: Iterable[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
-def package(out: Path, zip_path: Path, *, root: str) -> list[str]:
+def package(out: Path, zip_path: Path, *, root: str, cache: Path | None = None) -> list[str]:
     """Write ``zip_path``: the archived files of ``out`` (:data:`ARCHIVED`: only what the
     manifest lists, never through a link) under ``root/`` plus a ``SHA256SUMS``; same files
     in, same bytes out (fixed times, order, modes, level).
+
+    ``cache``: a JSON file (:mod:`csv2sr.cache`), with the DEFLATE streams of the last
+    archive beside it (``.deflated``): a file whose path and bytes are unchanged is not
+    compressed again (the stream is the one zlib makes of it, same version and level).
 
     Returns the archived paths (relative to ``out``, SHA256SUMS excluded).  Raises
     :class:`ReleaseError` for a release that cannot be packed, and
@@ -254,10 +318,12 @@ def package(out: Path, zip_path: Path, *, root: str) -> list[str]:
     archive = _Archive()
     sums: list[str] = []
     files: list[str] = []
-    for rel, data, deflated, crc in _packed(out, candidates):
+    streams = _Deflated(cache)
+    for rel, data, deflated, crc, digest in _packed(out, candidates, streams):
         files.append(rel)
         archive.add(_entry(root, rel, when), len(data), deflated, crc)
-        sums.append(f"{hashlib.sha256(data).hexdigest()}  {rel}\n")
+        streams.keep(rel, digest, deflated, crc)
+        sums.append(f"{digest}  {rel}\n")
     listing = "".join(sums).encode("utf-8")
     archive.add(_entry(root, "SHA256SUMS", when), len(listing), *_deflate(listing))
     written = archive.close()
@@ -266,4 +332,5 @@ def package(out: Path, zip_path: Path, *, root: str) -> list[str]:
             ((_entry(root, rel, when), _read(out, rel)) for rel in files),
             [(_entry(root, "SHA256SUMS", when), listing)]))
     write_atomic(zip_path, written)
+    streams.save()
     return files

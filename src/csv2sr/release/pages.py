@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lxml import etree
-from pydicom import Dataset, dcmread
+from pydicom import dcmread
 from pydicom.uid import UID
 
 from csv2sr.atomic import OutputError, open_inside, remove_inside, write_atomic
 from csv2sr.cache import ResultCache, file_digest, read_regular
-from csv2sr.dicom.tree import ROOT_ID, children, item_id
+from csv2sr.dicom.tree import ROOT_ID, child_id, item_id
 from csv2sr.errors import leave_interrupts
 from csv2sr.release.elements import display_text, element, set_attr, sub
 from csv2sr.release.folder import page_relpath, regular_files
+from csv2sr.release.reading import NotQuickError, SrItem, read_items
 from csv2sr.release.render import XSLT_DIR, ReportRenderError, render
 
 __all__ = [
@@ -63,7 +64,7 @@ _HEADER = (
 )
 
 
-def _code(parent: etree._Element, tag: str, item: Dataset) -> None:
+def _code(parent: etree._Element, tag: str, item: SrItem) -> None:
     """A code sequence item (PS3.3 Table 8.8-1) as ``<tag value scheme meaning/>``."""
     value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
     sub(
@@ -75,7 +76,7 @@ def _code(parent: etree._Element, tag: str, item: Dataset) -> None:
     )
 
 
-def _reference(parent: etree._Element, item: Dataset) -> None:
+def _reference(parent: etree._Element, item: SrItem) -> None:
     """IMAGE / COMPOSITE / WAVEFORM value: Referenced SOP Sequence (PS3.3 Table C.18.3-1)."""
     for ref in item.get("ReferencedSOPSequence", []):
         sop_class = UID(display_text(ref.get("ReferencedSOPClassUID")))
@@ -100,7 +101,7 @@ def _coordinates(values: Iterable[object]) -> str:
     return " ".join(pairs)
 
 
-def _value(node: etree._Element, item: Dataset) -> None:
+def _value(node: etree._Element, item: SrItem) -> None:
     """The value of one content item by its Value Type (PS3.3 Table C.17.3-7 and C.18)."""
     kind = display_text(item.get("ValueType"))
     simple = {
@@ -138,7 +139,7 @@ def _value(node: etree._Element, item: Dataset) -> None:
             )
 
 
-def _item(parent: etree._Element, item: Dataset, number: str) -> None:
+def _item(parent: etree._Element, item: SrItem, number: str) -> None:
     """One content item and, recursively, its Content Sequence (PS3.3 C.17.3)."""
     node = sub(
         parent,
@@ -153,11 +154,11 @@ def _item(parent: etree._Element, item: Dataset, number: str) -> None:
     for concept in item.get("ConceptNameCodeSequence", []):
         _code(node, "concept", concept)
     _value(node, item)
-    for child, child_item in children(item, number):
-        _item(node, child_item, child)
+    for position, child_item in enumerate(item.get("ContentSequence") or [], start=1):
+        _item(node, child_item, child_id(number, position))
 
 
-def sr_to_xml(ds: Dataset, *, path: str = "") -> etree._Element:
+def sr_to_xml(ds: SrItem, *, path: str = "") -> etree._Element:
     """The header and content tree of one SR as ``<sr>``; the document root is item ``1``.
 
     ``path`` (the file's path in the release, e.g. ``sr/P/order-0001.dcm``) is recorded so
@@ -193,11 +194,33 @@ def sr_file_to_xml(
     path: Path, relpath: str, handle: BinaryIO | None = None
 ) -> etree._Element:
     """Read ``path`` (an SR file; from ``handle`` when given, already open) and render it;
-    :class:`ReportRenderError` if it is not one."""
+    :class:`ReportRenderError` if it is not one.
+
+    The file is read by :mod:`csv2sr.release.reading` (pydicom's values, without its
+    Dataset); one that reader does not take, or whose values pydicom's converters refuse,
+    is read by ``dcmread``, which says what is wrong with it."""
+    try:
+        data = handle.read() if handle is not None else path.read_bytes()
+    except OSError:
+        data = None
+    if data is not None:
+        try:
+            return _document(read_items(data), path, relpath)
+        except ReportRenderError:
+            raise
+        except NotQuickError:
+            pass
+        except Exception:  # a value pydicom refuses: dcmread's turn, it says what
+            log.debug("%s: read again with dcmread", path, exc_info=True)
+        handle = io.BytesIO(data)
     try:
         ds = dcmread(handle if handle is not None else path)
     except Exception as exc:  # pydicom raises many types for damaged files
         raise ReportRenderError(path, f"not readable as DICOM: {exc}") from exc
+    return _document(ds, path, relpath)
+
+
+def _document(ds: SrItem, path: Path, relpath: str) -> etree._Element:
     if "ValueType" not in ds or "ConceptNameCodeSequence" not in ds:
         raise ReportRenderError(path, "not an SR document (no root content item, PS3.3 C.17.3)")
     return sr_to_xml(ds, path=relpath)
