@@ -68,7 +68,7 @@ CONVERT_SRC  = $(COMMON_SRC) $(wildcard $(PKG)/conversion/*.py $(PKG)/images/ind
 VALIDATE_SRC = $(COMMON_SRC) $(wildcard $(PKG)/validate/*.py $(PKG)/images/index.py \
                                         $(PKG)/images/cross.py $(PKG)/inputs.py \
                                         $(PKG)/cli/validate.py)
-EXPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/export/*.py $(PKG)/release/reading.py $(PKG)/inputs.py \
+EXPORT_SRC   = $(COMMON_SRC) $(wildcard $(PKG)/export/*.py $(PKG)/inputs.py \
                                         $(PKG)/cli/export.py)
 DUMPS_SRC    = $(COMMON_SRC) $(wildcard $(PKG)/release/dumps.py $(PKG)/release/folder.py \
                                         $(PKG)/cli/release.py)

@@ -1,4 +1,4 @@
-"""csv2sr.release.reading, the quick reader of the report's pages and of export: what it
+"""csv2sr.dicom.reading, the quick reader of the report's pages and of export: what it
 reads gives the pages and the export rows that pydicom's Dataset gives, byte for byte, and
 what it does not read exactly is left to dcmread (the same result, the same error)."""
 
@@ -13,9 +13,9 @@ from lxml import etree
 from pydicom import dcmread
 from pydicom.uid import ImplicitVRLittleEndian
 
+from csv2sr.dicom.reading import NotQuickError, read_items
 from csv2sr.export import reader
 from csv2sr.release.pages import _document, sr_file_to_xml
-from csv2sr.release.reading import NotQuickError, read_items
 from csv2sr.release.render import ReportRenderError
 
 QUICK = {"reference", "resaved", "utf8", "latin1", "iso2022", "plain"}

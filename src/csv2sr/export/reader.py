@@ -30,6 +30,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 
 from csv2sr.dicom.codes import Codes, code_key
+from csv2sr.dicom.reading import NotQuickError, read_items
 from csv2sr.dicom.tree import ROOT_ID, children, resolve
 from csv2sr.export.model import (
     CodedValue,
@@ -39,7 +40,6 @@ from csv2sr.export.model import (
     ProblemKind,
     Qualitative,
 )
-from csv2sr.release.reading import NotQuickError, read_items
 
 __all__ = ["FileResult", "read_dataset", "read_file"]
 
@@ -308,8 +308,8 @@ def _read_file(name: str) -> FileResult:
 
 
 def _read_quickly(name: str) -> FileResult | None:
-    """The file read by :func:`csv2sr.release.reading.read_items` (pydicom's values without
-    its Dataset: an :class:`~csv2sr.release.reading.Item` answers every call this module
+    """The file read by :func:`csv2sr.dicom.reading.read_items` (pydicom's values without
+    its Dataset: an :class:`~csv2sr.dicom.reading.Item` answers every call this module
     makes of one), or None: a file that reader does not take, that holds no data set, or
     whose reading raises, is read again with ``dcmread``, which says what is wrong with it.
     The reader takes only a file it reads to its last byte: it is never truncated."""

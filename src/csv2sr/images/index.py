@@ -38,6 +38,7 @@ from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
+from csv2sr.dicom.reading import NotQuickError, read_elements
 from csv2sr.errors import SourceError
 from csv2sr.images.dicomweb import Tries, all_studies
 
@@ -890,31 +891,17 @@ _SHORT_VRS = frozenset(str(vr) for vr in STANDARD_VR - EXPLICIT_VR_LENGTH_32)
 
 
 def _header_of(text: str) -> Dataset:
-    """The inverse of :func:`_header_bytes`.  Its elements are parsed here (PS3.5 7.1.2:
-    tag, VR, 16-bit length and value; a VR of Table 7.1-1 has 2 reserved bytes and a
-    32-bit length) into undecoded elements, as pydicom's ``read_dataset`` gives them;
-    ``read_dataset`` itself cost most of reading a cached index (0.15 ms a header).  A
-    header it cannot take so (an undefined length, a sequence) is read by
-    ``read_dataset``."""
+    """The inverse of :func:`_header_bytes`: its elements undecoded, as pydicom's
+    ``read_dataset`` gives them, parsed by :func:`csv2sr.dicom.reading.read_elements`
+    (``read_dataset`` itself cost most of reading a cached index, 0.15 ms a header); a
+    header that reader does not take is read by ``read_dataset``."""
     data = base64.b64decode(text)
-    packed: list[_Packed] = []
-    pos, end = 0, len(data)
-    while pos < end:
-        group, element, vr_bytes = struct.unpack_from("<HH2s", data, pos)
-        vr = vr_bytes.decode("ascii", "replace")
-        if vr in _SHORT_VRS:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            start = pos + 8
-        else:
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            start = pos + 12
-        if vr == "SQ" or length == 0xFFFFFFFF or start + length > end:
-            return read_dataset(io.BytesIO(data), is_implicit_VR=False,
-                                is_little_endian=True)
-        packed.append(((group << 16) | element, vr, length, data[start:start + length],
-                       start, False, True))
-        pos = start + length
-    return _unpack(packed)
+    try:
+        elements = read_elements(data)
+    except NotQuickError:
+        return read_dataset(io.BytesIO(data), is_implicit_VR=False, is_little_endian=True)
+    return _unpack([(tag, vr, len(raw), raw, 0, False, True)
+                    for tag, (vr, raw) in elements.items()])
 
 
 def _read_cache(where: Path, key: str) -> ImageIndex | None:

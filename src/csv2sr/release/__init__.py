@@ -9,7 +9,6 @@ The Makefile chains them (``convert`` -> ``validate`` -> ``dumps`` -> ``export``
   page per SR, by XSLT (``xslt/``);
 * :mod:`~csv2sr.release.check`: why a release must not be published;
 * :mod:`~csv2sr.release.package`: the byte-reproducible zip;
-* :mod:`~csv2sr.release.reading`: the quick reader of an SR the pages and export use;
 * :mod:`~csv2sr.release.folder` reads what the stages left in OUT,
   :mod:`~csv2sr.release.elements` makes XML that no value can break.
 

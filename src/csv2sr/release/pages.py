@@ -25,11 +25,11 @@ from pydicom.uid import UID
 
 from csv2sr.atomic import OutputError, open_inside, remove_inside, write_atomic
 from csv2sr.cache import ResultCache, file_digest, read_regular
+from csv2sr.dicom.reading import NotQuickError, SrItem, read_items
 from csv2sr.dicom.tree import ROOT_ID, child_id, item_id
 from csv2sr.errors import leave_interrupts
 from csv2sr.release.elements import display_text, element, set_attr, sub
 from csv2sr.release.folder import page_relpath, regular_files
-from csv2sr.release.reading import NotQuickError, SrItem, read_items
 from csv2sr.release.render import XSLT_DIR, ReportRenderError, render
 
 __all__ = [
@@ -196,7 +196,7 @@ def sr_file_to_xml(
     """Read ``path`` (an SR file; from ``handle`` when given, already open) and render it;
     :class:`ReportRenderError` if it is not one.
 
-    The file is read by :mod:`csv2sr.release.reading` (pydicom's values, without its
+    The file is read by :mod:`csv2sr.dicom.reading` (pydicom's values, without its
     Dataset); one that reader does not take, or whose values pydicom's converters refuse,
     is read by ``dcmread``, which says what is wrong with it."""
     try:

@@ -28,7 +28,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 
-__all__ = ["Item", "NotQuickError", "SrItem", "read_items"]
+__all__ = ["Item", "NotQuickError", "SrItem", "read_elements", "read_items"]
 
 
 class SrItem(Protocol):
@@ -242,6 +242,26 @@ def read_items(data: bytes) -> Item:
     root = Item(elements, encodings)
     _share(root, encodings)
     return root
+
+
+def read_elements(data: bytes) -> dict[int, tuple[str, bytes]]:
+    """The elements of a bare data set in Explicit VR Little Endian (no preamble, no file
+    meta information; PS3.5 7.1.2): tag -> (VR, value bytes), in the order written (the
+    image index's cache, :mod:`csv2sr.images.index`).  Raises :class:`NotQuickError` for
+    what :func:`read_items` would not take, and for a sequence."""
+    reader = _Reader(data)
+    try:
+        elements, end = reader.dataset(0, len(data), top=True)
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise NotQuickError(str(exc)) from None
+    if end != len(data):
+        raise NotQuickError("bytes after the data set")
+    flat: dict[int, tuple[str, bytes]] = {}
+    for tag, (vr, raw) in elements.items():
+        if isinstance(raw, list):
+            raise NotQuickError("a sequence")
+        flat[tag] = (vr, raw)
+    return flat
 
 
 def _share(item: Item, encodings: tuple[str, ...]) -> None:
