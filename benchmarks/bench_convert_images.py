@@ -52,7 +52,7 @@ def main() -> None:
                 f"{count / seconds:.0f} files/s  load {before:.2f}->{load():.2f}")
         print(line, flush=True)
         lines.append(line)
-        lines.append(f"{'input':<34}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}"
+        lines.append(f"{'input':<44}{'builder':<12}{'rows':>7}{'seconds':>9}{'SR/s':>8}"
                      f"{'w/o index':>11}{'CPU s':>8}{'tree MiB':>10}  load")
         for builder, extra in builders:
             with tempfile.TemporaryDirectory() as out:
@@ -65,7 +65,7 @@ def main() -> None:
             without = rows / max(measured.seconds - seconds, 1e-9)
             for name, run, shown in (("", measured, f"{without:>11.0f}"),
                                      (", second run", again, f"{'(cached)':>11}")):
-                line = (f"{'real CSV (2,345 rows) --images' + name:<34}{builder:<12}{rows:>7}"
+                line = (f"{'real CSV (2,345 rows) --images' + name:<44}{builder:<12}{rows:>7}"
                         f"{run.seconds:>9.1f}{rows / run.seconds:>8.0f}{shown}"
                         f"{run.cpu_seconds:>8.1f}{run.tree_peak_mib:>10.0f}  {run.load}")
                 print(line, flush=True)
