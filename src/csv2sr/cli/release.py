@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -50,6 +50,11 @@ def _need_folder(path: Path) -> None:
         raise _fail(f"{path}: no such folder", EXIT_USAGE)
 
 
+def _cache_option(text: str) -> Any:
+    """The ``--cache FILE`` option of a stage that keeps what it made between runs."""
+    return typer.Option("--cache", metavar="FILE", dir_okay=False, help=text)
+
+
 @app.command("dumps")
 def dumps_command(
     sr_dir: Annotated[Path, typer.Argument(metavar="SR_DIR", help="Folder of SR files.")],
@@ -59,10 +64,9 @@ def dumps_command(
     jobs: Jobs = None,
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", metavar="FILE", dir_okay=False,
-                     help="Remember in FILE (JSON) which SR bytes each dump was made of: an "
-                     "SR whose path and bytes are unchanged, and its dump too, is not dumped "
-                     "again."),
+        _cache_option("Remember in FILE (JSON) which SR bytes each dump was made of: an SR "
+                      "whose path and bytes are unchanged, and its dump too, is not dumped "
+                      "again."),
     ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -203,10 +207,9 @@ def package_command(
     ] = "",
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", metavar="FILE", dir_okay=False,
-                     help="Remember in FILE (JSON, with the compressed entries in "
-                     "FILE's name with .deflated) what each file was compressed to: a file "
-                     "whose path and bytes are unchanged is not compressed again."),
+        _cache_option("Remember in FILE (JSON, with the compressed entries in FILE's name "
+                      "with .deflated) what each file was compressed to: a file whose path "
+                      "and bytes are unchanged is not compressed again."),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
