@@ -72,3 +72,38 @@ def test_a_command_still_loads_what_it_runs() -> None:
     """The check above can fail: a command that needs pydicom loads it."""
     body = _RUN_MAIN.format(args=["validate", "/nonexistent-csv2sr-input"])
     assert "pydicom" in _heavy_loaded(body)
+
+
+_RENDERERS = ("typer.rich_utils", "rich.markdown", "markdown_it", "pygments")
+"""What typer's Rich help imports (a tenth of a second, more than the rest of ``--help``):
+the help is click's plain text (``rich_markup_mode=None``, csv2sr.cli.app)."""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["convert", "--help"], ["validate", "--help"]])
+def test_help_loads_no_rich_renderer(args: list[str]) -> None:
+    code = (_RUN_MAIN.format(args=args)
+            + f"\nprint(json.dumps([m for m in {_RENDERERS!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", f"import json, sys\n{code}"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("command", ["convert", "validate", "export", "publish", "report"])
+def test_help_is_wrapped_to_the_terminal_width(command: str) -> None:
+    """Paragraphs are rewrapped to COLUMNS, not cut where the docstring's lines end (Rich
+    kept those breaks and left one word on a line of its own)."""
+    done = subprocess.run([sys.executable, "-m", "csv2sr", command, "--help"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**__import__("os").environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    lines = lines[:next(i for i, line in enumerate(lines)
+                        if line in ("Arguments:", "Options:"))]  # the description
+    # a line of the description (two spaces in) that stops well short of the width while
+    # its paragraph goes on: a break kept from the docstring
+    cut = [line for line, after in zip(lines, lines[1:])
+           if line.startswith("  ") and not line.startswith("   ") and len(line) < 50
+           and after.startswith("  ") and not after.startswith("   ")]
+    assert cut == []

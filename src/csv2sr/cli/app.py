@@ -13,6 +13,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: rewrapped to the terminal, and without typer's Rich renderer
+    # (rich.markdown, markdown_it: a tenth of a second of every --help; tests/test_startup.py)
+    rich_markup_mode=None,
 )
 
 
