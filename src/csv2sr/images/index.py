@@ -869,14 +869,17 @@ def _header_bytes(ds: Dataset) -> str:
     buffer = DicomBytesIO()
     buffer.is_little_endian = True
     buffer.is_implicit_VR = False
-    encoding = ds.get("SpecificCharacterSet", default_encoding)
-    for tag in sorted(ds.keys()):
-        element = ds.get_item(tag)
-        if (isinstance(element, RawDataElement) and not element.is_implicit_VR
+    encoding = ds.get(_CHARACTER_SET, None)
+    encoding = default_encoding if encoding is None else encoding.value
+    elements = ds._dict
+    # sorted as ints: BaseTag's own comparison is Python code, a third of the cost
+    for tag in sorted(elements, key=int):
+        element = elements[tag]
+        if (type(element) is RawDataElement and not element.is_implicit_VR
                 and element.is_little_endian and element.VR in _SHORT_VRS):
             value = element.value or b""  # tag, VR, 16-bit length, value (PS3.5 7.1.2)
-            buffer.write(struct.pack("<HH", tag >> 16, tag & 0xFFFF)
-                         + element.VR.encode("ascii") + struct.pack("<H", len(value)) + value)
+            buffer.write(_ELEMENT_HEAD.pack(tag >> 16, tag & 0xFFFF, element.VR.encode("ascii"),
+                                            len(value)) + value)
             continue
         if isinstance(element, RawDataElement) and (
                 element.is_implicit_VR or not element.is_little_endian
@@ -886,6 +889,8 @@ def _header_bytes(ds: Dataset) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+_ELEMENT_HEAD = struct.Struct("<HH2sH")
+"""Tag group, element, VR and 16-bit length of an explicit VR little endian element."""
 _SHORT_VRS = frozenset(str(vr) for vr in STANDARD_VR - EXPLICIT_VR_LENGTH_32)
 """The VRs whose explicit length is 16 bits (PS3.5 Table 7.1-2)."""
 
