@@ -5,7 +5,8 @@
 Set-up (not timed): one synthetic CT header per annotated instance of the real CSV
 (1,466 files, the table's own UIDs: ``tests/imagegen.py`` ``write_images_like``), so that
 every one of the 2,345 rows has its image.  Timed, each in its own process (measure.py):
-the image index build alone (``ImageIndex.from_folder``, imports excluded), then
+the image index build alone (``ImageIndex.from_folder``: the headers read and the index
+kept in OUTDIR/cache/, as a first run does; imports excluded), then
 ``csv2sr convert --images`` (templates; with ``--reference`` also highdicom for every row),
 then the same command again into the same output folder (the index read from its cache in
 OUTDIR/cache/, the unchanged SRs left as they are).  SR/s is given end to end and, for the

@@ -11,7 +11,8 @@ nodules in new series, patients and studies, with their join table
 (``luna16gen.luna16_like``).
 
 Timed, each command in its own process (measure.py): the header index of each folder
-alone (imports excluded), then ``csv2sr convert --images`` end to end (process start,
+alone (every header read and the index kept in OUTDIR/cache/, as a first run does;
+imports excluded), then ``csv2sr convert --images`` end to end (process start,
 imports, index, workers, files written), then the same command again into the same output
 folder (the index read from OUTDIR/cache/, the unchanged SRs left as they are).  SR/s is
 given end to end, without the index build (the first run's seconds less the index's), and
