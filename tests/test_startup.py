@@ -8,7 +8,9 @@ measured by ``benchmarks/bench_startup.py``, never asserted here).
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -95,7 +97,7 @@ def test_help_is_wrapped_to_the_terminal_width(command: str) -> None:
     kept those breaks and left one word on a line of its own)."""
     done = subprocess.run([sys.executable, "-m", "csv2sr", command, "--help"],
                           capture_output=True, text=True, timeout=120, check=False,
-                          env={**__import__("os").environ, "COLUMNS": "80"})
+                          env={**os.environ, "COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
@@ -103,7 +105,7 @@ def test_help_is_wrapped_to_the_terminal_width(command: str) -> None:
                         if line in ("Arguments:", "Options:"))]  # the description
     # a line of the description (two spaces in) that stops well short of the width while
     # its paragraph goes on: a break kept from the docstring
-    cut = [line for line, after in zip(lines, lines[1:])
+    cut = [line for line, after in itertools.pairwise(lines)
            if line.startswith("  ") and not line.startswith("   ") and len(line) < 50
            and after.startswith("  ") and not after.startswith("   ")]
     assert cut == []
