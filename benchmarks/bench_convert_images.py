@@ -22,11 +22,11 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import index_seconds, load, record
+from measure import Run, index_seconds, load, record
 from measure import run as measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +39,21 @@ index build) is the figure: this shared machine's speed changes from one minute 
 next (the same code gave 361 and 548 SR/s in two runs, its CPU time 12.2 s and 7.9 s)."""
 
 
+class _Round(NamedTuple):
+    rows: int
+    index_seconds: float
+    first: Run
+    second: Run
+
+    @property
+    def without_index(self) -> float:
+        """SR/s of the first run without the index build."""
+        return self.rows / max(self.first.seconds - self.index_seconds, 1e-9)
+
+
 def _round(images: Path, builder: str, extra: tuple[str, ...], number: int,
-           lines: list[str]) -> tuple[int, float, Any, Any]:
-    """One round: (SRs, index seconds, first run, second run), its lines printed."""
+           lines: list[str]) -> _Round:
+    """One round (index build, first run, second run), its lines printed."""
     before = load()
     count, seconds = index_seconds(images)
     line = (f"round {number}: index of {count} synthetic headers: {seconds:.2f} s = "
@@ -54,15 +66,15 @@ def _round(images: Path, builder: str, extra: tuple[str, ...], number: int,
         measured = measure(command)
         rows = sum(1 for _ in Path(out, "sr").rglob("*.dcm"))
         again = measure(command)  # the index from OUTDIR/cache/, the SRs unchanged
-    without = rows / max(measured.seconds - seconds, 1e-9)
-    for name, run, shown in (("", measured, f"{without:>11.0f}"),
+    done = _Round(rows, seconds, measured, again)
+    for name, run, shown in (("", measured, f"{done.without_index:>11.0f}"),
                              (", second run", again, f"{'(cached)':>11}")):
         line = (f"{'real CSV (2,345 rows) --images' + name:<44}{builder:<12}{rows:>7}"
                 f"{run.seconds:>9.1f}{rows / run.seconds:>8.0f}{shown}"
                 f"{run.cpu_seconds:>8.1f}{run.tree_peak_mib:>10.0f}  {run.load}")
         print(line, flush=True)
         lines.append(line)
-    return rows, seconds, measured, again
+    return done
 
 
 def main() -> None:
@@ -85,9 +97,9 @@ def main() -> None:
                      f"{'w/o index':>11}{'CPU s':>8}{'tree MiB':>10}  load")
         for builder, extra in builders:
             rounds = [_round(images, builder, extra, n, lines) for n in range(1, ROUNDS + 1)]
-            rows, seconds, measured, again = sorted(
-                rounds, key=lambda r: r[0] / max(r[2].seconds - r[1], 1e-9))[len(rounds) // 2]
-            without = rows / max(measured.seconds - seconds, 1e-9)
+            rows, seconds, measured, again = median = sorted(
+                rounds, key=lambda r: r.without_index)[len(rounds) // 2]
+            without = median.without_index
             line = (f"median of {ROUNDS} rounds ({builder}): {without:.0f} SR/s without the "
                     f"index build ({measured.seconds:.1f} s, index {seconds:.2f} s), second "
                     f"run {rows / again.seconds:.0f} SR/s ({again.seconds:.1f} s)")
