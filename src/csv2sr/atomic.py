@@ -44,6 +44,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
@@ -55,6 +56,7 @@ from csv2sr.errors import SourceError
 
 __all__ = [
     "AppendLog",
+    "InsideReader",
     "OutputError",
     "atomic_open",
     "atomic_text",
@@ -71,6 +73,8 @@ __all__ = [
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+"""A file read inside a folder: no link followed; a FIFO opens at once (and is refused)."""
 _TMP = re.compile(r"^\..*\.csv2sr-\d+-[0-9a-f]{8}\.tmp$", re.DOTALL)
 _LEGACY_TMP = re.compile(r"^\.order-\d+\.dcm\.\d+\.tmp$|^\.(manifest|rejected)\.csv\.\d+\.tmp$")
 """What csv2sr 0.1.0 named its temporary SR, manifest and rejected-rows files."""
@@ -460,6 +464,66 @@ def _same_bytes(handle: BinaryIO, data: bytes) -> bool:
         return handle.read(len(data) + 1) == data
     except OSError:
         return False
+
+
+class InsideReader(contextlib.AbstractContextManager["InsideReader"]):
+    """Read many files inside ``root`` as :func:`open_inside` reads one (no link followed),
+    opening each folder once and keeping it open until :meth:`close` (the SRs of one
+    patient share a folder: a cached conversion or a package reads thousands of files).
+    Safe to call from several threads::
+
+        with InsideReader(outdir) as reader:
+            data = reader("sr/P1/order-0001.dcm")   # None when it cannot be read
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._folders: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, relpath: str) -> bytes | None:
+        """The bytes of the regular file ``root/relpath``, or None when :meth:`read`
+        cannot read it."""
+        try:
+            return self.read(relpath)
+        except OSError:
+            return None
+
+    def read(self, relpath: str) -> bytes:
+        """The bytes of the regular file ``root/relpath``; raises :class:`OSError` as
+        :func:`open_inside` does (``ELOOP`` for a link, ``ENOENT``, ``EINVAL`` for a path
+        outside or a file that is not regular), with the path as ``filename``."""
+        parts = tuple(relpath.split("/"))
+        if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise OSError(errno.EINVAL, "not a path inside the folder", str(self.root / relpath))
+        folder = self._folder(parts[:-1])
+        try:
+            fd = os.open(parts[-1], _READ_FLAGS, dir_fd=folder)
+        except OSError as exc:
+            exc.filename = str(self.root / relpath)
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self.root / relpath))
+            return handle.read()
+
+    def _folder(self, parts: tuple[str, ...]) -> int:
+        with self._lock:
+            found = self._folders.get(parts)
+            if found is None:
+                found = self._folders[parts] = _open_folder_inside(self.root, parts,
+                                                                   create=False)
+            return found
+
+    def close(self) -> None:
+        """Close the folders opened so far (it can read again after)."""
+        with self._lock:
+            for fd in self._folders.values():
+                os.close(fd)
+            self._folders.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:

@@ -18,14 +18,13 @@ import itertools
 import logging
 import os
 import struct
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from csv2sr.atomic import open_inside, write_atomic
+from csv2sr.atomic import InsideReader, write_atomic
 from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.release.folder import ReleaseError, converted_paths, read_csv_rows
 
@@ -85,26 +84,17 @@ def _archived_files(out: Path) -> list[tuple[str, bool]]:
     return sorted(candidates.items())
 
 
-def _read_if_regular(out: Path, rel: str) -> bytes | None:
-    """The bytes of ``out/rel`` when it is a regular file reached without a link, else None."""
+def _read(reader: InsideReader, rel: str) -> bytes:
+    """The bytes of ``rel`` in the release, never through a link: :class:`ReleaseError`
+    otherwise."""
     try:
-        with open_inside(out, rel) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _read(out: Path, rel: str) -> bytes:
-    """The bytes of ``out/rel``, never through a link: :class:`ReleaseError` otherwise."""
-    try:
-        with open_inside(out, rel) as handle:
-            return handle.read()
+        return reader.read(rel)
     except OSError as exc:
         why = {
             errno.ELOOP: "a symbolic link inside the release: not packaged",
             errno.ENOENT: "listed in the manifest but missing",
         }.get(exc.errno or 0, exc.strerror or str(exc))
-        raise ReleaseError(f"{out / rel}: {why}") from None
+        raise ReleaseError(f"{reader.root / rel}: {why}") from None
 
 
 def _zip_time() -> tuple[int, int, int, int, int, int]:
@@ -123,9 +113,10 @@ def _zip_time() -> tuple[int, int, int, int, int, int]:
 def sha256sums(out: Path, files: Sequence[str]) -> bytes:
     """``sha256sum`` format: ``<hex>  <path>`` per file, in the given (sorted) order."""
     lines = []
-    for rel in files:
-        digest = hashlib.sha256(_read(out, rel)).hexdigest()
-        lines.append(f"{digest}  {rel}\n")
+    with InsideReader(out) as reader:
+        for rel in files:
+            digest = hashlib.sha256(_read(reader, rel)).hexdigest()
+            lines.append(f"{digest}  {rel}\n")
     return "".join(lines).encode("utf-8")
 
 
@@ -227,7 +218,6 @@ class _Deflated:
             "stage": "package", "zlib": zlib.ZLIB_RUNTIME_VERSION, "level": _LEVEL,
             "streams": file_digest(self.blob),
         })
-        self.lock = threading.Lock()
         self.parts: list[bytes] = []
         self.size = 0
 
@@ -235,8 +225,7 @@ class _Deflated:
         """The stream and CRC-32 an earlier run made of these bytes, or None."""
         if not self.store.enabled:
             return None
-        with self.lock:
-            found = self.store.get(rel, digest)
+        found = self.store.get(rel, digest)
         if found is None:
             return None
         try:
@@ -268,25 +257,26 @@ def _packed(
     out: Path, candidates: list[tuple[str, bool]], streams: _Deflated,
 ) -> Iterator[tuple[str, bytes, bytes, int, str]]:
     """(path, bytes, deflated bytes, CRC-32, SHA-256) of every candidate that is there, in
-    order; read and compressed by threads, at most :data:`_WINDOW` files ahead."""
-
-    def job(candidate: tuple[str, bool]) -> tuple[str, bytes | None, bytes, int, str]:
-        rel, required = candidate
-        # read once: the test that it is there, the entry and its checksum
-        data = _read(out, rel) if required else _read_if_regular(out, rel)
-        if data is None:
-            return rel, None, b"", 0, ""
-        digest = file_digest(data)
-        deflated = streams.reuse(rel, digest, data) or _deflate(data)
-        return (rel, data, *deflated, digest)
-
-    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+    order.  Files are read, hashed and looked up in ``streams`` here, one after the other
+    (thousands of small files: threads that share the interpreter only slowed this down,
+    2.0 s against 1.1 s for a rerun's 9,387), and only the files to compress again go to
+    threads (zlib lets go of the interpreter), at most :data:`_WINDOW` files ahead."""
+    threads = max(1, min(4, os.cpu_count() or 1))
+    with InsideReader(out) as reader, ThreadPoolExecutor(threads) as pool:
         for start in range(0, len(candidates), _WINDOW):
-            for rel, data, deflated, crc, digest in pool.map(
-                job, candidates[start:start + _WINDOW]
-            ):
-                if data is not None:
-                    yield rel, data, deflated, crc, digest
+            window: list[tuple[str, bytes, str, tuple[bytes, int] | Future[tuple[bytes, int]]]]
+            window = []
+            for rel, required in candidates[start:start + _WINDOW]:
+                # a file the manifest lists must be there; another one only when regular
+                data = _read(reader, rel) if required else reader(rel)
+                if data is None:
+                    continue
+                digest = file_digest(data)
+                ready = streams.reuse(rel, digest, data)
+                window.append((rel, data, digest, ready or pool.submit(_deflate, data)))
+            for rel, data, digest, made in window:
+                deflated, crc = made if isinstance(made, tuple) else made.result()
+                yield rel, data, deflated, crc, digest
 
 
 def _with_zipfile(files: Iterable[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
@@ -328,9 +318,10 @@ def package(out: Path, zip_path: Path, *, root: str, cache: Path | None = None) 
     archive.add(_entry(root, "SHA256SUMS", when), len(listing), *_deflate(listing))
     written = archive.close()
     if not archive.fits:  # never for a release of this size; zipfile writes ZIP64
-        written = _with_zipfile(itertools.chain(
-            ((_entry(root, rel, when), _read(out, rel)) for rel in files),
-            [(_entry(root, "SHA256SUMS", when), listing)]))
+        with InsideReader(out) as reader:
+            written = _with_zipfile(itertools.chain(
+                ((_entry(root, rel, when), _read(reader, rel)) for rel in files),
+                [(_entry(root, "SHA256SUMS", when), listing)]))
     write_atomic(zip_path, written)
     streams.save()
     return files
