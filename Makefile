@@ -10,7 +10,8 @@
 #
 # Every stage leaves OUT/stages/<stage>.done; a stage runs again only when its inputs
 # (the CSV, by time or by content, and the code of that stage) are newer, and then does
-# only the work of what changed: convert rewrites only the SRs whose bytes change, and
+# only the work of what changed: convert builds only the SRs whose rows changed (an SR still
+# as it wrote it is found by OUT/cache/convert.json), and
 # validate, dumps, export and the report's pages take what they made of an unchanged SR,
 # and the zip the compressed entry of an unchanged file, from OUT/cache (keyed by the
 # file's SHA-256, csv2sr's code and the tools' versions; never used for a file it does not
@@ -130,7 +131,7 @@ $(OPTS_STAMP):
 
 $(STAGES)/convert.done: $(CSV) $(CSV_STAMP) $(OPTS_STAMP) $(CONVERT_SRC) | $(SETUP)
 	rm -f $(OUT)/manifest.csv $(OUT)/rejected.csv
-	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE)$(if $(CONVERT_ARGS), $(CONVERT_ARGS)) $(JOBS_OPT) --quiet)
+	$(call stage,convert,$(CSV2SR) convert '$(CSV)' -o $(OUT) --profile $(PROFILE)$(if $(CONVERT_ARGS), $(CONVERT_ARGS)) --cache $(CACHE)/convert.json $(JOBS_OPT) --quiet)
 	test -f $(OUT)/manifest.csv
 	@find $(OUT)/sr -name '*.dcm' 2>/dev/null | grep -q . || \
 	  { echo "convert: no row of $(CSV) was converted, see $(OUT)/rejected.csv" >&2; exit 1; }

@@ -103,3 +103,25 @@ def test_progress_bar_on_a_terminal_only(sample_csv: Path, tmp_path: Path) -> No
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert "Converting" in screen and "12/12" in screen
     assert "12 rows read, 12 converted, 0 rejected" in screen
+
+
+def test_cache_option_builds_nothing_again_and_says_so(sample_csv: Path, tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "out" / "cache" / "convert.json"
+    first = run("convert", str(sample_csv), "-o", str(out), "--cache", str(cache), "-v")
+    assert first.returncode == 0, first.stderr
+    assert "convert cache: 0 of the SRs were already written" in first.stdout + first.stderr
+    files = {p: p.read_bytes() for p in (out / "sr").rglob("*.dcm")}
+    second = run("convert", str(sample_csv), "-o", str(out), "--cache", str(cache), "-v")
+    assert second.returncode == 0, second.stderr
+    assert "convert cache: 12 of the SRs were already written" in second.stdout + second.stderr
+    assert {p: p.read_bytes() for p in (out / "sr").rglob("*.dcm")} == files
+
+
+def test_cache_that_cannot_be_written_is_one_line(sample_csv: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run("convert", str(sample_csv), "-o", str(tmp_path / "out"), "--cache",
+               str(blocker / "convert.json"))
+    assert proc.returncode == 2  # a path through a file, as for -o: a usage error
+    assert "Traceback" not in proc.stderr
+    assert str(blocker) in proc.stderr

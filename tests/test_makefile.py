@@ -225,7 +225,8 @@ def test_dry_run_from_clean_lists_every_stage_and_writes_nothing(tmp_path: Path)
     positions = [dry.stdout.index(c) for c in STAGE_COMMANDS]
     assert positions[0] < min(positions[1:4]) and max(positions[1:4]) < positions[4]
     assert positions[4] < positions[5] < positions[6]
-    assert f"convert '{SAMPLE}' -o build/ccc2017-sample --profile ccc2017 --jobs 3" in dry.stdout
+    assert (f"convert '{SAMPLE}' -o build/ccc2017-sample --profile ccc2017 "
+            "--cache build/ccc2017-sample/cache/convert.json --jobs 3") in dry.stdout
     assert f"-o dist/ccc2017-sample-{VERSION}.zip" in dry.stdout
     assert not (tree / "build").exists() and not (tree / "dist").exists()
 

@@ -143,6 +143,13 @@ def convert_command(
     ] = False,
     images_timeout: ImagesTimeout = 30.0,
     images_retries: ImagesRetries = 2,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", metavar="FILE", dir_okay=False,
+        help="Keep what each SR was written as in FILE (JSON), and build again only the "
+        "SRs whose rows (or image headers) changed or whose file in OUTDIR/sr is no longer "
+        "as it was written, when csv2sr, its libraries, the profile and the options are "
+        "the same: a rerun after one row changed builds one SR. The files are the bytes "
+        "a run without it writes.")] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -171,7 +178,7 @@ def convert_command(
         raise typer.Exit(EXIT_USAGE)
     from csv2sr.conversion.server import pool_expected, start_fork_server  # noqa: PLC0415
 
-    if pool_expected(csv_path, jobs):
+    if pool_expected(csv_path, jobs) and not _cache_kept(cache):
         start_fork_server()  # its imports overlap with this process's own (conversion.server)
     spec = load_or_exit(profile)
     if spec.identity.resolved and images is None and images_url is None:
@@ -212,6 +219,7 @@ def convert_command(
                 progress=advance,
                 fast=not reference_builder,
                 ohif=ohif,
+                cache=cache,
             )
     except (InputFileError, ImageIndexError, JoinError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
@@ -229,6 +237,12 @@ def convert_command(
         raise
     _report(result, quiet=quiet)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DATA)
+
+
+def _cache_kept(cache: Path | None) -> bool:
+    """A cache file from an earlier run is there: most SRs are likely written already, and
+    the workers are started only when enough are left to build (conversion.batch)."""
+    return cache is not None and cache.is_file() and cache.stat().st_size > 0
 
 
 def _image_index(

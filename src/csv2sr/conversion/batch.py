@@ -38,10 +38,12 @@ from typing import Any
 from pydicom import Dataset
 
 from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
-from csv2sr.conversion.build import dataset_bytes, document_uids, encode, failure_problem
+from csv2sr.cache import file_digest
+from csv2sr.conversion.build import dataset_bytes, encode, failure_problem
 from csv2sr.conversion.checks import InputFileError, RowError, RowProblem, read_rows
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.conversion.group import documents
+from csv2sr.conversion.memo import ConvertCache, Done, done_of
 from csv2sr.conversion.outputs import (
     OutdirLock,
     Owned,
@@ -112,17 +114,6 @@ class ConversionResult:
         return self.rejected == 0
 
 
-@dataclass(frozen=True)
-class _Done:
-    """A written SR and the rows it holds, as the manifest records them."""
-
-    rows: tuple[tuple[int, tuple[str, ...], str], ...]
-    """(line, unique cells, tracking UIDs) of each row."""
-    path: str
-    sop_instance_uid: str
-    series_instance_uid: str
-
-
 class _ByChunk:
     """Stands for the image index in a pool worker's arguments: the headers of each
     chunk's images come with the chunk (:func:`_shipped`).  The whole index pickled for
@@ -151,8 +142,8 @@ class _Worker:
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
         self.enriched: dict[tuple[ImageRef, str, str, str, str], Dataset] = {}
 
-    def handle(self, item: Document | RowError) -> list[_Done | RowError]:
-        if isinstance(item, RowError):
+    def handle(self, item: Document | RowError | Done) -> list[Done | RowError]:
+        if isinstance(item, RowError | Done):  # rejected, or already written (memo)
             return [item]
         try:
             if self.fast is not None:
@@ -167,12 +158,7 @@ class _Worker:
         refused = self.write(item, data)
         if refused is not None:
             return refused
-        uids = document_uids(item, self.spec, self.mode, self.ohif)
-        rows = tuple(
-            (r.line, tuple(v for _, v in r.keys), " ".join(g.tracking_uid for g in r.groups))
-            for r in item.records
-        )
-        return [_Done(rows, item.relpath, uids.sop_instance, uids.series)]
+        return [done_of(item, self.spec, self.mode, self.ohif, file_digest(data))]
 
     def _headers(self, document: Document) -> dict[str, Dataset] | None:
         if self.images is None:
@@ -200,7 +186,7 @@ class _Worker:
     def _rejected(self, record: Record, problem: RowProblem) -> RowError:
         return RowError(self.csv_path, record.line, (problem,), record.cells)
 
-    def write(self, document: Document, data: bytes) -> list[_Done | RowError] | None:
+    def write(self, document: Document, data: bytes) -> list[Done | RowError] | None:
         """Write one SR inside OUTDIR (never through a link), unless it already holds
         these bytes (a rerun rewrites only the documents that changed, and the others keep
         their time); a name the file system cannot hold rejects its rows, any other
@@ -239,12 +225,16 @@ def _init_pool_worker(args: tuple[Any, ...]) -> None:
     _init_worker(args)
 
 
-_Chunk = tuple[list[Document | RowError], dict[str, Any] | None]
+_Item = Document | RowError | Done
+"""What goes to a worker: a document to build, a rejected row, or a document whose SR is
+already written (:class:`csv2sr.conversion.memo.ConvertCache`), passed through in order."""
+
+_Chunk = tuple[list[_Item], dict[str, Any] | None]
 """Documents, and the packed headers of their images (``ImageIndex.packed_headers``) when
 the worker gets its headers by chunk (:class:`_ByChunk`)."""
 
 
-def _run_chunk(payload: _Chunk) -> list[_Done | RowError]:
+def _run_chunk(payload: _Chunk) -> list[Done | RowError]:
     assert _WORKER is not None, "worker not initialised"
     chunk, headers = payload
     if headers:
@@ -252,7 +242,7 @@ def _run_chunk(payload: _Chunk) -> list[_Done | RowError]:
     return [done for item in chunk for done in _WORKER.handle(item)]
 
 
-def _shipped(chunk: list[Document | RowError], images: ImageIndex | None) -> _Chunk:
+def _shipped(chunk: list[_Item], images: ImageIndex | None) -> _Chunk:
     """A chunk with the packed headers of its documents' images (none without images)."""
     if images is None:
         return chunk, None
@@ -261,8 +251,8 @@ def _shipped(chunk: list[Document | RowError], images: ImageIndex | None) -> _Ch
     return chunk, images.packed_headers(uids)
 
 
-def _chunks(items: Iterable[Document | RowError]) -> Iterator[list[Document | RowError]]:
-    chunk: list[Document | RowError] = []
+def _chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
+    chunk: list[_Item] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == CHUNK:
@@ -312,8 +302,8 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
 
 
 def _results(
-    items: Iterable[Document | RowError], jobs: int, worker_args: tuple[Any, ...]
-) -> Iterator[_Done | RowError]:
+    items: Iterable[_Item], jobs: int, worker_args: tuple[Any, ...]
+) -> Iterator[Done | RowError]:
     if jobs <= 1:
         _init_worker(worker_args)
         for chunk in _chunks(items):
@@ -335,7 +325,7 @@ def _results(
     # (SIGTERM: each removes the file it is writing and ends at once).
 
 
-def _manifest_lines(item: _Done | RowError, spec: Spec) -> Iterator[tuple[int, list[str]]]:
+def _manifest_lines(item: Done | RowError, spec: Spec) -> Iterator[tuple[int, list[str]]]:
     if isinstance(item, RowError):
         cells = [item.cells.get(c, "") for c in spec.unique_columns]
         yield item.line, [str(item.line), *cells, "", "", "", "", "rejected", item.reason]
@@ -387,16 +377,35 @@ def _against_image(record: Record, images: ImageIndex, path: Path, spec: Spec
         yield record
 
 
+def _paced(items: Iterable[_Item], workers: int) -> tuple[Iterable[_Item], int]:
+    """The items, and the workers to build them with: one (this process) when fewer than
+    :data:`INLINE_ROWS` documents are left to build once the cache's hits are known (a
+    rerun after one row changed starts no pool), else ``workers``."""
+    stream = iter(items)
+    head: list[_Item] = []
+    building = 0
+    for item in stream:
+        head.append(item)
+        building += isinstance(item, Document)
+        if building >= INLINE_ROWS:
+            return itertools.chain(head, stream), workers
+    return head, 1
+
+
 def _convert_rows(
     items: Iterable[Document | RowError], result: ConversionResult, owned: Owned,
     worker_args: tuple[Any, ...], workers: int, progress: Callable[[int], None] | None,
+    memo: ConvertCache,
 ) -> None:
-    """Convert every document, then remove the stale SRs.  ``rejected.csv`` and
-    ``manifest.csv`` are committed after that (the manifest last), so that a run that fails
-    or is interrupted leaves neither, and a manifest always tells what ``sr/`` holds.  One
-    manifest line per input row, in input order."""
+    """Convert every document (a hit of ``memo`` is not built again), then remove the stale
+    SRs.  ``rejected.csv`` and ``manifest.csv`` are committed after that (the manifest
+    last), so that a run that fails or is interrupted leaves neither, and a manifest always
+    tells what ``sr/`` holds.  One manifest line per input row, in input order."""
     out: Path = worker_args[1]
     spec: Spec = worker_args[2]
+    stream: Iterable[_Item] = items
+    if memo.enabled:
+        stream, workers = _paced(memo.marked(items, worker_args[4]), workers)
     written: set[str] = set()
     grouped = spec.document.per != "row"
     held: list[tuple[int, list[str]]] = []
@@ -408,7 +417,8 @@ def _convert_rows(
         rejected = csv.writer(rejected_file, lineterminator="\n")
         manifest.writerow(manifest_columns(spec))
         rejected.writerow((*spec.columns, "line", "reason"))
-        for done in _results(items, workers, worker_args):
+        for done in _results(stream, workers, worker_args):
+            memo.keep(done)
             lines = list(_manifest_lines(done, spec))
             result.rows_read += len(lines)
             if grouped:
@@ -431,6 +441,7 @@ def _convert_rows(
                 progress(result.rows_read)
         manifest.writerows(line for _, line in sorted(held, key=lambda pair: pair[0]))
         remove_stale(out, owned, written)
+    memo.save()
 
 
 def convert(
@@ -444,6 +455,7 @@ def convert(
     progress: Callable[[int], None] | None = None,
     fast: bool = True,
     ohif: bool = False,
+    cache: str | os.PathLike[str] | None = None,
 ) -> ConversionResult:
     """Convert every row of ``csv_path`` into one SR under ``outdir``.
 
@@ -459,7 +471,10 @@ def convert(
     ``ohif=True`` writes the Tracking Identifiers OHIF loads as editable measurements,
     ``Cornerstone3DTools@^0.1.0:<Tool>:<identifier>`` for every group that has a
     Cornerstone3D tool (:func:`csv2sr.conversion.build.with_ohif`, docs/ohif.md), with their
-    own SOP Instance and Series UIDs.
+    own SOP Instance and Series UIDs; ``cache`` a file that keeps what each document was
+    written as, so that a rerun builds only the documents that changed or whose SR is no
+    longer as it was written (:mod:`csv2sr.conversion.memo`; the bytes are those of a
+    run without it).
 
     Raises :class:`InputFileError` when the file as a whole is unusable, and
     :class:`csv2sr.atomic.OutputError` when OUTDIR cannot be written (disk full, no
@@ -494,10 +509,15 @@ def convert(
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
         items = _checked(itertools.chain(head, rows), images, source, spec)
-        _convert_rows(
-            documents(items, spec, source), result, owned,
-            (source, out, spec, mode, images, fast, ohif), workers, progress,
-        )
+        memo = ConvertCache(None if cache is None else Path(cache), out, spec, mode,
+                            ohif=ohif, fast=fast, owned=owned.files)
+        try:
+            _convert_rows(
+                documents(items, spec, source), result, owned,
+                (source, out, spec, mode, images, fast, ohif), workers, progress, memo,
+            )
+        finally:
+            memo.close()
     result.seconds = time.perf_counter() - started
     log.info(
         "%s: %d rows read, %d converted into %d SRs, %d rejected in %.1f s",

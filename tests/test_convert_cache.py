@@ -1,0 +1,243 @@
+"""``convert --cache``: a rerun builds only the documents that changed, and writes the bytes
+a clean run writes (:mod:`csv2sr.conversion.memo`).
+
+How the tests know a document was not built again: they count the calls of the encoder in
+this process (``jobs=1``, or a table too small for workers).  Everything else is the real
+conversion into real folders, compared file by file with a run without the cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import FIXTURES
+from csv2sr.conversion import batch
+from csv2sr.conversion.batch import convert
+from csv2sr.conversion.fastpath import FastEncoder
+
+SAMPLE = FIXTURES / "ccc2017-sample.csv"
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    """Every file a conversion writes (the SRs, manifest.csv, rejected.csv), by path."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and "cache" not in p.relative_to(out).parts
+            and not p.name.startswith(".")}
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns
+            for p in (out / "sr").rglob("*.dcm")}
+
+
+class _Builds:
+    """Counts the documents the encoder builds in this process."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = FastEncoder.encode_bytes
+
+        def counted(encoder: FastEncoder, *args: Any, **kwargs: Any) -> bytes:
+            self.count += 1
+            return original(encoder, *args, **kwargs)
+
+        monkeypatch.setattr(FastEncoder, "encode_bytes", counted)
+
+
+def _rows() -> tuple[list[str], list[list[str]]]:
+    with SAMPLE.open(newline="") as handle:
+        header, *rows = csv.reader(handle)
+    return header, rows
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+    path.write_text(buffer.getvalue())
+    return path
+
+
+def _one_changed(tmp_path: Path, index: int = 3) -> tuple[Path, str]:
+    """The sample with row ``index``'s length one more; and that row's SR name."""
+    header, rows = _rows()
+    column = header.index("length")
+    rows[index][column] = str(float(rows[index][column]) + 1)
+    return (_write(tmp_path / "changed.csv", header, rows),
+            f"order-{int(rows[index][header.index('order')]):04d}.dcm")
+
+
+@pytest.fixture
+def cached(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample converted with a cache: (OUTDIR, cache file)."""
+    out, cache = tmp_path / "out", tmp_path / "out" / "cache" / "convert.json"
+    assert convert(SAMPLE, out, jobs=1, cache=cache).rejected == 0
+    assert cache.is_file()
+    return out, cache
+
+
+def test_a_rerun_builds_only_the_row_that_changed(
+    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    changed, name = _one_changed(tmp_path)
+    before = _mtimes(out)
+    builds = _Builds(monkeypatch)
+    result = convert(changed, out, jobs=1, cache=cache)
+    assert builds.count == 1
+    assert result.converted == result.documents == len(before)
+    after = _mtimes(out)
+    moved = [rel for rel in before if after[rel] != before[rel]]
+    assert len(moved) == 1 and moved[0].endswith(name)
+    clean = tmp_path / "clean"
+    convert(changed, clean, jobs=1)
+    assert _tree(out) == _tree(clean)
+
+
+def test_an_unchanged_table_builds_nothing(
+    cached: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    before = _tree(out)
+    builds = _Builds(monkeypatch)
+    assert convert(SAMPLE, out, jobs=1, cache=cache).converted == 12
+    assert builds.count == 0
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("damage", ["changed", "removed", "truncated"])
+def test_an_sr_that_is_no_longer_as_written_is_built_again(
+    cached: tuple[Path, Path], damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    before = _tree(out)
+    sr = sorted((out / "sr").rglob("*.dcm"))[5]
+    if damage == "changed":
+        sr.write_bytes(sr.read_bytes().replace(b"fixture", b"FIXTURE"))
+    elif damage == "removed":
+        sr.unlink()
+    else:
+        sr.write_bytes(sr.read_bytes()[:-10])
+    builds = _Builds(monkeypatch)
+    convert(SAMPLE, out, jobs=1, cache=cache)
+    assert builds.count == 1
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("content", ["", "not json", '{"key": 1}', "[]"])
+def test_a_broken_cache_is_ignored_and_replaced(
+    cached: tuple[Path, Path], content: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    before = _tree(out)
+    cache.write_text(content)
+    builds = _Builds(monkeypatch)
+    convert(SAMPLE, out, jobs=1, cache=cache)
+    assert builds.count == 12
+    assert _tree(out) == before
+    assert len(json.loads(cache.read_text())["entries"]) == 12
+
+
+@pytest.mark.parametrize("options", [{"codes": "srt"}, {"ohif": True}, {"fast": False}])
+def test_a_cache_of_other_options_is_not_used(
+    cached: tuple[Path, Path], tmp_path: Path, options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, cache = cached
+    count = _Builds(monkeypatch) if options != {"fast": False} else None
+    convert(SAMPLE, out, jobs=1, cache=cache, **options)
+    if count is not None:
+        assert count.count == 12
+    clean = tmp_path / "clean"
+    convert(SAMPLE, clean, jobs=1, **options)
+    assert _tree(out) == _tree(clean)
+
+
+def test_another_profile_does_not_share_the_cache(
+    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    text = (Path(batch.__file__).parent.parent / "mapping" / "profiles" /
+            "ccc2017.toml").read_text()
+    assert 'title = "' in text
+    other = tmp_path / "other.toml"
+    other.write_text(text.replace('title = "', 'title = "Another ', 1))
+    builds = _Builds(monkeypatch)
+    convert(SAMPLE, out, jobs=1, cache=cache, profile=other)
+    assert builds.count == 12
+
+
+def test_workers_start_only_when_enough_is_left_to_build(
+    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few documents to build: this process builds them, even with ``jobs=2``; more than
+    INLINE_ROWS (lowered to 3 here): the worker pool, with the hits passed through it in
+    order.  Both write what a clean run writes."""
+    out, cache = cached
+    pools: list[int] = []
+    original = batch._pool
+
+    def watched(context: object, jobs: int, args: tuple[object, ...]) -> object:
+        pools.append(jobs)
+        return original(context, jobs, args)
+
+    monkeypatch.setattr(batch, "_pool", watched)
+    monkeypatch.setattr(batch, "INLINE_ROWS", 3)
+    header, rows = _rows()
+    column = header.index("length")
+    for count, expected in ((2, []), (4, [2])):
+        for row in rows[:count]:
+            row[column] = str(float(row[column]) + 1)
+        changed = _write(tmp_path / f"changed-{count}.csv", header, rows)
+        pools.clear()
+        convert(changed, out, jobs=2, cache=cache)
+        assert pools == expected
+        clean = tmp_path / f"clean-{count}"
+        convert(changed, clean, jobs=1)
+        assert _tree(out) == _tree(clean)
+
+
+_EDITS = st.lists(
+    st.tuples(st.integers(0, 11), st.sampled_from(["length", "annotator", "bad", "drop"]),
+              st.integers(1, 999)),
+    max_size=6,
+)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=_EDITS)
+def test_a_cached_rerun_writes_what_a_clean_run_writes(
+    edits: list[tuple[int, str, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """For any edits of the table (values changed, rows made invalid or dropped), a rerun
+    into the last run's OUTDIR with its cache gives the files of a clean conversion."""
+    root = tmp_path_factory.mktemp("edits")
+    out, cache = root / "out", root / "out" / "cache" / "convert.json"
+    convert(SAMPLE, out, jobs=1, cache=cache)
+    header, rows = _rows()
+    dropped: set[int] = set()
+    for index, edit, number in edits:
+        if edit == "length":
+            rows[index][header.index("length")] = f"{number / 7:.6f}"
+        elif edit == "annotator":
+            rows[index][header.index("annotator")] = f"reader_{number}"
+        elif edit == "bad":
+            rows[index][header.index("length")] = "not a number"
+        else:
+            dropped.add(index)
+    kept = [row for i, row in enumerate(rows) if i not in dropped]
+    changed = _write(root / "changed.csv", header, kept)
+    convert(changed, out, jobs=1, cache=cache)
+    clean = root / "clean"
+    convert(changed, clean, jobs=1)
+    assert _tree(out) == _tree(clean)
+    shutil.rmtree(root)
