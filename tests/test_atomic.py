@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from csv2sr.atomic import (
     AppendLog,
+    InsideReader,
     OutputError,
     atomic_open,
     atomic_text,
@@ -225,3 +226,29 @@ def test_an_empty_append_log_leaves_no_file_and_a_link_is_refused(tmp_path: Path
         AppendLog(tmp_path / "link.jsonl").open()
     assert refused.value.errno == errno.ELOOP
     assert victim.read_bytes() == b"precious\n"
+
+
+def test_inside_reader_reads_regular_files_and_never_through_a_link(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sr" / "P1").mkdir(parents=True)
+    (root / "sr" / "P1" / "a.dcm").write_bytes(b"one")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.dcm").write_bytes(b"secret")
+    (root / "sr" / "P2").symlink_to(outside)  # a linked folder
+    (root / "sr" / "P1" / "c.dcm").symlink_to(outside / "b.dcm")  # a linked file
+    os.mkfifo(root / "sr" / "P1" / "fifo.dcm")
+    with InsideReader(root) as reader:
+        assert reader("sr/P1/a.dcm") == b"one"
+        assert reader("sr/P2/b.dcm") is None
+        assert reader("sr/P1/c.dcm") is None
+        assert reader("sr/P1/fifo.dcm") is None  # refused at once, never blocks
+        assert reader("sr/../outside/b.dcm") is None
+        assert reader("sr/P1/missing.dcm") is None
+        with pytest.raises(OSError) as link:
+            reader.read("sr/P1/c.dcm")
+        assert link.value.errno == errno.ELOOP and link.value.filename.endswith("c.dcm")
+        with pytest.raises(OSError) as missing:
+            reader.read("sr/P1/missing.dcm")
+        assert missing.value.errno == errno.ENOENT
+    assert reader._folders == {}  # every folder closed
