@@ -111,6 +111,10 @@ def read_stages(stage_dir: Path) -> dict[str, tuple[int, float]]:
 
 def release_relpath(out: Path, value: str) -> str:
     """A path from the validator's JSON as a POSIX path relative to OUT (``sr/P/x.dcm``)."""
+    pieces = value.split("/")
+    if (out.is_absolute() and pieces[0] == "sr" and "\\" not in value
+            and not any(p in ("", ".", "..", "sr") for p in pieces[1:])):
+        return value  # written relative to OUT already (validate --relative-to OUT)
     candidate = Path(value)
     for base in (out.resolve(), out):
         try:

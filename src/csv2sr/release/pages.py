@@ -23,7 +23,7 @@ from lxml import etree
 from pydicom import dcmread
 from pydicom.uid import UID
 
-from csv2sr.atomic import OutputError, open_inside, remove_inside, write_atomic
+from csv2sr.atomic import InsideReader, OutputError, open_inside, remove_inside, write_atomic
 from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.dicom.reading import NotQuickError, SrItem, read_items
 from csv2sr.dicom.tree import ROOT_ID, child_id, item_id
@@ -305,7 +305,8 @@ def render_report(
         remove_inside(report_dir, rel)
     stylesheet = _digest_of(xslt_dir / "sr.xsl")
     store = ResultCache(cache if stylesheet else None, {"stage": "pages", "sr.xsl": stylesheet})
-    todo = [task for task in tasks if not _page_unchanged(store, task)]
+    with InsideReader(out) as srs, InsideReader(report_dir) as pages:
+        todo = [task for task in tasks if not _page_unchanged(store, task, srs, pages)]
     failures = []
     for task, (failure, sr, page) in zip(todo, _run_pages(todo, jobs), strict=True):
         if failure is not None:
@@ -327,17 +328,16 @@ def _page_key(task: _PageTask) -> str:
     return "\t".join((relpath, report, dump, index))
 
 
-def _page_unchanged(store: ResultCache, task: _PageTask) -> bool:
-    """The page is there as an earlier run made it of these SR bytes and links."""
+def _page_unchanged(store: ResultCache, task: _PageTask, srs: InsideReader,
+                    pages: InsideReader) -> bool:
+    """The page is there as an earlier run made it of these SR bytes and links (``srs``
+    reads the release, ``pages`` the report folder)."""
     if not store.enabled:
         return False
-    out, report_dir, relpath, *_ = task
-    try:
-        with open_inside(out, relpath) as handle:
-            sr = handle.read()
-        with open_inside(report_dir, page_relpath(relpath)) as handle:
-            page = handle.read()
-    except OSError:
+    relpath = task[2]
+    sr = srs(relpath)
+    page = pages(page_relpath(relpath)) if sr is not None else None
+    if sr is None or page is None:
         return False
     return store.get(_page_key(task), file_digest(sr)) == file_digest(page)
 

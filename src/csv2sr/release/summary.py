@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import logging
 import math
+import os
 import re
 import statistics
 import sys
@@ -297,17 +298,33 @@ def _validation(
 
 def _report_link(out: Path, relpath: str) -> str:
     """The validator's text report for an SR, relative to ``report/`` (or empty)."""
-    rel = PurePosixPath(relpath)
-    if rel.parts[:1] != ("sr",):
+    if not relpath.startswith("sr/") and PurePosixPath(relpath).parts[:1] != ("sr",):
         return ""
-    target = PurePosixPath("reports", *rel.parts[1:]).with_suffix(".txt")
-    return f"../{target}" if (out / target).is_file() else ""
+    return _beside(out, "reports", relpath)
 
 
 def _dump_link(out: Path, relpath: str) -> str:
-    rel = PurePosixPath(relpath)
-    target = PurePosixPath("dumps", *rel.parts[1:]).with_suffix(".txt")
-    return f"../{target}" if (out / target).is_file() else ""
+    """The SR's dcsrdump text, relative to ``report/`` (or empty)."""
+    return _beside(out, "dumps", relpath)
+
+
+def _beside(out: Path, folder: str, relpath: str) -> str:
+    """``../FOLDER/P/NAME.txt`` for ``sr/P/NAME.dcm`` when that file is there, else empty.
+    A plain ``sr/P/NAME.dcm`` (every path csv2sr writes) is taken apart with string
+    operations, two per SR of a release; any other path as ``PurePosixPath`` does."""
+    parts = relpath.split("/")
+    name = parts[-1]
+    dot = name.rfind(".")
+    if parts[0] == "sr" and len(parts) > 2 and all(p not in ("", ".") for p in parts) \
+            and 0 < dot < len(name) - 1:
+        target = "/".join((folder, *parts[1:-1], name[:dot] + ".txt"))
+    else:
+        rel = PurePosixPath(relpath)
+        try:
+            target = str(PurePosixPath(folder, *rel.parts[1:]).with_suffix(".txt"))
+        except ValueError:  # no name to put a suffix on
+            return ""
+    return f"../{target}" if os.path.isfile(os.path.join(out, target)) else ""
 
 
 def _files(
