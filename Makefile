@@ -86,7 +86,7 @@ OPTS_STAMP = $(STAGES)/convert-options-$(OPTS_SHA).sha256
 
 # The virtual environment is made only when PYTHON is its interpreter.
 ifeq ($(PYTHON),$(VENV)/bin/python)
-SETUP = $(VENV)/.installed
+SETUP = $(VENV)/.installed $(VENV)/.compiled
 endif
 
 # $(call stage,NAME,COMMAND): run COMMAND, record "<exit status> <milliseconds>" in
@@ -117,6 +117,13 @@ zip: $(ZIP)
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+# The editable install leaves csv2sr's own modules uncompiled, and where the environment
+# sets PYTHONDONTWRITEBYTECODE every `csv2sr` process compiled them again (0.15-0.2 s each;
+# a release starts a dozen, the tests hundreds): compiled here, again when a source changes.
+$(VENV)/.compiled: $(wildcard $(PKG)/*.py $(PKG)/*/*.py $(PKG)/*/*/*.py) | $(VENV)/.installed
+	$(VENV)/bin/python -m compileall -q -j 0 $(PKG)
 	touch $@
 
 $(CSV_STAMP):
