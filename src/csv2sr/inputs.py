@@ -78,6 +78,9 @@ class InputEntry:
 class InputList(list[InputEntry]):
     """The walk of some PATH arguments, listed once and passed on (a plain list)."""
 
+    unique = False
+    """Made by :func:`unique_inputs`: each file once, skipped entries left out."""
+
     @property
     def files(self) -> list[InputEntry]:
         return [e for e in self if e.kind is EntryKind.FILE]
@@ -250,15 +253,19 @@ def unique_inputs(paths: Iterable[str | os.PathLike[str]] | InputList) -> InputL
 
     Raises :class:`InputPathError` for a PATH that does not exist.
     """
+    if isinstance(paths, InputList) and paths.unique:
+        return paths
     out = InputList()
-    seen: set[Path] = set()
+    out.unique = True
+    seen: set[str] = set()
+    folders: dict[str, str] = {}
     skipped = 0
     for entry in find_inputs(paths):
         if entry.kind is EntryKind.SKIPPED:
             skipped += 1
             log.debug("%s: passed over: %s", entry.path, entry.reason)
             continue
-        if entry.kind is EntryKind.FILE and not _first_time(entry, seen):
+        if entry.kind is EntryKind.FILE and not _first_time(entry, seen, folders):
             continue
         out.append(entry)
     if skipped:
@@ -266,13 +273,27 @@ def unique_inputs(paths: Iterable[str | os.PathLike[str]] | InputList) -> InputL
     return out
 
 
-def _first_time(entry: InputEntry, seen: set[Path]) -> bool:
-    key = entry.path.resolve()  # safe: the walk lists no loop as a file
+def _first_time(entry: InputEntry, seen: set[str], folders: dict[str, str]) -> bool:
+    key = _real_path(entry.path, folders)
     if key in seen:
         log.info("%s: already listed, read once", entry.path)
         return False
     seen.add(key)
     return True
+
+
+def _real_path(path: Path, folders: dict[str, str]) -> str:
+    """``os.path.realpath`` of a listed file (safe: the walk lists no loop as a file), its
+    folder's resolved once (``folders``): a file that is not a link is its real folder
+    and its own name, one ``lstat`` where resolving walked every part of the path."""
+    text = os.fspath(path)
+    folder, name = os.path.split(text)
+    if name in ("", ".", "..") or os.path.islink(text):
+        return os.path.realpath(text)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder or ".")
+    return os.path.join(real, name)
 
 
 def input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
