@@ -129,15 +129,20 @@ def _builtin(name: str) -> Spec:
         known = ", ".join(builtin_profiles())
         raise ProfileError(name, "", f"unknown profile; built-in: {known}; or give a PATH.toml")
     with resources.as_file(entry) as path:
-        return _load_text(entry.read_text(encoding="utf-8"), Path(path))
+        return _load_text(entry.read_text(encoding="utf-8"), Path(path), schema_checked=True)
 
 
-def _load_text(text: str, path: Path) -> Spec:
+def _load_text(text: str, path: Path, *, schema_checked: bool = False) -> Spec:
+    """The profile of ``text``: TOML, the JSON schema (step 2), then the builder's own
+    checks.  ``schema_checked``: a built-in profile, which the test suite proves valid by
+    the schema (``tests/test_profile_cli.py``), is not checked again at every start
+    (importing jsonschema and checking took 0.15 s of each command that loads one)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(path, "", f"not TOML: {exc}") from None
-    _validate_schema(data, path)
+    if not schema_checked:
+        _validate_schema(data, path)
     return _Builder(data, path, text).build()
 
 
