@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -74,6 +75,10 @@ def main() -> int:
     if not args.csv.is_file():
         print(f"skipped: {args.csv} is not there")
         return 0
+    # as `make`'s setup does ($(VENV)/.compiled): csv2sr's modules compiled once, not by
+    # every process (PYTHONDONTWRITEBYTECODE may be set)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                    str(ROOT / "src" / "csv2sr")], check=True)
     rows = _rows(args.csv)
     lines = [f"make release, {args.csv.name}, {rows} rows, jobs={args.jobs or os.cpu_count()}, "
              f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
