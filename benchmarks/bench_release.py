@@ -17,13 +17,12 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import Run, load, record, run
+from measure import Run, compile_package, load, record, run
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CSV = ROOT.parent / "shared" / "data" / "ccc2017" / "CrowdsCureCancer2017Annotations.csv"
@@ -75,10 +74,7 @@ def main() -> int:
     if not args.csv.is_file():
         print(f"skipped: {args.csv} is not there")
         return 0
-    # as `make`'s setup does ($(VENV)/.compiled): csv2sr's modules compiled once, not by
-    # every process (PYTHONDONTWRITEBYTECODE may be set)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                    str(ROOT / "src" / "csv2sr")], check=True)
+    compile_package()
     rows = _rows(args.csv)
     lines = [f"make release, {args.csv.name}, {rows} rows, jobs={args.jobs or os.cpu_count()}, "
              f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import Run, load, median_run, record
+from measure import Run, compile_package, load, median_run, record
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "fixtures" / "ccc2017-sample.csv"
@@ -41,6 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    compile_package()
     python = sys.executable
     csv2sr = [python, "-m", "csv2sr"]
     lines = [f"start-up, median of {args.repeat} runs each, {os.cpu_count()} CPUs, "

@@ -79,6 +79,14 @@ def index_seconds(folder: Path) -> tuple[int, float]:
     return int(count), float(seconds)
 
 
+def compile_package() -> None:
+    """csv2sr's modules compiled once, as `make`'s setup does (``$(VENV)/.compiled``): with
+    PYTHONDONTWRITEBYTECODE set, every process would otherwise compile them again."""
+    package = Path(__file__).resolve().parent.parent / "src" / "csv2sr"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(package)],
+                   check=True)
+
+
 def load() -> float:
     """The 1-minute load average (0 where the system has none)."""
     try:
