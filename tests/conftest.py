@@ -115,3 +115,20 @@ def converted_real(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def sample_csv() -> Path:
     return FIXTURES / "ccc2017-sample.csv"
+
+
+@pytest.fixture
+def pool_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The worker count of each conversion pool started in this process from now on
+    (``csv2sr.conversion.batch._pool`` watched, the real pool still started)."""
+    from csv2sr.conversion import batch  # noqa: PLC0415  (only the tests that ask for it)
+
+    started: list[int] = []
+    real_pool = batch._pool
+
+    def watched(context: object, jobs: int, args: tuple[object, ...]) -> object:
+        started.append(jobs)
+        return real_pool(context, jobs, args)
+
+    monkeypatch.setattr(batch, "_pool", watched)
+    return started

@@ -66,19 +66,13 @@ def test_two_conversions_are_byte_identical(sample_csv: Path, tmp_path: Path) ->
 
 
 def test_small_table_without_jobs_is_converted_in_process(
-    sample_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_csv: Path, tmp_path: Path, pool_starts: list[int]
 ) -> None:
     """Under INLINE_ROWS rows and no ``jobs``: no worker pool is started, and the SRs are
     the pool's, byte for byte; with ``jobs`` given the pool is used even for 12 rows."""
+    started = pool_starts
     convert(sample_csv, tmp_path / "pool", jobs=2)
-    started: list[int] = []
-    real_pool = batch._pool
-
-    def watched(context: object, jobs: int, args: tuple[object, ...]) -> object:
-        started.append(jobs)
-        return real_pool(context, jobs, args)
-
-    monkeypatch.setattr(batch, "_pool", watched)
+    started.clear()
     assert convert(sample_csv, tmp_path / "inline").converted == 12
     assert started == []
     assert _tree(tmp_path / "inline") == _tree(tmp_path / "pool")

@@ -176,20 +176,14 @@ def test_another_profile_does_not_share_the_cache(
 
 
 def test_workers_start_only_when_enough_is_left_to_build(
-    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    pool_starts: list[int],
 ) -> None:
     """Few documents to build: this process builds them, even with ``jobs=2``; more than
     INLINE_ROWS (lowered to 3 here): the worker pool, with the hits passed through it in
     order.  Both write what a clean run writes."""
     out, cache = cached
-    pools: list[int] = []
-    original = batch._pool
-
-    def watched(context: object, jobs: int, args: tuple[object, ...]) -> object:
-        pools.append(jobs)
-        return original(context, jobs, args)
-
-    monkeypatch.setattr(batch, "_pool", watched)
+    pools = pool_starts
     monkeypatch.setattr(batch, "INLINE_ROWS", 3)
     header, rows = _rows()
     column = header.index("length")
