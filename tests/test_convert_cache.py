@@ -235,3 +235,45 @@ def test_a_cached_rerun_writes_what_a_clean_run_writes(
     convert(changed, clean, jobs=1)
     assert _tree(out) == _tree(clean)
     shutil.rmtree(root)
+
+
+def test_with_images_a_changed_header_rebuilds_the_srs_of_its_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image headers an SR copies are part of its document's digest: the same rows with
+    one image's Patient's Name changed rebuild the SRs on that image, and only those."""
+    import pydicom  # noqa: PLC0415
+
+    from csv2sr.images.index import ImageIndex  # noqa: PLC0415
+    from imagegen import write_fixture  # noqa: PLC0415
+
+    fixture = write_fixture(tmp_path / "synthetic")
+    out, cache = tmp_path / "out", tmp_path / "out" / "cache" / "convert.json"
+    first = convert(fixture.good_csv, out, jobs=1, cache=cache,
+                    images=ImageIndex.from_folder(fixture.image_dir))
+    assert first.rejected == 0 and first.documents > 1
+    builds = _Builds(monkeypatch)
+    convert(fixture.good_csv, out, jobs=1, cache=cache,
+            images=ImageIndex.from_folder(fixture.image_dir))
+    assert builds.count == 0
+    before = _tree(out)
+    image_column = "instanceUID"
+    with fixture.good_csv.open(newline="") as handle:
+        on_image = [row for row in csv.DictReader(handle)]
+    target = on_image[0][image_column]
+    expected = sum(1 for row in on_image if row[image_column] == target)
+    source = next(p for p in fixture.image_files
+                  if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID == target)
+    ds = pydicom.dcmread(source)
+    ds.PatientName = "Changed^Name"
+    ds.save_as(source)
+    index = ImageIndex.from_folder(fixture.image_dir)
+    convert(fixture.good_csv, out, jobs=1, cache=cache, images=index)
+    assert builds.count == expected
+    after = _tree(out)
+    changed = sorted(rel for rel in after if after[rel] != before.get(rel))
+    assert len(changed) == expected  # the SRs on that image: the name is copied in
+    assert all(b"Changed^Name" in after[rel] for rel in changed)
+    clean = tmp_path / "clean"
+    convert(fixture.good_csv, clean, jobs=1, images=ImageIndex.from_folder(fixture.image_dir))
+    assert _tree(out) == _tree(clean)
