@@ -44,7 +44,6 @@ import os
 import re
 import secrets
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
@@ -469,8 +468,7 @@ def _same_bytes(handle: BinaryIO, data: bytes) -> bool:
 class InsideReader(contextlib.AbstractContextManager["InsideReader"]):
     """Read many files inside ``root`` as :func:`open_inside` reads one (no link followed),
     opening each folder once and keeping it open until :meth:`close` (the SRs of one
-    patient share a folder: a cached conversion or a package reads thousands of files).
-    Safe to call from several threads::
+    patient share a folder: a cached conversion or a package reads thousands of files)::
 
         with InsideReader(outdir) as reader:
             data = reader("sr/P1/order-0001.dcm")   # None when it cannot be read
@@ -479,7 +477,6 @@ class InsideReader(contextlib.AbstractContextManager["InsideReader"]):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._folders: dict[tuple[str, ...], int] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, relpath: str) -> bytes | None:
         """The bytes of the regular file ``root/relpath``, or None when :meth:`read`
@@ -494,36 +491,39 @@ class InsideReader(contextlib.AbstractContextManager["InsideReader"]):
         :func:`open_inside` does (``ELOOP`` for a link, ``ENOENT``, ``EINVAL`` for a path
         outside or a file that is not regular), with the path as ``filename``."""
         parts = tuple(relpath.split("/"))
+        full = os.path.join(self.root, relpath)
         if relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise OSError(errno.EINVAL, "not a path inside the folder", str(self.root / relpath))
-        folder = self._folder(parts[:-1])
-        try:
-            fd = os.open(parts[-1], _READ_FLAGS, dir_fd=folder)
-        except OSError as exc:
-            exc.filename = str(self.root / relpath)
-            raise
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file", str(self.root / relpath))
+            raise OSError(errno.EINVAL, "not a path inside the folder", full)
+        folder = self._folders.get(parts[:-1])
+        if folder is None:
+            folder = self._folders[parts[:-1]] = _open_folder_inside(
+                self.root, parts[:-1], create=False)
+        with _open_regular_at(folder, parts[-1], full) as handle:
             return handle.read()
-
-    def _folder(self, parts: tuple[str, ...]) -> int:
-        with self._lock:
-            found = self._folders.get(parts)
-            if found is None:
-                found = self._folders[parts] = _open_folder_inside(self.root, parts,
-                                                                   create=False)
-            return found
 
     def close(self) -> None:
         """Close the folders opened so far (it can read again after)."""
-        with self._lock:
-            for fd in self._folders.values():
-                os.close(fd)
-            self._folders.clear()
+        for fd in self._folders.values():
+            os.close(fd)
+        self._folders.clear()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_regular_at(folder: int, name: str, full: str) -> BinaryIO:
+    """``name`` in the open folder ``folder``, for reading: no link followed; a FIFO opens at
+    once (O_NONBLOCK, it does not hang) and is refused with anything that is not a regular
+    file (``EINVAL``); what fails names ``full``."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=folder)
+    except OSError as exc:
+        exc.filename = full
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", full)
+    return os.fdopen(fd, "rb")
 
 
 def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:
@@ -540,18 +540,9 @@ def open_inside(root: str | os.PathLike[str], relpath: str) -> BinaryIO:
         raise OSError(errno.EINVAL, "not a path inside the folder", str(full))
     folder = _open_folder_inside(base, tuple(parts[:-1]), create=False)
     try:
-        # O_NONBLOCK: a FIFO opens at once (and is then refused), it does not hang
-        flags = os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(parts[-1], flags, dir_fd=folder)
-    except OSError as exc:
-        exc.filename = str(full)
-        raise
+        return _open_regular_at(folder, parts[-1], str(full))
     finally:
         os.close(folder)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(full))
-    return os.fdopen(fd, "rb")
 
 
 class AppendLog:
