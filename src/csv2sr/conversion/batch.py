@@ -123,17 +123,20 @@ class _ByChunk:
 
 class _Worker:
     """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
-    image headers (the index, or in a pool worker those its chunks brought)."""
+    image headers (the index, or in a pool worker those its chunks brought); ``digests``:
+    each SR's SHA-256 goes back with it, for the convert cache (:mod:`csv2sr.conversion.memo`)."""
 
     def __init__(
         self, csv_path: Path, outdir: Path, spec: Spec, mode: CodeMode,
         images: ImageIndex | _ByChunk | None, fast: bool, ohif: bool = False,
+        digests: bool = False,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
         self.spec = spec
         self.mode = mode
         self.ohif = ohif
+        self.digests = digests
         self.received = unpacked_headers()
         """The headers the chunks brought (a pool worker's)."""
         self.images: ImageIndex | Mapping[str, Dataset] | None = (
@@ -158,7 +161,8 @@ class _Worker:
         refused = self.write(item, data)
         if refused is not None:
             return refused
-        return [done_of(item, self.spec, self.mode, self.ohif, file_digest(data))]
+        digest = file_digest(data) if self.digests else ""
+        return [done_of(item, self.spec, self.mode, self.ohif, digest)]
 
     def _headers(self, document: Document) -> dict[str, Dataset] | None:
         if self.images is None:
@@ -514,7 +518,8 @@ def convert(
         try:
             _convert_rows(
                 documents(items, spec, source), result, owned,
-                (source, out, spec, mode, images, fast, ohif), workers, progress, memo,
+                (source, out, spec, mode, images, fast, ohif, memo.enabled), workers,
+                progress, memo,
             )
         finally:
             memo.close()
