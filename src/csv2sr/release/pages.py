@@ -336,10 +336,10 @@ def _page_unchanged(store: ResultCache, task: _PageTask, srs: InsideReader,
         return False
     relpath = task[2]
     sr = srs(relpath)
-    page = pages(page_relpath(relpath)) if sr is not None else None
-    if sr is None or page is None:
+    if sr is None:
         return False
-    return store.get(_page_key(task), file_digest(sr)) == file_digest(page)
+    page = pages(page_relpath(relpath))
+    return page is not None and store.get(_page_key(task), file_digest(sr)) == file_digest(page)
 
 
 def _run_pages(tasks: list[_PageTask], jobs: int | None) -> list[_PageDone]:

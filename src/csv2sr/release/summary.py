@@ -319,11 +319,7 @@ def _beside(out: Path, folder: str, relpath: str) -> str:
             and 0 < dot < len(name) - 1:
         target = "/".join((folder, *parts[1:-1], name[:dot] + ".txt"))
     else:
-        rel = PurePosixPath(relpath)
-        try:
-            target = str(PurePosixPath(folder, *rel.parts[1:]).with_suffix(".txt"))
-        except ValueError:  # no name to put a suffix on
-            return ""
+        target = str(PurePosixPath(folder, *PurePosixPath(relpath).parts[1:]).with_suffix(".txt"))
     return f"../{target}" if os.path.isfile(os.path.join(out, target)) else ""
 
 
