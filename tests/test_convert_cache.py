@@ -8,6 +8,7 @@ conversion into real folders, compared file by file with a run without the cache
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -22,7 +23,11 @@ from hypothesis import strategies as st
 from conftest import FIXTURES
 from csv2sr.conversion import batch
 from csv2sr.conversion.batch import convert
-from csv2sr.conversion.fastpath import FastEncoder
+from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.document import as_document
+from csv2sr.conversion.fastpath import FastEncoder, shape_digest
+from csv2sr.dicom.codes import CodeMode
+from csv2sr.mapping.load import load_profile
 
 SAMPLE = FIXTURES / "ccc2017-sample.csv"
 
@@ -75,6 +80,34 @@ def _one_changed(tmp_path: Path, index: int = 3) -> tuple[Path, str]:
             f"order-{int(rows[index][header.index('order')]):04d}.dcm")
 
 
+def _entries(cache: Path) -> dict[str, Any]:
+    entries: dict[str, Any] = json.loads(cache.read_text())["entries"]
+    return entries
+
+
+def _sr_entries(cache: Path) -> list[str]:
+    return [name for name in _entries(cache) if not name.endswith(" (templates)")]
+
+
+def _templates(cache: Path) -> dict[str, Any]:
+    return {name: value for name, value in _entries(cache).items()
+            if name.endswith(" (templates)")}
+
+
+class _Highdicom:
+    """Counts the documents highdicom builds for the template path in this process."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = FastEncoder._highdicom
+
+        def counted(encoder: FastEncoder, *args: Any) -> bytes:
+            self.count += 1
+            return original(encoder, *args)
+
+        monkeypatch.setattr(FastEncoder, "_highdicom", counted)
+
+
 @pytest.fixture
 def cached(tmp_path: Path) -> tuple[Path, Path]:
     """The sample converted with a cache: (OUTDIR, cache file)."""
@@ -100,6 +133,70 @@ def test_a_rerun_builds_only_the_row_that_changed(
     clean = tmp_path / "clean"
     convert(changed, clean, jobs=1)
     assert _tree(out) == _tree(clean)
+
+
+def test_the_cache_keeps_a_template_of_every_shape_and_a_rerun_needs_no_highdicom(
+    cached: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run proves a template for every shape, also those of one document; the
+    rerun renders the changed row from the stored template without building anything with
+    highdicom, and writes what a clean run writes.  A one-row table into another folder,
+    with the same cache, needs no highdicom either."""
+    out, cache = cached
+    stored = _templates(cache)
+    encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
+    shapes = {shape_digest(s) for r in read_rows(SAMPLE, encoder.spec)
+              if isinstance(r, Record)
+              and (s := encoder.shape(as_document(r, encoder.spec))) is not None}
+    assert {name.split(" ")[0] for name in stored} == shapes
+    changed, _ = _one_changed(tmp_path)
+    highdicom = _Highdicom(monkeypatch)
+    convert(changed, out, jobs=1, cache=cache)
+    assert highdicom.count == 0
+    clean = tmp_path / "clean"
+    convert(changed, clean, jobs=1)
+    assert _tree(out) == _tree(clean)
+    assert _templates(cache) == stored
+    header, rows = _rows()
+    one = _write(tmp_path / "one.csv", header, rows[3:4])
+    highdicom.count = 0
+    convert(one, tmp_path / "one", jobs=1, cache=cache)
+    assert highdicom.count == 0
+    assert (tmp_path / "one" / "sr").is_dir()
+    convert(one, tmp_path / "one-clean", jobs=1)
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "one-clean")
+
+
+@pytest.mark.parametrize("damage", ["bytes", "sha256", "not base64", "not a dict"])
+def test_a_template_not_as_recorded_is_dropped(
+    cached: tuple[Path, Path], tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = cached
+    document = json.loads(cache.read_text())
+    names = sorted(_templates(cache))
+    value = document["entries"][names[0]]
+    if damage == "bytes":
+        data = base64.b64decode(value["base64"])
+        value["base64"] = base64.b64encode(data.replace(b"ZZ", b"YY", 1)).decode()
+    elif damage == "sha256":
+        value["sha256"] = "0" * 64
+    elif damage == "not base64":
+        value["base64"] = "%%%"
+    else:
+        document["entries"][names[0]] = "text"
+    cache.write_text(json.dumps(document))
+    header, rows = _rows()  # every row changed: every shape is needed
+    column = header.index("length")
+    for row in rows:
+        row[column] = str(float(row[column]) + 1)
+    changed = _write(tmp_path / "all.csv", header, rows)
+    highdicom = _Highdicom(monkeypatch)
+    convert(changed, out, jobs=1, cache=cache)
+    assert highdicom.count >= 1  # the dropped shape is built again
+    clean = tmp_path / "clean"
+    convert(changed, clean, jobs=1)
+    assert _tree(out) == _tree(clean)
+    assert sorted(_templates(cache)) == names  # and proved again, as it was
 
 
 def test_an_unchanged_table_builds_nothing(
@@ -143,7 +240,7 @@ def test_a_broken_cache_is_ignored_and_replaced(
     convert(SAMPLE, out, jobs=1, cache=cache)
     assert builds.count == 12
     assert _tree(out) == before
-    assert len(json.loads(cache.read_text())["entries"]) == 12
+    assert len(_sr_entries(cache)) == 12
 
 
 @pytest.mark.parametrize("options", [{"codes": "srt"}, {"ohif": True}, {"fast": False}])
@@ -276,4 +373,29 @@ def test_with_images_a_changed_header_rebuilds_the_srs_of_its_image(
     assert all(b"Changed^Name" in after[rel] for rel in changed)
     clean = tmp_path / "clean"
     convert(fixture.good_csv, clean, jobs=1, images=ImageIndex.from_folder(fixture.image_dir))
+    assert _tree(out) == _tree(clean)
+
+
+def test_templates_the_workers_prove_come_back_to_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_starts: list[int]
+) -> None:
+    """With a worker pool the templates are proved in the workers: they come back with
+    the results, and a rerun in this process renders from them without highdicom."""
+    monkeypatch.setattr(batch, "INLINE_ROWS", 3)
+    out, cache = tmp_path / "out", tmp_path / "out" / "cache" / "convert.json"
+    convert(SAMPLE, out, jobs=2, cache=cache)
+    assert pool_starts == [2]
+    stored = _templates(cache)
+    assert stored
+    encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
+    kept = [name.split(" ")[0] for name in stored]
+    index = next(i for i, r in enumerate(read_rows(SAMPLE, encoder.spec))
+                 if isinstance(r, Record)
+                 and shape_digest(encoder.shape(as_document(r, encoder.spec))) in kept)
+    changed, _ = _one_changed(tmp_path, index)
+    highdicom = _Highdicom(monkeypatch)
+    convert(changed, out, jobs=1, cache=cache)
+    assert highdicom.count == 0
+    clean = tmp_path / "clean"
+    convert(changed, clean, jobs=1)
     assert _tree(out) == _tree(clean)

@@ -9,8 +9,9 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from csv2sr.conversion.build import as_document, document_uids, encode
+from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.document import as_document, document_uids
 from csv2sr.dicom.codes import CodeMode, Codes, code_key
 from csv2sr.mapping.load import load_profile
 from records import image, instance_uid, order, with_annotator

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.document import dataset_bytes
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.load import load_profile
@@ -73,6 +74,6 @@ def test_non_ascii_rows_fall_back_to_highdicom(sample_csv: Path) -> None:
 
 
 def fast_document(row: Record):  # type: ignore[no-untyped-def]
-    from csv2sr.conversion.build import as_document  # noqa: PLC0415
+    from csv2sr.conversion.document import as_document  # noqa: PLC0415
 
     return as_document(row, PROFILE)

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import FIXTURES, FUZZ
 from csv2sr.conversion.batch import _Worker
-from csv2sr.conversion.build import as_document
 from csv2sr.conversion.checks import Record, RowError, read_rows
+from csv2sr.conversion.document import as_document
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.load import load_profile
 from records import with_points

@@ -235,7 +235,7 @@ def test_a_name_the_file_system_refuses_is_a_rejected_row(tmp_path: Path) -> Non
     from csv2sr.mapping.load import load_profile  # noqa: PLC0415
 
     profile = load_profile("ccc2017")
-    from csv2sr.conversion.build import as_document  # noqa: PLC0415
+    from csv2sr.conversion.document import as_document  # noqa: PLC0415
 
     row = next(r for r in read_rows(SAMPLE, profile) if isinstance(r, Record))
     worker = _Worker(SAMPLE, tmp_path, profile, CodeMode.SCT, None, True)

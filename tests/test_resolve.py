@@ -20,8 +20,9 @@ import pydicom
 import pytest
 
 from conftest import ROOT
-from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, read_rows
+from csv2sr.conversion.document import dataset_bytes
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.conversion.group import documents
 from csv2sr.dicom.codes import CodeMode

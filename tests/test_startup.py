@@ -13,8 +13,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from conftest import FIXTURES
 
 HEAVY = ("pandas", "highdicom", "numpy", "pydicom", "lxml", "requests", "pynetdicom",
          "saxonche", "pyarrow", "dicomweb_client")
@@ -105,3 +108,29 @@ def test_help_is_wrapped_to_the_terminal_width(command: str) -> None:
            if line.startswith("  ") and not line.startswith("   ") and len(line) < 50
            and after.startswith("  ") and not after.startswith("   ")]
     assert cut == []
+
+
+def test_a_row_of_a_cached_shape_is_built_without_highdicoms_tables(tmp_path: Path) -> None:
+    """With the ``--cache`` of an earlier run (its templates), converting a changed row
+    renders it from the stored template: highdicom never reads its 22 MB of standard
+    tables, which it does for the first SR it builds (checked in the process that ran the
+    command, with and without the cache)."""
+    sample = FIXTURES / "ccc2017-sample.csv"
+    cache = tmp_path / "cache.json"
+    earlier = subprocess.run([sys.executable, "-m", "csv2sr", "convert", str(sample), "-o",
+                              str(tmp_path / "earlier"), "-q", "--cache", str(cache)],
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert earlier.returncode == 0, earlier.stderr
+    header, *rows = sample.read_text().splitlines(keepends=True)
+    one = tmp_path / "one.csv"
+    one.write_text(header + rows[3])
+    for options, expected in (([], 1), (["--cache", str(cache)], 0)):
+        out = tmp_path / f"out-{expected}"
+        body = _RUN_MAIN.format(args=["convert", str(one), "-o", str(out), "-q", *options])
+        body += ("\nfrom highdicom._standard_utils import get_module_attribute_map as m"
+                 "\nprint(json.dumps(m.cache_info().currsize))")
+        done = subprocess.run([sys.executable, "-c", "import json, sys\n" + body],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+        assert len(list((out / "sr").rglob("*.dcm"))) == 1

@@ -28,8 +28,9 @@ from pydicom.tag import Tag
 from pydicom.valuerep import VR_REGEXES
 
 from conftest import FIXTURES, dicom3tools_binary
-from csv2sr.conversion.build import dataset_bytes, encode
+from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import Record, RowError, check_row
+from csv2sr.conversion.document import dataset_bytes
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.dicom import vr
 from csv2sr.dicom.codes import CodeMode

@@ -220,8 +220,9 @@ def test_a_point_comes_back_as_its_float32(point: tuple[float, float, float],
     FL (PS3.3 C.18.9.1), the diameter (a DS) exactly as written (docs/profiles.md)."""
     import tempfile  # noqa: PLC0415
 
-    from csv2sr.conversion.build import dataset_bytes, encode  # noqa: PLC0415
+    from csv2sr.conversion.build import encode  # noqa: PLC0415
     from csv2sr.conversion.checks import check_row  # noqa: PLC0415
+    from csv2sr.conversion.document import dataset_bytes  # noqa: PLC0415
     from csv2sr.export.writer import _rows_of  # noqa: PLC0415
     from csv2sr.images.enrich import enriched_header  # noqa: PLC0415
     from csv2sr.images.index import ImageIndex  # noqa: PLC0415

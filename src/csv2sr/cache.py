@@ -153,6 +153,13 @@ class ResultCache:
         self._new[name] = self._old[name]
         return self._old[name]
 
+    def entries_of(self, path: str) -> dict[str, Any]:
+        """Every entry the last run kept under ``path``, by digest (not kept for the next
+        run unless :meth:`put` again)."""
+        suffix = " " + path
+        return {name[:-len(suffix)]: value for name, value in self._old.items()
+                if name.endswith(suffix)}
+
     def put(self, path: str, digest: str, value: Any) -> None:
         """Keep what this run made of ``path`` (holding the bytes of ``digest``)."""
         if self.path is not None:

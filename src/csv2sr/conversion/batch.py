@@ -39,11 +39,11 @@ from pydicom import Dataset
 
 from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
 from csv2sr.cache import file_digest
-from csv2sr.conversion.build import dataset_bytes, encode, failure_problem
 from csv2sr.conversion.checks import InputFileError, RowError, RowProblem, read_rows
+from csv2sr.conversion.document import dataset_bytes, failure_problem
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.conversion.group import documents
-from csv2sr.conversion.memo import ConvertCache, Done, done_of
+from csv2sr.conversion.memo import ConvertCache, Done, Proven, done_of
 from csv2sr.conversion.outputs import (
     OutdirLock,
     Owned,
@@ -57,7 +57,6 @@ from csv2sr.conversion.server import INLINE_ROWS, PRELOAD
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
-from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex, unpacked_headers
 from csv2sr.images.resolve import resolve_record
 from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
@@ -124,12 +123,14 @@ class _ByChunk:
 class _Worker:
     """Per-process state: the profile, code mode, ``ohif``, fast encoder and optional
     image headers (the index, or in a pool worker those its chunks brought); ``digests``:
-    each SR's SHA-256 goes back with it, for the convert cache (:mod:`csv2sr.conversion.memo`)."""
+    each SR's SHA-256 goes back with it, and the templates the worker proves
+    (:class:`csv2sr.conversion.memo.Proven`), for the convert cache
+    (:mod:`csv2sr.conversion.memo`), whose stored templates are ``templates``."""
 
     def __init__(
         self, csv_path: Path, outdir: Path, spec: Spec, mode: CodeMode,
         images: ImageIndex | _ByChunk | None, fast: bool, ohif: bool = False,
-        digests: bool = False,
+        digests: bool = False, templates: Mapping[str, bytes] | None = None,
     ) -> None:
         self.csv_path = csv_path
         self.outdir = outdir
@@ -141,7 +142,7 @@ class _Worker:
         """The headers the chunks brought (a pool worker's)."""
         self.images: ImageIndex | Mapping[str, Dataset] | None = (
             self.received if isinstance(images, _ByChunk) else images)
-        self.fast = FastEncoder(spec, mode, ohif) if fast else None
+        self.fast = FastEncoder(spec, mode, ohif, stored=templates, keep=digests) if fast else None
         self.name_column = (template_fields(spec.document.file_name) or ("(row)",))[0]
         self.enriched: dict[tuple[ImageRef, str, str, str, str], Dataset] = {}
 
@@ -152,6 +153,8 @@ class _Worker:
             if self.fast is not None:
                 data = self.fast.encode_bytes(item, self._headers(item))
             else:
+                from csv2sr.conversion.build import encode  # noqa: PLC0415  (highdicom)
+
                 data = dataset_bytes(encode(item, self.spec, self.mode,
                                             headers=self._headers(item), ohif=self.ohif))
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
@@ -182,6 +185,8 @@ class _Worker:
                record.study_uid)
         found = self.enriched.get(key)
         if found is None:
+            from csv2sr.images.enrich import enriched_header  # noqa: PLC0415  (highdicom)
+
             if len(self.enriched) >= ENRICHED_CACHE:
                 self.enriched.clear()
             found = self.enriched[key] = enriched_header(header, record, image)
@@ -238,12 +243,24 @@ _Chunk = tuple[list[_Item], dict[str, Any] | None]
 the worker gets its headers by chunk (:class:`_ByChunk`)."""
 
 
-def _run_chunk(payload: _Chunk) -> list[Done | RowError]:
+def _run_chunk(payload: _Chunk) -> list[Done | RowError | Proven]:
+    """The chunk's results, then the templates proved while building it (with a cache)."""
     assert _WORKER is not None, "worker not initialised"
     chunk, headers = payload
     if headers:
         _WORKER.received.add(headers)
-    return [done for item in chunk for done in _WORKER.handle(item)]
+    done: list[Done | RowError | Proven] = [
+        result for item in chunk for result in _WORKER.handle(item)]
+    return done + _proven(_WORKER)
+
+
+def _proven(worker: _Worker) -> list[Proven]:
+    """The templates ``worker`` proved since it was last asked (none without a cache)."""
+    if worker.fast is None or not worker.fast.proven:
+        return []
+    proven = Proven(dict(worker.fast.proven))
+    worker.fast.proven.clear()
+    return [proven]
 
 
 def _shipped(chunk: list[_Item], images: ImageIndex | None) -> _Chunk:
@@ -307,11 +324,16 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
 
 def _results(
     items: Iterable[_Item], jobs: int, worker_args: tuple[Any, ...]
-) -> Iterator[Done | RowError]:
+) -> Iterator[Done | RowError | Proven]:
     if jobs <= 1:
         _init_worker(worker_args)
+        assert _WORKER is not None
         for chunk in _chunks(items):
             yield from _run_chunk((chunk, None))
+        if _WORKER.fast is not None and _WORKER.digests:
+            # with a cache, a shape seen once leaves its template for the next run too
+            _WORKER.fast.prove_pending()
+            yield from _proven(_WORKER)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     if context.get_start_method() == "forkserver":
@@ -422,6 +444,9 @@ def _convert_rows(
         manifest.writerow(manifest_columns(spec))
         rejected.writerow((*spec.columns, "line", "reason"))
         for done in _results(stream, workers, worker_args):
+            if isinstance(done, Proven):
+                memo.keep_templates(done)
+                continue
             memo.keep(done)
             lines = list(_manifest_lines(done, spec))
             result.rows_read += len(lines)
@@ -518,7 +543,8 @@ def convert(
         try:
             _convert_rows(
                 documents(items, spec, source), result, owned,
-                (source, out, spec, mode, images, fast, ohif, memo.enabled), workers,
+                (source, out, spec, mode, images, fast, ohif, memo.enabled,
+                 memo.templates() if fast else None), workers,
                 progress, memo,
             )
         finally:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import logging
 import re
 import struct
@@ -66,11 +67,10 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.valuerep import DS
 
-from csv2sr.conversion.build import (
+from csv2sr.conversion.document import (
     as_document,
     dataset_bytes,
     document_uids,
-    encode_document,
     planar_groups,
     with_ohif,
 )
@@ -829,13 +829,35 @@ MAX_PENDING = 256
 """At most this many shapes wait for their second document (:attr:`FastEncoder.pending`)."""
 
 
-class FastEncoder:
-    """Encode documents by rendering per-shape templates that highdicom built."""
+def shape_digest(shape: Shape) -> str:
+    """SHA-256 of a shape's ``repr`` (frozen dataclasses and tuples of plain values, as
+    :func:`csv2sr.conversion.memo.document_digest`): the name a template is kept under
+    between runs.  Equal names mean equal shapes; a value whose ``repr`` differed from run
+    to run would only make a name that no later run asks for."""
+    return hashlib.sha256(repr(shape).encode("utf-8", "surrogateescape")).hexdigest()
 
-    def __init__(self, spec: Spec, mode: CodeMode, ohif: bool = False) -> None:
+
+class FastEncoder:
+    """Encode documents by rendering per-shape templates that highdicom built.
+
+    ``stored``: the sentinel bytes of templates an earlier run proved, by
+    :func:`shape_digest`, for the same profile, code mode, ``ohif``, csv2sr code and library
+    versions (the convert cache keeps them under that key, :mod:`csv2sr.conversion.memo`).
+    A stored template is the one this encoder would build from the same bytes, proven as
+    every template is, on the first document of its shape in the run that built it; a
+    document of a stored shape is rendered at once, without highdicom.  With ``keep``,
+    :attr:`proven` collects the templates this encoder built, for the cache.
+    """
+
+    def __init__(self, spec: Spec, mode: CodeMode, ohif: bool = False,
+                 stored: Mapping[str, bytes] | None = None, keep: bool = False) -> None:
         self.spec = spec
         self.mode = mode
         self.ohif = ohif
+        self.stored = stored or {}
+        self.keep = keep
+        self.proven: dict[str, bytes] = {}
+        """Sentinel bytes of the templates built here (with ``keep``), by shape digest."""
         self.templates: dict[Shape, ByteTemplate | None] = {}
         self.pending: dict[Shape, tuple[Document, Headers, bytes]] = {}
         """Shapes seen once: the document, its headers and its highdicom bytes.  A template
@@ -849,6 +871,10 @@ class FastEncoder:
         """Documents of several groups (:func:`csv2sr.conversion.compose.composable`)."""
 
     def _highdicom(self, document: Document, headers: Headers) -> bytes:
+        """highdicom's bytes of the document (the reference builder, imported only when a
+        document needs it: a run whose every SR has a template never imports highdicom)."""
+        from csv2sr.conversion.build import encode_document  # noqa: PLC0415
+
         return dataset_bytes(encode_document(document, self.spec, self.mode, headers,
                                              ohif=self.ohif))
 
@@ -882,6 +908,8 @@ class FastEncoder:
             if composed is not None:
                 return composed
         template = self.templates.get(shape) if shape is not None else None
+        if template is None and shape is not None and self.stored and shape not in self.templates:
+            template = self._stored(shape)
         if template is not None:
             return template.render(values)
         if shape is not None and shape in self.pending and shape not in self.templates:
@@ -890,8 +918,7 @@ class FastEncoder:
                                                               first_data)
             if template is not None:
                 return template.render(values)
-        data = dataset_bytes(encode_document(document, self.spec, self.mode, headers,
-                                             ohif=self.ohif))
+        data = self._highdicom(document, headers)
         if shape is not None and shape not in self.templates:
             if len(self.pending) < MAX_PENDING:
                 self.pending[shape] = (document, headers, data)
@@ -902,6 +929,31 @@ class FastEncoder:
     def _values(self, document: Document, headers: Headers) -> dict[str, Value]:
         return slot_values(document, self.spec, self.mode, self.ohif, headers)
 
+    def _stored(self, shape: Shape) -> ByteTemplate | None:
+        """The template of ``shape`` from :attr:`stored`, or None when none is stored (or
+        its bytes no longer parse: the shape is then built as without it)."""
+        data = self.stored.get(shape_digest(shape))
+        if data is None:
+            return None
+        sentinel, sentinel_hdrs = sentinel_of(shape)
+        try:
+            template = ByteTemplate(data, self._values(sentinel, sentinel_hdrs))
+        except _TEMPLATE_FAILURES as exc:
+            log.info("a stored template of %s is not used: %s", self.spec.name, exc)
+            return None
+        self.templates[shape] = template
+        self.pending.pop(shape, None)
+        return template
+
+    def prove_pending(self) -> None:
+        """Build and prove the template of every shape seen only once (:attr:`pending`),
+        so that :attr:`proven` holds one for every shape of the run (with ``keep``: a
+        one-row table, or a shape of one document, would otherwise leave none for the
+        next run)."""
+        for shape, (document, headers, data) in list(self.pending.items()):
+            del self.pending[shape]
+            self.templates[shape] = self._template(shape, document, headers, data)
+
     def _template(self, shape: Shape, document: Document, headers: Headers,
                   data: bytes) -> ByteTemplate | None:
         """The template of a shape, proven on the document that first had it."""
@@ -909,12 +961,13 @@ class FastEncoder:
         try:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
-                built = dataset_bytes(encode_document(sentinel, self.spec, self.mode,
-                                                      sentinel_hdrs, ohif=self.ohif))
+                built = self._highdicom(sentinel, sentinel_hdrs)
             template = ByteTemplate(built, self._values(sentinel, sentinel_hdrs))
             if template.render(self._values(document, headers)) != data:
                 raise TemplateError("the template does not give highdicom's bytes")
         except _TEMPLATE_FAILURES as exc:
             log.warning("no fast template for a document shape of %s: %s", self.spec.name, exc)
             return None
+        if self.keep:
+            self.proven[shape_digest(shape)] = built
         return template

@@ -12,26 +12,36 @@ scan_sr`) whose bytes have the SHA-256 the cache recorded, read without followin
 and it is neither rebuilt nor touched.  Anything else (no entry, another key, a changed or
 missing file) is built as without a cache, so a cached run writes the bytes a clean run
 writes.  The cache itself is a :class:`csv2sr.cache.ResultCache`.
+
+It also keeps the templates the run proved (:class:`csv2sr.conversion.fastpath.FastEncoder`,
+the sentinel bytes of each shape, with their SHA-256), valid for the same key: the next
+run renders a document of a known shape at once, where it would otherwise build it with
+highdicom first (0.4-0.5 s for the first SR of a process, most of it highdicom reading
+its 22 MB of standard tables).  A template whose bytes no longer have their SHA-256 is
+dropped.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from csv2sr.atomic import InsideReader
 from csv2sr.cache import ResultCache, file_digest
-from csv2sr.conversion.build import document_uids
 from csv2sr.conversion.checks import RowError
+from csv2sr.conversion.document import document_uids
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.mapping.record import Document
 from csv2sr.mapping.spec import Spec
 
-__all__ = ["ConvertCache", "Done", "document_digest"]
+__all__ = ["ConvertCache", "Done", "Proven", "document_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,18 @@ class Done:
     series_instance_uid: str
     sha256: str = ""
     """The SHA-256 of the SR's bytes (what :class:`ConvertCache` records)."""
+
+
+@dataclass(frozen=True)
+class Proven:
+    """Templates a worker built and proved, by shape digest (sentinel bytes), for the
+    cache (:meth:`ConvertCache.keep_templates`)."""
+
+    templates: dict[str, bytes]
+
+
+TEMPLATES = "(templates)"
+"""The name the templates are kept under in the cache (no SR path is in parentheses)."""
 
 
 def done_of(document: Document, spec: Spec, mode: CodeMode, ohif: bool, sha256: str) -> Done:
@@ -87,8 +109,6 @@ class ConvertCache:
         self, path: Path | None, outdir: Path, spec: Spec, mode: CodeMode, *, ohif: bool,
         fast: bool, owned: Iterable[str] = (),
     ) -> None:
-        import highdicom  # noqa: PLC0415  (its version is part of the key)
-
         self.outdir = outdir
         self.spec = spec
         self.mode = mode
@@ -101,7 +121,7 @@ class ConvertCache:
             "codes": mode.value,
             "ohif": ohif,
             "builder": "template" if fast else "highdicom",
-            "highdicom": highdicom.__version__,
+            "highdicom": version("highdicom"),
         })
         self._reader = InsideReader(outdir)
         self._hits = 0
@@ -129,6 +149,29 @@ class ConvertCache:
             return done_of(document, self.spec, self.mode, self.ohif, found)
         self._waiting[document.relpath] = digest
         return None
+
+    def templates(self) -> dict[str, bytes]:
+        """The templates the last run kept (see the module docstring), by shape digest;
+        each is kept again for the next run."""
+        found: dict[str, bytes] = {}
+        for digest, value in self._results.entries_of(TEMPLATES).items():
+            try:
+                data = base64.b64decode(value["base64"], validate=True)
+                good = file_digest(data) == value["sha256"]
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                good = False
+            if good:
+                found[digest] = data
+                self._results.put(TEMPLATES, digest, value)
+            else:
+                log.info("convert cache: a template whose bytes are not as recorded is dropped")
+        return found
+
+    def keep_templates(self, proven: Proven) -> None:
+        """Keep the templates a worker proved, for the next run."""
+        for digest, data in proven.templates.items():
+            self._results.put(TEMPLATES, digest, {
+                "sha256": file_digest(data), "base64": base64.b64encode(data).decode("ascii")})
 
     def _file_digest(self, relpath: str) -> str | None:
         data = self._reader(relpath)
