@@ -6,7 +6,9 @@ Medians of several runs, each in a fresh interpreter, with the load average besi
 * ``csv2sr --help`` and ``csv2sr convert --help`` (issue 16's target: under 0.2 s);
 * ``csv2sr convert`` of a one-row CSV into a new folder, and again into the same folder
   (a make rule per file: issue 16's target 0.8 s), with the default workers and with
-  ``--jobs 1``, and ``import csv2sr.conversion.batch`` (what the conversion imports).
+  ``--jobs 1``, and ``import csv2sr.conversion.batch`` (what the conversion imports);
+* the same with the ``--cache`` of an earlier conversion of the sample (its templates):
+  one changed row into that run's folder (a rerun), and one row into a new folder.
 
 Writes benchmarks/results/startup.txt.  Usage::
 
@@ -19,8 +21,10 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,7 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "startup.txt"
 
 def _line(label: str, best: Run, runs: list[Run]) -> str:
     spread = f"{min(r.seconds for r in runs):.3f}-{max(r.seconds for r in runs):.3f}"
-    return (f"  {label:<44} {best.seconds:6.3f} s  (runs {spread} s, CPU {best.cpu_seconds:.3f} s, "
+    return (f"  {label:<58} {best.seconds:6.3f} s  (runs {spread} s, CPU {best.cpu_seconds:.3f} s, "
             f"{best.memory}, {best.load})")
 
 
@@ -50,26 +54,53 @@ def main() -> int:
         one_row = Path(tmp) / "one-row.csv"
         one_row.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:2]))
         out = Path(tmp) / "out"
-        cases: list[tuple[str, list[str], bool]] = [
-            ("python -c pass", [python, "-c", "pass"], False),
-            ("import csv2sr.cli", [python, "-c", "import csv2sr.cli"], False),
-            ("csv2sr --help", [*csv2sr, "--help"], False),
-            ("csv2sr convert --help", [*csv2sr, "convert", "--help"], False),
+        earlier, cache, pristine = (Path(tmp) / "earlier", Path(tmp) / "earlier" / "c.json",
+                                    Path(tmp) / "pristine.json")
+        subprocess.run([*csv2sr, "convert", str(SAMPLE), "-o", str(earlier), "--quiet",
+                        "--cache", str(cache)], check=True)
+        shutil.copyfile(cache, pristine)
+        header, *rows = SAMPLE.read_text().splitlines(keepends=True)
+        cells = rows[3].split(",")
+        cells[header.split(",").index("length")] = "17.25"
+        changed = Path(tmp) / "one-changed.csv"
+        changed.write_text(header + ",".join(cells))
+
+        def again() -> None:
+            shutil.copyfile(pristine, cache)
+
+        def fresh() -> None:
+            shutil.rmtree(out, ignore_errors=True)
+
+        def fresh_again() -> None:
+            fresh()
+            again()
+
+        cases: list[tuple[str, list[str], Callable[[], None] | None]] = [
+            ("python -c pass", [python, "-c", "pass"], None),
+            ("import csv2sr.cli", [python, "-c", "import csv2sr.cli"], None),
+            ("csv2sr --help", [*csv2sr, "--help"], None),
+            ("csv2sr convert --help", [*csv2sr, "convert", "--help"], None),
             ("import csv2sr.conversion.batch", [python, "-c", "import csv2sr.conversion.batch"],
-             False),
+             None),
             ("convert one row, new folder", [*csv2sr, "convert", str(one_row), "-o", str(out),
-                                             "--quiet"], True),
+                                             "--quiet"], fresh),
             ("convert one row, same folder again",
-             [*csv2sr, "convert", str(one_row), "-o", str(out), "--quiet"], False),
+             [*csv2sr, "convert", str(one_row), "-o", str(out), "--quiet"], None),
             ("convert one row, new folder, --jobs 1",
              [*csv2sr, "convert", str(one_row), "-o", str(out), "--quiet", "--jobs", "1"],
-             True),
+             fresh),
+            ("convert one changed row, earlier run's folder and --cache",
+             [*csv2sr, "convert", str(changed), "-o", str(earlier), "--quiet",
+              "--cache", str(cache)], again),
+            ("convert one row, new folder, earlier run's --cache",
+             [*csv2sr, "convert", str(one_row), "-o", str(out), "--quiet",
+              "--cache", str(cache)], fresh_again),
         ]
-        for label, command, fresh in cases:
+        for label, command, prepare in cases:
             runs = []
             for _ in range(args.repeat):
-                if fresh:
-                    shutil.rmtree(out, ignore_errors=True)
+                if prepare is not None:
+                    prepare()
                 _, [single] = median_run(command, 1)
                 runs.append(single)
             ordered = sorted(runs, key=lambda r: r.seconds)
