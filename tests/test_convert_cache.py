@@ -108,6 +108,28 @@ class _Highdicom:
         monkeypatch.setattr(FastEncoder, "_highdicom", counted)
 
 
+def _sample_shapes() -> list[str]:
+    """The shape digest of each row of the sample (all of them have a shape)."""
+    encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
+    shapes = [encoder.shape(as_document(r, encoder.spec))
+              for r in read_rows(SAMPLE, encoder.spec) if isinstance(r, Record)]
+    return [shape_digest(shape) for shape in shapes if shape is not None]
+
+
+def _rerun_without_highdicom(out: Path, cache: Path, index: int, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> _Highdicom:
+    """Rerun into ``out`` with row ``index`` changed: no SR built with highdicom, and the
+    files of a clean run."""
+    changed, _ = _one_changed(tmp_path, index)
+    highdicom = _Highdicom(monkeypatch)
+    convert(changed, out, jobs=1, cache=cache)
+    assert highdicom.count == 0
+    clean = tmp_path / "clean"
+    convert(changed, clean, jobs=1)
+    assert _tree(out) == _tree(clean)
+    return highdicom
+
+
 @pytest.fixture
 def cached(tmp_path: Path) -> tuple[Path, Path]:
     """The sample converted with a cache: (OUTDIR, cache file)."""
@@ -144,18 +166,8 @@ def test_the_cache_keeps_a_template_of_every_shape_and_a_rerun_needs_no_highdico
     with the same cache, needs no highdicom either."""
     out, cache = cached
     stored = _templates(cache)
-    encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
-    shapes = {shape_digest(s) for r in read_rows(SAMPLE, encoder.spec)
-              if isinstance(r, Record)
-              and (s := encoder.shape(as_document(r, encoder.spec))) is not None}
-    assert {name.split(" ")[0] for name in stored} == shapes
-    changed, _ = _one_changed(tmp_path)
-    highdicom = _Highdicom(monkeypatch)
-    convert(changed, out, jobs=1, cache=cache)
-    assert highdicom.count == 0
-    clean = tmp_path / "clean"
-    convert(changed, clean, jobs=1)
-    assert _tree(out) == _tree(clean)
+    assert {name.split(" ")[0] for name in stored} == set(_sample_shapes())
+    highdicom = _rerun_without_highdicom(out, cache, 3, tmp_path, monkeypatch)
     assert _templates(cache) == stored
     header, rows = _rows()
     one = _write(tmp_path / "one.csv", header, rows[3:4])
@@ -385,17 +397,7 @@ def test_templates_the_workers_prove_come_back_to_the_cache(
     out, cache = tmp_path / "out", tmp_path / "out" / "cache" / "convert.json"
     convert(SAMPLE, out, jobs=2, cache=cache)
     assert pool_starts == [2]
-    stored = _templates(cache)
-    assert stored
-    encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
-    kept = [name.split(" ")[0] for name in stored]
-    index = next(i for i, r in enumerate(read_rows(SAMPLE, encoder.spec))
-                 if isinstance(r, Record)
-                 and shape_digest(encoder.shape(as_document(r, encoder.spec))) in kept)
-    changed, _ = _one_changed(tmp_path, index)
-    highdicom = _Highdicom(monkeypatch)
-    convert(changed, out, jobs=1, cache=cache)
-    assert highdicom.count == 0
-    clean = tmp_path / "clean"
-    convert(changed, clean, jobs=1)
-    assert _tree(out) == _tree(clean)
+    kept = [name.split(" ")[0] for name in _templates(cache)]
+    assert kept
+    index = next(i for i, shape in enumerate(_sample_shapes()) if shape in kept)
+    _rerun_without_highdicom(out, cache, index, tmp_path, monkeypatch)
