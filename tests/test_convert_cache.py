@@ -44,18 +44,19 @@ def _mtimes(out: Path) -> dict[str, int]:
             for p in (out / "sr").rglob("*.dcm")}
 
 
-class _Builds:
-    """Counts the documents the encoder builds in this process."""
+class _Calls:
+    """Counts the calls in this process of a :class:`FastEncoder` method:
+    ``encode_bytes`` (the documents built) or ``_highdicom`` (those highdicom builds)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, method: str = "encode_bytes") -> None:
         self.count = 0
-        original = FastEncoder.encode_bytes
+        original = getattr(FastEncoder, method)
 
-        def counted(encoder: FastEncoder, *args: Any, **kwargs: Any) -> bytes:
+        def counted(encoder: FastEncoder, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
             return original(encoder, *args, **kwargs)
 
-        monkeypatch.setattr(FastEncoder, "encode_bytes", counted)
+        monkeypatch.setattr(FastEncoder, method, counted)
 
 
 def _rows() -> tuple[list[str], list[list[str]]]:
@@ -94,20 +95,6 @@ def _templates(cache: Path) -> dict[str, Any]:
             if name.endswith(" (templates)")}
 
 
-class _Highdicom:
-    """Counts the documents highdicom builds for the template path in this process."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = FastEncoder._highdicom
-
-        def counted(encoder: FastEncoder, *args: Any) -> bytes:
-            self.count += 1
-            return original(encoder, *args)
-
-        monkeypatch.setattr(FastEncoder, "_highdicom", counted)
-
-
 def _sample_shapes() -> list[str]:
     """The shape digest of each row of the sample (all of them have a shape)."""
     encoder = FastEncoder(load_profile("ccc2017"), CodeMode.SCT)
@@ -117,11 +104,11 @@ def _sample_shapes() -> list[str]:
 
 
 def _rerun_without_highdicom(out: Path, cache: Path, index: int, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> _Highdicom:
+                             monkeypatch: pytest.MonkeyPatch) -> _Calls:
     """Rerun into ``out`` with row ``index`` changed: no SR built with highdicom, and the
     files of a clean run."""
     changed, _ = _one_changed(tmp_path, index)
-    highdicom = _Highdicom(monkeypatch)
+    highdicom = _Calls(monkeypatch, "_highdicom")
     convert(changed, out, jobs=1, cache=cache)
     assert highdicom.count == 0
     clean = tmp_path / "clean"
@@ -145,7 +132,7 @@ def test_a_rerun_builds_only_the_row_that_changed(
     out, cache = cached
     changed, name = _one_changed(tmp_path)
     before = _mtimes(out)
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     result = convert(changed, out, jobs=1, cache=cache)
     assert builds.count == 1
     assert result.converted == result.documents == len(before)
@@ -202,7 +189,7 @@ def test_a_template_not_as_recorded_is_dropped(
     for row in rows:
         row[column] = str(float(row[column]) + 1)
     changed = _write(tmp_path / "all.csv", header, rows)
-    highdicom = _Highdicom(monkeypatch)
+    highdicom = _Calls(monkeypatch, "_highdicom")
     convert(changed, out, jobs=1, cache=cache)
     assert highdicom.count >= 1  # the dropped shape is built again
     clean = tmp_path / "clean"
@@ -216,7 +203,7 @@ def test_an_unchanged_table_builds_nothing(
 ) -> None:
     out, cache = cached
     before = _tree(out)
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     assert convert(SAMPLE, out, jobs=1, cache=cache).converted == 12
     assert builds.count == 0
     assert _tree(out) == before
@@ -235,7 +222,7 @@ def test_an_sr_that_is_no_longer_as_written_is_built_again(
         sr.unlink()
     else:
         sr.write_bytes(sr.read_bytes()[:-10])
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     convert(SAMPLE, out, jobs=1, cache=cache)
     assert builds.count == 1
     assert _tree(out) == before
@@ -248,7 +235,7 @@ def test_a_broken_cache_is_ignored_and_replaced(
     out, cache = cached
     before = _tree(out)
     cache.write_text(content)
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     convert(SAMPLE, out, jobs=1, cache=cache)
     assert builds.count == 12
     assert _tree(out) == before
@@ -261,7 +248,7 @@ def test_a_cache_of_other_options_is_not_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out, cache = cached
-    count = _Builds(monkeypatch) if options != {"fast": False} else None
+    count = _Calls(monkeypatch) if options != {"fast": False} else None
     convert(SAMPLE, out, jobs=1, cache=cache, **options)
     if count is not None:
         assert count.count == 12
@@ -279,7 +266,7 @@ def test_another_profile_does_not_share_the_cache(
     assert 'title = "' in text
     other = tmp_path / "other.toml"
     other.write_text(text.replace('title = "', 'title = "Another ', 1))
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     convert(SAMPLE, out, jobs=1, cache=cache, profile=other)
     assert builds.count == 12
 
@@ -361,7 +348,7 @@ def test_with_images_a_changed_header_rebuilds_the_srs_of_its_image(
     first = convert(fixture.good_csv, out, jobs=1, cache=cache,
                     images=ImageIndex.from_folder(fixture.image_dir))
     assert first.rejected == 0 and first.documents > 1
-    builds = _Builds(monkeypatch)
+    builds = _Calls(monkeypatch)
     convert(fixture.good_csv, out, jobs=1, cache=cache,
             images=ImageIndex.from_folder(fixture.image_dir))
     assert builds.count == 0

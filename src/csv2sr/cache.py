@@ -36,6 +36,7 @@ __all__ = [
     "file_digest",
     "library_versions",
     "read_regular",
+    "repr_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,13 @@ def library_versions() -> dict[str, str]:
 def file_digest(data: bytes) -> str:
     """The SHA-256 of a file's bytes, as hex."""
     return hashlib.sha256(data).hexdigest()
+
+
+def repr_digest(value: object) -> str:
+    """The SHA-256 of ``repr(value)``, as hex: the name of a value made of frozen
+    dataclasses and tuples of plain values (str, int, float, datetime), whose ``repr`` is
+    the same text in every run for the same values."""
+    return file_digest(repr(value).encode("utf-8", "surrogateescape"))
 
 
 def read_regular(path: str | os.PathLike[str]) -> bytes | None:

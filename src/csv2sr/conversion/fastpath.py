@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import logging
 import re
 import struct
@@ -67,6 +66,7 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.valuerep import DS
 
+from csv2sr.cache import repr_digest
 from csv2sr.conversion.document import (
     as_document,
     dataset_bytes,
@@ -830,11 +830,10 @@ MAX_PENDING = 256
 
 
 def shape_digest(shape: Shape) -> str:
-    """SHA-256 of a shape's ``repr`` (frozen dataclasses and tuples of plain values, as
-    :func:`csv2sr.conversion.memo.document_digest`): the name a template is kept under
-    between runs.  Equal names mean equal shapes; a value whose ``repr`` differed from run
-    to run would only make a name that no later run asks for."""
-    return hashlib.sha256(repr(shape).encode("utf-8", "surrogateescape")).hexdigest()
+    """The name a template is kept under between runs (:func:`csv2sr.cache.repr_digest`).
+    Equal names mean equal shapes; a value whose ``repr`` differed from run to run would
+    only make a name that no later run asks for."""
+    return repr_digest(shape)
 
 
 class FastEncoder:
@@ -854,7 +853,8 @@ class FastEncoder:
         self.spec = spec
         self.mode = mode
         self.ohif = ohif
-        self.stored = stored or {}
+        self.stored = dict(stored or {})
+        """Stored templates not looked up yet (each is taken once, used or not)."""
         self.keep = keep
         self.proven: dict[str, bytes] = {}
         """Sentinel bytes of the templates built here (with ``keep``), by shape digest."""
@@ -932,18 +932,20 @@ class FastEncoder:
     def _stored(self, shape: Shape) -> ByteTemplate | None:
         """The template of ``shape`` from :attr:`stored`, or None when none is stored (or
         its bytes no longer parse: the shape is then built as without it)."""
-        data = self.stored.get(shape_digest(shape))
+        data = self.stored.pop(shape_digest(shape), None)
         if data is None:
             return None
-        sentinel, sentinel_hdrs = sentinel_of(shape)
         try:
-            template = ByteTemplate(data, self._values(sentinel, sentinel_hdrs))
+            template = self._parsed(data, *sentinel_of(shape))
         except _TEMPLATE_FAILURES as exc:
             log.info("a stored template of %s is not used: %s", self.spec.name, exc)
             return None
         self.templates[shape] = template
-        self.pending.pop(shape, None)
         return template
+
+    def _parsed(self, built: bytes, sentinel: Document, sentinel_hdrs: Headers) -> ByteTemplate:
+        """The template whose sentinel document (and headers) gave the bytes ``built``."""
+        return ByteTemplate(built, self._values(sentinel, sentinel_hdrs))
 
     def prove_pending(self) -> None:
         """Build and prove the template of every shape seen only once (:attr:`pending`),
@@ -962,7 +964,7 @@ class FastEncoder:
             with warnings.catch_warnings():  # a sentinel name has one component
                 warnings.simplefilter("ignore", UserWarning)
                 built = self._highdicom(sentinel, sentinel_hdrs)
-            template = ByteTemplate(built, self._values(sentinel, sentinel_hdrs))
+            template = self._parsed(built, sentinel, sentinel_hdrs)
             if template.render(self._values(document, headers)) != data:
                 raise TemplateError("the template does not give highdicom's bytes")
         except _TEMPLATE_FAILURES as exc:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from csv2sr.atomic import InsideReader
-from csv2sr.cache import ResultCache, file_digest
+from csv2sr.cache import ResultCache, file_digest, repr_digest
 from csv2sr.conversion.checks import RowError
 from csv2sr.conversion.document import document_uids
 from csv2sr.dicom.codes import CodeMode
@@ -98,7 +98,7 @@ def profile_digest(spec: Spec) -> str:
     and its join files'): the same profile in another checkout or release folder gives the
     same SRs (a join file's rows are in the documents it fills)."""
     bare = replace(spec, path=None, joins=tuple(replace(j, path=Path()) for j in spec.joins))
-    return hashlib.sha256(repr(bare).encode("utf-8", "surrogateescape")).hexdigest()
+    return repr_digest(bare)
 
 
 class ConvertCache:
