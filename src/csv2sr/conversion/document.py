@@ -5,9 +5,8 @@ pydicom's (:func:`code`), the Part 10 bytes of a dataset (:func:`dataset_bytes`)
 line for a row a builder refused (:func:`failure_problem`).
 
 The reference builder (:mod:`csv2sr.conversion.build`, highdicom) and the template path
-(:mod:`csv2sr.conversion.fastpath`) both use these; keeping them apart lets a conversion
-whose SRs all come from templates start without importing highdicom (about 0.2 s, and its
-22 MB of standard tables on the first SR it builds).
+(:mod:`csv2sr.conversion.fastpath`) both use these, so the template path does not
+depend on the highdicom builder.
 """
 
 from __future__ import annotations
