@@ -871,9 +871,8 @@ class FastEncoder:
         """Documents of several groups (:func:`csv2sr.conversion.compose.composable`)."""
 
     def _highdicom(self, document: Document, headers: Headers) -> bytes:
-        """highdicom's bytes of the document (the reference builder, imported here, not at
-        the top: the builder imports this module's neighbours, and the template path alone
-        does not need it)."""
+        """highdicom's bytes of the document (the reference builder; the template path
+        needs it only for the first documents of a shape it has no template of)."""
         from csv2sr.conversion.build import encode_document  # noqa: PLC0415
 
         return dataset_bytes(encode_document(document, self.spec, self.mode, headers,
