@@ -24,7 +24,6 @@ import errno
 import itertools
 import logging
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -54,7 +53,7 @@ from csv2sr.conversion.outputs import (
     remove_stale,
     scan_sr,
 )
-from csv2sr.conversion.server import INLINE_ROWS, PRELOAD
+from csv2sr.conversion.server import INLINE_ROWS, PRELOAD, ensure_fork_server
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
@@ -65,7 +64,7 @@ from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
 from csv2sr.mapping.load import ProfileError, load_profile
 from csv2sr.mapping.record import Document, ImageRef, Record
 from csv2sr.mapping.spec import Spec, template_fields
-from csv2sr.pools import ended
+from csv2sr.pools import started
 
 __all__ = [
     "ConversionResult",
@@ -283,40 +282,18 @@ def _chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
 
 @contextlib.contextmanager
 def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any]:
-    """The worker pool, ended on leaving.  The fork server (the parent of every worker) is
-    started with SIGINT ignored: a process started with a signal ignored keeps it ignored
-    (POSIX exec), so it and every worker it forks ignore Ctrl-C from birth (the parent ends
-    them), with no window for a traceback.  A SIGINT or SIGTERM that arrives while the pool
-    starts its workers is held until the pool is whole and will be ended on the way out,
-    then delivered: raised half-way, it left workers still being born after the parent had
-    removed the semaphores they unpickle (a FileNotFoundError traceback from the fork
-    server)."""
+    """The worker pool, ended on leaving (:func:`csv2sr.pools.started`: a SIGINT or
+    SIGTERM that arrives while the pool starts its workers is held until the pool is whole
+    and will be ended on the way out, then delivered).  The fork server (the parent of
+    every worker) is started with SIGINT ignored (:func:`ensure_fork_server`), so it and
+    every worker it forks ignore Ctrl-C from birth."""
     def make() -> Any:
+        if context.get_start_method() == "forkserver" and (
+                threading.current_thread() is threading.main_thread()):
+            ensure_fork_server()
         return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
 
-    if threading.current_thread() is not threading.main_thread():
-        with ended(make()) as pool:
-            yield pool
-        return
-    held: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        held.append(signum)
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    with contextlib.ExitStack() as stack:
-        try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, hold)
-            if context.get_start_method() == "forkserver":
-                multiprocessing.forkserver.ensure_running()
-                signal.signal(signal.SIGINT, hold)  # the workers are the fork server's
-            pool = stack.enter_context(ended(make()))
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            for signum in held[:1]:
-                signal.raise_signal(signum)  # now, as it would have been: the pool ends
+    with started(make) as pool:
         yield pool
 
 

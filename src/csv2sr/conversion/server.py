@@ -18,9 +18,13 @@ import signal
 import stat
 import threading
 from pathlib import Path
-from types import FrameType
 
-__all__ = ["INLINE_ROWS", "PRELOAD", "available", "pool_expected", "start_fork_server"]
+from csv2sr.errors import held_interrupts
+
+__all__ = [
+    "INLINE_ROWS", "PRELOAD", "available", "ensure_fork_server", "pool_expected",
+    "start_fork_server",
+]
 
 INLINE_ROWS = 256
 """Fewer rows than this are converted in the calling process when ``jobs`` is not given:
@@ -62,28 +66,26 @@ def pool_expected(csv_path: Path, jobs: int | None) -> bool:
 
 
 def start_fork_server() -> None:
-    """Start the fork server now, with :data:`PRELOAD`, unless it runs already.
-
-    It is started with SIGINT ignored, as :func:`csv2sr.conversion.batch.convert` starts
-    it (a process started with a signal ignored keeps it ignored, and so does every worker
-    it forks: Ctrl-C is the parent's to handle); a SIGINT that comes meanwhile is held and
-    delivered once the server is started.  Outside the main thread (where signals cannot
-    be handled) nothing is started: the pool starts the server itself.
+    """Start the fork server now, with :data:`PRELOAD`, unless it runs already
+    (:func:`ensure_fork_server`; a SIGTERM that comes meanwhile is held and delivered once
+    the server is started).  Outside the main thread (where signals cannot be handled)
+    nothing is started: the pool starts the server itself.
     """
     if not available() or threading.current_thread() is not threading.main_thread():
         return
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
-    held: list[int] = []
+    with held_interrupts():
+        ensure_fork_server()
 
-    def hold(signum: int, frame: FrameType | None) -> None:
-        held.append(signum)
 
-    previous = signal.getsignal(signal.SIGINT)
+def ensure_fork_server() -> None:
+    """:func:`multiprocessing.forkserver.ensure_running` with SIGINT ignored meanwhile: a
+    process started with a signal ignored keeps it ignored (POSIX exec), and so does every
+    worker it forks, so they ignore Ctrl-C from birth (the parent ends them), with no
+    window for a traceback.  A Ctrl-C in those milliseconds is lost; the next one counts.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         multiprocessing.forkserver.ensure_running()
-        signal.signal(signal.SIGINT, hold)
     finally:
         signal.signal(signal.SIGINT, previous)
-        for signum in held[:1]:
-            signal.raise_signal(signum)

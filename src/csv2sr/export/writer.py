@@ -40,7 +40,7 @@ from csv2sr.export.tables import (
 )
 from csv2sr.inputs import EntryKind, InputEntry, InputList
 from csv2sr.mapping.load import ProfileError
-from csv2sr.pools import ended
+from csv2sr.pools import started
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -314,8 +314,8 @@ def _results(files: list[Path], profile: str, workers: int,
             yield _read_one(str(path), profile, images)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with ended(context.Pool(workers, initializer=_init_worker,
-                            initargs=(profile, images))) as pool:
+    with started(lambda: context.Pool(workers, initializer=_init_worker,
+                                      initargs=(profile, images))) as pool:
         for chunk in pool.imap(_read_chunk, _chunks(files)):
             yield from chunk
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from csv2sr.atomic import write_atomic
-from csv2sr.errors import Csv2srError, SourceError
+from csv2sr.errors import Csv2srError, SourceError, held_interrupts, leave_interrupts
+from csv2sr.pools import stopping
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -109,9 +110,12 @@ def _results(plan: list[tuple[Path, Path]], convert: Callable[[Path], bytes], jo
         yield from (_convert_one(convert, source) for source in sources)
         return
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        yield from pool.map(functools.partial(_convert_one, convert), sources,
-                            chunksize=max(1, min(64, len(plan) // (8 * jobs))))
+    with stopping(ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                      initializer=leave_interrupts)) as pool:
+        with held_interrupts():  # map submits every input, starting the workers
+            results = pool.map(functools.partial(_convert_one, convert), sources,
+                               chunksize=max(1, min(64, len(plan) // (8 * jobs))))
+        yield from results
 
 
 def run_files(plan: list[tuple[Path, Path]], outdir: Path, convert: Callable[[Path], bytes],

@@ -39,8 +39,9 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from csv2sr.dicom.reading import NotQuickError, read_elements
-from csv2sr.errors import SourceError
+from csv2sr.errors import SourceError, held_interrupts, leave_interrupts
 from csv2sr.images.dicomweb import Tries, all_studies
+from csv2sr.pools import stopping
 
 __all__ = [
     "CACHE_FOLDER",
@@ -365,8 +366,10 @@ def _read_all(paths: list[str], jobs: int) -> Iterator[tuple[str, Dataset | None
         yield from (_read_one(p) for p in paths)
         return
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for result in pool.map(_read_chunk, chunks):
+    with stopping(ProcessPoolExecutor(max_workers=jobs, initializer=leave_interrupts)) as pool:
+        with held_interrupts():  # map submits every chunk, starting the workers
+            results = pool.map(_read_chunk, chunks)
+        for result in results:
             for path, packed, reason in result:
                 yield path, None if packed is None else _unpack(packed), reason
 

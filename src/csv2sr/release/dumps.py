@@ -16,6 +16,7 @@ from pathlib import Path
 from csv2sr import tools
 from csv2sr.atomic import prune, write_atomic
 from csv2sr.cache import ResultCache, file_digest, read_regular
+from csv2sr.pools import stopping
 from csv2sr.release.folder import regular_files
 
 __all__ = [
@@ -91,7 +92,7 @@ def run_dumps(
         else:
             todo.append(source)
     workers = jobs or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with stopping(ThreadPoolExecutor(max_workers=workers)) as pool:
         outcomes = pool.map(lambda f: _dump_one(binary, f, targets[f], dump_dir), todo)
         for source, (failure, digest) in zip(todo, outcomes, strict=True):
             if failure is None:

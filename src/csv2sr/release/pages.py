@@ -27,7 +27,8 @@ from csv2sr.atomic import InsideReader, OutputError, open_inside, remove_inside,
 from csv2sr.cache import ResultCache, file_digest, read_regular
 from csv2sr.dicom.reading import NotQuickError, SrItem, read_items
 from csv2sr.dicom.tree import ROOT_ID, child_id, item_id
-from csv2sr.errors import leave_interrupts
+from csv2sr.errors import held_interrupts, leave_interrupts
+from csv2sr.pools import stopping
 from csv2sr.release.elements import display_text, element, set_attr, sub
 from csv2sr.release.folder import page_relpath, regular_files
 from csv2sr.release.render import XSLT_DIR, ReportRenderError, render
@@ -346,5 +347,8 @@ def _run_pages(tasks: list[_PageTask], jobs: int | None) -> list[_PageDone]:
     workers = min(jobs or os.cpu_count() or 1, max(1, len(tasks) // 200))
     if workers <= 1:
         return list(map(_page_job, tasks))
-    with ProcessPoolExecutor(max_workers=workers, initializer=leave_interrupts) as pool:
-        return list(pool.map(_page_job, tasks, chunksize=64))
+    with stopping(ProcessPoolExecutor(max_workers=workers,
+                                      initializer=leave_interrupts)) as pool:
+        with held_interrupts():  # map submits every task, starting the workers
+            done = pool.map(_page_job, tasks, chunksize=64)
+        return list(done)

@@ -9,6 +9,7 @@ are logged and recorded once in :attr:`ValidationReport.notes`.  With a cache
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -18,8 +19,9 @@ from pathlib import Path
 
 from csv2sr import __version__, tools
 from csv2sr.cache import ResultCache, file_digest, read_regular
-from csv2sr.errors import Csv2srError, leave_interrupts
+from csv2sr.errors import Csv2srError, held_interrupts, leave_interrupts
 from csv2sr.inputs import InputList, InputPathError, find_inputs
+from csv2sr.pools import stopping
 from csv2sr.validate import dciodvfy as _dciodvfy
 from csv2sr.validate import pixelmed as _pixelmed
 from csv2sr.validate.checks import check_files
@@ -215,19 +217,21 @@ def _run(
     use_processes = workers > 1 and total >= PROCESS_THRESHOLD
     size = max(1, min(32, total // (workers * 8) or 1))
     failed: list[int] = []
-    with ThreadPoolExecutor(workers) as threads, _own_pool(use_processes, workers) as procs:
+    with stopping(ThreadPoolExecutor(workers)) as threads, \
+            _own_pool(use_processes, workers) as procs:
         pending: dict[Future[list[list[Finding]]], list[int]] = {}
-        for chunk in _chunks(indices, size):
-            paths = [reports[i].path for i in chunk]
-            future: Future[list[list[Finding]]] = (
-                procs.submit(check_files, paths) if procs is not None
-                else threads.submit(check_files, paths)
-            )
-            pending[future] = chunk
-        if binary is not None:
-            for index in indices:
-                pending[threads.submit(_dciodvfy_files, binary, [reports[index].path],
-                                       timeout)] = [index]
+        with held_interrupts():  # submit starts the worker processes
+            for chunk in _chunks(indices, size):
+                paths = [reports[i].path for i in chunk]
+                future: Future[list[list[Finding]]] = (
+                    procs.submit(check_files, paths) if procs is not None
+                    else threads.submit(check_files, paths)
+                )
+                pending[future] = chunk
+            if binary is not None:
+                for index in indices:
+                    pending[threads.submit(_dciodvfy_files, binary, [reports[index].path],
+                                           timeout)] = [index]
         for future in as_completed(list(pending)):
             chunk = pending[future]
             if _collect(reports, chunk, future, single=len(chunk) == 1):
@@ -272,9 +276,11 @@ def _retry_alone(report: FileReport, use_processes: bool) -> None:
     """The own checks of one file in a fresh worker (a crash there is this file's)."""
     try:
         if use_processes:
-            with ProcessPoolExecutor(1, mp_context=get_context("forkserver"),
-                                     initializer=leave_interrupts) as pool:
-                result = pool.submit(check_files, [report.path]).result()
+            with stopping(ProcessPoolExecutor(1, mp_context=get_context("forkserver"),
+                                              initializer=leave_interrupts)) as pool:
+                with held_interrupts():
+                    future = pool.submit(check_files, [report.path])
+                result = future.result()
         else:
             result = check_files([report.path])
     except Exception as exc:
@@ -286,19 +292,13 @@ def _dciodvfy_files(binary: Path, paths: list[str], timeout: float) -> list[list
     return [_dciodvfy.run_dciodvfy(binary, Path(p), timeout) for p in paths]
 
 
-class _NoPool:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _own_pool(use: bool, workers: int) -> ProcessPoolExecutor | _NoPool:
+def _own_pool(
+    use: bool, workers: int,
+) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
     if not use:
-        return _NoPool()
-    return ProcessPoolExecutor(workers, mp_context=get_context("forkserver"),
-                               initializer=leave_interrupts)
+        return contextlib.nullcontext()
+    return stopping(ProcessPoolExecutor(workers, mp_context=get_context("forkserver"),
+                                        initializer=leave_interrupts))
 
 
 def _run_pixelmed(
