@@ -14,6 +14,7 @@ no lock, ``sr/`` exactly the manifest's converted rows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import random
@@ -38,6 +39,22 @@ from test_stale_output import assert_invariant
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 CASES = 40 if FUZZ else 6
 SEED = 20261127
+#: A command that hangs is aborted (SIGABRT) and faulthandler prints every thread's stack.
+STACKS_ON_ABORT = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+
+
+def _ended(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """``proc``'s output once it has ended.  One still running two minutes after the
+    signal is hung: the failure then shows where each of its threads stood."""
+    try:
+        return proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its workers
+        raise AssertionError(f"still running two minutes after the signal:\n{stderr[-8000:]}"
+                             ) from None
 
 
 def _cases() -> list[tuple[str, float, int, bool, bool]]:
@@ -88,7 +105,7 @@ def test_a_signal_at_any_moment_then_a_rerun(
     if reference:
         command.append("--reference-builder")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=STACKS_ON_ABORT)
     _wait_until_caught(proc.pid)
     time.sleep(delay)
     sent = None
@@ -98,7 +115,7 @@ def test_a_signal_at_any_moment_then_a_rerun(
             proc.send_signal(sent)
         else:
             os.killpg(proc.pid, sent)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = _ended(proc)
     assert "Traceback" not in stderr and "Traceback" not in stdout, stderr
     if proc.returncode < 0:
         # The signal came after the work, while the interpreter was ending (it has put the
@@ -129,6 +146,7 @@ def test_workers_ignore_ctrl_c_from_birth(tables: tuple[Path, Path], tmp_path: P
         [sys.executable, "-m", "csv2sr", "convert", str(tables[0]), "-o", str(tmp_path / "o"),
          "--jobs", "2", "--reference-builder", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=STACKS_ON_ABORT,
     )
     try:
         workers: list[int] = []
@@ -140,7 +158,7 @@ def test_workers_ignore_ctrl_c_from_birth(tables: tuple[Path, Path], tmp_path: P
         assert len(ignored) >= 3 and all(ignored), workers
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = _ended(proc)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
 
 
@@ -155,6 +173,7 @@ def test_validate_workers_leave_ctrl_c_to_the_parent(
     proc = subprocess.Popen(
         [sys.executable, "-m", "csv2sr", "validate", str(out / "sr"), "--jobs", "2", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=STACKS_ON_ABORT,
     )
     try:
         workers: list[int] = []
@@ -167,7 +186,7 @@ def test_validate_workers_leave_ctrl_c_to_the_parent(
         assert len(workers) >= 3 and all(_ignores_sigint(pid) for pid in workers), workers
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = _ended(proc)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
 
 
