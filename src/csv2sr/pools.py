@@ -10,9 +10,11 @@ when its work is done, so that each worker reads the end-of-work sentinel and ex
 itself, and terminates it only when the caller fails or is interrupted.
 
 ``with executor`` waits on leaving for every task submitted, even when the block was left
-by Ctrl-C: a ``validate --jobs 2`` of 500 files went on for 3.4 s after the signal (and
-past the test's two minutes in one CI run).  :func:`stopping` cancels what has not
-started when the block raises, so only the tasks already running are waited for.
+by Ctrl-C: a ``validate --jobs 2`` of 500 files went on for 3.4 s after the signal.
+:func:`stopping` cancels what has not started when the block raises, so only the tasks
+already running are waited for.  (A CI run once saw that command still running two
+minutes after the signal; the likelier cause of that is the one
+:func:`csv2sr.errors.held_interrupts` guards against.)
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -288,8 +287,7 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
     every worker) is started with SIGINT ignored (:func:`ensure_fork_server`), so it and
     every worker it forks ignore Ctrl-C from birth."""
     def make() -> Any:
-        if context.get_start_method() == "forkserver" and (
-                threading.current_thread() is threading.main_thread()):
+        if context.get_start_method() == "forkserver":
             ensure_fork_server()
         return context.Pool(jobs, initializer=_init_pool_worker, initargs=(worker_args,))
 

@@ -83,7 +83,11 @@ def ensure_fork_server() -> None:
     process started with a signal ignored keeps it ignored (POSIX exec), and so does every
     worker it forks, so they ignore Ctrl-C from birth (the parent ends them), with no
     window for a traceback.  A Ctrl-C in those milliseconds is lost; the next one counts.
+    Outside the main thread (where no handler can be set) nothing is done: the pool starts
+    the server itself.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()
