@@ -80,3 +80,37 @@ def test_convert_with_the_early_server_writes_the_same_bytes(tmp_path: Path) -> 
 
     assert tree(tmp_path / "pool") == tree(tmp_path / "inline")
     assert len(tree(tmp_path / "pool" / "sr")) == server.INLINE_ROWS + 20
+
+
+_SERVER_LEAVES = """
+import atexit, multiprocessing as mp, os, sys
+from csv2sr.conversion.server import start_fork_server
+
+def ends_at_once(_=None):
+    # a copy of this process runs its atexit functions: 0 when one of them ends it at
+    # once (the server's quick end), else the 7 that follows
+    import csv2sr.conversion.warm
+    child = os.fork()
+    if child == 0:
+        atexit._run_exitfuncs()
+        os._exit(7)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+
+if __name__ == "__main__":
+    start_fork_server()
+    with mp.get_context("forkserver").Pool(1) as pool:
+        print(pool.map(ends_at_once, [0])[0])  # a worker has the server's atexit table
+    print(ends_at_once())  # this process, a command that imports the same module
+"""
+
+
+def test_only_the_server_ends_without_the_interpreter_teardown(tmp_path: Path) -> None:
+    """The fork server ends with os._exit once its parent has gone (freeing highdicom's
+    tables held the command's pipes open for half a second); a command that imports the
+    same module keeps the interpreter's own end."""
+    script = tmp_path / "leaves.py"  # a file: the fork server cannot run a script from stdin
+    script.write_text(_SERVER_LEAVES, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "7"]
