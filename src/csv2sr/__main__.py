@@ -22,10 +22,12 @@ def leave(code: str | int | None) -> None:
     but without its teardown: the ``atexit`` functions run (logging's flush, pools'
     ends, temporary folders' removal), then the standard streams are flushed, then
     ``os._exit``.  While another non-daemon thread runs, or when a stream cannot be
-    flushed (a closed pipe), or for a code that is not a number, the interpreter's own
-    exit is taken instead, with its usual messages and status."""
+    flushed (a closed pipe), or for a code that is not a number, or under a profiler or
+    tracer (coverage, pyinstrument: they write their reports at the teardown), the
+    interpreter's own exit is taken instead, with its usual messages and status."""
     status = 0 if code is None else code
-    if not isinstance(status, int) or any(
+    if not isinstance(status, int) or sys.getprofile() is not None or (
+            sys.gettrace() is not None) or any(
             t.is_alive() and not t.daemon for t in threading.enumerate()
             if t is not threading.main_thread()):
         sys.exit(code)
