@@ -37,7 +37,6 @@ from pydicom import Dataset
 
 from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
 from csv2sr.cache import file_digest
-from csv2sr.conversion.build import encode
 from csv2sr.conversion.checks import InputFileError, RowError, RowProblem, read_rows
 from csv2sr.conversion.document import dataset_bytes, failure_problem
 from csv2sr.conversion.fastpath import FastEncoder
@@ -56,7 +55,6 @@ from csv2sr.conversion.server import INLINE_ROWS, PRELOAD, ensure_fork_server
 from csv2sr.dicom.codes import CodeMode
 from csv2sr.errors import leave_interrupts
 from csv2sr.images.checks import check_row_against_image
-from csv2sr.images.enrich import enriched_header
 from csv2sr.images.index import ImageIndex, unpacked_headers
 from csv2sr.images.resolve import resolve_record
 from csv2sr.images.volume import SeriesVolume, resolve_points, series_volumes
@@ -153,6 +151,8 @@ class _Worker:
             if self.fast is not None:
                 data = self.fast.encode_bytes(item, self._headers(item))
             else:
+                from csv2sr.conversion.build import encode  # noqa: PLC0415  (highdicom)
+
                 data = dataset_bytes(encode(item, self.spec, self.mode,
                                             headers=self._headers(item), ohif=self.ohif))
         except Exception as exc:  # a row highdicom refuses is a rejected row, not a crash
@@ -183,6 +183,8 @@ class _Worker:
                record.study_uid)
         found = self.enriched.get(key)
         if found is None:
+            from csv2sr.images.enrich import enriched_header  # noqa: PLC0415  (highdicom)
+
             if len(self.enriched) >= ENRICHED_CACHE:
                 self.enriched.clear()
             found = self.enriched[key] = enriched_header(header, record, image)

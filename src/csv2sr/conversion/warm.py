@@ -27,7 +27,10 @@ import os
 import sys
 from types import FrameType
 
-import csv2sr.conversion.batch  # noqa: F401  (the workers' code and all it imports)
+import csv2sr.conversion.batch  # the workers' code and all it imports
+import csv2sr.conversion.build  # highdicom's builders: batch imports them late
+import csv2sr.conversion.compose  # the fast path's composer, imported late
+import csv2sr.images.enrich  # noqa: F401  (the image headers' evidence, imported late)
 
 log = logging.getLogger(__name__)
 
