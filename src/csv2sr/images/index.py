@@ -69,10 +69,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PARALLEL_THRESHOLD = 5000
-"""Folders with fewer files are read in this process.  Measured (benchmarks/bench_images.py,
-2 cores shared with other jobs): one process reads 650-1,050 headers/s and two workers
-were no faster, so workers are only worth it for large folders on idle cores."""
+PARALLEL_THRESHOLD = 1000
+"""Folders with fewer files are read in this process: below that, starting workers costs
+about what they save.  Two workers read 1,466 headers in 0.64 s where one took 0.83 s,
+3,000 in 1.25 s where one took 1.66 s (benchmarks/results/images.txt)."""
 
 _CHUNK = 256
 
