@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -38,7 +40,7 @@ from pydicom import Dataset
 from csv2sr.atomic import OutputError, atomic_text, output_error, remove_in_flight, write_atomic
 from csv2sr.cache import file_digest
 from csv2sr.conversion.checks import InputFileError, RowError, RowProblem, read_rows
-from csv2sr.conversion.document import dataset_bytes, failure_problem
+from csv2sr.conversion.document import as_document, dataset_bytes, failure_problem
 from csv2sr.conversion.fastpath import FastEncoder
 from csv2sr.conversion.group import documents
 from csv2sr.conversion.memo import ConvertCache, Done, Proven, done_of
@@ -165,6 +167,21 @@ class _Worker:
         digest = file_digest(data) if self.digests else ""
         return [done_of(item, self.spec, self.mode, self.ohif, digest)]
 
+    def warm(self, record: Record) -> None:
+        """Build the SR of ``record`` alone and keep nothing but what the fast path
+        learnt (the templates of its shape and of its groups, proved on it): sent while
+        the parent still checks a grouped table, so that the first documents find them."""
+        if self.fast is None:
+            return
+        document = as_document(record, self.spec)
+        twice = dataclasses.replace(document, records=(record, record))
+        try:
+            for warm in (document, twice):  # twice: the pieces of many-group documents
+                self.fast.encode_bytes(warm, self._headers(warm))
+            self.fast.prove_pending()  # its template now, not on the first document
+        except Exception:  # the row's own document will say what is wrong with it
+            log.debug("line %d: no warm-up", record.line, exc_info=True)
+
     def _headers(self, document: Document) -> dict[str, Dataset] | None:
         if self.images is None:
             return None
@@ -252,6 +269,15 @@ def _run_chunk(payload: _Chunk) -> list[Done | RowError | Proven]:
     return done + _proven(_WORKER)
 
 
+def _warm(payload: tuple[Record, dict[str, Any] | None]) -> None:
+    """A pool task: :meth:`_Worker.warm` (the record's packed headers, when it has images)."""
+    assert _WORKER is not None, "worker not initialised"
+    record, headers = payload
+    if headers:
+        _WORKER.received.add(headers)
+    _WORKER.warm(record)
+
+
 def _proven(worker: _Worker) -> list[Proven]:
     """The templates ``worker`` proved since it was last asked (none without a cache)."""
     if worker.fast is None or not worker.fast.proven:
@@ -297,8 +323,34 @@ def _pool(context: Any, jobs: int, worker_args: tuple[Any, ...]) -> Iterator[Any
         yield pool
 
 
+@dataclass
+class Warmup:
+    """The first checked row of a grouped table, sent to every worker while the parent
+    checks the others (:meth:`_Worker.warm`): :meth:`tap` watches the checked rows,
+    :func:`_results` sets :attr:`send` while it waits for the first document."""
+
+    send: Callable[[Record], None] | None = None
+    sent: bool = False
+
+    def tap(self, items: Iterable[Record | RowError]) -> Iterator[Record | RowError]:
+        for item in items:
+            if not self.sent and isinstance(item, Record):  # the first row only
+                self.sent = True
+                if self.send is not None:
+                    self.send(item)
+            yield item
+
+
+def _send_warmup(pool: Any, jobs: int, images: ImageIndex | None, record: Record) -> None:
+    headers = None if images is None else images.packed_headers(
+        image.sop_instance_uid for image in record.images)
+    for _ in range(jobs):  # idle workers each take one
+        pool.apply_async(_warm, ((record, headers),))
+
+
 def _results(
-    items: Iterable[_Item], jobs: int, worker_args: tuple[Any, ...]
+    items: Iterable[_Item], jobs: int, worker_args: tuple[Any, ...],
+    warmup: Warmup | None = None,
 ) -> Iterator[Done | RowError | Proven]:
     if jobs <= 1:
         _init_worker(worker_args)
@@ -318,7 +370,15 @@ def _results(
     images = next((a for a in worker_args if isinstance(a, ImageIndex)), None)
     shipped = tuple(_ByChunk() if isinstance(a, ImageIndex) else a for a in worker_args)
     with _pool(context, jobs, shipped) as pool:
-        chunks = (_shipped(chunk, images) for chunk in _chunks(items))
+        chunks: Iterator[_Chunk] = (_shipped(chunk, images) for chunk in _chunks(items))
+        if warmup is not None:
+            # a grouped table gives its first document once every row is checked: the
+            # checks run here (not in the pool's feeding thread) and the first row is sent
+            # to each worker meanwhile, to build its templates while they would wait
+            warmup.send = functools.partial(_send_warmup, pool, jobs, images)
+            first = next(chunks, None)
+            warmup.send = None
+            chunks = itertools.chain([] if first is None else [first], chunks)
         for results in pool.imap(_run_chunk, chunks):
             yield from results
     # Every result is in when the loop ends: the pool is closed and its workers exit by
@@ -396,7 +456,7 @@ def _paced(items: Iterable[_Item], workers: int) -> tuple[Iterable[_Item], int]:
 def _convert_rows(
     items: Iterable[Document | RowError], result: ConversionResult, owned: Owned,
     worker_args: tuple[Any, ...], workers: int, progress: Callable[[int], None] | None,
-    memo: ConvertCache,
+    memo: ConvertCache, warmup: Warmup | None = None,
 ) -> None:
     """Convert every document (a hit of ``memo`` is not built again), then remove the stale
     SRs.  ``rejected.csv`` and ``manifest.csv`` are committed after that (the manifest
@@ -418,7 +478,7 @@ def _convert_rows(
         rejected = csv.writer(rejected_file, lineterminator="\n")
         manifest.writerow(manifest_columns(spec))
         rejected.writerow((*spec.columns, "line", "reason"))
-        for done in _results(stream, workers, worker_args):
+        for done in _results(stream, workers, worker_args, warmup if grouped else None):
             if isinstance(done, Proven):
                 memo.keep_templates(done)
                 continue
@@ -512,7 +572,8 @@ def convert(
         owned = scan_sr(out)
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
-        items = _checked(itertools.chain(head, rows), images, source, spec)
+        warmup = Warmup()
+        items = warmup.tap(_checked(itertools.chain(head, rows), images, source, spec))
         memo = ConvertCache(None if cache is None else Path(cache), out, spec, mode,
                             ohif=ohif, fast=fast, owned=owned.files)
         try:
@@ -520,7 +581,7 @@ def convert(
                 documents(items, spec, source), result, owned,
                 (source, out, spec, mode, images, fast, ohif, memo.enabled,
                  memo.templates() if fast else None), workers,
-                progress, memo,
+                progress, memo, warmup,
             )
         finally:
             memo.close()
