@@ -5,6 +5,7 @@ templates made.  Nothing it does may change a byte of the output."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,28 @@ def test_a_pool_with_the_warm_up_writes_the_bytes_of_one_process(tmp_path: Path)
     assert files
     for name in files:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_the_warm_up_says_nothing_and_leaves_logging_as_it_was(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A warm-up that fails is silent (the row's own document reports what is wrong, and
+    the warm-up's document is never written); the worker's logging is as before after."""
+    spec, table = _table(tmp_path, 5)
+    first = next(r for r in read_rows(table, spec) if isinstance(r, Record))
+    worker = batch._Worker(table, tmp_path / "out", spec, CodeMode.SCT, None, True)
+    assert worker.fast is not None
+    noisy = logging.getLogger("csv2sr.conversion.fastpath")
+
+    def failing(*_: Any) -> bytes:
+        noisy.warning("no fast template for a document shape")
+        raise ValueError("refused")
+
+    worker.fast.encode_bytes = failing  # type: ignore[method-assign]
+    with caplog.at_level(logging.DEBUG):
+        worker.warm(first)
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+        assert any("no warm-up" in r.getMessage() for r in caplog.records)
+        noisy.warning("after")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "after"]
+    assert not (tmp_path / "out").exists()  # nothing written

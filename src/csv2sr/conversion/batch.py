@@ -175,12 +175,21 @@ class _Worker:
             return
         document = as_document(record, self.spec)
         twice = dataclasses.replace(document, records=(record, record))
+        # what the warm-up cannot make, the documents themselves will report (its own
+        # warnings would name a document that is never written)
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        failure: Exception | None = None
         try:
             for warm in (document, twice):  # twice: the pieces of many-group documents
                 self.fast.encode_bytes(warm, self._headers(warm))
             self.fast.prove_pending()  # its template now, not on the first document
-        except Exception:  # the row's own document will say what is wrong with it
-            log.debug("line %d: no warm-up", record.line, exc_info=True)
+        except Exception as exc:
+            failure = exc
+        finally:
+            logging.disable(previous)
+        if failure is not None:
+            log.debug("line %d: no warm-up (%s)", record.line, failure)
 
     def _headers(self, document: Document) -> dict[str, Dataset] | None:
         if self.images is None:
