@@ -487,7 +487,7 @@ def _convert_rows(
         rejected = csv.writer(rejected_file, lineterminator="\n")
         manifest.writerow(manifest_columns(spec))
         rejected.writerow((*spec.columns, "line", "reason"))
-        for done in _results(stream, workers, worker_args, warmup if grouped else None):
+        for done in _results(stream, workers, worker_args, warmup):
             if isinstance(done, Proven):
                 memo.keep_templates(done)
                 continue
@@ -581,8 +581,10 @@ def convert(
         owned = scan_sr(out)
         refuse_foreign(out, owned)
         remove_leftovers(out, owned)
-        warmup = Warmup()
-        items = warmup.tap(_checked(itertools.chain(head, rows), images, source, spec))
+        checked = _checked(itertools.chain(head, rows), images, source, spec)
+        # only a grouped table waits for every row before its first document
+        warmup = Warmup() if spec.document.per != "row" else None
+        items = checked if warmup is None else warmup.tap(checked)
         memo = ConvertCache(None if cache is None else Path(cache), out, spec, mode,
                             ohif=ohif, fast=fast, owned=owned.files)
         try:
